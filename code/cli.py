@@ -1,0 +1,29 @@
+"""What every step script shares at its edges: the exit-code contract and small flag helpers.
+
+Exit codes: 0 all done, 1 some records failed (listed in a failures file), 2 bad input or
+usage (one line on stderr, no traceback, no output written), 130 interrupted.
+"""
+
+import sys
+
+from realign.records import DataError
+
+
+def run(main):
+    """Call main(); map user errors to one line and exit 2. Bugs keep their traceback."""
+    try:
+        code = main()
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code or 0)
+
+
+def first_n(items, n=10):
+    """'a, b, c … (+7 more)' for error messages about many ids."""
+    items = list(items)
+    shown = ", ".join(repr(x) for x in items[:n])
+    return shown + (f" … (+{len(items) - n} more)" if len(items) > n else "")

@@ -1,0 +1,212 @@
+"""Load, validate and write ReAlign records; the data contract every step shares.
+
+A record is `{"id": int|str, "items": [{"from": "human", "value": str, "category"?: str,
+"evidence"?: [str]}, {"from": "gpt", "value": str, ...}, ...more turns]}`. The first
+human/gpt pair is the one classified and rewritten; later turns ride along untouched.
+
+Files are `.json` (a list) or `.jsonl` (one record a line). Writes are atomic: a temp
+file in the same folder, then a rename, so a crash never leaves half an output.
+User mistakes raise `DataError` with a one-line message naming file, record and problem.
+"""
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+
+from realign.constant import TASKS
+
+
+class DataError(Exception):
+    """Bad input the user can fix; scripts print it on one line and exit 2."""
+
+
+class UsageError(DataError):
+    """Bad flags or paths; handled like DataError."""
+
+
+_TASK_SET = frozenset(TASKS)
+
+
+def is_jsonl(path):
+    return str(path).endswith(".jsonl")
+
+
+def where(path, index, rec=None):
+    """'file: record 3 (id=abc)' — the prefix of every record-level error."""
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    return f"{path}: record {index}" + (f" (id={rid!r})" if rid is not None else "")
+
+
+# ---------------------------------------------------------------- reading
+
+def _read_text(path):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a .json or .jsonl file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    return text
+
+
+def iter_jsonl_lines(text, path):
+    """Yield (line_number, object) for each non-blank line; a bad line is a DataError."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg}); torn or corrupt line?") from None
+
+
+def read_json_any(path):
+    """Raw objects from a .json list or a .jsonl file, with one-line errors."""
+    text = _read_text(path)
+    if is_jsonl(path):
+        return [obj for _, obj in iter_jsonl_lines(text, path)]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if text.lstrip().startswith("{") and "\n{" in text:
+            hint = " (looks like JSONL: name the file .jsonl)"
+        else:
+            hint = ""
+        raise DataError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of records, got a {type(data).__name__}")
+    return data
+
+
+# ---------------------------------------------------------------- validation
+
+def validate_record(rec, path, index):
+    """Check one record against the contract; raise DataError naming it."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{path}: record {index}: expected an object, got {type(rec).__name__}")
+    at = where(path, index, rec)
+    rid = rec.get("id")
+    if "id" not in rec:
+        raise DataError(f"{at}: missing 'id'")
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        raise DataError(f"{at}: 'id' must be an int or a string, got {type(rid).__name__}")
+    items = rec.get("items")
+    if "items" not in rec:
+        raise DataError(f"{at}: missing 'items'")
+    if not isinstance(items, list):
+        raise DataError(f"{at}: 'items' must be a list, got {type(items).__name__}")
+    if len(items) < 2:
+        raise DataError(f"{at}: 'items' needs a human turn followed by a gpt turn, got {len(items)} item(s)")
+    for k, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise DataError(f"{at}: items[{k}] must be an object")
+        if not isinstance(item.get("value"), str):
+            got = "missing" if "value" not in item else type(item["value"]).__name__
+            raise DataError(f"{at}: items[{k}].value must be a string, got {got}")
+        if not isinstance(item.get("from"), str):
+            raise DataError(f"{at}: items[{k}].from must be a string")
+    if items[0]["from"] != "human":
+        raise DataError(f"{at}: items[0].from must be 'human', got {items[0]['from']!r}")
+    if items[1]["from"] != "gpt":
+        raise DataError(f"{at}: items[1].from must be 'gpt', got {items[1]['from']!r}")
+    cat = items[0].get("category")
+    if cat is not None and cat not in _TASK_SET:
+        raise DataError(f"{at}: unknown category {cat!r} (see realign/constant.py for the 46 task names)")
+    ev = items[0].get("evidence")
+    if ev is not None and not (isinstance(ev, list) and all(isinstance(s, str) for s in ev)):
+        raise DataError(f"{at}: items[0].evidence must be a list of strings")
+
+
+def check_unique_ids(records, path):
+    seen = {}
+    for i, rec in enumerate(records):
+        rid = rec["id"]
+        if rid in seen:
+            raise DataError(f"{where(path, i, rec)}: duplicate id (first seen at record {seen[rid]})")
+        seen[rid] = i
+
+
+def load_records(path):
+    """All records of a ReAlign file, validated, ids unique. Raises DataError."""
+    records = read_json_any(path)
+    if not records:
+        raise DataError(f"{path}: no records")
+    for i, rec in enumerate(records):
+        validate_record(rec, path, i)
+    check_unique_ids(records, path)
+    return records
+
+
+# ---------------------------------------------------------------- accessors
+
+def question(rec):
+    return rec["items"][0]["value"]
+
+
+def answer(rec):
+    return rec["items"][1]["value"]
+
+
+def category(rec):
+    """The record's task, or None when not classified yet."""
+    return rec["items"][0].get("category")
+
+
+# ---------------------------------------------------------------- writing
+
+@contextmanager
+def atomic_open(path, mode="w"):
+    """Open a temp file beside `path`; rename over it only if the block succeeds."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def dumps_line(obj):
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_records(path, records):
+    """Write records as .jsonl (by extension) or a pretty .json list, atomically."""
+    with atomic_open(path) as f:
+        if is_jsonl(path):
+            for rec in records:
+                f.write(dumps_line(rec) + "\n")
+        else:
+            f.write("[\n")
+            for i, rec in enumerate(records):
+                if i:
+                    f.write(",\n")
+                f.write(json.dumps(rec, ensure_ascii=False, indent=2))
+            f.write("\n]\n")
+
+
+def write_json(path, obj):
+    """A plain JSON document (reports, summaries), atomically."""
+    with atomic_open(path) as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2)
+        f.write("\n")
