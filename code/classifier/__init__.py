@@ -1,0 +1,1 @@
+"""The task classifier: embedded CPU model, plus the GAIR model via vLLM or any OpenAI-compatible API."""
