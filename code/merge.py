@@ -1,0 +1,100 @@
+"""Join the shard outputs of N reformat.py processes back onto the input, by id.
+
+Every input id must be accounted for exactly once: rewritten or passed through (in a shard
+output file), or failed (in a failures file). Anything else — a missing shard, ids that are
+in no file, ids that appear twice, ids the input does not have — is an error, unless
+`allow_partial`, in which case the originals are kept for the missing ones and counted.
+"""
+
+from collections import Counter
+
+from realign.cli import first_n
+from realign.records import DataError
+from realign.shards import failures_path, find_shards, read_jsonl_tolerant
+
+
+def pick_run(output_dir, batch_num=None):
+    """The shard files of one run: {i: path} and N. Several runs in one folder need batch_num."""
+    runs = find_shards(output_dir)
+    if not runs:
+        raise DataError(f"{output_dir}: no rewrite_data_<i>_of_<N>_batch.jsonl files found")
+    if batch_num is None:
+        if len(runs) > 1:
+            raise DataError(f"{output_dir}: shards of several runs (N = {', '.join(map(str, sorted(runs)))}); "
+                            f"pass --dataset_batch_num to pick one")
+        batch_num = next(iter(runs))
+    if batch_num not in runs:
+        raise DataError(f"{output_dir}: no shards of a run with N = {batch_num}")
+    return runs[batch_num], batch_num
+
+
+def read_shard_results(shard_files):
+    """{id: revised_response or None} over all shards; duplicates are an error."""
+    results, dupes = {}, []
+    for i in sorted(shard_files):
+        objs, _torn = read_jsonl_tolerant(shard_files[i])
+        for obj in objs:
+            try:
+                rid = obj["id"]
+                revised = obj["items"][1].get("revised_response")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                raise DataError(f"{shard_files[i]}: a line is not a ReAlign record") from None
+            if rid in results:
+                dupes.append(rid)
+            results[rid] = revised if isinstance(revised, str) else None
+    return results, dupes
+
+
+def read_failures(output_dir, batch_num):
+    failed = {}
+    for i in range(batch_num):
+        objs, _torn = read_jsonl_tolerant(failures_path(output_dir, i, batch_num))
+        for obj in objs:
+            if isinstance(obj, dict) and "id" in obj:
+                failed[obj["id"]] = str(obj.get("reason", "unknown"))
+    return failed
+
+
+def merge(records, output_dir, batch_num=None, allow_partial=False):
+    """Return (merged_records, counts). Input records are not modified."""
+    shard_files, batch_num = pick_run(output_dir, batch_num)
+    problems = []
+    missing_shards = sorted(set(range(batch_num)) - set(shard_files))
+    if missing_shards:
+        problems.append(f"{len(missing_shards)} of {batch_num} shard files missing (batch ids {first_n(missing_shards)})")
+
+    results, dupes = read_shard_results(shard_files)
+    failed = {rid: why for rid, why in read_failures(output_dir, batch_num).items() if rid not in results}
+    input_ids = {rec["id"] for rec in records}
+    unknown = [rid for rid in results if rid not in input_ids]
+    missing = [rec["id"] for rec in records if rec["id"] not in results and rec["id"] not in failed]
+    if dupes:
+        problems.append(f"{len(dupes)} ids appear more than once in the shards ({first_n(dupes)})")
+    if unknown:
+        problems.append(f"{len(unknown)} ids in the shards are not in the input ({first_n(unknown)}); "
+                        f"stale output from another dataset?")
+    if missing:
+        problems.append(f"{len(missing)} input ids are in no shard or failures file ({first_n(missing)})")
+    hard = [p for p in problems if "more than once" in p or "not in the input" in p]
+    if hard or (problems and not allow_partial):
+        hint = "" if hard else "; rerun the missing reformat.py shards, or pass --allow_partial to keep originals"
+        raise DataError(f"{output_dir}: " + "; ".join(problems) + hint)
+
+    counts = Counter()
+    merged = []
+    for rec in records:
+        rid = rec["id"]
+        revised = results.get(rid)
+        if revised is not None:
+            gpt = {**rec["items"][1], "value": revised}
+            merged.append({**rec, "items": [rec["items"][0], gpt, *rec["items"][2:]]})
+            counts["rewritten"] += 1
+            continue
+        merged.append(rec)
+        if rid in results:
+            counts["passed through"] += 1
+        elif rid in failed:
+            counts["failed"] += 1
+        else:
+            counts["missing"] += 1
+    return merged, counts, problems

@@ -1,0 +1,47 @@
+"""Step 4b: merge the shard outputs of N reformat.py processes into one dataset.
+
+    python parallel_data_merge.py \
+        --input_data_path dataset_retrieval_clean_evidence.json \
+        --output_directory reformat_results \
+        --final_output_path dataset_reformat.json
+
+Joins by id (never by position) and checks that every input record is accounted for exactly
+once. The output holds the input records in input order, each response replaced by its
+rewrite where there is one; failed records keep their original response.
+"""
+
+import argparse
+
+from realign.cli import run
+from realign.merge import merge
+from realign.records import load_records, write_records
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_data_path", required=True, help="the --input_data_path given to reformat.py")
+    p.add_argument("--output_directory", required=True, help="the --output_directory given to reformat.py")
+    p.add_argument("--final_output_path", required=True, help="merged dataset (.json or .jsonl)")
+    p.add_argument("--dataset_batch_num", type=int, default=None,
+                   help="which run to merge when the folder holds shards of several N (default: the only one)")
+    p.add_argument("--allow_partial", action="store_true",
+                   help="keep the original response for records in no shard (missing shards, killed runs) "
+                        "instead of stopping with an error")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    records = load_records(args.input_data_path)
+    merged, counts, problems = merge(records, args.output_directory, args.dataset_batch_num, args.allow_partial)
+    write_records(args.final_output_path, merged)
+    for problem in problems:
+        print(f"warning (--allow_partial, originals kept): {problem}")
+    print(f"merged {len(merged)} records into {args.final_output_path}: "
+          f"{counts['rewritten']} rewritten, {counts['passed through']} passed through, "
+          f"{counts['failed']} failed (original kept), {counts['missing']} missing (original kept)")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
