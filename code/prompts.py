@@ -1,0 +1,101 @@
+"""What we ask the rewriting model, and how we read its answer.
+
+The rewrite prompt carries the task's format (from constant.py), the question, the original
+response and, for knowledge tasks, the evidence. The model answers in two labelled parts,
+`Reasoning:` then `Revised response:`; `parse_reply` pulls out the second part leniently
+(any case, markdown bold or headings around the label, extra whitespace) but refuses an
+answer that has no `Revised response:` label at all.
+"""
+
+import re
+
+from realign.constant import TASK_DESCRIPTIONS, TASK_FORMATS
+
+MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
+
+SYSTEM_PROMPT = (
+    "You edit answers in an instruction-tuning dataset. You change how an answer is laid out "
+    "and explained, never what it claims: the facts, numbers, code and conclusion of the "
+    "original answer must all survive your edit."
+)
+
+REWRITE_TEMPLATE = """\
+Here is a user's request and the answer it received. Rewrite the answer so that it follows \
+the layout expected for this kind of request, keeping its content.
+
+Kind of request: {task}
+What such requests look like: {description}
+
+Layout the rewritten answer must follow:
+{format}
+
+Rules:
+- Keep every fact, number, name, piece of code and the final answer of the original. If the \
+original reaches a conclusion, the rewrite reaches the same one.
+- Add explanation or structure where the layout asks for it, but no new claims{evidence_rule}.
+- Speak directly to the user. Do not mention the original answer, the layout or these rules.
+
+Reply in exactly two parts, in this order and with these labels:
+Reasoning: two or three sentences on how the original maps onto the layout.
+Revised response: the complete rewritten answer, with nothing after it.
+
+[Request]
+{question}
+
+[Original answer]
+{response}
+{evidence_block}"""
+
+_EVIDENCE_RULE = " beyond what the evidence below supports"
+
+
+def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
+    """Numbered evidence passages, cut off after `limit` characters in total."""
+    lines, used = [], 0
+    for k, passage in enumerate(evidence, 1):
+        passage = " ".join(passage.split())
+        if used + len(passage) > limit:
+            passage = passage[: max(0, limit - used)]
+        if not passage:
+            break
+        lines.append(f"{k}. {passage}")
+        used += len(passage)
+    return "\n".join(lines)
+
+
+def build_rewrite_messages(task, question, response, evidence=None):
+    """Chat messages asking to rewrite `response` into `task`'s format (evidence optional)."""
+    block = format_evidence(evidence) if evidence else ""
+    user = REWRITE_TEMPLATE.format(
+        task=task,
+        description=" ".join(TASK_DESCRIPTIONS[task].split()),
+        format=TASK_FORMATS[task],
+        evidence_rule=_EVIDENCE_RULE if block else "",
+        question=question,
+        response=response,
+        evidence_block=f"\n[Evidence]\n{block}\n" if block else "",
+    )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+# ---------------------------------------------------------------- reading the reply
+
+_LABEL = r"revised[ _-]*response\s*[*_]*\s*:\s*[*_]*"  # "Revised response:", "**Revised Response**:" …
+_LABEL_AT_LINE_START = re.compile(r"^[ \t>#*_]*" + _LABEL, re.IGNORECASE | re.MULTILINE)
+_LABEL_ANYWHERE = re.compile(r"\b" + _LABEL, re.IGNORECASE)
+_REASONING_LABEL = re.compile(r"^[\s>#*_]*reasoning\s*[*_]*\s*:\s*[*_]*", re.IGNORECASE)
+
+
+def parse_reply(text):
+    """(reasoning, revised_response) from a model reply, or None when there is no usable
+    `Revised response:` part. A label at the start of a line wins over one inside a sentence."""
+    if not isinstance(text, str):
+        return None
+    match = _LABEL_AT_LINE_START.search(text) or _LABEL_ANYWHERE.search(text)
+    if not match:
+        return None
+    revised = text[match.end():].strip()
+    if not revised:
+        return None
+    reasoning = _REASONING_LABEL.sub("", text[: match.start()], count=1).strip()
+    return reasoning, revised

@@ -1,0 +1,31 @@
+"""Keep secrets out of everything we print or write.
+
+Call `add_secret(key)` as soon as a key is known (reformat.py does it for the OpenAI key,
+retrieval.py for the Serper key); `scrub(text)` then replaces every registered secret, plus
+anything shaped like a provider key or a bearer token, with `***`. Every failure reason,
+log line and error message built from a server's answer goes through `scrub`.
+"""
+
+import re
+
+_SECRETS = set()
+_KEY_SHAPES = re.compile(
+    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"      # Authorization: Bearer xyz
+    r"|\bsk-[A-Za-z0-9_-]{8,}"                 # OpenAI-style keys
+    r"|\b(?:api[_-]?key|x-api-key)(\s*[=:]\s*)['\"]?[A-Za-z0-9._-]{8,}"
+)
+MASK = "***"
+
+
+def add_secret(secret):
+    """Register a secret (ignored when empty or too short to match safely)."""
+    if secret and len(secret) >= 6:
+        _SECRETS.add(secret)
+
+
+def scrub(text):
+    """`text` with registered secrets and key-shaped strings masked."""
+    text = str(text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _KEY_SHAPES.sub(MASK, text)
