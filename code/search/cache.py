@@ -1,0 +1,39 @@
+"""A per-query cache of search replies in one SQLite file, so a query is never paid for twice.
+
+Keys are a hash of everything that shapes the reply (endpoint, query, country, language);
+values are the reply JSON. The API key is never part of either. Each put is committed
+at once, so an interrupted run keeps every reply it received.
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+
+
+def cache_key(*parts):
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+
+
+class QueryCache:
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.hits = 0
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+        self._db.commit()
+
+    def get(self, key):
+        row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self.hits += 1
+        return json.loads(row[0])
+
+    def put(self, key, reply):
+        self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?)", (key, json.dumps(reply, ensure_ascii=False)))
+        self._db.commit()
+
+    def close(self):
+        self._db.close()

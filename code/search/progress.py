@@ -1,0 +1,81 @@
+"""Resume and checkpoints for retrieval.py: an interrupted run loses at most one batch.
+
+A record's evidence can already be in three places, always matched by id *and* question
+text (never by position): the input record itself, the raw output of an earlier run, and
+the journal `<output>.progress.jsonl`, one line per searched record, appended after every
+batch. Both output files are rewritten after a batch whenever that keeps checkpoint time
+under about 5 % of the run: with small files that is after every batch; with huge ones
+(a full rewrite of 100 MB takes seconds) less often, the journal covering the gap. The
+journal is deleted once the final outputs are written.
+"""
+
+import os
+import time
+
+from realign.records import load_records, question, write_records
+from realign.search.clean import clean_record, has_evidence
+from realign.shards import JsonlAppender, read_jsonl_tolerant
+
+EVIDENCE_KEYS = ("evidence", "evidence_sources")
+CHECKPOINT_SHARE = 0.05   # at most this share of wall time goes to rewriting the outputs
+
+
+def clean_path_for(output_path):
+    """`data_retrieval.json` -> `data_retrieval_clean_evidence.json` (the file reformat.py reads)."""
+    root, ext = os.path.splitext(output_path)
+    return f"{root}_clean_evidence{ext}"
+
+
+class Progress:
+    def __init__(self, records, output_path):
+        self.records = records
+        self.output_path = output_path
+        self.clean_path = clean_path_for(output_path)
+        self.journal_path = output_path + ".progress.jsonl"
+        self._journal = None
+        self._last_write = time.monotonic()
+        self._write_cost = 0.0
+
+    def resume(self):
+        """Copy evidence found by earlier runs onto records that lack it; returns how many."""
+        found = {}
+        if os.path.exists(self.output_path):
+            for rec in load_records(self.output_path):
+                if has_evidence(rec):
+                    found[rec["id"]] = (question(rec), rec["items"][0])
+        for entry in read_jsonl_tolerant(self.journal_path)[0]:
+            found[entry["id"]] = (entry["question"], entry)
+        restored = 0
+        for rec in self.records:
+            prev = found.get(rec["id"])
+            if prev and not has_evidence(rec) and prev[0] == question(rec):
+                rec["items"][0].update({k: prev[1][k] for k in EVIDENCE_KEYS if k in prev[1]})
+                restored += 1
+        return restored
+
+    def save_batch(self, batch):
+        """Journal the batch's searched records, then checkpoint the outputs if it is cheap enough."""
+        if self._journal is None:
+            self._journal = JsonlAppender(self.journal_path)
+        for rec in batch:
+            first = rec["items"][0]
+            self._journal.write({"id": rec["id"], "question": question(rec),
+                                 **{k: first[k] for k in EVIDENCE_KEYS if k in first}})
+        if time.monotonic() - self._last_write >= self._write_cost / CHECKPOINT_SHARE:
+            self.checkpoint()
+
+    def checkpoint(self):
+        """Rewrite both output files (each atomically) from the records as they are now."""
+        started = time.monotonic()
+        write_records(self.output_path, self.records)
+        write_records(self.clean_path, [clean_record(r) for r in self.records])
+        self._last_write = time.monotonic()
+        self._write_cost = self._last_write - started
+
+    def finish(self):
+        """Final outputs, then the journal is no longer needed."""
+        self.checkpoint()
+        if self._journal is not None:
+            self._journal.close()
+        if os.path.exists(self.journal_path):
+            os.remove(self.journal_path)

@@ -1,0 +1,96 @@
+"""Serper (Google Search) client: one POST per query, a batch of queries in flight at once.
+
+    client = SerperClient(api_key, url=DEFAULT_URL, timeout=30, retry=RetryPolicy(4), cache=QueryCache(p))
+    client.search_many(queries, top_k=5)   # {query: [hits]} or {query: SearchFailed(reason)}
+
+Each request is `POST {url}` with header `X-API-KEY` and body `{"q", "gl": "us", "hl": "en"}`.
+Rate limits (429), server errors (5xx), timeouts and dropped connections are retried with
+realign.limits.RetryPolicy (full-jitter backoff, Retry-After honoured, bounded attempts);
+a query that still fails comes back as SearchFailed and the caller carries on. A rejected key
+(401/403) stops the run: every other query would fail the same way.
+
+The key travels only in the request header: no message, exception or cache entry holds it.
+"""
+
+import asyncio
+
+import httpx
+
+from realign.limits import RetryPolicy, retry_after_seconds
+from realign.records import UsageError
+from realign.search.cache import cache_key
+from realign.search.clean import serper_hits
+
+DEFAULT_URL = "https://google.serper.dev/search"
+MAX_QUERY_CHARS = 400   # Google reads about 32 words; longer questions are cut at a word boundary
+
+
+class SearchFailed(Exception):
+    """One query that could not be answered after its retries; str() is the reason."""
+
+
+def shorten(query, limit=MAX_QUERY_CHARS):
+    query = " ".join(query.split())
+    if len(query) <= limit:
+        return query
+    return query[:limit].rsplit(" ", 1)[0]
+
+
+class SerperClient:
+    def __init__(self, api_key, url=DEFAULT_URL, timeout=30.0, retry=None, cache=None, gl="us", hl="en"):
+        self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
+        self.url = url
+        self.timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        self.retry = retry or RetryPolicy(max_retries=4)
+        self.cache = cache
+        self.gl, self.hl = gl, hl
+        self.requests = 0  # HTTP requests sent, retries included
+
+    def search_many(self, queries, top_k=5):
+        """{query: [hits] | SearchFailed} for each distinct query, fetched concurrently."""
+        queries = list(dict.fromkeys(queries))
+        replies = asyncio.run(self._fetch_all(queries))
+        return {q: r if isinstance(r, SearchFailed) else serper_hits(r, top_k) for q, r in zip(queries, replies)}
+
+    async def _fetch_all(self, queries):
+        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as http:
+            return await asyncio.gather(*(self._fetch(http, q) for q in queries))
+
+    async def _fetch(self, http, query):
+        body = {"q": shorten(query), "gl": self.gl, "hl": self.hl}
+        key = cache_key(self.url, body["q"], self.gl, self.hl)
+        if self.cache is not None and (cached := self.cache.get(key)) is not None:
+            return cached
+        attempts = self.retry.max_retries + 1
+        for attempt in range(attempts):
+            retry_after = None
+            try:
+                self.requests += 1
+                resp = await http.post(self.url, json=body)
+            except httpx.TimeoutException:
+                reason = f"timed out after {self.timeout.read:g} s"
+            except httpx.TransportError as e:
+                reason = f"connection failed ({type(e).__name__})"
+            else:
+                if resp.status_code == 200:
+                    return self._accept(resp, key)
+                if resp.status_code in (401, 403):
+                    raise UsageError(f"Serper refused the API key (HTTP {resp.status_code}); check SERPER_API_KEY")
+                reason = f"HTTP {resp.status_code}"
+                if not self.retry.should_retry(resp.status_code):
+                    return SearchFailed(reason)
+                retry_after = retry_after_seconds(resp.headers)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self.retry.delay(attempt, retry_after))
+        return SearchFailed(f"{reason} ({attempts} attempts)")
+
+    def _accept(self, resp, key):
+        try:
+            reply = resp.json()
+        except ValueError:
+            return SearchFailed("reply is not JSON")
+        if not isinstance(reply, dict):
+            return SearchFailed("reply is not a JSON object")
+        if self.cache is not None:
+            self.cache.put(key, reply)
+        return reply
