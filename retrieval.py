@@ -1,0 +1,122 @@
+"""Step 3: evidence for knowledge-intensive records (RAG tasks), from the web or a local corpus.
+
+    export SERPER_API_KEY=...
+    python retrieval.py --input_data_path dataset.json --output_path dataset_retrieval.json --batch_size 10
+    python retrieval.py --input_data_path dataset.json --output_path dataset_retrieval.json \
+        --backend bm25 --corpus_path datasets/corpus/corpus.jsonl        # offline
+
+Writes `dataset_retrieval.json` (raw evidence with its sources) and
+`dataset_retrieval_clean_evidence.json` (cleaned evidence: the input of reformat.py). Only records
+whose items[0]["category"] is a RAG task are searched; everything else passes through.
+Rerunning the same command resumes. Exit 0 all done, 1 some searches failed, 2 bad input.
+"""
+
+import argparse
+import os
+import time
+
+from tqdm import tqdm
+
+from realign.cli import first_n, run
+from realign.constant import RAG_TASKS
+from realign.limits import RetryPolicy
+from realign.records import UsageError, category, load_records, question
+from realign.search.bm25 import Bm25Corpus
+from realign.search.cache import QueryCache
+from realign.search.clean import attach_hits, has_evidence
+from realign.search.progress import Progress
+from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--input_data_path", required=True, help="classified records, .json or .jsonl")
+    p.add_argument("--output_path", required=True, help="raw results; the cleaned file is written beside it")
+    p.add_argument("--batch_size", type=int, default=10, help="queries in flight together, and records per checkpoint")
+    p.add_argument("--backend", choices=["serper", "bm25"],
+                   help="default: serper when SERPER_API_KEY is set; bm25 needs --corpus_path")
+    p.add_argument("--serper_url", default=DEFAULT_URL)
+    p.add_argument("--corpus_path", help="bm25: a .jsonl of {text, title?, url?} or a folder of .txt/.md files")
+    p.add_argument("--top_k", type=int, default=5, help="evidence snippets kept per record")
+    p.add_argument("--cache_path", help="serper: SQLite per-query cache (default: <output>.serper_cache.sqlite)")
+    p.add_argument("--timeout", type=float, default=30.0, help="serper: seconds per request")
+    p.add_argument("--max_retries", type=int, default=4, help="serper: retries per query on 429/5xx/timeouts")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.top_k < 1 or args.max_retries < 0 or args.timeout <= 0:
+        raise UsageError("--batch_size and --top_k must be >= 1, --max_retries >= 0, --timeout > 0")
+    if not args.output_path.endswith((".json", ".jsonl")):
+        raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
+    return args
+
+
+def open_backend(args):
+    """The search backend: anything with `search_many(queries, top_k) -> {query: hits | SearchFailed}`."""
+    backend = args.backend or ("serper" if os.environ.get("SERPER_API_KEY") else None)
+    if backend is None:
+        raise UsageError("SERPER_API_KEY is not set; set it for web search, or search offline with "
+                         "--backend bm25 --corpus_path datasets/corpus/corpus.jsonl")
+    if backend == "bm25":
+        if not args.corpus_path:
+            raise UsageError("--backend bm25 needs --corpus_path (a .jsonl file or a folder of .txt/.md files)")
+        return Bm25Corpus(args.corpus_path)
+    if not os.environ.get("SERPER_API_KEY"):
+        raise UsageError("--backend serper needs SERPER_API_KEY in the environment")
+    cache = QueryCache(args.cache_path or args.output_path + ".serper_cache.sqlite")
+    return SerperClient(os.environ["SERPER_API_KEY"], url=args.serper_url, timeout=args.timeout,
+                        retry=RetryPolicy(max_retries=args.max_retries), cache=cache)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.monotonic()
+
+    # load: the records, and whatever evidence earlier runs already found for them
+    records = load_records(args.input_data_path)
+    progress = Progress(records, args.output_path)
+    resumed = progress.resume()
+    unclassified = sum(category(r) is None for r in records)
+    rag = [r for r in records if category(r) in RAG_TASKS]
+    todo = [r for r in rag if not has_evidence(r)]
+    backend = open_backend(args) if todo else None
+
+    # do: search a batch, attach what came back, persist, next
+    failed = {}
+    try:
+        with tqdm(total=len(todo), unit="rec", desc="retrieval", disable=not todo) as bar:
+            for start in range(0, len(todo), args.batch_size):
+                batch = todo[start:start + args.batch_size]
+                results = backend.search_many([question(r) for r in batch], args.top_k)
+                for rec in batch:
+                    found = results[question(rec)]
+                    if isinstance(found, SearchFailed):
+                        failed[rec["id"]] = str(found)
+                    else:
+                        attach_hits(rec, found)
+                progress.save_batch([r for r in batch if has_evidence(r)])
+                bar.update(len(batch))
+    except KeyboardInterrupt:
+        progress.checkpoint()
+        raise
+
+    # write, summarise
+    progress.finish()
+    kind = "none needed" if backend is None else ("bm25" if isinstance(backend, Bm25Corpus) else "serper")
+    print(f"retrieval ({kind}): {len(records)} records, {len(rag)} RAG-task: "
+          f"{len(todo) - len(failed)} searched, {len(rag) - len(todo)} already had evidence "
+          f"({resumed} from an earlier run), {len(failed)} failed; "
+          f"{len(records) - len(rag)} passed through unsearched")
+    if isinstance(backend, SerperClient):
+        print(f"serper: {backend.requests} requests, {backend.cache.hits} answered from cache {backend.cache.path}")
+    if isinstance(backend, Bm25Corpus):
+        print(f"bm25: {len(backend.docs)} documents, index {'built' if backend.rebuilt else 'reused'} at {backend.index_dir}")
+    if unclassified:
+        print(f"note: {unclassified} record(s) have no category and were not searched; run classify.py first")
+    if failed:
+        print(f"failed, left without evidence (rerun to retry): ids {first_n(failed)}; "
+              f"why: {'; '.join(sorted(set(failed.values())))}")
+    print(f"wrote {args.output_path} and {progress.clean_path} in {time.monotonic() - started:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    run(main)
