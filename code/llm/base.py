@@ -1,0 +1,214 @@
+"""One interface for every LLM backend, and one runner that drives any of them hard but politely.
+
+A caller builds `Request`s (chat `messages`, or a raw `prompt` for completion-style use such as
+the classifier's template) with `Sampling` parameters, picks a backend by name and hands both
+to `run_all`:
+
+    backend = make_backend("openai", BackendConfig(model="gpt-4o-mini", base_url=url, api_key=key))
+    stats = await run_all(backend, requests, on_done, concurrency=64, rpm=600, check=parse)
+    await backend.aclose()
+
+A backend only knows how to turn one Request into a list of `n` texts (`async generate`), and
+raises `BackendError` saying whether a failure is worth retrying. Everything about pacing lives
+in `run_all`: an AIMD limiter on requests in flight, optional rpm/tpm token buckets, bounded
+retries with backoff that honours Retry-After, a hard timeout per attempt, and a caller-supplied
+`check(texts)` that may raise `Unusable` to have bad output retried. Every request ends in
+exactly one `on_done(Outcome)` call, success or failure, unless a fatal error (bad key,
+unknown model) stops the whole run by raising.
+"""
+
+import asyncio
+import importlib
+from dataclasses import dataclass, field
+
+from realign.limits import AdaptiveLimiter, RetryPolicy, TokenBucket
+from realign.records import UsageError
+from realign.redact import scrub
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+
+
+@dataclass
+class Request:
+    key: object                      # the caller's handle, e.g. a record id
+    messages: list | None = None     # [{"role": ..., "content": ...}, ...]
+    prompt: str | None = None        # or a raw prompt string
+    sampling: Sampling = field(default_factory=Sampling)
+    cost_tokens: int = 1             # what a --tpm cap charges for it (prompt + completion estimate)
+
+
+@dataclass
+class Outcome:
+    request: Request
+    result: object = None            # check(texts) on success (the texts without a check)
+    error: str | None = None         # one-line reason on failure, secrets scrubbed
+    attempts: int = 0
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+class BackendError(Exception):
+    """A failed call. `retryable`: try again later; `overloaded`: the server said slow down (429);
+    `fatal`: no request can succeed (bad key, unknown model), so the run stops."""
+
+    def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False):
+        super().__init__(scrub(reason))
+        self.reason = scrub(reason)
+        self.status = status
+        self.retryable = retryable or overloaded
+        self.overloaded = overloaded
+        self.retry_after = retry_after
+        self.fatal = fatal
+
+
+class Unusable(Exception):
+    """Raised by a caller's check() when the texts came back but cannot be used; retried."""
+
+
+@dataclass
+class BackendConfig:
+    model: str
+    base_url: str | None = None
+    api_key: str | None = None
+    request_timeout: float = 120.0
+    options: dict = field(default_factory=dict)  # backend-specific extras
+
+
+class Backend:
+    """What every backend provides. Subclasses set the class attributes and implement generate()."""
+
+    name = "base"
+    default_concurrency = 32   # a sensible --concurrency when the user gives none
+    network = True             # False for in-process engines: no HTTP timeouts or 429s apply
+
+    def __init__(self, config):
+        self.config = config
+
+    async def generate(self, request):
+        """A list of request.sampling.n texts (fewer only if the engine gives fewer)."""
+        raise NotImplementedError
+
+    async def aclose(self):
+        pass
+
+
+# ---------------------------------------------------------------- registry
+
+# name -> "module:Class", imported only when chosen, so CPU installs never import vllm.
+BACKENDS = {
+    "openai": "realign.llm.openai_http:OpenAIBackend",
+    "vllm": "realign.llm.vllm_engine:VLLMBackend",
+}
+
+
+def make_backend(name, config):
+    if name not in BACKENDS:
+        raise UsageError(f"--backend {name!r}: choose one of {', '.join(sorted(BACKENDS))}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(config)
+
+
+# ---------------------------------------------------------------- the runner
+
+@dataclass
+class Stats:
+    sent: int = 0          # attempts that reached the backend
+    throttled: int = 0     # attempts answered 429 / overloaded
+    retried: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    limiter: AdaptiveLimiter | None = None
+
+    @property
+    def concurrency(self):
+        return int(self.limiter.limit) if self.limiter else 0
+
+
+async def _attempt(backend, request, check, timeout):
+    """One try: the result, or raise BackendError/Unusable/TimeoutError."""
+    coro = backend.generate(request)
+    texts = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+    return check(texts) if check else texts
+
+
+async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, stats):
+    """Retry one request until it succeeds, fails for good, or retries run out."""
+    for attempt in range(policy.max_retries + 1):
+        if rpm:
+            await rpm.acquire()
+        if tpm:
+            await tpm.acquire(request.cost_tokens)
+        retry_after = None
+        async with limiter.slot() as slot:
+            stats.sent += 1
+            stats.in_flight += 1
+            try:
+                result = await _attempt(backend, request, check, timeout)
+                return Outcome(request, result=result, attempts=attempt + 1)
+            except BackendError as e:
+                if e.fatal:
+                    raise
+                if e.overloaded:
+                    slot.overloaded()
+                    stats.throttled += 1
+                reason, retryable, retry_after = e.reason, e.retryable, e.retry_after
+            except Unusable as e:
+                reason, retryable = scrub(str(e)), True
+            except asyncio.TimeoutError:
+                reason, retryable = f"no answer within {timeout:g} s", True
+            finally:
+                stats.in_flight -= 1
+        if not retryable or attempt == policy.max_retries:
+            tries = f" (after {attempt + 1} attempts)" if attempt else ""
+            return Outcome(request, error=reason + tries, attempts=attempt + 1)
+        stats.retried += 1
+        await asyncio.sleep(policy.delay(attempt, retry_after))
+
+
+async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, rpm=None, tpm=None,
+                  timeout=None, check=None, stats=None):
+    """Drive `requests` (any iterable, consumed lazily) through `backend`; call on_done(Outcome)
+    once per request as it finishes. Returns the Stats. Raises BackendError on a fatal error.
+
+    concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
+    rpm / tpm: client-side caps (requests / tokens per minute), None for none.
+    timeout: seconds per attempt (None: backend.config.request_timeout for network backends).
+    """
+    concurrency = concurrency or backend.default_concurrency
+    policy = policy or RetryPolicy()
+    if timeout is None and backend.network:
+        timeout = backend.config.request_timeout + 5.0  # the HTTP client's own timeout fires first
+    stats = stats or Stats()
+    stats.limiter = AdaptiveLimiter(limit=concurrency, max_limit=concurrency)
+    rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
+    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=6.0) if tpm else None
+    pending = iter(requests)
+
+    async def worker():
+        for request in pending:  # a shared iterator: each request goes to exactly one worker
+            outcome = await _one(backend, request, check, limiter=stats.limiter, policy=policy,
+                                 rpm=rpm_bucket, tpm=tpm_bucket, timeout=timeout, stats=stats)
+            if outcome.ok:
+                stats.succeeded += 1
+            else:
+                stats.failed += 1
+            on_done(outcome)
+
+    # Twice as many workers as slots, so requests sleeping in backoff do not idle the slots.
+    tasks = [asyncio.ensure_future(worker()) for _ in range(2 * concurrency)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return stats

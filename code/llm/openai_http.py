@@ -1,0 +1,83 @@
+"""Any OpenAI-compatible HTTP endpoint: OpenAI itself, vLLM serve, llama.cpp server, Ollama.
+
+Uses the official `openai` async client with its own retries switched off (the runner in
+base.py owns retrying and pacing) and maps every failure to a BackendError: 429 is
+"overloaded" with the server's Retry-After, 5xx/timeouts/connection errors are retryable,
+401/403/404 are fatal (no request can succeed with that key or model), other 4xx fail the
+one request. Messages pass through `scrub`, so a server echoing the key cannot leak it.
+"""
+
+import openai
+from openai import AsyncOpenAI
+
+from realign.limits import RetryPolicy, retry_after_seconds
+from realign.llm.base import Backend, BackendError
+
+FATAL_STATUS = {401: "authentication failed (check OPENAI_API_KEY / --openai_key)",
+                403: "permission denied for this key",
+                404: "not found (check --model and --base_url)"}
+
+
+def _server_message(err):
+    """The server's own error message when it sent one, else the SDK's text; one line, short."""
+    body = getattr(err, "body", None)
+    msg = body.get("message") if isinstance(body, dict) else None
+    msg = msg if isinstance(msg, str) else str(err)
+    return " ".join(msg.split())[:200]
+
+
+def _status_error(err):
+    status = err.status_code
+    if status in FATAL_STATUS:
+        return BackendError(f"HTTP {status}: {FATAL_STATUS[status]}", status=status, fatal=True)
+    reason = f"HTTP {status}: {_server_message(err)}"
+    if status == 429:
+        headers = err.response.headers if err.response is not None else None
+        return BackendError(reason, status=status, overloaded=True, retry_after=retry_after_seconds(headers))
+    return BackendError(reason, status=status, retryable=RetryPolicy().should_retry(status))
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    default_concurrency = 32
+
+    def __init__(self, config):
+        super().__init__(config)
+        # Local servers take any key; the SDK insists on a non-empty one.
+        self.client = AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url,
+                                  max_retries=0, timeout=config.request_timeout)
+
+    async def _call(self, request, n):
+        s = request.sampling
+        args = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
+        if s.max_tokens:
+            args["max_tokens"] = s.max_tokens
+        try:
+            if request.messages is not None:
+                resp = await self.client.chat.completions.create(messages=request.messages, **args)
+                return [c.message.content or "" for c in resp.choices]
+            resp = await self.client.completions.create(prompt=request.prompt, **args)
+            return [c.text or "" for c in resp.choices]
+        except openai.APIStatusError as e:
+            raise _status_error(e) from None
+        except openai.APITimeoutError:
+            raise BackendError(f"HTTP request timed out after {self.config.request_timeout:g} s",
+                               retryable=True) from None
+        except openai.APIConnectionError as e:
+            cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
+            raise BackendError(f"connection error ({cause})", retryable=True) from None
+        except (openai.APIResponseValidationError, AttributeError, TypeError, ValueError) as e:
+            raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
+
+    async def generate(self, request):
+        """n texts in one call; servers that ignore `n` are topped up with further calls (at most n)."""
+        n = request.sampling.n
+        texts = []
+        for _ in range(n):
+            texts += await self._call(request, n - len(texts))
+            if len(texts) >= n:
+                break
+        return texts[:n]
+
+    async def aclose(self):
+        await self.client.close()

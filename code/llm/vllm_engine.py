@@ -1,0 +1,91 @@
+"""Offline generation with vLLM on the local GPU (`--backend vllm`, model path in `--model`).
+
+`vllm` is imported only when this backend is built, so CPU installs never need it. Chat
+requests are rendered through the model's own chat template; raw prompts go in as they are.
+vLLM is fastest when handed many prompts at once, so generate() does not call the engine per
+request: concurrent requests queue up and a single drain task hands each queue to
+`LLM.generate` in one batch (in a worker thread, so the event loop keeps collecting the next
+batch meanwhile). The runner's concurrency therefore sets the batch size.
+
+Options (BackendConfig.options): tensor_parallel_size (default: all visible GPUs),
+max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
+"""
+
+import asyncio
+
+from realign.llm.base import Backend
+
+ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
+
+
+def render_chat(tokenizer, messages):
+    """The prompt text for chat messages: the tokenizer's chat template, or a plain fallback
+    for base models that have none."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(parts) + "\n\nAssistant:"
+
+
+def _gpu_count():
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except ImportError:
+        return 1
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    default_concurrency = 256   # = batch size handed to the engine
+    network = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        import vllm  # lazy: only GPU installs have it
+
+        self._vllm = vllm
+        opts = {k: v for k, v in config.options.items() if k in ENGINE_OPTIONS and v is not None}
+        opts.setdefault("tensor_parallel_size", _gpu_count())
+        self.llm = vllm.LLM(model=config.model, **opts)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._queue = []      # (prompt, sampling params, future) waiting for the next batch
+        self._drainer = None
+        self.batches = 0
+
+    def render(self, request):
+        if request.messages is not None:
+            return render_chat(self.tokenizer, request.messages)
+        return request.prompt
+
+    def _params(self, s):
+        return self._vllm.SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p,
+                                         max_tokens=s.max_tokens or 1024)
+
+    async def generate(self, request):
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((self.render(request), self._params(request.sampling), future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    def _run_batch(self, batch):
+        outputs = self.llm.generate([p for p, _, _ in batch], [sp for _, sp, _ in batch], use_tqdm=False)
+        return [[c.text for c in out.outputs] for out in outputs]
+
+    async def _drain(self):
+        while self._queue:
+            await asyncio.sleep(0)  # let every request already on its way join this batch
+            batch, self._queue = self._queue, []
+            self.batches += 1
+            try:
+                results = await asyncio.to_thread(self._run_batch, batch)
+            except Exception as e:  # an engine failure fails this batch's requests, loudly
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for (_, _, fut), texts in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(texts)

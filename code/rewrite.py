@@ -1,0 +1,215 @@
+"""The rewrite step for one shard: plan, resume, rewrite through a backend, write, summarise.
+
+Per record: a task that is not rewritten (or no category at all, which counts as `default`)
+is written back unchanged without any request. Otherwise one request asks for `top_k`
+candidates; candidates without a `Revised response:` part are dropped; if none is left the
+request is retried (bounded), else the longest valid candidate becomes
+`items[1]["revised_response"]` and all of them `items[1]["revised_response_list"]`.
+
+Files (names from realign.shards): finished records are appended to the shard output one line
+at a time, so `kill -9` loses at most a torn last line; a rerun skips ids already there and
+retries the rest, including earlier failures. The failures file is rewritten atomically at
+the end with exactly the failures that still stand.
+"""
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
+from realign.llm.base import BackendError, Request, Sampling, Stats, Unusable, run_all
+from realign.limits import RetryPolicy
+from realign.prompts import build_rewrite_messages, parse_reply
+from realign.records import DataError, UsageError, answer, atomic_open, category, dumps_line, question
+from realign.shards import JsonlAppender, read_jsonl_tolerant
+
+_REWRITE_SET = frozenset(REWRITE_TASKS)
+
+
+@dataclass
+class Settings:
+    top_k: int = 1
+    temperature: float = 0.3
+    top_p: float = 1.0
+    target_length: int = 4096          # max new tokens per candidate
+    use_evidence: bool = True
+    concurrency: int | None = None     # None: the backend's default
+    rpm: float | None = None
+    tpm: float | None = None
+    max_retries: int = 5
+
+
+@dataclass
+class Summary:
+    total: int = 0             # records in the shard
+    skipped: int = 0           # already in the shard output (resume)
+    rewritten: int = 0
+    passed_through: int = 0
+    no_category: int = 0       # records without a category, treated as default
+    failed: int = 0
+    requests: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    failures: dict = field(default_factory=dict)  # id -> reason, everything still failed
+
+    def line(self):
+        rate = (self.rewritten / self.seconds) if self.seconds else 0.0
+        return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
+                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done; "
+                f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
+                f"{rate:.2f} rewritten/s")
+
+
+# ---------------------------------------------------------------- per record
+
+def task_of(rec):
+    """The record's task; a missing category counts as the default task."""
+    return category(rec) or DEFAULT_TASK
+
+
+def is_rewritten(rec):
+    return task_of(rec) in _REWRITE_SET
+
+
+def messages_for(rec, use_evidence=True):
+    task = task_of(rec)
+    evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
+    return build_rewrite_messages(task, question(rec), answer(rec), evidence)
+
+
+def make_check(length_fn):
+    """check(texts) -> (best, candidates): parse every candidate, keep the valid ones,
+    the longest (by `length_fn`) first. Raises Unusable when none is valid."""
+
+    def check(texts):
+        candidates = [parsed[1] for parsed in map(parse_reply, texts) if parsed]
+        if not candidates:
+            raise Unusable(f"no 'Revised response:' part in any of {len(texts)} candidate(s)")
+        return max(candidates, key=length_fn), candidates
+
+    return check
+
+
+def with_rewrite(rec, best, candidates):
+    """A copy of the record with the rewrite added to its first gpt turn."""
+    items = list(rec["items"])
+    items[1] = {**items[1], "revised_response": best, "revised_response_list": list(candidates)}
+    return {**rec, "items": items}
+
+
+# ---------------------------------------------------------------- resume
+
+def resume_state(shard, out_path, fail_path):
+    """(ids already written, earlier failures {id: reason}) for this shard."""
+    done, _torn = read_jsonl_tolerant(out_path)
+    done_ids = {obj.get("id") for obj in done if isinstance(obj, dict)}
+    shard_ids = {rec["id"] for rec in shard}
+    stray = done_ids - shard_ids
+    if stray:
+        raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
+                        "(different input, or different --dataset_batch_num?); use another --output_directory")
+    old, _ = read_jsonl_tolerant(fail_path)
+    failures = {o["id"]: o.get("reason", "") for o in old if isinstance(o, dict) and o.get("id") in shard_ids}
+    return done_ids, failures
+
+
+def write_failures(path, failures):
+    with atomic_open(path) as f:
+        for rid, reason in failures.items():
+            f.write(dumps_line({"id": rid, "reason": reason}) + "\n")
+
+
+# ---------------------------------------------------------------- the run
+
+def make_request(rec, settings, length_fn):
+    msgs = messages_for(rec, settings.use_evidence)
+    prompt_tokens = sum(length_fn(m["content"]) for m in msgs)
+    return Request(key=rec["id"], messages=msgs,
+                   sampling=Sampling(n=settings.top_k, temperature=settings.temperature,
+                                     top_p=settings.top_p, max_tokens=settings.target_length),
+                   cost_tokens=prompt_tokens + settings.top_k * settings.target_length)
+
+
+def rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit=None,
+                  progress=True):
+    """Run the shard to completion; returns a Summary. `attempt_limit`: only the first N records
+    (of the shard) are worked on this run (`--limit`)."""
+    return asyncio.run(_rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn,
+                                      attempt_limit, progress))
+
+
+async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit, progress):
+    start = time.monotonic()
+    summary = Summary(total=len(shard))
+    done_ids, old_failures = resume_state(shard, out_path, fail_path)
+    work = shard if attempt_limit is None else shard[:attempt_limit]
+    todo = [rec for rec in work if rec["id"] not in done_ids]
+    summary.skipped = len(work) - len(todo)
+    attempted = {rec["id"] for rec in todo}
+    failures = {rid: why for rid, why in old_failures.items() if rid not in attempted and rid not in done_ids}
+    by_id = {rec["id"]: rec for rec in todo}
+
+    bar = tqdm(total=len(work), initial=summary.skipped, unit="rec", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True, mininterval=0.5)
+    with JsonlAppender(out_path) as out:
+        for rec in todo:
+            if not is_rewritten(rec):
+                out.write(rec)
+                summary.passed_through += 1
+                summary.no_category += category(rec) is None
+                bar.update()
+
+        stats = Stats()
+
+        def on_done(outcome):
+            rid = outcome.request.key
+            if outcome.ok:
+                best, candidates = outcome.result
+                out.write(with_rewrite(by_id[rid], best, candidates))
+                summary.rewritten += 1
+            else:
+                failures[rid] = outcome.error
+                summary.failed += 1
+            bar.update()
+            bar.set_postfix(in_flight=stats.in_flight, conc=stats.concurrency, http429=stats.throttled,
+                            failed=summary.failed, refresh=False)
+
+        requests = (make_request(rec, settings, length_fn) for rec in todo if is_rewritten(rec))
+        try:
+            await run_all(backend, requests, on_done, concurrency=settings.concurrency,
+                          policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
+                          tpm=settings.tpm, check=make_check(length_fn),
+                          stats=stats)
+        except BackendError as e:
+            raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        finally:
+            bar.close()
+            await backend.aclose()
+    summary.requests, summary.throttled = stats.sent, stats.throttled
+    write_failures(fail_path, failures)
+    summary.failures = failures
+    summary.failed = len(failures)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+# ---------------------------------------------------------------- dry run
+
+def estimate(shard, settings, length_fn):
+    """What a run would do, without any request: counts per category and token estimates.
+
+    Output is estimated per candidate as 1.3 x the original response plus 60 tokens of
+    reasoning, capped at --target_length; input is the full prompt, counted once per record.
+    """
+    per_category = Counter(task_of(rec) if category(rec) else f"{DEFAULT_TASK} (no category)" for rec in shard)
+    rewrite = [rec for rec in shard if is_rewritten(rec)]
+    tokens_in = sum(sum(length_fn(m["content"]) for m in messages_for(rec, settings.use_evidence))
+                    for rec in rewrite)
+    tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
+                     for rec in rewrite)
+    return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
+            "per_category": dict(per_category.most_common()), "tokens_in": tokens_in, "tokens_out": tokens_out}

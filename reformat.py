@@ -1,0 +1,128 @@
+"""Step 4: rewrite each response into its task's format with an LLM, one shard per process.
+
+    export OPENAI_API_KEY=...
+    python reformat.py \
+        --input_data_path dataset_retrieval_clean_evidence.json \
+        --output_directory reformat_results \
+        --dataset_batch_id 0 --dataset_batch_num 1 \
+        --model gpt-4o-mini --top_k 2 --temperature 0.3 --top_p 1 --target_length 4096
+
+Any OpenAI-compatible server works through --base_url (vLLM serve, llama.cpp server, Ollama);
+--backend vllm runs an offline vLLM engine on the local GPU instead. One process keeps
+--concurrency requests in flight, backs off on 429 and adapts; rerunning the same command
+resumes (finished ids are skipped, failures retried). Shard i of N writes
+rewrite_data_{i}_of_{N}_batch.jsonl and failures_{i}_of_{N}.jsonl in --output_directory.
+Exit code: 0 all rewritten or passed through, 1 some records failed (see the failures file),
+2 bad input or usage.
+"""
+
+import argparse
+import os
+
+from realign.cli import run
+from realign.lengths import make_length_fn
+from realign.llm.base import BACKENDS, BackendConfig, make_backend
+from realign.records import UsageError, load_records
+from realign.redact import add_secret
+from realign.rewrite import Settings, estimate, rewrite_shard
+from realign.shards import failures_path, shard_bounds, shard_path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # flags of the original script
+    p.add_argument("--input_data_path", required=True, help="ReAlign records (.json/.jsonl), classified")
+    p.add_argument("--output_directory", required=True, help="folder for the shard output and failures files")
+    p.add_argument("--tokenizer_path", default=None,
+                   help="tokenizer (folder with tokenizer.json) used to pick the longest candidate; "
+                        "default: a tokenizer-free length")
+    p.add_argument("--dataset_batch_id", type=int, default=0, help="which shard this process runs (0-based)")
+    p.add_argument("--dataset_batch_num", type=int, default=1, help="how many shards in total")
+    p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
+    p.add_argument("--top_k", type=int, default=1, help="candidates per record; the longest valid one is kept")
+    p.add_argument("--model", default="gpt-4o-mini", help="model name (or local model path with --backend vllm)")
+    p.add_argument("--temperature", type=float, default=0.3)
+    p.add_argument("--top_p", type=float, default=1.0)
+    p.add_argument("--target_length", type=int, default=4096, help="most new tokens per candidate")
+    # ours
+    p.add_argument("--backend", default="openai", choices=sorted(BACKENDS))
+    p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"),
+                   help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight (default 32 for HTTP, batch size 256 for vllm)")
+    p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
+    p.add_argument("--tpm", type=float, default=None,
+                   help="client-side cap on tokens per minute (prompt + top_k x target_length per request)")
+    p.add_argument("--max_retries", type=int, default=5, help="retries per record before it is a failure")
+    p.add_argument("--request_timeout", type=float, default=120.0, help="seconds per HTTP request")
+    p.add_argument("--no_retrieval", action="store_true", help="ignore items[0].evidence")
+    p.add_argument("--limit", type=int, default=None, help="work on the first N records of the shard only")
+    p.add_argument("--dry_run", action="store_true", help="print what would be sent and its cost; send nothing")
+    p.add_argument("--price_in", type=float, default=None, help="$ per 1M input tokens (for --dry_run)")
+    p.add_argument("--price_out", type=float, default=None, help="$ per 1M output tokens (for --dry_run)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    for name in ("top_k", "target_length", "max_retries", "concurrency", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "max_retries" else 1):
+            raise UsageError(f"--{name} must be positive, got {value}")
+    if args.request_timeout <= 0:
+        raise UsageError("--request_timeout must be positive")
+
+
+def api_key(args):
+    """--openai_key wins over OPENAI_API_KEY; a local --base_url may do without a key."""
+    key = args.openai_key or os.environ.get("OPENAI_API_KEY")
+    add_secret(key)
+    if args.backend == "openai" and not key and not args.base_url and not args.dry_run:
+        raise UsageError("no API key: set OPENAI_API_KEY (or pass --openai_key), or point --base_url at a local server")
+    return key
+
+
+def print_dry_run(plan, args):
+    print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
+          f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged")
+    for task, count in plan["per_category"].items():
+        print(f"  {count:8d}  {task}")
+    print(f"estimated tokens: {plan['tokens_in']:,} in, {plan['tokens_out']:,} out (top_k={args.top_k})")
+    if args.price_in is not None or args.price_out is not None:
+        cost = plan["tokens_in"] / 1e6 * (args.price_in or 0) + plan["tokens_out"] / 1e6 * (args.price_out or 0)
+        print(f"estimated cost: ${cost:,.2f}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    key = api_key(args)
+    records = load_records(args.input_data_path)
+    start, end = shard_bounds(len(records), args.dataset_batch_id, args.dataset_batch_num)
+    shard = records[start:end]
+    length = make_length_fn(args.tokenizer_path)
+    settings = Settings(top_k=args.top_k, temperature=args.temperature, top_p=args.top_p,
+                        target_length=args.target_length, use_evidence=not args.no_retrieval,
+                        concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_retries=args.max_retries)
+
+    if args.dry_run:
+        print_dry_run(estimate(shard[: args.limit] if args.limit else shard, settings, length), args)
+        return 0
+
+    backend = make_backend(args.backend, BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
+                                                       request_timeout=args.request_timeout))
+    out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
+                  failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
+    summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
+                            progress=not args.quiet)
+
+    print(summary.line())
+    print(f"output: {out}")
+    if summary.failures:
+        print(f"{len(summary.failures)} failed, listed in {fails}; rerun the same command to retry them")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

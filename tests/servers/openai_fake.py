@@ -1,0 +1,130 @@
+"""A fake OpenAI-compatible server: POST /v1/chat/completions (and /v1/completions).
+
+Answers deterministically: candidate i of a request is a two-part reply whose revised response
+names the request (a hash of its prompt) and has a known number of words, so tests can tell
+which candidate is the longest. Knobs:
+
+    latency          seconds to wait before each answer
+    throttle_first   the first k requests get 429 with `Retry-After: retry_after`
+    rpm_cap          a server-side rate limit (token bucket, 1 s burst); excess gets 429 with
+                     Retry-After / retry-after-ms saying when a slot frees up
+    fail_first       the first k requests get 500
+    malformed_first  the first k requests get replies without a "Revised response:" part
+    ignore_n         always answer one choice, whatever n asks (like some local servers)
+    api_key          when set, other keys get 401 whose message echoes the key it was sent
+    echo_key         put the caller's key into 500 error messages (for redaction tests)
+
+Per-record faults ride in the prompt: a prompt containing [[hang]] is never answered,
+[[malformed]] always gets a reply without the label, [[error500]] always gets a 500.
+"""
+
+import hashlib
+import json
+import math
+import threading
+import time
+
+from tests.servers.base import FakeServer, Hang
+
+CANDIDATE_WORDS = (3, 1, 4, 1, 5, 9, 2, 6)  # words in candidate i's revised response
+
+
+def prompt_text(req):
+    if "messages" in req:
+        return "\n".join(str(m.get("content", "")) for m in req["messages"])
+    return str(req.get("prompt", ""))
+
+
+def revised_text(prompt, i):
+    tag = hashlib.sha1(prompt.encode()).hexdigest()[:10]
+    return f"rewrite-{tag}-{i}" + " word" * CANDIDATE_WORDS[i % len(CANDIDATE_WORDS)]
+
+
+class OpenAIFake(FakeServer):
+    def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
+                 malformed_first=0, ignore_n=False, api_key=None, echo_key=False, **kw):
+        super().__init__(**kw)
+        self.latency = latency
+        self.throttle_first = throttle_first
+        self.retry_after = retry_after
+        self.fail_first = fail_first
+        self.malformed_first = malformed_first
+        self.ignore_n = ignore_n
+        self.api_key = api_key
+        self.echo_key = echo_key
+        self.rpm_cap = rpm_cap
+        self._rate = (rpm_cap or 0) / 60.0
+        self._tokens = max(1.0, self._rate)
+        self._stamp = time.monotonic()
+        self._rate_lock = threading.Lock()
+        self._arrivals = 0
+        self.status_counts = {}
+        self.ok_times = []  # monotonic time of every 200
+
+    # ------------------------------------------------------------ helpers
+
+    def _count(self, status):
+        with self.lock:
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+            if status == 200:
+                self.ok_times.append(time.monotonic())
+
+    def _reply(self, status, obj, headers=None):
+        self._count(status)
+        return self.json_body(obj, status, headers)
+
+    def _error(self, status, message, headers=None):
+        return self._reply(status, {"error": {"message": message, "type": "fake", "code": status}}, headers)
+
+    def _rate_wait(self):
+        """0 when a request may pass the rpm cap now (and takes a slot), else seconds to wait."""
+        with self._rate_lock:
+            now = time.monotonic()
+            self._tokens = min(max(1.0, self._rate), self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self._rate
+
+    # ------------------------------------------------------------ the endpoint
+
+    def respond(self, method, path, headers, body):
+        if method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
+            return self._error(404, f"no route {method} {path}")
+        sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
+        if self.api_key is not None and sent_key != self.api_key:
+            return self._error(401, f"Incorrect API key provided: {sent_key}.")
+        with self.lock:
+            self._arrivals += 1
+            nth = self._arrivals  # 1-based arrival number of this request
+        if nth <= self.throttle_first:
+            return self._error(429, "Rate limit reached (test)", {"Retry-After": self.retry_after})
+        if self.rpm_cap:
+            wait = self._rate_wait()
+            if wait:
+                return self._error(429, "Rate limit reached (rpm cap)",
+                                   {"Retry-After": math.ceil(wait), "retry-after-ms": int(wait * 1000) + 1})
+        req = json.loads(body or b"{}")
+        prompt = prompt_text(req)
+        if "[[hang]]" in prompt:
+            raise Hang()
+        if nth <= self.fail_first or "[[error500]]" in prompt:
+            detail = f" (key {sent_key})" if self.echo_key else ""
+            return self._error(500, f"Internal server error{detail}")
+        if self.latency:
+            time.sleep(self.latency)
+        malformed = nth <= self.malformed_first or "[[malformed]]" in prompt
+        n = 1 if self.ignore_n else int(req.get("n") or 1)
+        texts = [("Here is a better answer, but I forgot the label." if malformed else
+                  f"Reasoning: the layout asks for a direct answer first.\nRevised response: {revised_text(prompt, i)}")
+                 for i in range(n)]
+        chat = "messages" in req
+        choices = [{"index": i, "finish_reason": "stop",
+                    **({"message": {"role": "assistant", "content": t}} if chat else {"text": t})}
+                   for i, t in enumerate(texts)]
+        return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion" if chat else "text_completion",
+                                 "created": int(time.time()), "model": req.get("model", "fake"),
+                                 "choices": choices,
+                                 "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
+                                           "total_tokens": len(prompt.split()) + 10 * n}})

@@ -1,0 +1,298 @@
+"""reformat.py end to end against a real local OpenAI-shaped server (tests/servers/openai_fake.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, make_record, run_script, write_json
+from realign.shards import failures_path, shard_bounds, shard_path
+from tests.servers.openai_fake import OpenAIFake, revised_text
+
+KEY = "sk-fake-DISTINCTIVE-7f3a9c2e5b81d4"
+
+
+def rewrite_records(n, cat="math_puzzles", prefix="q"):
+    return [make_record(i, q=f"{prefix} {i}", a=f"answer {i}", cat=cat) for i in range(n)]
+
+
+def reformat(srv, inp, out, *extra, env=None, timeout=60):
+    args = ["--input_data_path", inp, "--output_directory", out, "--base_url", f"{srv.url}/v1",
+            "--quiet", "--max_retries", "2", *extra]
+    return run_script("reformat.py", *args, env={"OPENAI_API_KEY": "", **(env or {})}, timeout=timeout)
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def outputs(out_dir, i=0, n=1):
+    return read_lines(shard_path(out_dir, i, n)), read_lines(failures_path(out_dir, i, n))
+
+
+def bodies(srv):
+    return [json.loads(r["body"]) for r in srv.requests]
+
+
+# ---------------------------------------------------------------- happy path
+
+def test_top_k_candidates_longest_kept_and_pass_through_sends_nothing(tmp_path):
+    records = rewrite_records(6)
+    records += [make_record(10, cat="story_generation"), make_record(11, cat=None), make_record(12, cat="default")]
+    records[0]["items"].append({"from": "human", "value": "a later turn"})
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(latency=0.01) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "4", "--model", "m1")
+        sent = bodies(srv)
+    assert r.returncode == 0, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert failed == []
+    assert sorted(rec["id"] for rec in done) == [0, 1, 2, 3, 4, 5, 10, 11, 12]
+    assert len(sent) == 6 and all(b["n"] == 4 and b["model"] == "m1" for b in sent)
+    by_id = {rec["id"]: rec for rec in done}
+    for rec in records:
+        got = by_id[rec["id"]]
+        if rec["id"] >= 10:
+            assert got == rec  # passed through unchanged
+            continue
+        gpt = got["items"][1]
+        assert len(gpt["revised_response_list"]) == 4
+        assert gpt["revised_response"] == gpt["revised_response_list"][2]  # candidate 2 has the most words
+        assert gpt["revised_response"].endswith("word word word word")
+        assert gpt["value"] == rec["items"][1]["value"] and got["items"][2:] == rec["items"][2:]
+    assert "1 without category" in r.stdout and "6 rewritten" in r.stdout
+
+
+def test_servers_that_ignore_n_are_topped_up(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(2))
+    with OpenAIFake(ignore_n=True) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "3")
+        count = srv.request_count
+    assert r.returncode == 0, r.stderr
+    done, _ = outputs(tmp_path / "out")
+    assert all(len(rec["items"][1]["revised_response_list"]) == 3 for rec in done)
+    assert count == 6
+
+
+def test_evidence_goes_into_rag_prompts_unless_no_retrieval(tmp_path):
+    rec = make_record(1, q="Who wrote Hamlet?", a="Shakespeare", cat="open_qa")
+    rec["items"][0]["evidence"] = ["EVIDENCE-PASSAGE about Hamlet"]
+    inp = write_json(tmp_path / "in.json", [rec])
+    with OpenAIFake() as srv:
+        assert reformat(srv, inp, tmp_path / "a").returncode == 0
+        assert reformat(srv, inp, tmp_path / "b", "--no_retrieval").returncode == 0
+        with_ev, without = (b["messages"][-1]["content"] for b in bodies(srv))
+    assert "EVIDENCE-PASSAGE" in with_ev and "EVIDENCE-PASSAGE" not in without
+
+
+# ---------------------------------------------------------------- faults
+
+def test_429_retry_after_is_honoured(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(1))
+    with OpenAIFake(throttle_first=2, retry_after=1) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--concurrency", "1")
+        times = [req["t"] for req in srv.requests]
+        counts = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    assert counts == {429: 2, 200: 1}
+    assert all(b - a >= 1.0 for a, b in zip(times, times[1:]))  # waited as told, each time
+    assert "2 answered 429" in r.stdout
+
+
+def test_500s_are_retried(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(1))
+    with OpenAIFake(fail_first=2) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--concurrency", "1")
+        counts = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    assert counts == {500: 2, 200: 1}
+    assert len(outputs(tmp_path / "out")[0]) == 1
+
+
+def test_malformed_replies_are_retried_then_fail_with_a_reason(tmp_path):
+    records = rewrite_records(3)
+    records[1]["items"][0]["value"] += " [[malformed]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(malformed_first=1) as srv:  # record 0 or 2 gets one bad reply, then good ones
+        r = reformat(srv, inp, tmp_path / "out", "--concurrency", "1", "--max_retries", "1")
+        count = srv.request_count
+    assert r.returncode == 1
+    done, failed = outputs(tmp_path / "out")
+    assert sorted(rec["id"] for rec in done) == [0, 2]
+    assert [f["id"] for f in failed] == [1] and "Revised response" in failed[0]["reason"]
+    assert count == 1 + 2 + 2  # record 1 tried twice, the other bad reply retried once
+    assert "failed" in r.stdout and "failures_0_of_1.jsonl" in r.stdout
+
+
+def test_a_hanging_server_times_out_into_a_failure(tmp_path):
+    records = rewrite_records(3)
+    records[2]["items"][0]["value"] += " [[hang]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake() as srv:
+        t0 = time.monotonic()
+        r = reformat(srv, inp, tmp_path / "out", "--request_timeout", "0.5", "--max_retries", "1", timeout=30)
+        elapsed = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert sorted(rec["id"] for rec in done) == [0, 1]
+    assert [f["id"] for f in failed] == [2] and "timed out" in failed[0]["reason"]
+    assert elapsed < 20
+
+
+# ---------------------------------------------------------------- resume and shards
+
+def _run_until_killed(srv, inp, out, lines_before_kill):
+    cmd = [sys.executable, str(ROOT / "reformat.py"), "--input_data_path", str(inp), "--output_directory", str(out),
+           "--base_url", f"{srv.url}/v1", "--quiet", "--concurrency", "4", "--top_k", "2", "--max_retries", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OPENAI_API_KEY": ""})
+    path = shard_path(out, 0, 1)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if os.path.exists(path) and open(path, "rb").read().count(b"\n") >= lines_before_kill:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+
+
+def test_resume_after_kill_9_gives_the_same_records(tmp_path):
+    records = rewrite_records(60) + [make_record(100, cat="default")]
+    records[5]["items"][0]["value"] += " [[error500]]"  # one failure in both runs
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(latency=0.03) as srv:
+        reference = reformat(srv, inp, tmp_path / "ref", "--top_k", "2", "--max_retries", "0")
+        _run_until_killed(srv, inp, tmp_path / "out", lines_before_kill=15)
+        with open(shard_path(tmp_path / "out", 0, 1), "a") as f:
+            f.write('{"id": 17, "items": [{"from": "hu')  # what a kill mid-write leaves
+        resumed = reformat(srv, inp, tmp_path / "out", "--top_k", "2", "--max_retries", "0")
+    assert reference.returncode == resumed.returncode == 1
+    assert "already done" in resumed.stdout and " 0 already done" not in resumed.stdout
+    ref_done, ref_failed = outputs(tmp_path / "ref")
+    done, failed = outputs(tmp_path / "out")
+    ids = [rec["id"] for rec in done]
+    assert len(ids) == len(set(ids)) == 60
+    assert sorted(done, key=lambda r: r["id"]) == sorted(ref_done, key=lambda r: r["id"])
+    assert [f["id"] for f in failed] == [f["id"] for f in ref_failed] == [5]
+
+
+def test_earlier_failures_are_retried_and_the_failures_file_shrinks(tmp_path):
+    records = rewrite_records(3)
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(fail_first=3) as srv:  # the first attempt of each record fails, no retries
+        first = reformat(srv, inp, tmp_path / "out", "--max_retries", "0")
+        assert first.returncode == 1 and len(outputs(tmp_path / "out")[1]) == 3
+        second = reformat(srv, inp, tmp_path / "out", "--max_retries", "0")
+    assert second.returncode == 0, second.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert sorted(rec["id"] for rec in done) == [0, 1, 2] and failed == []
+
+
+def test_shards_split_the_input_contiguously(tmp_path):
+    records = rewrite_records(10)
+    inp = write_json(tmp_path / "in.json", records)
+    seen = []
+    with OpenAIFake() as srv:
+        for i in range(3):
+            r = reformat(srv, inp, tmp_path / "out", "--dataset_batch_id", i, "--dataset_batch_num", 3)
+            assert r.returncode == 0, r.stderr
+            done, _ = outputs(tmp_path / "out", i, 3)
+            lo, hi = shard_bounds(10, i, 3)
+            assert sorted(rec["id"] for rec in done) == list(range(lo, hi))
+            seen += [rec["id"] for rec in done]
+    assert sorted(seen) == list(range(10))
+
+
+def test_output_from_another_input_is_refused(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(2))
+    other = write_json(tmp_path / "other.json", [make_record("x", cat="default")])
+    with OpenAIFake() as srv:
+        assert reformat(srv, other, tmp_path / "out").returncode == 0
+        r = reformat(srv, inp, tmp_path / "out")
+    assert r.returncode == 2 and "not in this shard" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- keys, dry run, bad input
+
+def _assert_key_absent(r, folder):
+    assert KEY not in r.stdout and KEY not in r.stderr
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        assert KEY not in open(os.path.join(folder, name), encoding="utf-8").read(), name
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_rejected_key_stops_the_run_without_showing_the_key(tmp_path, how):
+    inp = write_json(tmp_path / "in.json", rewrite_records(3))
+    extra, env = (["--openai_key", KEY], None) if how == "flag" else ([], {"OPENAI_API_KEY": KEY})
+    with OpenAIFake(api_key="the-right-key") as srv:  # 401 whose message echoes the key sent
+        r = reformat(srv, inp, tmp_path / "out", *extra, env=env)
+    assert r.returncode == 2
+    assert "401" in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    _assert_key_absent(r, tmp_path / "out")
+
+
+def test_server_errors_echoing_the_key_are_scrubbed_from_failures(tmp_path):
+    records = rewrite_records(2)
+    records[0]["items"][0]["value"] += " [[error500]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(api_key=KEY, echo_key=True) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--max_retries", "0", env={"OPENAI_API_KEY": KEY})
+    assert r.returncode == 1
+    _, failed = outputs(tmp_path / "out")
+    assert failed[0]["id"] == 0 and "500" in failed[0]["reason"]
+    _assert_key_absent(r, tmp_path / "out")
+
+
+def test_dry_run_sends_nothing_and_prices_the_run(tmp_path):
+    records = rewrite_records(4) + [make_record(9, cat="roleplay"), make_record(8, cat=None)]
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--dry_run", "--top_k", "2", "--price_in", "1", "--price_out", "2")
+        count = srv.request_count
+    assert r.returncode == 0, r.stderr
+    assert count == 0 and not (tmp_path / "out").exists()
+    assert "6 records, 4 to rewrite, 2 passed through" in r.stdout
+    assert "math_puzzles" in r.stdout and "default (no category)" in r.stdout
+    assert "estimated tokens" in r.stdout and "estimated cost: $" in r.stdout
+
+
+@pytest.mark.parametrize("content, flags, message", [
+    ('{"not": "a list"}', [], "expected a JSON list"),
+    ("[{]", [], "not valid JSON"),
+    ('[{"id": 1, "items": []}]', [], "record 0"),
+    (None, ["--dataset_batch_id", "3", "--dataset_batch_num", "2"], "--dataset_batch_id"),
+    (None, ["--top_k", "0"], "--top_k"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, content, flags, message):
+    inp = tmp_path / "in.json"
+    if content is None:
+        write_json(inp, rewrite_records(2))
+    else:
+        inp.write_text(content)
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "out", *flags)
+        count = srv.request_count
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert content is None or str(inp) in r.stderr  # data errors name the file
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert count == 0 and not (tmp_path / "out").exists()
+
+
+def test_no_key_and_no_base_url_is_a_usage_error(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(1))
+    r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
+                   env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    assert r.returncode == 2 and "OPENAI_API_KEY" in r.stderr
+
+
+def test_the_fake_names_its_candidates_deterministically():
+    assert revised_text("p", 2) == revised_text("p", 2) != revised_text("p", 1)
