@@ -3,7 +3,7 @@
     export SERPER_API_KEY=...
     python retrieval.py --input_data_path dataset.json --output_path dataset_retrieval.json --batch_size 10
     python retrieval.py --input_data_path dataset.json --output_path dataset_retrieval.json \
-        --backend bm25 --corpus_path datasets/corpus/corpus.jsonl        # offline
+        --backend bm25 --corpus_path datasets/corpus/        # offline, our demo corpus
 
 Writes `dataset_retrieval.json` (raw evidence with its sources) and
 `dataset_retrieval_clean_evidence.json` (cleaned evidence: the input of reformat.py). Only records
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from realign.cli import first_n, run
 from realign.constant import RAG_TASKS
 from realign.limits import RetryPolicy
+from realign.redact import add_secret, scrub
 from realign.records import UsageError, category, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
@@ -36,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=["serper", "bm25"],
                    help="default: serper when SERPER_API_KEY is set; bm25 needs --corpus_path")
     p.add_argument("--serper_url", default=DEFAULT_URL)
-    p.add_argument("--corpus_path", help="bm25: a .jsonl of {text, title?, url?} or a folder of .txt/.md files")
+    p.add_argument("--corpus_path", help="bm25: a .jsonl of {text, title?, url?} or a folder of .jsonl/.txt/.md files")
     p.add_argument("--top_k", type=int, default=5, help="evidence snippets kept per record")
     p.add_argument("--cache_path", help="serper: SQLite per-query cache (default: <output>.serper_cache.sqlite)")
     p.add_argument("--timeout", type=float, default=30.0, help="serper: seconds per request")
@@ -54,13 +55,14 @@ def open_backend(args):
     backend = args.backend or ("serper" if os.environ.get("SERPER_API_KEY") else None)
     if backend is None:
         raise UsageError("SERPER_API_KEY is not set; set it for web search, or search offline with "
-                         "--backend bm25 --corpus_path datasets/corpus/corpus.jsonl")
+                         "--backend bm25 --corpus_path datasets/corpus/")
     if backend == "bm25":
         if not args.corpus_path:
-            raise UsageError("--backend bm25 needs --corpus_path (a .jsonl file or a folder of .txt/.md files)")
+            raise UsageError("--backend bm25 needs --corpus_path (a .jsonl file or a folder of .jsonl/.txt/.md files)")
         return Bm25Corpus(args.corpus_path)
     if not os.environ.get("SERPER_API_KEY"):
         raise UsageError("--backend serper needs SERPER_API_KEY in the environment")
+    add_secret(os.environ["SERPER_API_KEY"])
     cache = QueryCache(args.cache_path or args.output_path + ".serper_cache.sqlite")
     return SerperClient(os.environ["SERPER_API_KEY"], url=args.serper_url, timeout=args.timeout,
                         retry=RetryPolicy(max_retries=args.max_retries), cache=cache)
@@ -113,7 +115,7 @@ def main(argv=None):
         print(f"note: {unclassified} record(s) have no category and were not searched; run classify.py first")
     if failed:
         print(f"failed, left without evidence (rerun to retry): ids {first_n(failed)}; "
-              f"why: {'; '.join(sorted(set(failed.values())))}")
+              f"why: {scrub('; '.join(sorted(set(failed.values()))))}")
     print(f"wrote {args.output_path} and {progress.clean_path} in {time.monotonic() - started:.1f} s")
     return 1 if failed else 0
 

@@ -20,7 +20,7 @@ from realign.search.clean import NO_RESULT, clean_evidence, clean_record, serper
 from tests.servers.serper_fake import SerperFake
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(ROOT, "datasets", "corpus", "corpus.jsonl")
+CORPUS = os.path.join(ROOT, "datasets", "corpus")
 KEY = "serper-SENTINEL-key-4f9a1c"
 
 
@@ -245,9 +245,11 @@ def test_killed_run_loses_at_most_one_batch(tmp_path):
     ("Why does ice float on water?", "Why ice floats"),
     ("When did the Second World War end?", "End of the Second World War"),
     ("Give me tips to beat jet lag", "Beating jet lag"),
-    ("Recommend some houseplants that survive in low light", "Houseplants for low light"),
+    ("Can you recommend some houseplants that are hard to kill?", "Houseplants that are hard to kill"),
     ("How do I create a Python virtual environment?", "Python virtual environments"),
     ("Is it true that the Great Wall of China is visible from the Moon?", "Great Wall of China"),
+    ("What is the tallest mountain in Africa?", "Mount Kilimanjaro"),
+    ("How do I make cold brew coffee at home?", "Making cold brew coffee at home"),
 ])
 def test_bm25_ranks_the_right_document_first(query, title):
     assert Bm25Corpus(CORPUS).search(query, 3)[0]["title"] == title
@@ -260,9 +262,9 @@ def test_bm25_index_cached_and_rebuilt_only_on_change(tmp_path):
     (corpus / "tea.txt").write_text("Green tea steeps best below boiling, around 80 degrees.")
     first = Bm25Corpus(str(corpus))
     assert first.rebuilt and first.search("how long to boil eggs")[0]["title"] == "eggs"
-    stamp = os.stat(tmp_path / "docs.bm25s" / "meta.json").st_mtime_ns
+    stamp = os.stat(corpus / ".bm25s" / "meta.json").st_mtime_ns
     second = Bm25Corpus(str(corpus))
-    assert not second.rebuilt and os.stat(tmp_path / "docs.bm25s" / "meta.json").st_mtime_ns == stamp
+    assert not second.rebuilt and os.stat(corpus / ".bm25s" / "meta.json").st_mtime_ns == stamp
     assert second.search("green tea temperature")[0]["title"] == "tea"
     (corpus / "rice.txt").write_text("Rinse rice before cooking it.")
     third = Bm25Corpus(str(corpus))

@@ -2,11 +2,13 @@
 
 A corpus is either
   - a .jsonl file, one document a line: {"text": ..., "title"?: ..., "url"?: ..., "id"?: ...}, or
-  - a folder of .txt / .md files (searched recursively; the title is the file name).
+  - a folder of such .jsonl files and/or .txt / .md files (searched recursively; a text file is
+    one document titled by its file name).
 
-The index is saved next to the corpus, in `<corpus path>.bm25s/`, with a fingerprint of the
-corpus files (relative path, size, mtime in ns). A later run whose corpus has the same
-fingerprint loads the index instead of rebuilding it; any edit, added or removed file rebuilds.
+The index is saved next to the corpus, in `<file>.bm25s/` for a file or `<folder>/.bm25s/` for
+a folder, with a fingerprint of the corpus files (relative path, size, mtime in ns). A later run
+whose corpus has the same fingerprint loads the index instead of rebuilding it; any edit, added
+or removed file rebuilds it.
 """
 
 import json
@@ -22,6 +24,7 @@ from realign.search.clean import hit
 INDEX_VERSION = 1            # bump when tokenisation or the saved layout changes
 SNIPPET_CHARS = 1000         # a long document is cut to this many characters as evidence
 TEXT_SUFFIXES = (".txt", ".md")
+CORPUS_SUFFIXES = (".jsonl", *TEXT_SUFFIXES)
 
 
 # ---------------------------------------------------------------- tokens
@@ -56,16 +59,16 @@ def corpus_files(path):
     """The files that make up the corpus, sorted; DataError when there are none."""
     if os.path.isfile(path):
         if not path.endswith(".jsonl"):
-            raise DataError(f"{path}: a corpus file must be .jsonl (or pass a folder of .txt/.md files)")
+            raise DataError(f"{path}: a corpus file must be .jsonl (or pass a folder of .jsonl/.txt/.md files)")
         return [path]
     if not os.path.isdir(path):
         raise DataError(f"{path}: corpus not found")
     files = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(TEXT_SUFFIXES)]
+        files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(CORPUS_SUFFIXES)]
     if not files:
-        raise DataError(f"{path}: no .txt or .md files in the corpus folder")
+        raise DataError(f"{path}: no .jsonl, .txt or .md files in the corpus folder")
     return files
 
 
@@ -82,20 +85,26 @@ def _read_utf8(file):
         raise DataError(f"{file}: not UTF-8 text") from None
 
 
+def _jsonl_documents(file):
+    docs = []
+    for n, obj in iter_jsonl_lines(_read_utf8(file), file):
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            raise DataError(f"{file}: line {n}: a corpus document needs a non-empty string 'text'")
+        docs.append({"title": str(obj.get("title") or ""), "text": obj["text"], "url": str(obj.get("url") or "")})
+    return docs
+
+
+def _text_document(file, base):
+    text = _read_utf8(file)
+    title = os.path.splitext(os.path.basename(file))[0].replace("_", " ").replace("-", " ")
+    return [{"title": title, "text": text, "url": os.path.relpath(file, base)}] if text.strip() else []
+
+
 def read_documents(path, files):
     """[{"title", "text", "url"}] for every document; a malformed one is a DataError."""
     docs = []
-    if os.path.isfile(path):
-        for n, obj in iter_jsonl_lines(_read_utf8(path), path):
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-                raise DataError(f"{path}: line {n}: a corpus document needs a non-empty string 'text'")
-            docs.append({"title": str(obj.get("title") or ""), "text": obj["text"], "url": str(obj.get("url") or "")})
-    else:
-        for file in files:
-            text = _read_utf8(file)
-            if text.strip():
-                title = os.path.splitext(os.path.basename(file))[0].replace("_", " ").replace("-", " ")
-                docs.append({"title": title, "text": text, "url": os.path.relpath(file, path)})
+    for file in files:
+        docs += _jsonl_documents(file) if file.endswith(".jsonl") else _text_document(file, path)
     if not docs:
         raise DataError(f"{path}: the corpus has no documents")
     return docs
@@ -108,7 +117,7 @@ class Bm25Corpus:
 
     def __init__(self, path):
         self.path = os.path.normpath(path)
-        self.index_dir = self.path + ".bm25s"
+        self.index_dir = os.path.join(self.path, ".bm25s") if os.path.isdir(self.path) else self.path + ".bm25s"
         files = corpus_files(self.path)
         self.fingerprint = fingerprint(self.path, files)
         self.rebuilt = not self._load()
