@@ -260,8 +260,9 @@ def test_bm25_index_cached_and_rebuilt_only_on_change(tmp_path):
     corpus.mkdir()
     (corpus / "eggs.md").write_text("Boil eggs for nine minutes for a firm yolk.")
     (corpus / "tea.txt").write_text("Green tea steeps best below boiling, around 80 degrees.")
+    (corpus / "README.md").write_text("About this corpus: eggs and tea.")  # not a document
     first = Bm25Corpus(str(corpus))
-    assert first.rebuilt and first.search("how long to boil eggs")[0]["title"] == "eggs"
+    assert first.rebuilt and len(first.docs) == 2 and first.search("how long to boil eggs")[0]["title"] == "eggs"
     stamp = os.stat(corpus / ".bm25s" / "meta.json").st_mtime_ns
     second = Bm25Corpus(str(corpus))
     assert not second.rebuilt and os.stat(corpus / ".bm25s" / "meta.json").st_mtime_ns == stamp
@@ -300,6 +301,15 @@ def test_bad_input_exit_2_without_output(tmp_path, content, message):
     assert p.returncode == 2 and message in p.stderr and str(inp) in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == ["in.json"]
+
+
+def test_bad_corpus_line_exit_2(tmp_path):
+    corpus = write(tmp_path / "c.jsonl", [{"title": "t", "text": "fine"}, {"title": "no text"}])
+    inp = write(tmp_path / "in.json", [rec(1, "q")])
+    p = retrieval("--input_data_path", inp, "--output_path", tmp_path / "out.json", "--backend", "bm25",
+                  "--corpus_path", corpus, key=None)
+    assert p.returncode == 2 and f"{corpus}: line 2:" in p.stderr and "Traceback" not in p.stderr
+    assert not os.path.exists(tmp_path / "out.json")
 
 
 def test_no_key_suggests_bm25_and_writes_nothing(tmp_path):

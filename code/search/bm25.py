@@ -3,7 +3,7 @@
 A corpus is either
   - a .jsonl file, one document a line: {"text": ..., "title"?: ..., "url"?: ..., "id"?: ...}, or
   - a folder of such .jsonl files and/or .txt / .md files (searched recursively; a text file is
-    one document titled by its file name).
+    one document titled by its file name; README files and hidden folders are skipped).
 
 The index is saved next to the corpus, in `<file>.bm25s/` for a file or `<folder>/.bm25s/` for
 a folder, with a fingerprint of the corpus files (relative path, size, mtime in ns). A later run
@@ -17,12 +17,15 @@ import shutil
 import tempfile
 
 import bm25s
+from bm25s.stopwords import STOPWORDS_EN
 
 from realign.records import DataError, iter_jsonl_lines
 from realign.search.clean import hit
 
-INDEX_VERSION = 1            # bump when tokenisation or the saved layout changes
+INDEX_VERSION = 2            # bump when tokenisation or the saved layout changes
 SNIPPET_CHARS = 1000         # a long document is cut to this many characters as evidence
+MIN_SHARE_OF_BEST = 0.5      # a hit scoring under half the best one is dropped: on a small corpus
+                             # it is mostly an unrelated document sharing one common word
 TEXT_SUFFIXES = (".txt", ".md")
 CORPUS_SUFFIXES = (".jsonl", *TEXT_SUFFIXES)
 
@@ -48,8 +51,16 @@ def light_stem(words):
     return out
 
 
+# bm25s's English list is short; questions are full of words that match everything.
+QUESTION_WORDS = ("how what why when where which who whom whose do does did done can could would "
+                  "should shall may might must i me my mine you your yours we our us he she him her "
+                  "they them their am been being has have had much many some any please tell give "
+                  "know want need get got also just very really from").split()
+STOPWORDS = sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
+
+
 def tokenize(texts, return_ids=True):
-    return bm25s.tokenize(texts, stopwords="en", stemmer=light_stem,
+    return bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=light_stem,
                           return_ids=return_ids, show_progress=False)
 
 
@@ -66,7 +77,8 @@ def corpus_files(path):
     files = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(CORPUS_SUFFIXES)]
+        files += [os.path.join(folder, n) for n in sorted(names)
+                  if n.endswith(CORPUS_SUFFIXES) and not n.upper().startswith("README")]
     if not files:
         raise DataError(f"{path}: no .jsonl, .txt or .md files in the corpus folder")
     return files
@@ -158,7 +170,8 @@ class Bm25Corpus:
             shutil.rmtree(tmp, ignore_errors=True)  # a read-only corpus folder: just don't cache
 
     def search(self, query, top_k=5):
-        """Up to top_k hits, best first; documents sharing no word with the query are left out."""
+        """Up to top_k hits, best first; documents sharing no word with the query, or scoring under
+        MIN_SHARE_OF_BEST of the best hit, are left out."""
         words = tokenize([query], return_ids=False)[0]
         if not words or top_k < 1:
             return []
@@ -166,12 +179,9 @@ class Bm25Corpus:
         if not known:
             return []
         ids, scores = self.model.retrieve([known], k=min(top_k, len(self.docs)), show_progress=False)
-        hits = []
-        for i, score in zip(ids[0], scores[0]):
-            if score > 0:
-                d = self.docs[int(i)]
-                hits.append(hit(d["text"][:SNIPPET_CHARS], "corpus", d["title"], d["url"]))
-        return hits
+        floor = float(scores[0][0]) * MIN_SHARE_OF_BEST
+        docs = [self.docs[int(i)] for i, score in zip(ids[0], scores[0]) if score > 0 and score >= floor]
+        return [hit(d["text"][:SNIPPET_CHARS], "corpus", d["title"], d["url"]) for d in docs]
 
     def search_many(self, queries, top_k=5):
         """{query: [hits]} — the same shape the Serper client returns; a local search never fails."""
