@@ -1,0 +1,146 @@
+"""Step 1: put a task name on every record (items[0]["category"]).
+
+    python classify.py --input_data_path data.json --output_path classified.json
+        [--input_format auto|realign|alpaca|sharegpt|messages] [--overwrite]
+        [--backend embedded|vllm|openai] [--model M] [--base_url URL]
+
+Reads ReAlign, Alpaca, ShareGPT or OpenAI-messages data and writes ReAlign JSON/JSONL.
+Records that already carry a valid category keep it unless --overwrite.
+
+    python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task
+    python classify.py --train train.json [--save_model DIR] # rebuild the embedded model
+
+--eval and --train take the classifier format: a list of {"instruction", "category"}.
+Backends: embedded (default; CPU model shipped in the repo), vllm (GAIR/ReAlign-Task-Classifier
+on a local GPU, `pip install -e .[vllm]`), openai (any OpenAI-compatible endpoint; key in
+OPENAI_API_KEY). Exit codes: 0 done, 1 some records could not be classified (rerun to retry
+them), 2 bad input or flags.
+"""
+
+import argparse
+import os
+import time
+from collections import Counter
+
+from realign.classifier.backends import classify_texts
+from realign.classifier.data import load_labeled
+from realign.classifier.metrics import report
+from realign.cli import run
+from realign.convert import FORMATS, load_any
+from realign.records import UsageError, question, write_records
+from realign.redact import add_secret
+
+GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_data_path", help="data to classify (.json/.jsonl)")
+    p.add_argument("--output_path", help="where to write the classified ReAlign records (.json/.jsonl)")
+    p.add_argument("--input_format", default="auto", choices=FORMATS)
+    p.add_argument("--overwrite", action="store_true", help="reclassify records that already have a category")
+    p.add_argument("--eval", metavar="FILE", help="score the backend on a labelled file instead of classifying")
+    p.add_argument("--train", metavar="FILE", help="train the embedded model on a labelled file")
+    p.add_argument("--save_model", metavar="DIR", default=None,
+                   help="where --train writes the model (default: the shipped one, realign/classifier/model)")
+    p.add_argument("--model_dir", default=None, help="embedded model folder to use (default: the shipped one)")
+    p.add_argument("--backend", default="embedded", choices=("embedded", "vllm", "openai"))
+    p.add_argument("--model", default=GAIR_MODEL, help="model name or local path (vllm / openai backends)")
+    p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible endpoint")
+    p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
+    p.add_argument("--chat", action="store_true", help="send the prompt as a chat message (chat-only endpoints)")
+    p.add_argument("--concurrency", type=int, default=None, help="requests in flight (openai/vllm)")
+    p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
+    p.add_argument("--max_retries", type=int, default=5)
+    p.add_argument("--request_timeout", type=float, default=60.0, help="seconds per HTTP request")
+    p.add_argument("--tensor_parallel_size", type=int, default=None, help="GPUs for --backend vllm (default all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    if not (args.train or args.eval) and not (args.input_data_path and args.output_path):
+        raise UsageError("give --input_data_path and --output_path (or --eval FILE / --train FILE)")
+    if args.train and args.backend != "embedded":
+        raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
+    for name in ("concurrency", "max_retries", "tensor_parallel_size"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "max_retries" else 1):
+            raise UsageError(f"--{name} must be positive, got {value}")
+
+
+def api_key(args):
+    key = args.openai_key or os.environ.get("OPENAI_API_KEY")
+    add_secret(key)
+    if args.backend == "openai" and not key and not args.base_url:
+        raise UsageError("no API key: set OPENAI_API_KEY, or point --base_url at a local server")
+    return key
+
+
+def train(args):
+    from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
+
+    texts, labels = load_labeled(args.train)
+    folder = args.save_model or DEFAULT_MODEL_DIR
+    start = time.monotonic()
+    model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
+    model.fit(texts, labels)
+    model.meta["trained_file"] = os.path.basename(args.train)
+    model.save(folder)
+    print(f"trained on {len(texts)} instructions, {len(set(labels))} tasks, in {time.monotonic() - start:.1f} s; "
+          f"model saved to {folder}")
+    args.model_dir = folder
+
+
+def evaluate(args, key):
+    texts, gold = load_labeled(args.eval)
+    start = time.monotonic()
+    pred, failures = classify_texts(texts, args, key)
+    seconds = time.monotonic() - start
+    print(report(gold, [p or "(failed)" for p in pred]))
+    print(f"\n{args.backend}: {len(texts)} instructions in {seconds:.1f} s ({len(texts) / seconds:.0f}/s)"
+          + (f", {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
+
+
+def classify(args, key):
+    records, fmt = load_any(args.input_data_path, args.input_format)
+    todo = [i for i, rec in enumerate(records) if args.overwrite or "category" not in rec["items"][0]]
+    start = time.monotonic()
+    labels, failures = classify_texts([question(records[i]) for i in todo], args, key) if todo else ([], {})
+    for i, label in zip(todo, labels):
+        if label is not None:
+            records[i]["items"][0]["category"] = label
+    write_records(args.output_path, records)
+    seconds = time.monotonic() - start
+
+    counts = Counter(rec["items"][0].get("category", "(none)") for rec in records)
+    print("category distribution:")
+    for task, n in counts.most_common():
+        print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
+    rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
+    print(f"{len(records)} records ({fmt}): {len(todo) - len(failures)} classified by {args.backend}, "
+          f"{len(records) - len(todo)} kept their category, {len(failures)} failed, {seconds:.1f} s{rate}")
+    print(f"output: {args.output_path}")
+    if failures:
+        first = next(iter(failures.items()))
+        print(f"{len(failures)} records could not be classified (first: record {todo[first[0]]}: {first[1]}); "
+              f"rerun on the output to retry them")
+        return 1
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    key = api_key(args)
+    if args.train:
+        train(args)
+    code = evaluate(args, key) if args.eval else 0
+    if args.input_data_path:
+        code = max(code, classify(args, key))
+    return code
+
+
+if __name__ == "__main__":
+    run(main)

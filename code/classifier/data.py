@@ -1,0 +1,33 @@
+"""The classifier's labelled-data format: a JSON (or JSONL) list of
+`{"instruction": str, "category": one of the 46 task names}`, as in the original project's
+task_classifier_{train,test}_dataset.json. Extra fields are ignored.
+"""
+
+from realign.constant import TASKS
+from realign.records import DataError, read_json_any, where, write_json
+
+_TASK_SET = frozenset(TASKS)
+
+
+def load_labeled(path):
+    """(instructions, categories) from a labelled file; a bad record is a DataError naming it."""
+    rows = read_json_any(path)
+    if not rows:
+        raise DataError(f"{path}: no records")
+    texts, labels = [], []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: record {i}: expected an object, got {type(row).__name__}")
+        text, label = row.get("instruction"), row.get("category")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where(path, i, row)}: 'instruction' must be a non-empty string")
+        if label not in _TASK_SET:
+            raise DataError(f"{where(path, i, row)}: 'category' must be one of the 46 task names, got {label!r}")
+        texts.append(text)
+        labels.append(label)
+    return texts, labels
+
+
+def save_labeled(path, texts, labels):
+    """Write a labelled file in the same format, atomically."""
+    write_json(path, [{"instruction": t, "category": c} for t, c in zip(texts, labels)])

