@@ -22,6 +22,7 @@ from realign.cli import run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.lengths import make_length_fn
 from realign.records import load_records, write_json, write_records
+from realign.report import write_report
 from realign.selection import ACCEPT, final_number, has_code, join_by_id, select, stats_as_json
 
 
@@ -120,6 +121,8 @@ def parse_args(argv=None):
     p.add_argument("--rules", choices=sorted(RULESETS), default="open_platypus",
                    help="which combination of rules to apply (default: open_platypus)")
     p.add_argument("--report_path", default=None, help="write the counts per rule and per category as JSON")
+    p.add_argument("--report_dir", default=None,
+                   help="write report.html with figures and before/after samples into this folder")
     return p.parse_args(argv)
 
 
@@ -128,10 +131,13 @@ def main(argv=None):
     originals = load_records(args.input_original_data_path)
     rewrites = load_records(args.input_rewrite_data_path)
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
-    out, stats, decisions = select(joined, RULESETS[args.rules], make_length_fn(args.tokenizer_path))
+    length = make_length_fn(args.tokenizer_path)
+    out, stats, decisions = select(joined, RULESETS[args.rules], length)
     write_records(args.output_path, out)
     if args.report_path:
         write_json(args.report_path, {"rules": args.rules, **stats_as_json(stats), "decisions": decisions})
+    if args.report_dir:
+        page = write_report(args.report_dir, joined, stats, decisions, length, rules=args.rules)
 
     print(f"rules: {args.rules}")
     for rule, n in stats["rejected_by_rule"].most_common():
@@ -141,6 +147,8 @@ def main(argv=None):
         print(f"  {cat:<34} {n['total']:>6} {n['accepted']:>8} {n['rejected']:>9} {n['not_rewritten']:>6}")
     print(f"selected {len(out)} records into {args.output_path}: {stats['accepted']} rewrites accepted, "
           f"{stats['rejected']} rejected (original kept), {stats['not_rewritten']} not rewritten")
+    if args.report_dir:
+        print(f"report: {page}")
     return 0
 
 
