@@ -51,7 +51,7 @@ def parse_args(argv=None):
 
 
 def open_backend(args):
-    """The search backend: anything with `search_many(queries, top_k) -> {query: hits | SearchFailed}`."""
+    """The search backend: `search_many(queries, top_k) -> {query: hits | SearchFailed}`, `close()`."""
     backend = args.backend or ("serper" if os.environ.get("SERPER_API_KEY") else None)
     if backend is None:
         raise UsageError("SERPER_API_KEY is not set; set it for web search, or search offline with "
@@ -102,6 +102,8 @@ def main(argv=None):
 
     # write, summarise
     progress.finish()
+    if backend is not None:
+        backend.close()
     kind = "none needed" if backend is None else ("bm25" if isinstance(backend, Bm25Corpus) else "serper")
     print(f"retrieval ({kind}): {len(records)} records, {len(rag)} RAG-task: "
           f"{len(todo) - len(failed)} searched, {len(rag) - len(todo)} already had evidence "

@@ -186,3 +186,6 @@ class Bm25Corpus:
     def search_many(self, queries, top_k=5):
         """{query: [hits]} — the same shape the Serper client returns; a local search never fails."""
         return {q: self.search(q, top_k) for q in queries}
+
+    def close(self):
+        """Nothing to release; here so both backends share one interface."""

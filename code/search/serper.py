@@ -2,6 +2,7 @@
 
     client = SerperClient(api_key, url=DEFAULT_URL, timeout=30, retry=RetryPolicy(4), cache=QueryCache(p))
     client.search_many(queries, top_k=5)   # {query: [hits]} or {query: SearchFailed(reason)}
+    client.close()
 
 Each request is `POST {url}` with header `X-API-KEY` and body `{"q", "gl": "us", "hl": "en"}`.
 Rate limits (429), server errors (5xx), timeouts and dropped connections are retried with
@@ -45,16 +46,26 @@ class SerperClient:
         self.cache = cache
         self.gl, self.hl = gl, hl
         self.requests = 0  # HTTP requests sent, retries included
+        self._loop = asyncio.new_event_loop()  # batches run one after another on this loop
+        self._http = None
 
     def search_many(self, queries, top_k=5):
         """{query: [hits] | SearchFailed} for each distinct query, fetched concurrently."""
         queries = list(dict.fromkeys(queries))
-        replies = asyncio.run(self._fetch_all(queries))
+        replies = self._loop.run_until_complete(self._fetch_all(queries))
         return {q: r if isinstance(r, SearchFailed) else serper_hits(r, top_k) for q, r in zip(queries, replies)}
 
     async def _fetch_all(self, queries):
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as http:
-            return await asyncio.gather(*(self._fetch(http, q) for q in queries))
+        if self._http is None:  # one client for the whole run: connections and TLS are reused
+            self._http = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+        return await asyncio.gather(*(self._fetch(self._http, q) for q in queries))
+
+    def close(self):
+        if self._http is not None:
+            self._loop.run_until_complete(self._http.aclose())
+        self._loop.close()
+        if self.cache is not None:
+            self.cache.close()
 
     async def _fetch(self, http, query):
         body = {"q": shorten(query), "gl": self.gl, "hl": self.hl}
