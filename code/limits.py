@@ -138,22 +138,31 @@ class TokenBucket:
 # ---------------------------------------------------------------- adaptive concurrency
 
 class AdaptiveLimiter:
-    """How many requests may be in flight, adapted by AIMD.
+    """How many requests may be in flight, adapted to what the server accepts.
 
-    Each success adds 1/limit (about +1 per round trip); near the level where the last
-    overload happened growth slows to a quarter, so the limit creeps up to the ceiling instead of
-    crashing into it. An overload multiplies the limit by `decrease`, at most once per round
-    trip: slots that started before the last cut do not cut again (one burst of 429s = one cut).
+    Slow start: the limit begins at `start` (default a quarter of the maximum) and grows by
+    one per success, doubling each round trip, until the first overload or the maximum; a
+    blind first burst of the full maximum would mostly come back 429.
+
+    Then AIMD: each success adds 1/limit (about +1 per round trip), slowed to a quarter near
+    the level where the last overload happened, so the limit creeps up to the ceiling instead
+    of crashing into it. The first overload of a burst cuts the limit to `decrease` times
+    the requests out at that moment; each later overload from that same burst only lowers the
+    limit to the burst's size minus its 429s so far (what the server actually accepted), so a
+    burst of 429s lands on the server's real capacity instead of cutting again and again.
     """
 
-    def __init__(self, limit, min_limit=1, max_limit=None, decrease=0.8):
+    def __init__(self, limit, min_limit=1, max_limit=None, decrease=0.8, start=None):
         self.max_limit = float(max_limit if max_limit is not None else limit)
         self.min_limit = float(min_limit)
-        self.limit = float(min(max(limit, min_limit), self.max_limit))
+        start = max(1.0, self.max_limit // 4) if start is None else start
+        self.limit = float(min(max(start, min_limit), self.max_limit))
         self.decrease = decrease
         self.in_flight = 0
         self.cuts = 0
-        self._ceiling = None  # limit at the last overload
+        self.slow_start = self.limit < self.max_limit
+        self._ceiling = None  # the level that overloaded last
+        self._burst = self._rejected = 0  # requests out at the last cut, and how many came back 429
         self._last_cut = float("-inf")
         self._cond = None
 
@@ -181,16 +190,26 @@ class AdaptiveLimiter:
             cond.notify_all()
 
     def _on_success(self):
-        step = 1.0 / self.limit
-        if self._ceiling is not None and self.limit >= 0.9 * self._ceiling:
-            step *= 0.25
+        if self.slow_start:
+            step = 1.0
+        else:
+            step = 1.0 / self.limit
+            if self._ceiling is not None and self.limit >= 0.9 * self._ceiling:
+                step *= 0.25
         self.limit = min(self.max_limit, self.limit + step)
+        self.slow_start = self.slow_start and self.limit < self.max_limit
 
     def _on_overload(self, started):
-        if started < self._last_cut:
-            return  # this request was already in flight when we cut; same burst
-        self._ceiling = self.limit
-        self.limit = max(self.min_limit, self.limit * self.decrease)
+        self.slow_start = False
+        if started < self._last_cut:  # same burst: settle on what the server accepted of it
+            self._rejected += 1
+            accepted = max(self.min_limit, self._burst - self._rejected)
+            self.limit = min(self.limit, accepted)
+            self._ceiling = min(self._ceiling, accepted + 1)
+            return
+        self._burst, self._rejected = self.in_flight + 1, 1  # requests out when this 429 came back
+        self._ceiling = min(self.limit, float(self._burst))
+        self.limit = max(self.min_limit, self._ceiling * self.decrease)
         self._last_cut = time.monotonic()
         self.cuts += 1
 

@@ -296,3 +296,111 @@ def test_no_key_and_no_base_url_is_a_usage_error(tmp_path):
 
 def test_the_fake_names_its_candidates_deterministically():
     assert revised_text("p", 2) == revised_text("p", 2) != revised_text("p", 1)
+
+
+# ---------------------------------------------------------------- the vLLM backend, without vLLM
+
+class _FakeVLLM:
+    """Stands in for the `vllm` module: records each batch handed to LLM.generate."""
+
+    batches = []
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    class LLM:
+        def __init__(self, model, **opts):
+            self.model, self.opts = model, opts
+
+        def get_tokenizer(self):
+            class Tok:
+                chat_template = "fake"
+
+                def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+                    assert not tokenize and add_generation_prompt
+                    return "".join(f"<|{m['role']}|>{m['content']}" for m in messages) + "<|assistant|>"
+            return Tok()
+
+        def generate(self, prompts, params, use_tqdm=False):
+            _FakeVLLM.batches.append(list(prompts))
+
+            class Out:
+                def __init__(self, prompt, n):
+                    self.outputs = [type("C", (), {"text": f"Revised response: {prompt[-30:]} {i}"})()
+                                    for i in range(n)]
+            return [Out(p, sp.n) for p, sp in zip(prompts, params)]
+
+
+def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
+    import asyncio
+
+    from realign.llm.base import BackendConfig, Request, Sampling, make_backend, run_all
+    from realign.rewrite import make_check
+
+    monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
+    _FakeVLLM.batches = []
+    backend = make_backend("vllm", BackendConfig(model="/models/some-model", options={"tensor_parallel_size": 1}))
+    assert backend.llm.model == "/models/some-model" and backend.llm.opts == {"tensor_parallel_size": 1}
+    requests = [Request(key=i, messages=[{"role": "user", "content": f"question {i}"}], sampling=Sampling(n=2))
+                for i in range(40)]
+    done = []
+    stats = asyncio.run(run_all(backend, requests, done.append, check=make_check(len)))
+    assert stats.failed == 0 and sorted(o.request.key for o in done) == list(range(40))
+    assert all(len(o.result[1]) == 2 for o in done)
+    assert sum(map(len, _FakeVLLM.batches)) == 40 and len(_FakeVLLM.batches) < 5  # batched, not one by one
+    assert _FakeVLLM.batches[0][0].startswith("<|user|>question") and _FakeVLLM.batches[0][0].endswith("<|assistant|>")
+
+
+def test_vllm_backend_without_vllm_is_a_usage_error(tmp_path, monkeypatch):
+    from realign.llm.base import BackendConfig, make_backend
+    from realign.records import UsageError
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    with pytest.raises(UsageError, match="vllm"):
+        make_backend("vllm", BackendConfig(model="m"))
+
+
+def test_a_fatal_error_stops_the_runner():
+    import asyncio
+
+    from realign.llm.base import BackendConfig, BackendError, Request, make_backend, run_all
+
+    async def go(url):
+        backend = make_backend("openai", BackendConfig(model="m", base_url=url, api_key="wrong-key"))
+        try:
+            await run_all(backend, [Request(key=i, messages=[{"role": "user", "content": "x"}]) for i in range(50)],
+                          lambda o: None, concurrency=4)
+        finally:
+            await backend.aclose()
+
+    with OpenAIFake(api_key="right-key") as srv:
+        with pytest.raises(BackendError) as err:
+            asyncio.run(go(f"{srv.url}/v1"))
+        assert srv.request_count < 50
+    assert err.value.fatal and err.value.status == 401
+
+
+def test_runner_raw_prompts_and_client_rpm_cap():
+    """A raw prompt goes to /v1/completions (the classifier's path); --rpm spaces the sends."""
+    import asyncio
+
+    from realign.llm.base import BackendConfig, Request, Sampling, make_backend, run_all
+
+    async def go(url):
+        backend = make_backend("openai", BackendConfig(model="m", base_url=url))
+        done = []
+        try:
+            await run_all(backend, [Request(key=i, prompt=f"Task name for query {i}:", sampling=Sampling(n=2))
+                                    for i in range(6)], done.append, concurrency=8, rpm=120)
+        finally:
+            await backend.aclose()
+        return done
+
+    with OpenAIFake() as srv:
+        done = asyncio.run(go(f"{srv.url}/v1"))
+        paths = {r["path"] for r in srv.requests}
+        times = sorted(r["t"] for r in srv.requests)
+    assert paths == {"/v1/completions"}
+    assert sorted(o.request.key for o in done) == list(range(6)) and all(len(o.result) == 2 for o in done)
+    assert times[5] - times[2] >= 1.3  # 120 rpm, burst 2: after the burst, one send every 0.5 s

@@ -14,6 +14,7 @@ max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
 import asyncio
 
 from realign.llm.base import Backend
+from realign.records import UsageError
 
 ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
 
@@ -43,7 +44,10 @@ class VLLMBackend(Backend):
 
     def __init__(self, config):
         super().__init__(config)
-        import vllm  # lazy: only GPU installs have it
+        try:
+            import vllm  # lazy: only GPU installs have it
+        except ImportError:
+            raise UsageError("--backend vllm needs vLLM on a GPU machine: pip install -e '.[vllm]'") from None
 
         self._vllm = vllm
         opts = {k: v for k, v in config.options.items() if k in ENGINE_OPTIONS and v is not None}

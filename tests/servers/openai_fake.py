@@ -44,6 +44,13 @@ class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
                  malformed_first=0, ignore_n=False, api_key=None, echo_key=False, **kw):
         super().__init__(**kw)
+        # socketserver listens with a backlog of 5; a burst of 64 connections would then sit in
+        # SYN retries for a second. Re-listening on the bound socket deepens the queue.
+        self._httpd.socket.listen(256)
+        # Headers and body go out in two writes; with Nagle on, the body waits for a delayed
+        # ACK (~40 ms a request). A real server sets TCP_NODELAY; so do we.
+        handler = self._httpd.RequestHandlerClass
+        self._httpd.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
         self.latency = latency
         self.throttle_first = throttle_first
         self.retry_after = retry_after
@@ -90,6 +97,9 @@ class OpenAIFake(FakeServer):
     # ------------------------------------------------------------ the endpoint
 
     def respond(self, method, path, headers, body):
+        if method == "GET" and path == "/stats":  # for benches running the server in another process
+            with self.lock:
+                return self.json_body({"status_counts": self.status_counts, "ok_times": self.ok_times})
         if method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
             return self._error(404, f"no route {method} {path}")
         sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
@@ -128,3 +138,23 @@ class OpenAIFake(FakeServer):
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
                                            "total_tokens": len(prompt.split()) + 10 * n}})
+
+
+def main():
+    """`python -m tests.servers.openai_fake --latency 1 --rpm_cap 600`: serve until stdin closes,
+    printing the base URL on the first line (benches run it in its own process, as a real
+    endpoint would be)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--rpm_cap", type=float, default=None)
+    args = p.parse_args()
+    with OpenAIFake(latency=args.latency, rpm_cap=args.rpm_cap, max_requests=1_000_000, max_seconds=3600) as srv:
+        print(srv.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
