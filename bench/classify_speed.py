@@ -1,0 +1,72 @@
+"""Speed, load time, size and accuracy of the embedded task classifier.
+
+    python bench/classify_speed.py [--model_dir DIR] [--repeat 3]
+
+Prints one table: artifact size, cold load time (fresh interpreter: imports + model), then
+for our held-out set and the cross-check set (instructions we wrote apart from the training
+data, in the style of Alpaca / ShareGPT / No Robots prompts): accuracy, macro-F1 and
+instructions per second. The machine's load average is printed too: on a shared machine
+other work slows the numbers down, so compare runs at similar load.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from realign.classifier.data import load_labeled
+from realign.classifier.metrics import accuracy, macro_f1
+from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETS = {
+    "held-out": os.path.join(ROOT, "datasets", "classification", "task_classifier_test_dataset.json"),
+    "cross-check": os.path.join(ROOT, "bench", "data", "classify_crosscheck.json"),
+}
+
+COLD_LOAD = """
+import time; t = time.perf_counter()
+from realign.classifier.model import TaskClassifier
+m = TaskClassifier.load({folder!r}); m._encoder()
+print(time.perf_counter() - t)
+"""
+
+
+def folder_mb(folder):
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)) / 1e6
+
+
+def cold_load_seconds(folder):
+    out = subprocess.run([sys.executable, "-c", COLD_LOAD.format(folder=folder)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model_dir", default=DEFAULT_MODEL_DIR)
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes over each set (best one is kept)")
+    args = ap.parse_args()
+
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"artifact {folder_mb(args.model_dir):.1f} MB, cold load {cold_load_seconds(args.model_dir):.2f} s "
+          f"(fresh python: imports + model)")
+    model = TaskClassifier.load(args.model_dir)
+    model.predict(["warm up"])
+    print(f"{'set':<12} {'n':>5} {'accuracy':>9} {'macro-F1':>9} {'instr/s':>8} {'avg chars':>10}")
+    for name, path in SETS.items():
+        texts, gold = load_labeled(path)
+        best = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            pred = model.predict(texts)
+            best = min(best, time.perf_counter() - start)
+        chars = sum(map(len, texts)) / len(texts)
+        print(f"{name:<12} {len(texts):>5} {accuracy(gold, pred):>9.1%} {macro_f1(gold, pred):>9.3f} "
+              f"{len(texts) / best:>8.0f} {chars:>10.0f}")
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+
+
+if __name__ == "__main__":
+    main()

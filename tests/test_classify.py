@@ -1,0 +1,259 @@
+"""classify.py: formats in and ReAlign out, the embedded model, the LLM backends' prompt, --eval metrics."""
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import classify
+from conftest import ROOT, make_record, run_script, write_json
+from realign.classifier import metrics
+from realign.classifier.backends import classify_llm, classify_request
+from realign.classifier.data import load_labeled
+from realign.classifier.model import TaskClassifier
+from realign.classifier.prompt import PROMPT_INPUT_FOR_TASK_CLS, build_prompt, parse_task
+from realign.llm.base import BackendConfig
+from tests.servers.openai_fake import OpenAIFake
+
+TEMPLATE = (Path(__file__).parent / "fixtures" / "classifier_prompt.txt").read_text(encoding="utf-8")
+HELD_OUT = ROOT / "datasets" / "classification" / "task_classifier_test_dataset.json"
+EMBEDDED_FLOOR = 0.80  # our held-out accuracy is well above this (bench/README.md, classify section)
+
+
+def read(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- the prompt
+
+def test_prompt_is_the_original_template_byte_for_byte():
+    assert PROMPT_INPUT_FOR_TASK_CLS == TEMPLATE
+
+
+def test_prompt_for_a_query_is_the_template_formatted():
+    q = "Give three tips for staying healthy. {not a field}"
+    assert build_prompt(q) == TEMPLATE.format(input=q)
+
+
+@pytest.mark.parametrize("reply, task", [(" advice_giving\n", "advice_giving"), ("open_qa", "open_qa"),
+                                         ("Advice giving", "default"), ("", "default"),
+                                         ("advice_giving because", "default")])
+def test_reply_is_a_task_name_or_default(reply, task):
+    assert parse_task(reply) == task
+
+
+def test_vllm_gets_the_template_greedy_and_50_tokens(monkeypatch):
+    """The vllm backend hands the engine the exact template, temperature 0, max_tokens 50."""
+    seen = []
+
+    class LLM:
+        def __init__(self, model, **kw):
+            self.model = model
+
+        def get_tokenizer(self):
+            return None
+
+        def generate(self, prompts, params, use_tqdm=False):
+            seen.extend(zip(prompts, params))
+            out = types.SimpleNamespace(text="  text_summarization \n")
+            return [types.SimpleNamespace(outputs=[out]) for _ in prompts]
+
+    fake = types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    qs = ["Summarise this article: ...", "hi"]
+    labels, failures = classify_llm(qs, "vllm", BackendConfig(model="GAIR/ReAlign-Task-Classifier",
+                                                              options={"tensor_parallel_size": 1}), progress=False)
+    assert labels == ["text_summarization"] * 2 and not failures
+    assert sorted(p for p, _ in seen) == sorted(TEMPLATE.format(input=q) for q in qs)
+    params = seen[0][1]
+    assert params["temperature"] == 0.0 and params["max_tokens"] == 50 and params["top_p"] == 1.0
+
+
+def test_request_for_chat_endpoints_carries_the_same_prompt():
+    req = classify_request(7, "hello", chat=True)
+    assert req.messages == [{"role": "user", "content": TEMPLATE.format(input="hello")}]
+    assert req.sampling.max_tokens == 50 and req.sampling.temperature == 0.0
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_metrics_match_a_hand_computed_case():
+    gold = ["a", "a", "b", "c"]
+    pred = ["a", "b", "b", "a"]
+    # a: tp 1, predicted 2, gold 2 -> P .5 R .5 F .5; b: tp 1, predicted 2, gold 1 -> P .5 R 1 F 2/3;
+    # c: tp 0 -> F 0. Macro-F1 = (1/2 + 2/3 + 0) / 3 = 7/18.
+    assert metrics.accuracy(gold, pred) == 0.5
+    assert metrics.macro_f1(gold, pred) == pytest.approx(7 / 18)
+    table = metrics.per_task(gold, pred)
+    assert table["b"] == pytest.approx((0.5, 1.0, 2 / 3, 1))
+    assert table["c"] == (0.0, 0.0, 0.0, 1)
+    assert metrics.confused_pairs(gold, pred) == [(("a", "b"), 1), (("c", "a"), 1)]
+    text = metrics.report(gold, pred)
+    assert "accuracy 50.0%" in text and "a -> b" in text
+
+
+# ---------------------------------------------------------------- the embedded model
+
+@pytest.fixture(scope="module")
+def model():
+    return TaskClassifier.load()
+
+
+def test_embedded_model_beats_the_floor_on_our_held_out_set(model):
+    texts, gold = load_labeled(HELD_OUT)
+    acc = metrics.accuracy(gold, model.predict(texts))
+    assert acc >= EMBEDDED_FLOOR, f"held-out accuracy {acc:.1%}"
+
+
+def test_embedded_model_gets_the_spec_example(model):
+    assert model.predict(["Give three tips for staying healthy."]) == ["advice_giving"]
+
+
+def test_train_save_load_round_trip(tmp_path, model):
+    texts, labels = load_labeled(HELD_OUT)
+    texts, labels = texts[::6], labels[::6]  # two per task: enough to fit, quick to encode
+    small = TaskClassifier(encoder_dir=model.encoder_dir).fit(texts, labels)
+    small.save(tmp_path / "m")
+    again = TaskClassifier.load(tmp_path / "m")
+    assert again.predict(texts[:20]) == small.predict(texts[:20])
+
+
+# ---------------------------------------------------------------- classify.py end to end
+
+SAMPLES = {
+    "alpaca": [{"instruction": "Translate into French:", "input": "Good morning, my friend.", "output": "Bonjour.",
+                "source": "mine"},
+               {"instruction": "Write a haiku about autumn leaves.", "input": "", "output": "Leaves fall..."}],
+    "sharegpt": [{"id": "s1", "conversations": [
+        {"from": "system", "value": "Be brief."},
+        {"from": "human", "value": "Fix the bug in this Python code:\ndef add(a, b):\n    return a - b"},
+        {"from": "gpt", "value": "Use a + b."}, {"from": "human", "value": "thanks"},
+        {"from": "gpt", "value": "You're welcome."}]}],
+    "messages": [{"messages": [{"role": "user", "content": "Write a poem about the sea in four rhyming lines."},
+                               {"role": "assistant", "content": "The sea..."}]}],
+}
+
+
+def classify_main(capsys, *args):
+    """classify.py's main() in this process (the model loads faster than in a fresh interpreter)."""
+    code = classify.main([str(a) for a in args])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+def test_formats_in_realign_out(tmp_path, capsys, fmt):
+    inp = write_json(tmp_path / f"{fmt}.json", SAMPLES[fmt])
+    out = tmp_path / "out.json"
+    code, stdout = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet")
+    assert code == 0
+    recs = read(out)
+    assert len(recs) == len(SAMPLES[fmt])
+    for rec in recs:
+        assert rec["items"][0]["from"] == "human" and rec["items"][1]["from"] == "gpt"
+        assert rec["items"][0]["category"]
+    assert "category distribution" in stdout and f"({fmt})" in stdout
+    if fmt == "alpaca":
+        assert recs[0]["items"][0]["value"] == "Translate into French:\n\nGood morning, my friend."
+        assert recs[0]["source"] == "mine"
+        assert [rec["items"][0]["category"] for rec in recs] == ["text_to_text_translation", "poem_generation"]
+    if fmt == "sharegpt":
+        assert recs[0]["system"] == "Be brief." and len(recs[0]["items"]) == 4
+        assert recs[0]["items"][0]["category"] == "code_correction"
+
+
+def test_existing_categories_are_kept_unless_overwrite(tmp_path, capsys):
+    recs = [make_record(0, q="Write a limerick about a cat.", cat="open_qa"),
+            make_record(1, q="Write a limerick about a dog.", cat=None)]
+    inp = write_json(tmp_path / "in.json", recs)
+    out = tmp_path / "out.jsonl"
+    code, stdout = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet")
+    assert code == 0
+    got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
+    assert got == ["open_qa", "poem_generation"]
+    assert "1 kept their category" in stdout
+    classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet", "--overwrite")
+    got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
+    assert got == ["poem_generation", "poem_generation"]
+
+
+@pytest.mark.parametrize("content, fmt, needle", [
+    ("{not json", "auto", "not valid JSON"),
+    (json.dumps([{"id": 1, "items": [{"from": "human", "value": "q", "category": "nope"},
+                                     {"from": "gpt", "value": "a"}]}]), "auto", "record 0 (id=1): unknown category"),
+    (json.dumps([{"instruction": "q"}]), "alpaca", "record 0: 'output' must be a string"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, content, fmt, needle):
+    inp = tmp_path / "in.json"
+    inp.write_text(content, encoding="utf-8")
+    out = tmp_path / "out.json"
+    r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--input_format", fmt)
+    assert r.returncode == 2
+    assert needle in r.stderr and str(inp) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_bad_labelled_file_names_the_record(tmp_path):
+    bad = write_json(tmp_path / "eval.json", [{"instruction": "hi", "category": "default"},
+                                              {"instruction": "yo", "category": "chitchat"}])
+    r = run_script("classify.py", "--eval", bad)
+    assert r.returncode == 2 and "record 1" in r.stderr and "chitchat" in r.stderr
+
+
+def test_eval_prints_accuracy_table_and_confusions(tmp_path, capsys):
+    data = write_json(tmp_path / "eval.json", [
+        {"instruction": "Write a sonnet about rain.", "category": "poem_generation"},
+        {"instruction": "Translate 'thank you' into Spanish.", "category": "text_to_text_translation"},
+        {"instruction": "Write a sonnet about snow.", "category": "story_generation"}])
+    code, stdout = classify_main(capsys, "--eval", data, "--quiet")
+    assert code == 0
+    assert "accuracy 66.7%" in stdout and "macro-F1" in stdout
+    assert "story_generation -> poem_generation" in stdout
+
+
+# ---------------------------------------------------------------- openai backend, real local server
+
+class ClassifierFake(OpenAIFake):
+    """Answers the classifier prompt like the GAIR model would: a task name (or junk) as text."""
+
+    def respond(self, method, path, headers, body):
+        status, hdrs, out = super().respond(method, path, headers, body)
+        if status != 200:
+            return status, hdrs, out
+        reply = json.loads(out)
+        prompt = json.loads(body)["prompt"]
+        text = " advice_giving\n" if "tips" in prompt else "I think this is a question."
+        reply["choices"][0]["text"] = text
+        return status, hdrs, json.dumps(reply).encode()
+
+
+def test_openai_backend_against_a_local_server(tmp_path):
+    key = "sk-test-CLASSIFY-5e1d0c9b7a"
+    recs = [make_record(i, q=q, cat=None) for i, q in enumerate(
+        ["Give three tips for staying healthy.", "What is the capital of Peru?", "Any tips for sleeping well?"])]
+    inp = write_json(tmp_path / "in.json", recs)
+    out = tmp_path / "out.json"
+    with ClassifierFake(throttle_first=1, retry_after=0, api_key=key) as srv:
+        r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--backend", "openai",
+                       "--base_url", f"{srv.url}/v1", "--model", "gair-cls", "--quiet", env={"OPENAI_API_KEY": key})
+        bodies = [json.loads(q["body"]) for q in srv.requests if q["body"]]
+    assert r.returncode == 0, r.stderr
+    assert [rec["items"][0]["category"] for rec in read(out)] == ["advice_giving", "default", "advice_giving"]
+    assert len(bodies) == 4  # one 429 retried
+    sent = {b["prompt"] for b in bodies}
+    assert sent == {TEMPLATE.format(input=rec["items"][0]["value"]) for rec in recs}
+    assert all(b["temperature"] == 0.0 and b["max_tokens"] == 50 and b["model"] == "gair-cls" for b in bodies)
+    assert key not in r.stdout + r.stderr
+
+
+def test_openai_backend_bad_key_is_exit_2_without_the_key(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(0, q="hello", cat=None)])
+    out = tmp_path / "out.json"
+    with ClassifierFake(api_key="sk-right-key-000000") as srv:
+        r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--backend", "openai",
+                       "--base_url", f"{srv.url}/v1", "--quiet", env={"OPENAI_API_KEY": "sk-wrong-key-123456"})
+    assert r.returncode == 2 and "authentication failed" in r.stderr
+    assert "sk-wrong-key-123456" not in r.stdout + r.stderr
+    assert not out.exists()
