@@ -22,11 +22,12 @@ import os
 import time
 from collections import Counter
 
-from realign.classifier.backends import classify_texts
+from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
 from realign.cli import run
 from realign.convert import FORMATS, load_any
+from realign.ray_engine import add_ray_flags, classify_texts_ray
 from realign.records import UsageError, question, write_records
 from realign.redact import add_secret
 
@@ -55,6 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--request_timeout", type=float, default=60.0, help="seconds per HTTP request")
     p.add_argument("--tensor_parallel_size", type=int, default=None, help="GPUs for --backend vllm (default all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(p)
     return p.parse_args(argv)
 
 
@@ -75,6 +77,13 @@ def api_key(args):
     if args.backend == "openai" and not key and not args.base_url:
         raise UsageError("no API key: set OPENAI_API_KEY, or point --base_url at a local server")
     return key
+
+
+def classify_texts(texts, args, key):
+    """(labels, failures) from the chosen backend, here or spread over a Ray cluster (--engine ray)."""
+    if args.engine == "ray":
+        return classify_texts_ray(texts, args, key)
+    return classify_here(texts, args, key)
 
 
 def train(args):

@@ -22,6 +22,7 @@ import os
 from realign.cli import run
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
+from realign.ray_engine import add_ray_flags, ray_backend
 from realign.records import UsageError, load_records
 from realign.redact import add_secret
 from realign.rewrite import Settings, estimate, rewrite_shard
@@ -63,6 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--price_in", type=float, default=None, help="$ per 1M input tokens (for --dry_run)")
     p.add_argument("--price_out", type=float, default=None, help="$ per 1M output tokens (for --dry_run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(p)
     return p.parse_args(argv)
 
 
@@ -111,9 +113,12 @@ def main(argv=None):
         print_dry_run(estimate(shard[: args.limit] if args.limit else shard, settings, length), args)
         return 0
 
-    backend = make_backend(args.backend, BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
-                                                       request_timeout=args.request_timeout,
-                                                       options={"threads": args.threads}))
+    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
+                           request_timeout=args.request_timeout, options={"threads": args.threads})
+    if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (realign/ray_engine.py)
+        backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
+    else:
+        backend = make_backend(args.backend, config)
     out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
                   failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
