@@ -25,7 +25,7 @@ from realign.records import UsageError, category, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
 from realign.search.clean import attach_hits, has_evidence
-from realign.search.progress import Progress
+from realign.search.progress import Progress, clean_path_for
 from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 
@@ -47,6 +47,9 @@ def parse_args(argv=None):
         raise UsageError("--batch_size and --top_k must be >= 1, --max_retries >= 0, --timeout > 0")
     if not args.output_path.endswith((".json", ".jsonl")):
         raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
+    inp = os.path.abspath(args.input_data_path)
+    if inp in (os.path.abspath(args.output_path), os.path.abspath(clean_path_for(args.output_path))):
+        raise UsageError(f"{args.output_path}: the outputs would overwrite the input; choose another --output_path")
     return args
 
 

@@ -214,17 +214,22 @@ def test_query_cache_avoids_paying_twice(tmp_path):
     assert by_id(tmp_path / "b.json")[2]["items"][0]["evidence"]
 
 
+def start_slow_run(srv, inp, out):
+    env = dict(os.environ, SERPER_API_KEY=KEY)
+    proc = subprocess.Popen([sys.executable, "retrieval.py", "--input_data_path", inp, "--output_path", out,
+                             "--serper_url", srv.url + "/search", "--batch_size", "1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while srv.request_count < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 def test_killed_run_loses_at_most_one_batch(tmp_path):
     inp = write(tmp_path / "in.json", [rec(i, f"slow question {i}") for i in range(8)])
     out = tmp_path / "ret.json"
-    env = dict(os.environ, SERPER_API_KEY=KEY)
     with SerperFake(api_key=KEY, delay=0.3) as srv:
-        proc = subprocess.Popen([sys.executable, "retrieval.py", "--input_data_path", inp, "--output_path", out,
-                                 "--serper_url", srv.url + "/search", "--batch_size", "1"],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while srv.request_count < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        proc = start_slow_run(srv, inp, out)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finished = srv.request_count - 1  # the last request was in flight; each earlier one was saved first
@@ -238,6 +243,19 @@ def test_killed_run_loses_at_most_one_batch(tmp_path):
     assert p.returncode == 0
     assert all("evidence" in r["items"][0] for r in load_records(out))
     assert not os.path.exists(str(out) + ".progress.jsonl")
+
+
+def test_ctrl_c_writes_both_files_and_exits_130(tmp_path):
+    inp = write(tmp_path / "in.json", [rec(i, f"slow question {i}") for i in range(8)])
+    out = tmp_path / "ret.json"
+    with SerperFake(api_key=KEY, delay=0.3) as srv:
+        proc = start_slow_run(srv, inp, out)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    finished = srv.request_count - 1
+    for path in (out, clean_of(out)):
+        assert sum("evidence" in r["items"][0] for r in load_records(path)) >= finished
 
 
 # ---------------------------------------------------------------- bm25
@@ -313,6 +331,12 @@ def test_bad_corpus_line_exit_2(tmp_path):
                   "--corpus_path", corpus, key=None)
     assert p.returncode == 2 and f"{corpus}: line 2:" in p.stderr and "Traceback" not in p.stderr
     assert not os.path.exists(tmp_path / "out.json")
+
+
+def test_output_may_not_overwrite_input(tmp_path):
+    inp = write(tmp_path / "data.json", [rec(1, "q")])
+    p = retrieval("--input_data_path", inp, "--output_path", inp, "--backend", "bm25", "--corpus_path", CORPUS)
+    assert p.returncode == 2 and "overwrite the input" in p.stderr
 
 
 def test_no_key_suggests_bm25_and_writes_nothing(tmp_path):

@@ -20,14 +20,14 @@ JUNK_PREFIXES = ("Missing:", "Duration:", "Posted:")
 
 
 def hit(text, source, title="", link=""):
-    return {"text": text.strip(), "source": source, "title": title or "", "link": link or ""}
+    return {"text": str(text).strip(), "source": source, "title": str(title or ""), "link": str(link or "")}
 
 
 # ---------------------------------------------------------------- Serper reply -> hits
 
 def _answer_box_hits(box):
-    text = box.get("answer") or box.get("snippet") or " ".join(box.get("snippetHighlighted") or [])
-    return [hit(text, "answerBox", box.get("title"), box.get("link"))] if text.strip() else []
+    text = box.get("answer") or box.get("snippet") or " ".join(map(str, box.get("snippetHighlighted") or []))
+    return [hit(text, "answerBox", box.get("title"), box.get("link"))] if str(text).strip() else []
 
 
 def _knowledge_graph_hits(kg):
