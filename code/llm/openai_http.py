@@ -1,12 +1,14 @@
 """Any OpenAI-compatible HTTP endpoint: OpenAI itself, vLLM serve, llama.cpp server, Ollama.
 
-Uses the official `openai` async client with its own retries switched off (the runner in
-base.py owns retrying and pacing) and maps every failure to a BackendError: 429 is
+Uses the official `openai` async client (plain-dict bodies through its `post`, so auth,
+timeouts, base_url and error classes are the SDK's) with its own retries switched off (the
+runner in base.py owns retrying and pacing), and maps every failure to a BackendError: 429 is
 "overloaded" with the server's Retry-After, 5xx/timeouts/connection errors are retryable,
 401/403/404 are fatal (no request can succeed with that key or model), other 4xx fail the
 one request. Messages pass through `scrub`, so a server echoing the key cannot leak it.
 """
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -49,15 +51,19 @@ class OpenAIBackend(Backend):
 
     async def _call(self, request, n):
         s = request.sampling
-        args = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
+        body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:
-            args["max_tokens"] = s.max_tokens
+            body["max_tokens"] = s.max_tokens
+        chat = request.messages is not None
+        body["messages" if chat else "prompt"] = request.messages if chat else request.prompt
         try:
-            if request.messages is not None:
-                resp = await self.client.chat.completions.create(messages=request.messages, **args)
-                return [c.message.content or "" for c in resp.choices]
-            resp = await self.client.completions.create(prompt=request.prompt, **args)
-            return [c.text or "" for c in resp.choices]
+            # client.post is the SDK's documented route for raw calls: same auth, timeouts and
+            # error classes as .create(), without re-validating our plain-dict body and reply
+            # (which cost about 3 ms of CPU per request at high concurrency).
+            resp = await self.client.post("/chat/completions" if chat else "/completions",
+                                          body=body, cast_to=httpx.Response)
+            choices = resp.json()["choices"]
+            return [(c["message"]["content"] if chat else c["text"]) or "" for c in choices]
         except openai.APIStatusError as e:
             raise _status_error(e) from None
         except openai.APITimeoutError:
@@ -66,7 +72,7 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
             raise BackendError(f"connection error ({cause})", retryable=True) from None
-        except (openai.APIResponseValidationError, AttributeError, TypeError, ValueError) as e:
+        except (KeyError, IndexError, TypeError, ValueError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def generate(self, request):
