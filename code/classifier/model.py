@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class TaskClassifier:
         self.encoder = None
         self.word, self.char = word, char
         self.classes, self.coef, self.intercept = classes, coef, intercept
+        self._weights = None  # coef as float32, transposed; made on first use
         self.meta = meta or {}
 
     # ------------------------------------------------------------ features
@@ -63,11 +65,15 @@ class TaskClassifier:
         return self.encoder
 
     def features(self, texts, progress=None):
-        """Sparse matrix: [word tf-idf | char tf-idf | weighted sentence embedding]."""
+        """Sparse matrix: [word tf-idf | char tf-idf | weighted sentence embedding].
+        The n-grams are counted while the encoder runs in the background."""
         from scipy.sparse import csr_matrix, hstack
 
-        emb = self._encoder().encode(texts, progress)
-        return hstack([self.word.transform(texts), self.char.transform(texts),
+        with ThreadPoolExecutor(1) as pool:
+            embedding = pool.submit(self._encoder().encode, texts, progress)
+            word, char = self.word.transform(texts), self.char.transform(texts)
+            emb = embedding.result()
+        return hstack([word, char,
                        csr_matrix(emb * self.meta.get("embedding_weight", EMBEDDING_WEIGHT))], format="csr")
 
     # ------------------------------------------------------------ train / predict
@@ -79,15 +85,16 @@ class TaskClassifier:
         self.char = _vectorizer(CHAR_NGRAMS).fit(texts)
         svm = LinearSVC(C=SVM_C).fit(self.features(texts, progress), labels)
         self.classes = [str(c) for c in svm.classes_]
-        self.coef = svm.coef_.astype(np.float16)
+        self.coef, self._weights = svm.coef_.astype(np.float16), None
         self.intercept = svm.intercept_.astype(np.float32)
         self.meta.update(trained_on=len(texts), tasks=len(self.classes),
                          trained_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         return self
 
     def scores(self, texts, progress=None):
-        x = self.features(texts, progress)
-        return np.asarray(x @ self.coef.T.astype(np.float32)) + self.intercept
+        if self._weights is None:
+            self._weights = np.ascontiguousarray(self.coef.T, dtype=np.float32)
+        return np.asarray(self.features(texts, progress) @ self._weights) + self.intercept
 
     def predict(self, texts, progress=None):
         if not texts:
@@ -113,6 +120,7 @@ class TaskClassifier:
         with atomic_open(os.path.join(folder, "meta.json")) as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
+        os.chmod(os.path.join(folder, "meta.json"), 0o644)
         for name in (ONNX_FILE, TOKENIZER_FILE):
             src, dst = os.path.join(self.encoder_dir, name), os.path.join(folder, name)
             if os.path.abspath(src) != os.path.abspath(dst):
