@@ -153,8 +153,9 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     failures = {rid: why for rid, why in old_failures.items() if rid not in attempted and rid not in done_ids}
     by_id = {rec["id"]: rec for rec in todo}
 
-    bar = tqdm(total=len(work), initial=summary.skipped, unit="rec", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, mininterval=0.5)
+    # disable=None: no bar when stderr is not a terminal (logs get the summary line instead)
+    bar = tqdm(total=len(work), initial=summary.skipped, unit="rec", file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
     with JsonlAppender(out_path) as out:
         for rec in todo:
             if not is_rewritten(rec):

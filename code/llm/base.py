@@ -189,7 +189,8 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
     if timeout is None and backend.network:
         timeout = backend.config.request_timeout + 5.0  # the HTTP client's own timeout fires first
     stats = stats or Stats()
-    stats.limiter = AdaptiveLimiter(limit=concurrency, max_limit=concurrency)
+    # Slow start protects a remote server from a blind first burst; a local engine has no 429s.
+    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.network else concurrency)
     rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
     tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=6.0) if tpm else None
     pending = iter(requests)
