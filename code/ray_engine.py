@@ -107,16 +107,25 @@ class Worker:
     async def generate(self, request):
         try:
             if self.pace is not None:
-                delay = await self.pace.book.remote(request.cost_tokens)
-                if delay > MAX_PACE_DELAY:
-                    return _error(BackendError(f"rate cap queue longer than {MAX_PACE_DELAY:g} s", retryable=True))
-                await asyncio.sleep(delay)
+                await self._wait_for_turn(request.cost_tokens)
             call = self.backend.generate(request)
             return {"texts": await (asyncio.wait_for(call, self.timeout) if self.timeout else call)}
         except BackendError as e:
             return _error(e)
         except asyncio.TimeoutError:
             return _error(BackendError(f"no answer within {self.timeout:g} s", retryable=True))
+
+    async def _wait_for_turn(self, cost_tokens):
+        """Book a send time from the cluster's Pace actor and sleep until then (BackendError if not possible)."""
+        import ray
+
+        try:
+            delay = await self.pace.book.remote(cost_tokens)
+        except ray.exceptions.RayError as e:
+            raise BackendError(f"rate cap actor unavailable ({type(e).__name__})", retryable=True) from None
+        if delay > MAX_PACE_DELAY:
+            raise BackendError(f"rate cap queue longer than {MAX_PACE_DELAY:g} s", retryable=True)
+        await asyncio.sleep(delay)
 
     async def close(self):
         await self.backend.aclose()
