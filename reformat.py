@@ -19,7 +19,7 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 import argparse
 import os
 
-from realign.cli import run
+from realign.cli import first_n, run
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
 from realign.ray_engine import add_ray_flags, ray_backend
@@ -127,7 +127,8 @@ def main(argv=None):
     print(summary.line())
     print(f"output: {out}")
     if summary.failures:
-        print(f"{len(summary.failures)} failed, listed in {fails}; rerun the same command to retry them")
+        print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
+              "rerun the same command to retry them")
         return 1
     return 0
 
