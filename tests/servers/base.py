@@ -52,6 +52,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = _serve
 
 
+class _Server(ThreadingHTTPServer):
+    # the stdlib listens with a backlog of 5: a burst of 10+ new connections would see dropped
+    # SYNs and 1 s retransmits, a delay no real provider has
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class FakeServer:
     """Start with `with Sub(...) as srv:`; `srv.url` is the base URL."""
 
@@ -62,8 +69,7 @@ class FakeServer:
         self.request_count = 0
         self.requests = []
         self.stopped = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -38,9 +38,6 @@ class SerperFake(FakeServer):
         self.server_errors = server_errors
         self.failing = set(failing)
         self.delay = delay
-        # the stdlib listens with a backlog of 5: a batch of 10+ new connections would see
-        # dropped SYNs and 1 s retransmits, a delay the real service does not have
-        self._httpd.socket.listen(128)
 
     def queries(self):
         """The `q` of every request received, in arrival order (retries repeat)."""
