@@ -5,6 +5,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import classify
@@ -12,7 +13,8 @@ from conftest import ROOT, make_record, run_script, write_json
 from realign.classifier import metrics
 from realign.classifier.backends import classify_llm, classify_request
 from realign.classifier.data import load_labeled
-from realign.classifier.model import TaskClassifier
+from realign.classifier.features import fit_ngrams
+from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier
 from realign.classifier.prompt import PROMPT_INPUT_FOR_TASK_CLS, build_prompt, parse_task
 from realign.llm.base import BackendConfig
 from tests.servers.openai_fake import OpenAIFake
@@ -109,6 +111,22 @@ def test_embedded_model_beats_the_floor_on_our_held_out_set(model):
 
 def test_embedded_model_gets_the_spec_example(model):
     assert model.predict(["Give three tips for staying healthy."]) == ["advice_giving"]
+
+
+@pytest.mark.parametrize("params", [WORD_NGRAMS, CHAR_NGRAMS], ids=["word", "char_wb"])
+def test_ngram_features_equal_scikit_learn(params):
+    """Our run-time tf-idf gives scikit-learn's numbers (it only learns vocabulary and idf)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, _ = load_labeled(HELD_OUT)
+    texts = texts[:200] + ["", "  a  ", "I", "Ünïcödé\tCASE\n\nand  spaces", "xxx yyyyyy"]
+    ours = fit_ngrams(params, texts[:150])
+    ref = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])}).fit(texts[:150])
+    assert ours.vocab == list(ref.get_feature_names_out())
+    expected = ref.transform(texts).toarray()
+    assert np.abs(ours.matrix(texts).toarray() - expected).max() < 1e-5
+    weights = np.random.default_rng(0).random((len(ours), 3), dtype=np.float32)
+    assert np.abs(ours.dot(texts, weights) - expected @ weights).max() < 1e-4
 
 
 def test_train_save_load_round_trip(tmp_path, model):
