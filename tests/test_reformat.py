@@ -144,6 +144,24 @@ def test_a_hanging_server_times_out_into_a_failure(tmp_path):
     assert elapsed < 20
 
 
+def test_every_record_ends_exactly_once_under_mixed_faults(tmp_path):
+    records = rewrite_records(100) + [make_record(f"p{i}", cat="roleplay") for i in range(10)]
+    for i in range(0, 100, 17):
+        records[i]["items"][0]["value"] += " [[error500]]"
+    for i in range(5, 100, 23):
+        records[i]["items"][0]["value"] += " [[malformed]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(latency=0.02, rpm_cap=3000, fail_first=5, malformed_first=10) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--concurrency", "32", "--max_retries", "1", "--top_k", "2")
+        throttled = srv.status_counts.get(429, 0)
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    ids = [rec["id"] for rec in done] + [f["id"] for f in failed]
+    assert sorted(map(str, ids)) == sorted(str(rec["id"]) for rec in records)  # each exactly once
+    assert {f["id"] for f in failed} >= set(range(0, 100, 17)) | set(range(5, 100, 23))
+    assert throttled > 0  # the cap was hit, and 429s alone lost nothing
+
+
 # ---------------------------------------------------------------- resume and shards
 
 def _run_until_killed(srv, inp, out, lines_before_kill):
