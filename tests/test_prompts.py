@@ -100,3 +100,26 @@ def test_scrub_masks_registered_and_key_shaped_secrets():
     for secret in ("my-very-own-secret-value", "abc.def-123", "sk-proj-ABCDEF123456", "zzzzzzzzzz"):
         assert secret not in out
     assert scrub("nothing secret here") == "nothing secret here"
+
+
+def test_evidence_only_reaches_rag_tasks():
+    from realign.rewrite import messages_for
+
+    def rec(cat):
+        return {"id": 1, "items": [{"from": "human", "value": "q", "category": cat, "evidence": ["EV-TEXT"]},
+                                   {"from": "gpt", "value": "a"}]}
+
+    rag, other = sorted(RAG_TASKS)[0], next(t for t in REWRITE_TASKS if t not in RAG_TASKS)
+    assert "EV-TEXT" in messages_for(rec(rag))[1]["content"]
+    assert "EV-TEXT" not in messages_for(rec(rag), use_evidence=False)[1]["content"]
+    assert "EV-TEXT" not in messages_for(rec(other))[1]["content"]
+
+
+def test_chat_rendering_falls_back_without_a_template():
+    from realign.llm.vllm_engine import render_chat
+
+    class Plain:
+        chat_template = None
+
+    text = render_chat(Plain(), [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    assert text == "System: S\n\nUser: U\n\nAssistant:"
