@@ -18,6 +18,7 @@ import sys
 import time
 
 from realign.classifier.data import load_labeled
+from realign.classifier.encoder import SentenceEncoder
 from realign.classifier.metrics import accuracy, macro_f1
 from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
@@ -68,7 +69,17 @@ def main():
         chars = sum(map(len, texts)) / len(texts)
         print(f"{name:<12} {len(texts):>5} {accuracy(gold, pred):>9.1%} {macro_f1(gold, pred):>9.3f} "
               f"{len(texts) / best:>8.0f} {1000 * cpu / len(texts):>7.1f} {chars:>10.0f}")
-    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    texts, _ = load_labeled(SETS["held-out"])
+    print("held-out, by part:", end="")
+    for label, run in (("n-grams", lambda: (model.word.dot(texts, model._blocks[0]),
+                                            model.char.dot(texts, model._blocks[1]))),
+                       ("encoder, 1 worker", lambda: SentenceEncoder(args.model_dir, workers=1).encode(texts)),
+                       (f"encoder, {model._encoder().workers} workers", lambda: model._encoder().encode(texts))):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run()
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        print(f"  {label} {len(texts) / wall:.0f}/s ({1000 * cpu / len(texts):.1f} cpu ms)", end="")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
 
 
 if __name__ == "__main__":
