@@ -275,3 +275,22 @@ def test_openai_backend_bad_key_is_exit_2_without_the_key(tmp_path):
     assert r.returncode == 2 and "authentication failed" in r.stderr
     assert "sk-wrong-key-123456" not in r.stdout + r.stderr
     assert not out.exists()
+
+
+def test_openai_failures_exit_1_and_a_rerun_classifies_only_those(tmp_path):
+    recs = [make_record(i, q=f"Any tips for question {i}?", cat=None) for i in range(4)]
+    inp = write_json(tmp_path / "in.json", recs)
+    out = tmp_path / "out.json"
+    flags = ["--backend", "openai", "--model", "gair-cls", "--quiet", "--max_retries", "0"]
+    with ClassifierFake(fail_first=1) as srv:
+        first = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--base_url",
+                           f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})
+    assert first.returncode == 1 and "1 records could not be classified" in first.stdout
+    assert sum("category" not in rec["items"][0] for rec in read(out)) == 1
+    with ClassifierFake() as srv:
+        second = run_script("classify.py", "--input_data_path", out, "--output_path", out, "--base_url",
+                            f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})
+        sent = srv.request_count
+    assert second.returncode == 0, second.stderr
+    assert sent == 1 and "3 kept their category" in second.stdout
+    assert {rec["items"][0]["category"] for rec in read(out)} == {"advice_giving"}
