@@ -58,6 +58,15 @@ for i in 0 1; do
     $CMD3 $i --quiet >"$OUT/reformat_$i.log" 2>&1 &
     pids+=($!)
 done
+shown=""
+while kill -0 "${pids[0]}" 2>/dev/null || kill -0 "${pids[1]}" 2>/dev/null; do
+    sleep 3
+    done_n=$(cat "$OUT"/reformat/rewrite_data_*_of_2_batch.jsonl 2>/dev/null | wc -l)
+    if [ "$done_n" != "$shown" ]; then
+        echo "   $done_n records finished after $((SECONDS - T0)) s"
+        shown=$done_n
+    fi
+done
 failed=0
 for i in 0 1; do
     if ! wait "${pids[$i]}"; then failed=1; fi

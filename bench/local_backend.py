@@ -2,29 +2,39 @@
 
     python bench/local_backend.py [--records 3] [--threads 2] [--model PATH.gguf]
 
-Takes the first rewritten-task records of datasets/demo/demo_alpaca.json (categories given
-here, since classification is a separate step), rewrites each once through the same prompt
-and parser reformat.py uses, and prints a table: seconds, generated tokens, tok/s and whether
-the reply parsed. Model load (and the one-time join of the model parts) is timed separately.
+Classifies datasets/demo/demo_alpaca.json with classify.py (embedded), takes its first records
+whose task is rewritten, rewrites each once through the same prompt and parser reformat.py
+uses (no evidence), and prints a table: seconds, prompt and generated tokens with their tok/s,
+and whether the reply parsed. Model load (and the one-time join of the model parts) is timed
+separately. Other processes on the machine change these numbers a lot (llama.cpp threads wait
+on each other), so the load average is printed beside them.
 """
 
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-from realign.convert import load_any
+from realign.constant import REWRITE_TASKS
 from realign.llm.base import BackendConfig, Request, Sampling
 from realign.llm.local_gguf import LocalGGUFBackend
 from realign.prompts import build_rewrite_messages, parse_reply
-from realign.records import answer, question
+from realign.records import answer, category, load_records, question
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "datasets", "demo", "demo_alpaca.json")
-# task of the demo's first records, in file order (what classify.py gives them)
-DEMO_TASKS = ["open_qa", "how_to_generation", "fact_verification", "recommendations", "explain_answer",
-              "math_puzzles", "text_to_code_translation", "planning"]
+
+
+def classified_demo():
+    """The demo records with the categories classify.py gives them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "classified.json")
+        subprocess.run([sys.executable, os.path.join(ROOT, "classify.py"), "--input_data_path", DEMO,
+                        "--output_path", out, "--quiet"], check=True, capture_output=True)
+        return load_records(out)
 
 
 async def rewrite_one(backend, rec, task):
@@ -42,7 +52,8 @@ async def rewrite_one(backend, rec, task):
 
 async def rewrite_all(backend, records):
     rows = []
-    for rec, task in zip(records, DEMO_TASKS):
+    for rec in records:
+        task = category(rec)
         wall, p_tok, p_tps, g_tok, g_tps, ok = await rewrite_one(backend, rec, task)
         rows.append(wall)
         print(f"{task:<26} {wall:9.1f} {p_tok:7d} {p_tps:7.1f} {g_tok:6d} {g_tps:6.1f} {'yes' if ok else 'NO'}",
@@ -60,8 +71,7 @@ def main():
     started = time.monotonic()
     backend = LocalGGUFBackend(BackendConfig(model=args.model, options={"threads": args.threads}))
     load_s = time.monotonic() - started
-    records, _ = load_any(DEMO)
-    records = records[: min(args.records, len(DEMO_TASKS))]
+    records = [rec for rec in classified_demo() if category(rec) in REWRITE_TASKS][: args.records]
 
     print(f"model {os.path.basename(backend.model_path)}, {args.threads} thread(s), load {load_s:.1f} s")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes slow this down)")
