@@ -30,7 +30,8 @@ step "setup: .venv with requirements.txt + requirements-local.txt"
 if [ ! -x "$P" ]; then
     "$PY" -m venv .venv
 fi
-"$P" -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-local.txt
+install() { "$P" -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-local.txt; }
+install || { echo "   install failed; trying once more (network hiccups happen)"; install; }
 echo "   installed realign, its CPU classifier and the embedded local model runtime"
 took
 
