@@ -19,9 +19,19 @@ SYSTEM_PROMPT = (
     "original answer must all survive your edit."
 )
 
+# The material comes first and the instructions last: models, small ones above all, follow
+# what they read most recently, and an answer placed last tends to be copied back unchanged.
 REWRITE_TEMPLATE = """\
-Here is a user's request and the answer it received. Rewrite the answer so that it follows \
-the layout expected for this kind of request, keeping its content.
+Below are a user's request and the answer it received{evidence_intro}.
+
+[Request]
+{question}
+
+[Original answer]
+{response}
+{evidence_block}
+Your job: rewrite the original answer so that it follows the layout expected for this kind of \
+request, keeping its content.
 
 Kind of request: {task}
 What such requests look like: {description}
@@ -30,23 +40,19 @@ Layout the rewritten answer must follow:
 {format}
 
 Rules:
+- Apply the layout for real: restructure the answer even when it is short or already correct. \
+Returning it unchanged is not a rewrite.
 - Keep every fact, number, name, piece of code and the final answer of the original. If the \
 original reaches a conclusion, the rewrite reaches the same one.
 - Add explanation or structure where the layout asks for it, but no new claims{evidence_rule}.
 - Speak directly to the user. Do not mention the original answer, the layout or these rules.
 
 Reply in exactly two parts, in this order and with these labels:
-Reasoning: two or three sentences on how the original maps onto the layout.
-Revised response: the complete rewritten answer, with nothing after it.
+Reasoning: two or three sentences naming what the original lacks compared with the layout \
+and how the rewrite adds it.
+Revised response: the complete rewritten answer, with nothing after it."""
 
-[Request]
-{question}
-
-[Original answer]
-{response}
-{evidence_block}"""
-
-_EVIDENCE_RULE = " beyond what the evidence below supports"
+_EVIDENCE_RULE = " beyond what the evidence above supports"
 
 
 def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
@@ -73,6 +79,7 @@ def build_rewrite_messages(task, question, response, evidence=None):
         evidence_rule=_EVIDENCE_RULE if block else "",
         question=question,
         response=response,
+        evidence_intro=", with evidence retrieved for it" if block else "",
         evidence_block=f"\n[Evidence]\n{block}\n" if block else "",
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
