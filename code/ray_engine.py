@@ -33,6 +33,7 @@ import asyncio
 import importlib
 import itertools
 import os
+import socket
 import uuid
 
 from realign.llm.base import BACKENDS, Backend, BackendConfig, BackendError, make_backend
@@ -79,10 +80,26 @@ def connect(address=None, cpus=None):
         return ray
     quiet = dict(include_dashboard=False, configure_logging=True, logging_level="WARNING")
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **quiet)
+        _check_reachable(address or os.environ["RAY_ADDRESS"])  # ray.init itself retries for many minutes
+        try:
+            ray.init(address=address, **quiet)
+        except ConnectionError as e:
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else " (a cluster with token auth needs RAY_AUTH_MODE=token)"
+            raise UsageError(f"cannot join the Ray cluster: {e}{hint}") from None
     else:  # a local cluster: room for every worker even on a small machine (HTTP workers mostly wait)
         ray.init(num_cpus=max(os.cpu_count() or 1, cpus or 1), **quiet)
     return ray
+
+
+def _check_reachable(address, timeout=10.0):
+    """A HOST:PORT address must accept a TCP connection within `timeout` s (auto and ray:// are left to Ray)."""
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
 # ---------------------------------------------------------------- the worker (inside an actor)

@@ -189,3 +189,12 @@ def test_vllm_on_a_cluster_without_gpus_is_a_usage_error(tmp_path, cluster):
     assert r.stderr.strip().splitlines()[-1] == ("error: --backend vllm on Ray needs GPUs: the cluster has 0, "
                                                  "a replica needs 2 (--tensor_parallel_size)")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_cluster_address_is_a_quick_usage_error(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(8))
+    r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out", "--quiet",
+                   "--base_url", "http://127.0.0.1:9/v1", "--engine", "ray", "--ray_address", "127.0.0.1:9",
+                   timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at 127.0.0.1:9: ")
