@@ -87,7 +87,7 @@ def connect(address=None, cpus=None):
             hint = "" if os.environ.get("RAY_AUTH_MODE") else " (a cluster with token auth needs RAY_AUTH_MODE=token)"
             raise UsageError(f"cannot join the Ray cluster: {e}{hint}") from None
     else:  # a local cluster: room for every worker even on a small machine (HTTP workers mostly wait)
-        ray.init(num_cpus=max(os.cpu_count() or 1, cpus or 1), **quiet)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cpus or 1), **quiet)
     return ray
 
 
