@@ -59,10 +59,11 @@ for i in 0 1; do
     $CMD3 $i --quiet >"$OUT/reformat_$i.log" 2>&1 &
     pids+=($!)
 done
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT  # never leave a shard running behind us
 shown=""
 while kill -0 "${pids[0]}" 2>/dev/null || kill -0 "${pids[1]}" 2>/dev/null; do
     sleep 3
-    done_n=$(cat "$OUT"/reformat/rewrite_data_*_of_2_batch.jsonl 2>/dev/null | wc -l)
+    done_n=$( (cat "$OUT"/reformat/rewrite_data_*_of_2_batch.jsonl 2>/dev/null || true) | wc -l)
     if [ "$done_n" != "$shown" ]; then
         echo "   $done_n records finished after $((SECONDS - T0)) s"
         shown=$done_n
@@ -73,6 +74,7 @@ for i in 0 1; do
     if ! wait "${pids[$i]}"; then failed=1; fi
     sed 's/^/   shard '"$i"': /' "$OUT/reformat_$i.log"
 done
+trap - EXIT
 if [ "$failed" != 0 ]; then
     echo "reformat failed; logs in $OUT/reformat_0.log and $OUT/reformat_1.log" >&2
     exit 1
