@@ -20,8 +20,8 @@ pacing, retrying and checking every request as it does locally.
 - Failures: a killed worker process is restarted by Ray and its calls in flight are replayed
   there (at most WORKER_RESTARTS times per worker); a worker gone for good is left out and the
   runner retries its requests elsewhere. Records are written only by the driver, once.
-- vLLM: each worker reserves `--tensor_parallel_size` GPUs and builds its own engine; the
-  workers are the replicas.
+- vLLM: each worker is one engine replica on `--tensor_parallel_size` GPUs of one node (a packed
+  placement group when more than one; see worker_placement). Not yet run on a GPU by us.
 
 The embedded classifier does not call a backend; `classify_texts_ray` runs it with Ray Data
 (`map_batches` over an actor pool, one model per actor).
@@ -155,6 +155,27 @@ def _error(e):
 
 # ---------------------------------------------------------------- the driver's side
 
+def worker_placement(gpus):
+    """(actor options, placement group or None) for one worker.
+
+    An HTTP worker takes 1 CPU, workers spread over the nodes. A vLLM replica on one GPU takes
+    it directly. A replica on `gpus` > 1 GPUs gets a placement group of one-GPU bundles packed on
+    one node, and the actor runs inside it holding no GPU itself: vLLM, finding itself in a Ray
+    placement group, starts its tensor-parallel workers in those bundles (as Ray Data's LLM
+    stages arrange it). Not run on a GPU by us yet.
+    """
+    import ray
+
+    options = dict(num_cpus=1, max_restarts=WORKER_RESTARTS, max_task_retries=WORKER_RESTARTS)
+    if gpus <= 1:
+        return {**options, "num_gpus": gpus, "scheduling_strategy": "SPREAD"}, None
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * gpus, strategy="STRICT_PACK")
+    where = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)
+    return {**options, "num_gpus": 0, "scheduling_strategy": where}, group
+
+
 class _Slot:
     def __init__(self, handle):
         self.handle = handle
@@ -185,10 +206,11 @@ class RayBackend(Backend):
 
             pace_name = f"realign-pace-{self._run}"
             self._pace = start_pace(pace_name, rpm=rpm, tpm=tpm)
-        actor = ray.remote(Worker).options(
-            num_cpus=1 if not gpus_per_worker else 0, num_gpus=gpus_per_worker or 0,
-            max_restarts=WORKER_RESTARTS, max_task_retries=WORKER_RESTARTS, scheduling_strategy="SPREAD")
-        self._slots = [_Slot(actor.remote(backend_name, config, pace_name)) for _ in range(workers)]
+        self._groups, self._slots = [], []
+        for _ in range(workers):
+            options, group = worker_placement(gpus_per_worker)
+            self._groups += [group] if group else []
+            self._slots.append(_Slot(ray.remote(Worker).options(**options).remote(backend_name, config, pace_name)))
         self._turn = itertools.count()
         self.pids = self._wait_ready(ray)
 
@@ -244,6 +266,8 @@ class RayBackend(Backend):
             pass
         for h in handles + ([self._pace] if self._pace is not None else []):
             ray.kill(h)
+        for group in self._groups:
+            ray.util.remove_placement_group(group)
 
 
 async def _awaited(ref):

@@ -198,3 +198,16 @@ def test_an_unreachable_cluster_address_is_a_quick_usage_error(tmp_path):
                    timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at 127.0.0.1:9: ")
+
+
+def test_a_multi_gpu_replica_gets_a_packed_group_of_one_gpu_bundles(cluster):
+    from realign.ray_engine import worker_placement
+
+    http, none = worker_placement(0)
+    assert none is None and http["num_cpus"] == 1 and http["num_gpus"] == 0
+    options, group = worker_placement(4)  # stays pending on this CPU cluster; only its shape is checked
+    try:
+        assert group.bundle_specs == [{"GPU": 1, "CPU": 1}] * 4 and options["num_gpus"] == 0
+        assert options["scheduling_strategy"].placement_group_capture_child_tasks
+    finally:
+        ray.util.remove_placement_group(group)
