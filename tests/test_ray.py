@@ -135,6 +135,32 @@ def test_classify_openai_backend_on_ray(tmp_path, cluster):
     assert {rec["items"][0]["category"] for rec in json.loads((tmp_path / "out.json").read_text())} == {"default"}
 
 
+# ---------------------------------------------------------------- keys
+
+KEY = "plain-DISTINCTIVE-key-7f3a9c2e5b81d4"  # not key-shaped: only registered secrets can hide it
+
+
+def test_the_key_stays_out_of_output_when_workers_see_it(tmp_path, cluster):
+    recs = records(8)
+    recs[1]["items"][0]["value"] += " [[error500]]"          # a 500 whose message echoes the key
+    inp = write_json(tmp_path / "in.json", recs)
+    with OpenAIFake(api_key=KEY, echo_key=True) as srv:
+        failed = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
+                            "--base_url", f"{srv.url}/v1", "--quiet", "--max_retries", "0", "--engine", "ray",
+                            "--ray_address", cluster, env={"OPENAI_API_KEY": KEY}, timeout=120)
+        refused = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out2",
+                             "--base_url", f"{srv.url}/v1", "--quiet", "--engine", "ray", "--ray_address", cluster,
+                             env={"OPENAI_API_KEY": "another-" + KEY}, timeout=120)
+    reasons = {f["id"]: f["reason"] for f in read_lines(failures_path(tmp_path / "out", 0, 1))}
+    assert failed.returncode == 1 and "500" in reasons[1] and "***" in reasons[1], reasons
+    assert refused.returncode == 2 and "401" in refused.stderr.strip().splitlines()[-1]
+    for r in (failed, refused):
+        assert KEY not in r.stdout + r.stderr
+    for folder in ("out", "out2"):
+        for name in os.listdir(tmp_path / folder) if (tmp_path / folder).exists() else []:
+            assert KEY not in (tmp_path / folder / name).read_text(), name
+
+
 # ---------------------------------------------------------------- a killed worker
 
 def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
