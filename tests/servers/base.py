@@ -18,6 +18,9 @@ class Hang(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes; with Nagle on, the body waits for a delayed ACK
+    # (~40 ms a request). Real servers set TCP_NODELAY; so do we.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -55,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     # the stdlib listens with a backlog of 5: a burst of 10+ new connections would see dropped
     # SYNs and 1 s retransmits, a delay no real provider has
-    request_queue_size = 128
+    request_queue_size = 256
     daemon_threads = True
 
 

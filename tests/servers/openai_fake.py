@@ -44,13 +44,6 @@ class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
                  malformed_first=0, ignore_n=False, api_key=None, echo_key=False, **kw):
         super().__init__(**kw)
-        # socketserver listens with a backlog of 5; a burst of 64 connections would then sit in
-        # SYN retries for a second. Re-listening on the bound socket deepens the queue.
-        self._httpd.socket.listen(256)
-        # Headers and body go out in two writes; with Nagle on, the body waits for a delayed
-        # ACK (~40 ms a request). A real server sets TCP_NODELAY; so do we.
-        handler = self._httpd.RequestHandlerClass
-        self._httpd.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
         self.latency = latency
         self.throttle_first = throttle_first
         self.retry_after = retry_after
