@@ -1,4 +1,4 @@
-"""Step 5: keep a rewrite only when it is faithful to the original; otherwise keep the original.
+r"""Step 5: keep a rewrite only when it is faithful to the original; otherwise keep the original.
 
     python rewrite_data_selection.py \
         --input_original_data_path dataset_retrieval_clean_evidence.json \
