@@ -30,7 +30,7 @@ from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_data_path", required=True, help="classified records, .json or .jsonl")
     p.add_argument("--output_path", required=True, help="raw results; the cleaned file is written beside it")
     p.add_argument("--batch_size", type=int, default=10, help="queries in flight together, and records per checkpoint")
