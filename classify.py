@@ -19,8 +19,11 @@ them), 2 bad input or flags.
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
+
+from tqdm import tqdm
 
 from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
@@ -93,7 +96,8 @@ def train(args):
     folder = args.save_model or DEFAULT_MODEL_DIR
     start = time.monotonic()
     model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
-    model.fit(texts, labels)
+    with tqdm(total=len(texts), unit="instr", desc="embedding", file=sys.stderr, disable=args.quiet) as bar:
+        model.fit(texts, labels, progress=bar)
     model.meta["trained_file"] = os.path.basename(args.train)
     model.save(folder)
     print(f"trained on {len(texts)} instructions, {len(set(labels))} tasks, in {time.monotonic() - start:.1f} s; "
