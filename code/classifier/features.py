@@ -67,13 +67,13 @@ class NgramTfidf:
         return csr_matrix((data, indices, indptr), shape=(len(texts), len(self)))
 
     def dot(self, texts, weights):
-        """rows @ weights for a dense (len(self), k) weight block, without building a matrix."""
-        indptr, indices, data = self.rows(texts)
+        """rows @ weights for a dense (len(self), k) weight block, one text at a time (no matrix,
+        memory independent of how many texts)."""
         out = np.zeros((len(texts), weights.shape[1]), dtype=np.float32)
-        nonempty = np.flatnonzero(np.diff(indptr))
-        if len(nonempty):
-            contrib = weights[indices] * data[:, None]
-            out[nonempty] = np.add.reduceat(contrib, indptr[nonempty], axis=0)
+        for i, text in enumerate(texts):
+            cols, values = self.row(text)
+            if len(cols):
+                out[i] = values @ weights[cols]
         return out
 
 

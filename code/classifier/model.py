@@ -36,6 +36,7 @@ CHAR_NGRAMS = dict(analyzer="char_wb", ngram_range=[2, 5], sublinear_tf=True, lo
                    min_df=2, max_features=60000)
 SVM_C = 0.5
 EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-length tf-idf blocks
+CHUNK = 4096  # instructions predicted at a time
 
 
 class TaskClassifier:
@@ -90,9 +91,12 @@ class TaskClassifier:
         return out + self.intercept
 
     def predict(self, texts, progress=None):
-        if not texts:
-            return []
-        return [self.classes[i] for i in self.scores(texts, progress).argmax(axis=1)]
+        """Task names, worked through in chunks so memory stays flat on large files."""
+        labels = []
+        for start in range(0, len(texts), CHUNK):
+            best = self.scores(texts[start:start + CHUNK], progress).argmax(axis=1)
+            labels += [self.classes[i] for i in best]
+        return labels
 
     # ------------------------------------------------------------ artifact
 
