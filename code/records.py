@@ -165,6 +165,15 @@ def category(rec):
 
 # ---------------------------------------------------------------- writing
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temp files are 0600
+
+
 @contextmanager
 def atomic_open(path, mode="w"):
     """Open a temp file beside `path`; rename over it only if the block succeeds."""
@@ -176,6 +185,7 @@ def atomic_open(path, mode="w"):
         with os.fdopen(fd, mode, encoding="utf-8") as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), _FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -2,6 +2,7 @@
 no output file), atomic writes."""
 
 import json
+import os
 
 import pytest
 
@@ -115,6 +116,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError("crash mid-write")
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    write_records(tmp_path / "out.json", GOOD)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_missing_file_is_a_data_error(tmp_path):

@@ -114,7 +114,6 @@ class TaskClassifier:
         with atomic_open(os.path.join(folder, "meta.json")) as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
-        os.chmod(os.path.join(folder, "meta.json"), 0o644)
         for name in (ONNX_FILE, TOKENIZER_FILE):
             src, dst = os.path.join(self.encoder_dir, name), os.path.join(folder, name)
             if os.path.abspath(src) != os.path.abspath(dst):
