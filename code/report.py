@@ -38,7 +38,7 @@ RATIO_CAP = 4.0            # ratios above this land in the last histogram bin
 
 COLORS = {"accepted": "#2a9d8f", "rejected": "#e76f51", "not_rewritten": "#8d99ae"}
 LABELS = {"accepted": "rewrite accepted", "rejected": "rewrite rejected (original kept)",
-          "not_rewritten": "not rewritten (task passed through)"}
+          "not_rewritten": "not rewritten (task passed through, or rewrite identical)"}
 
 
 # ---------------------------------------------------------------- figures
