@@ -3,8 +3,9 @@
     python bench/classify_speed.py [--model_dir DIR] [--repeat 3]
 
 Prints one table: artifact size, cold load time (fresh interpreter: imports + model), then
-for our held-out set and the cross-check set (instructions we wrote apart from the training
-data, in the style of Alpaca / ShareGPT / No Robots prompts): accuracy, macro-F1,
+for our held-out set, the cross-check set and the realistic set (instructions written apart
+from the training data, in the style of Alpaca / ShareGPT / No Robots prompts; the realistic
+set also in their natural task mix): accuracy, macro-F1,
 instructions per second (wall clock) and CPU milliseconds per instruction. The machine's
 load average is printed too: on a shared machine other work slows the wall-clock rate down;
 CPU time per instruction moves much less, and 1000 * cores / (CPU ms) is the rate an idle
@@ -26,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = {
     "held-out": os.path.join(ROOT, "datasets", "classification", "task_classifier_test_dataset.json"),
     "cross-check": os.path.join(ROOT, "bench", "data", "classify_crosscheck.json"),
+    "realistic": os.path.join(ROOT, "bench", "data", "classify_realistic_eval.json"),
 }
 
 COLD_LOAD = """
