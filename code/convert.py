@@ -80,23 +80,22 @@ def _turns_to_items(turns, path, index, role_key, text_key, field):
     return system, items
 
 
-def from_sharegpt(rec, path, index):
-    system, items = _turns_to_items(rec.get("conversations"), path, index, "from", "value", "conversations")
-    out = {"id": rec.get("id", index), **_extras(rec), "items": items}
-    if system is not None:
-        out["system"] = system
-    return out
+def from_turns(field, role_key, text_key):
+    """A converter for chat-shaped records: ShareGPT (`conversations`) or OpenAI (`messages`)."""
+    def convert(rec, path, index):
+        system, items = _turns_to_items(rec.get(field), path, index, role_key, text_key, field)
+        out = {"id": rec.get("id", index), **_extras(rec), "items": items}
+        if system is not None:
+            out["system"] = system
+        return out
+    return convert
 
 
-def from_messages(rec, path, index):
-    system, items = _turns_to_items(rec.get("messages"), path, index, "role", "content", "messages")
-    out = {"id": rec.get("id", index), **_extras(rec), "items": items}
-    if system is not None:
-        out["system"] = system
-    return out
-
-
-_CONVERTERS = {"alpaca": from_alpaca, "sharegpt": from_sharegpt, "messages": from_messages}
+_CONVERTERS = {
+    "alpaca": from_alpaca,
+    "sharegpt": from_turns("conversations", "from", "value"),
+    "messages": from_turns("messages", "role", "content"),
+}
 
 
 def convert_records(raw, path, input_format="auto"):
