@@ -73,3 +73,13 @@ def test_local_model_rewrites_one_record(tmp_path):
     assert rewrite.strip()  # a reply with a "Revised response:" part (the 1.5B model may keep the text as is)
     assert re.search(r"\b4\b", rewrite)  # the final answer survives
     assert "revised_response" not in rows[8]["items"][1]  # pass-through task: no request
+
+
+@pytest.mark.skipif(not HAVE_LOCAL, reason="local extra not installed (pip install -r requirements-local.txt)")
+def test_a_file_that_is_not_a_gguf_model_exits_2(tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model" * 1000)
+    data = write_json(tmp_path / "in.json", [make_record(1)])
+    proc = run_script("reformat.py", "--backend", "local", "--model", fake,
+                      "--input_data_path", data, "--output_directory", tmp_path / "out")
+    assert proc.returncode == 2 and "could not load it" in proc.stderr and "Traceback" not in proc.stderr
