@@ -71,10 +71,13 @@ def parse_args(argv=None):
 def check_args(args):
     for name in ("top_k", "target_length", "max_retries", "concurrency", "limit"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "max_retries" else 1):
-            raise UsageError(f"--{name} must be positive, got {value}")
-    if args.request_timeout <= 0:
-        raise UsageError("--request_timeout must be positive")
+        least = 0 if name == "max_retries" else 1
+        if value is not None and value < least:
+            raise UsageError(f"--{name} must be >= {least}, got {value}")
+    for name in ("request_timeout", "rpm", "tpm"):  # 0 would mean "no cap" or "no time" silently
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UsageError(f"--{name} must be positive, got {value:g}")
 
 
 def api_key(args):

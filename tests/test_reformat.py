@@ -288,6 +288,9 @@ def test_dry_run_sends_nothing_and_prices_the_run(tmp_path):
     ('[{"id": 1, "items": []}]', [], "record 0"),
     (None, ["--dataset_batch_id", "3", "--dataset_batch_num", "2"], "--dataset_batch_id"),
     (None, ["--top_k", "0"], "--top_k"),
+    (None, ["--rpm", "-1"], "--rpm"),
+    (None, ["--rpm", "0"], "--rpm"),
+    (None, ["--tpm", "-5"], "--tpm"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, content, flags, message):
     inp = tmp_path / "in.json"
