@@ -12,7 +12,7 @@ rewrite where there is one; failed records keep their original response.
 
 import argparse
 
-from realign.cli import run
+from realign.cli import check_not_input, run
 from realign.merge import merge
 from realign.records import load_records, write_records
 
@@ -32,6 +32,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_not_input({"--final_output_path": args.final_output_path}, [args.input_data_path])
     records = load_records(args.input_data_path)
     merged, counts, problems = merge(records, args.output_directory, args.dataset_batch_num, args.allow_partial)
     write_records(args.final_output_path, merged)

@@ -17,7 +17,7 @@ import time
 
 from tqdm import tqdm
 
-from realign.cli import first_n, run
+from realign.cli import check_not_input, first_n, run
 from realign.constant import RAG_TASKS
 from realign.limits import RetryPolicy
 from realign.redact import add_secret, scrub
@@ -47,9 +47,9 @@ def parse_args(argv=None):
         raise UsageError("--batch_size and --top_k must be >= 1, --max_retries >= 0, --timeout > 0")
     if not args.output_path.endswith((".json", ".jsonl")):
         raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
-    inp = os.path.abspath(args.input_data_path)
-    if inp in (os.path.abspath(args.output_path), os.path.abspath(clean_path_for(args.output_path))):
-        raise UsageError(f"{args.output_path}: the outputs would overwrite the input; choose another --output_path")
+    check_not_input({"--output_path": args.output_path,
+                     "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
+                    [args.input_data_path])
     return args
 
 

@@ -16,12 +16,13 @@ the tokenizer-free length described in realign/lengths.py.
 """
 
 import argparse
+import os
 import re
 
-from realign.cli import run
+from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.lengths import make_length_fn
-from realign.records import load_records, write_json, write_records
+from realign.records import UsageError, load_records, write_json, write_records
 from realign.report import write_report
 from realign.selection import ACCEPT, final_number, has_code, join_by_id, select, stats_as_json
 
@@ -128,6 +129,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_not_input({"--output_path": args.output_path, "--report_path": args.report_path},
+                    [args.input_original_data_path, args.input_rewrite_data_path])
+    if args.report_dir and os.path.exists(args.report_dir) and not os.path.isdir(args.report_dir):
+        raise UsageError(f"{args.report_dir}: --report_dir is a file, expected a folder")
     originals = load_records(args.input_original_data_path)
     rewrites = load_records(args.input_rewrite_data_path)
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)

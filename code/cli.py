@@ -4,9 +4,10 @@ Exit codes: 0 all done, 1 some records failed (listed in a failures file), 2 bad
 usage (one line on stderr, no traceback, no output written), 130 interrupted.
 """
 
+import os
 import sys
 
-from realign.records import DataError
+from realign.records import DataError, UsageError
 
 
 def run(main):
@@ -27,3 +28,12 @@ def first_n(items, n=10):
     items = list(items)
     shown = ", ".join(repr(x) for x in items[:n])
     return shown + (f" … (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def check_not_input(outputs, inputs):
+    """UsageError when an output path (flag name -> path) would overwrite an input path."""
+    ins = {os.path.realpath(p): p for p in inputs if p}
+    for flag, path in outputs.items():
+        if path and os.path.realpath(path) in ins:
+            raise UsageError(f"{path}: {flag} would overwrite the input {ins[os.path.realpath(path)]}; "
+                             f"choose another path")

@@ -2,14 +2,16 @@
 
 Every input id must be accounted for exactly once: rewritten or passed through (in a shard
 output file), or failed (in a failures file). Anything else — a missing shard, ids that are
-in no file, ids that appear twice, ids the input does not have — is an error, unless
-`allow_partial`, in which case the originals are kept for the missing ones and counted.
+in no file, ids that appear twice, ids the input does not have, an id whose question in the
+shard is not the input's (stale output of another dataset) — is an error. `allow_partial`
+relaxes only the missing ones (a missing shard, ids in no file): their originals are kept
+and counted.
 """
 
 from collections import Counter
 
 from realign.cli import first_n
-from realign.records import DataError
+from realign.records import DataError, question
 from realign.shards import failures_path, find_shards, read_jsonl_tolerant
 
 
@@ -29,19 +31,19 @@ def pick_run(output_dir, batch_num=None):
 
 
 def read_shard_results(shard_files):
-    """{id: revised_response or None} over all shards; duplicates are an error."""
+    """({id: (question, revised_response or None)} over all shards, [ids seen twice])."""
     results, dupes = {}, []
     for i in sorted(shard_files):
         objs, _torn = read_jsonl_tolerant(shard_files[i])
-        for obj in objs:
+        for n, obj in enumerate(objs):
             try:
-                rid = obj["id"]
+                rid, asked = obj["id"], obj["items"][0]["value"]
                 revised = obj["items"][1].get("revised_response")
             except (KeyError, IndexError, TypeError, AttributeError):
-                raise DataError(f"{shard_files[i]}: a line is not a ReAlign record") from None
+                raise DataError(f"{shard_files[i]}: record {n}: not a ReAlign record") from None
             if rid in results:
                 dupes.append(rid)
-            results[rid] = revised if isinstance(revised, str) else None
+            results[rid] = (asked, revised if isinstance(revised, str) else None)
     return results, dupes
 
 
@@ -56,35 +58,39 @@ def read_failures(output_dir, batch_num):
 
 
 def merge(records, output_dir, batch_num=None, allow_partial=False):
-    """Return (merged_records, counts). Input records are not modified."""
+    """Return (merged_records, counts, problems): `problems` are the missing shards / ids that
+    `allow_partial` let through. Input records are not modified."""
     shard_files, batch_num = pick_run(output_dir, batch_num)
-    problems = []
-    missing_shards = sorted(set(range(batch_num)) - set(shard_files))
-    if missing_shards:
-        problems.append(f"{len(missing_shards)} of {batch_num} shard files missing (batch ids {first_n(missing_shards)})")
-
     results, dupes = read_shard_results(shard_files)
     failed = {rid: why for rid, why in read_failures(output_dir, batch_num).items() if rid not in results}
     input_ids = {rec["id"] for rec in records}
     unknown = [rid for rid in results if rid not in input_ids]
+    changed = [rec["id"] for rec in records if rec["id"] in results and results[rec["id"]][0] != question(rec)]
     missing = [rec["id"] for rec in records if rec["id"] not in results and rec["id"] not in failed]
+    missing_shards = sorted(set(range(batch_num)) - set(shard_files))
+
+    hard, problems = [], []  # hard: the shards contradict the input; problems: something is not there
     if dupes:
-        problems.append(f"{len(dupes)} ids appear more than once in the shards ({first_n(dupes)})")
+        hard.append(f"{len(dupes)} ids appear more than once in the shards ({first_n(dupes)})")
     if unknown:
-        problems.append(f"{len(unknown)} ids in the shards are not in the input ({first_n(unknown)}); "
-                        f"stale output from another dataset?")
+        hard.append(f"{len(unknown)} ids in the shards are not in the input ({first_n(unknown)}); "
+                    f"stale output from another dataset?")
+    if changed:
+        hard.append(f"{len(changed)} ids have a different question in the shards than in the input "
+                    f"({first_n(changed)}); stale output from another dataset?")
+    if missing_shards:
+        problems.append(f"{len(missing_shards)} of {batch_num} shard files missing (batch ids {first_n(missing_shards)})")
     if missing:
         problems.append(f"{len(missing)} input ids are in no shard or failures file ({first_n(missing)})")
-    hard = [p for p in problems if "more than once" in p or "not in the input" in p]
     if hard or (problems and not allow_partial):
         hint = "" if hard else "; rerun the missing reformat.py shards, or pass --allow_partial to keep originals"
-        raise DataError(f"{output_dir}: " + "; ".join(problems) + hint)
+        raise DataError(f"{output_dir}: " + "; ".join(hard + problems) + hint)
 
     counts = Counter()
     merged = []
     for rec in records:
         rid = rec["id"]
-        revised = results.get(rid)
+        revised = results[rid][1] if rid in results else None
         if revised is not None:
             gpt = {**rec["items"][1], "value": revised}
             merged.append({**rec, "items": [rec["items"][0], gpt, *rec["items"][2:]]})

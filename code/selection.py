@@ -12,7 +12,7 @@ from typing import Callable
 
 from realign.cli import first_n
 from realign.constant import DEFAULT_TASK
-from realign.records import DataError, category
+from realign.records import DataError, category, question
 
 ACCEPT = "accept"
 
@@ -76,6 +76,10 @@ def join_by_id(originals, rewrites, original_path, rewrite_path):
     lost = [rid for rid in by_id if rid not in seen]
     if lost:
         raise DataError(f"{rewrite_path}: {len(lost)} ids of {original_path} are missing ({first_n(lost)})")
+    changed = [rec["id"] for rec in rewrites if question(rec) != question(by_id[rec["id"]])]
+    if changed:
+        raise DataError(f"{rewrite_path}: {len(changed)} ids have a different question than in {original_path} "
+                        f"({first_n(changed)}); files of two different datasets?")
     return [(by_id[rec["id"]], rec) for rec in rewrites]
 
 

@@ -97,3 +97,20 @@ def test_several_runs_need_batch_num(tmp_path, script):
     assert r.returncode == 2 and "--dataset_batch_num" in r.stderr
     r = _merge(script, inp, out_dir, tmp_path / "m.json", "--dataset_batch_num", "2")
     assert r.returncode == 0, r.stderr
+
+
+def test_same_ids_from_another_dataset_are_not_merged(tmp_path, script):
+    inp, out_dir, records = _setup(tmp_path, n_shards=1)
+    records[3]["items"][0]["value"] = "a different question"  # the input changed since the shards were written
+    write_json(inp, records)
+    r = _merge(script, inp, out_dir, tmp_path / "m.json", "--allow_partial")
+    assert r.returncode == 2 and "1 ids have a different question" in r.stderr and "('r3')" in r.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_output_may_not_overwrite_input(tmp_path, script):
+    inp, out_dir, _ = _setup(tmp_path)
+    before = inp.read_text()
+    r = _merge(script, inp, out_dir, inp)
+    assert r.returncode == 2 and "overwrite the input" in r.stderr and "Traceback" not in r.stderr
+    assert inp.read_text() == before

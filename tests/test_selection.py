@@ -117,3 +117,31 @@ def test_id_mismatch_is_exit_2(tmp_path, script):
                "--output_path", tmp_path / "f.json")
     assert r.returncode == 2 and "1 ids of" in r.stderr and "missing (1)" in r.stderr
     assert not (tmp_path / "f.json").exists()
+
+
+def test_same_ids_with_other_questions_are_exit_2(tmp_path, script):
+    o = write_json(tmp_path / "o.json", [make_record(0, "q0"), make_record(1, "q1")])
+    w = write_json(tmp_path / "w.json", [make_record(0, "q0"), make_record(1, "another dataset's q1")])
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", w,
+               "--output_path", tmp_path / "f.json")
+    assert r.returncode == 2 and "1 ids have a different question" in r.stderr and "(1)" in r.stderr
+    assert not (tmp_path / "f.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--output_path", "--report_path"])
+def test_outputs_may_not_overwrite_inputs(tmp_path, script, flag):
+    o = write_json(tmp_path / "o.json", [make_record(0)])
+    w = write_json(tmp_path / "w.json", [make_record(0)])
+    before = o.read_text()
+    args = {"--output_path": tmp_path / "f.json", flag: o}
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", w,
+               *[x for kv in args.items() for x in kv])
+    assert r.returncode == 2 and "overwrite the input" in r.stderr and o.read_text() == before
+
+
+def test_report_dir_that_is_a_file_is_exit_2(tmp_path, script):
+    o = write_json(tmp_path / "o.json", [make_record(0)])
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", o,
+               "--output_path", tmp_path / "f.json", "--report_dir", o)
+    assert r.returncode == 2 and "--report_dir is a file" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "f.json").exists()
