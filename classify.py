@@ -31,7 +31,7 @@ from realign.classifier.metrics import report
 from realign.cli import run
 from realign.convert import FORMATS, load_any
 from realign.ray_engine import add_ray_flags, classify_texts_ray
-from realign.records import UsageError, question, write_records
+from realign.records import UsageError, category, question, where, write_records
 from realign.redact import add_secret
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
@@ -118,7 +118,7 @@ def evaluate(args, key):
 
 def classify(args, key):
     records, fmt = load_any(args.input_data_path, args.input_format)
-    todo = [i for i, rec in enumerate(records) if args.overwrite or "category" not in rec["items"][0]]
+    todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
     labels, failures = classify_texts([question(records[i]) for i in todo], args, key) if todo else ([], {})
     for i, label in zip(todo, labels):
@@ -127,7 +127,7 @@ def classify(args, key):
     write_records(args.output_path, records)
     seconds = time.monotonic() - start
 
-    counts = Counter(rec["items"][0].get("category", "(none)") for rec in records)
+    counts = Counter(category(rec) or "(none)" for rec in records)
     print("category distribution:")
     for task, n in counts.most_common():
         print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
@@ -136,9 +136,9 @@ def classify(args, key):
           f"{len(records) - len(todo)} kept their category, {len(failures)} failed, {seconds:.1f} s{rate}")
     print(f"output: {args.output_path}")
     if failures:
-        first = next(iter(failures.items()))
-        print(f"{len(failures)} records could not be classified (first: record {todo[first[0]]}: {first[1]}); "
-              f"rerun on the output to retry them")
+        i, why = next(iter(failures.items()))
+        print(f"{len(failures)} records could not be classified (first: "
+              f"{where(args.input_data_path, todo[i], records[todo[i]])}: {why}); rerun on the output to retry them")
         return 1
     return 0
 

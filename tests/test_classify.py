@@ -183,17 +183,19 @@ def test_formats_in_realign_out(tmp_path, capsys, fmt):
 
 def test_existing_categories_are_kept_unless_overwrite(tmp_path, capsys):
     recs = [make_record(0, q="Write a limerick about a cat.", cat="open_qa"),
-            make_record(1, q="Write a limerick about a dog.", cat=None)]
+            make_record(1, q="Write a limerick about a dog.", cat=None),
+            make_record(2, q="Write a limerick about a bird.", cat=None)]
+    recs[2]["items"][0]["category"] = None  # an explicit null is no category either
     inp = write_json(tmp_path / "in.json", recs)
     out = tmp_path / "out.jsonl"
     code, stdout = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet")
     assert code == 0
     got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
-    assert got == ["open_qa", "poem_generation"]
+    assert got == ["open_qa", "poem_generation", "poem_generation"]
     assert "1 kept their category" in stdout
     classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet", "--overwrite")
     got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
-    assert got == ["poem_generation", "poem_generation"]
+    assert got == ["poem_generation", "poem_generation", "poem_generation"]
 
 
 @pytest.mark.parametrize("content, fmt, needle", [
