@@ -345,6 +345,8 @@ class _FakeVLLM:
 
         def generate(self, prompts, params, use_tqdm=False):
             _FakeVLLM.batches.append(list(prompts))
+            if any("[[too long]]" in p for p in prompts):  # as vLLM does: one bad prompt fails the batch
+                raise ValueError("The decoder prompt is longer than the maximum model length")
 
             class Out:
                 def __init__(self, prompt, n):
@@ -371,6 +373,24 @@ def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
     assert all(len(o.result[1]) == 2 for o in done)
     assert sum(map(len, _FakeVLLM.batches)) == 40 and len(_FakeVLLM.batches) < 5  # batched, not one by one
     assert _FakeVLLM.batches[0][0].startswith("<|user|>question") and _FakeVLLM.batches[0][0].endswith("<|assistant|>")
+
+
+def test_vllm_a_prompt_the_engine_refuses_fails_alone(monkeypatch):
+    import asyncio
+
+    from realign.llm.base import BackendConfig, Request, make_backend, run_all
+
+    monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
+    _FakeVLLM.batches = []
+    backend = make_backend("vllm", BackendConfig(model="m"))
+    bad = {3, 17}
+    requests = [Request(key=i, messages=[{"role": "user", "content": f"q {i}" + (" [[too long]]" if i in bad else "")}])
+                for i in range(32)]
+    done = []
+    asyncio.run(run_all(backend, requests, done.append))
+    assert sorted(o.request.key for o in done) == list(range(32))
+    assert {o.request.key for o in done if not o.ok} == bad
+    assert all("longer than the maximum model length" in o.error for o in done if not o.ok)
 
 
 def test_vllm_backend_without_vllm_is_a_usage_error(tmp_path, monkeypatch):

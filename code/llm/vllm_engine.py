@@ -13,7 +13,7 @@ max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
 
 import asyncio
 
-from realign.llm.base import Backend
+from realign.llm.base import Backend, BackendError
 from realign.records import UsageError
 
 ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
@@ -75,21 +75,28 @@ class VLLMBackend(Backend):
         return await future
 
     def _run_batch(self, batch):
-        outputs = self.llm.generate([p for p, _, _ in batch], [sp for _, sp, _ in batch], use_tqdm=False)
-        return [[c.text for c in out.outputs] for out in outputs]
+        """Per request: its texts, or a BackendError. vLLM refuses a whole batch for one bad request
+        (e.g. a prompt longer than max_model_len), so a failed batch is split in halves until the
+        culprits stand alone: they fail, the rest of the batch is still generated."""
+        try:
+            outputs = self.llm.generate([p for p, _, _ in batch], [sp for _, sp, _ in batch], use_tqdm=False)
+            return [[c.text for c in out.outputs] for out in outputs]
+        except Exception as e:
+            if len(batch) == 1:
+                return [BackendError(f"vllm: {type(e).__name__}: {' '.join(str(e).split())[:200]}")]
+            half = len(batch) // 2
+            return self._run_batch(batch[:half]) + self._run_batch(batch[half:])
 
     async def _drain(self):
         while self._queue:
             await asyncio.sleep(0)  # let every request already on its way join this batch
             batch, self._queue = self._queue, []
             self.batches += 1
-            try:
-                results = await asyncio.to_thread(self._run_batch, batch)
-            except Exception as e:  # an engine failure fails this batch's requests, loudly
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            for (_, _, fut), texts in zip(batch, results):
-                if not fut.done():
-                    fut.set_result(texts)
+            results = await asyncio.to_thread(self._run_batch, batch)
+            for (_, _, fut), result in zip(batch, results):
+                if fut.done():
+                    continue
+                if isinstance(result, BackendError):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
