@@ -214,25 +214,27 @@ def test_query_cache_avoids_paying_twice(tmp_path):
     assert by_id(tmp_path / "b.json")[2]["items"][0]["evidence"]
 
 
-def start_slow_run(srv, inp, out):
+def interrupted_run(tmp_path, sig):
+    """A Serper run over 8 slow queries, one a batch, sent `sig` once 4 requests arrived.
+    Returns (input, output, exit code, stderr, requests answered before the signal)."""
+    inp = write(tmp_path / "in.json", [rec(i, f"slow question {i}") for i in range(8)])
+    out = tmp_path / "ret.json"
     env = dict(os.environ, SERPER_API_KEY=KEY)
-    proc = subprocess.Popen([sys.executable, "retrieval.py", "--input_data_path", inp, "--output_path", out,
-                             "--serper_url", srv.url + "/search", "--batch_size", "1"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while srv.request_count < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return proc
+    with SerperFake(api_key=KEY, delay=0.3) as srv:
+        proc = subprocess.Popen([sys.executable, "retrieval.py", "--input_data_path", inp, "--output_path", out,
+                                 "--serper_url", srv.url + "/search", "--batch_size", "1"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while srv.request_count < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+    # the last request was in flight; each earlier one was answered and saved first
+    return inp, out, proc.returncode, err, srv.request_count - 1
 
 
 def test_killed_run_loses_at_most_one_batch(tmp_path):
-    inp = write(tmp_path / "in.json", [rec(i, f"slow question {i}") for i in range(8)])
-    out = tmp_path / "ret.json"
-    with SerperFake(api_key=KEY, delay=0.3) as srv:
-        proc = start_slow_run(srv, inp, out)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finished = srv.request_count - 1  # the last request was in flight; each earlier one was saved first
+    inp, out, _, _, finished = interrupted_run(tmp_path, signal.SIGKILL)
     # saved = in the output files (checkpointed after the first batch, then as cost allows) or the journal
     saved = {r["id"] for r in load_records(out) if "evidence" in r["items"][0]}
     saved |= {entry["id"] for entry in read_jsonl_tolerant(str(out) + ".progress.jsonl")[0]}
@@ -246,14 +248,8 @@ def test_killed_run_loses_at_most_one_batch(tmp_path):
 
 
 def test_ctrl_c_writes_both_files_and_exits_130(tmp_path):
-    inp = write(tmp_path / "in.json", [rec(i, f"slow question {i}") for i in range(8)])
-    out = tmp_path / "ret.json"
-    with SerperFake(api_key=KEY, delay=0.3) as srv:
-        proc = start_slow_run(srv, inp, out)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    finished = srv.request_count - 1
+    _, out, code, err, finished = interrupted_run(tmp_path, signal.SIGINT)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
     for path in (out, clean_of(out)):
         assert sum("evidence" in r["items"][0] for r in load_records(path)) >= finished
 
