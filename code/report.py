@@ -27,8 +27,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from realign.constant import DEFAULT_TASK  # noqa: E402
-from realign.records import atomic_open, category  # noqa: E402
+from realign.records import atomic_open  # noqa: E402
 
 SAMPLE_PAIRS = 12          # before/after pairs shown
 MAX_SAMPLE_CHARS = 4000    # per side; longer texts are cut (and say so)
@@ -266,7 +265,7 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="muted">rules: <b id="rules">{html.escape(rules)}</b> · {len({category(n) or DEFAULT_TASK for _, n in joined})} tasks</p>
+<p class="muted">rules: <b id="rules">{html.escape(rules)}</b> · {len(per_category)} tasks</p>
 <div class="cards">{cards}</div>
 <h2>Figures</h2>
 {images}
