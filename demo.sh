@@ -71,8 +71,12 @@ while kill -0 "${pids[0]}" 2>/dev/null || kill -0 "${pids[1]}" 2>/dev/null; do
 done
 failed=0
 for i in 0 1; do
-    if ! wait "${pids[$i]}"; then failed=1; fi
+    rc=0
+    wait "${pids[$i]}" || rc=$?
     sed 's/^/   shard '"$i"': /' "$OUT/reformat_$i.log"
+    # exit 1 = done, some records failed: merge keeps their original response, so go on
+    if [ "$rc" = 1 ]; then echo "   shard $i: some records failed (listed in $OUT/reformat/failures_${i}_of_2.jsonl)"; fi
+    if [ "$rc" -gt 1 ]; then failed=1; fi
 done
 trap - EXIT
 if [ "$failed" != 0 ]; then
