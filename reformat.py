@@ -1,4 +1,4 @@
-r"""Step 4: rewrite each response into its task's format with an LLM, one shard per process.
+r"""Step 3: rewrite each response into its task's format with an LLM, one shard per process.
 
     export OPENAI_API_KEY=...
     python reformat.py \
