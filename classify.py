@@ -72,6 +72,10 @@ def check_args(args):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "max_retries" else 1):
             raise UsageError(f"--{name} must be positive, got {value}")
+    for name in ("rpm", "request_timeout"):  # 0 would mean "no cap" or "no time" silently, as in reformat.py
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UsageError(f"--{name} must be positive, got {value:g}")
 
 
 def api_key(args):
