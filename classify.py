@@ -31,7 +31,7 @@ from realign.classifier.metrics import report
 from realign.cli import run
 from realign.convert import FORMATS, load_any
 from realign.ray_engine import add_ray_flags, classify_texts_ray
-from realign.records import UsageError, category, question, where, write_records
+from realign.records import DataError, UsageError, category, question, where, write_records
 from realign.redact import add_secret
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
@@ -97,11 +97,16 @@ def train(args):
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     texts, labels = load_labeled(args.train)
+    if len(set(labels)) < 2:
+        raise DataError(f"{args.train}: training needs instructions of at least two tasks, got only {labels[0]!r}")
     folder = args.save_model or DEFAULT_MODEL_DIR
     start = time.monotonic()
     model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
     with tqdm(total=len(texts), unit="instr", desc="embedding", file=sys.stderr, disable=args.quiet) as bar:
-        model.fit(texts, labels, progress=bar)
+        try:
+            model.fit(texts, labels, progress=bar)
+        except ValueError as e:  # scikit-learn's word on data it cannot learn from (e.g. too few texts)
+            raise DataError(f"{args.train}: cannot train on it: {e}") from None
     model.meta["trained_file"] = os.path.basename(args.train)
     model.save(folder)
     print(f"trained on {len(texts)} instructions, {len(set(labels))} tasks, in {time.monotonic() - start:.1f} s; "

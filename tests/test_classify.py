@@ -224,6 +224,19 @@ def test_bad_flag_values_are_exit_2(tmp_path, flag, value):
     assert r.returncode == 2 and f"{flag} must be positive" in r.stderr and not out.exists()
 
 
+@pytest.mark.parametrize("rows, needle", [
+    ([{"instruction": "hello there", "category": "default"}, {"instruction": "hi", "category": "default"}],
+     "at least two tasks"),
+    ([{"instruction": "hello there", "category": "default"}, {"instruction": "hi", "category": "open_qa"}],
+     "cannot train on it"),
+])
+def test_untrainable_file_is_exit_2_and_no_model(tmp_path, rows, needle):
+    r = run_script("classify.py", "--train", write_json(tmp_path / "train.json", rows),
+                   "--save_model", tmp_path / "model", "--quiet")
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "model").exists()
+
+
 def test_bad_labelled_file_names_the_record(tmp_path):
     bad = write_json(tmp_path / "eval.json", [{"instruction": "hi", "category": "default"},
                                               {"instruction": "yo", "category": "chitchat"}])
