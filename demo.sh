@@ -23,6 +23,13 @@ DATA=datasets/demo/demo_alpaca.json
 P=.venv/bin/python
 START=$SECONDS
 
+WIPE=$(realpath -m "$OUT")  # the folder is wiped first: never /, home, the repo or a folder holding it
+case "$(pwd)/" in "${WIPE%/}"/*) WIPE=/ ;; esac
+if [ "$WIPE" = / ] || [ "$WIPE" = "$HOME" ]; then
+    echo "DEMO_OUT=$OUT would wipe $(realpath -m "$OUT"); pick a folder of its own" >&2
+    exit 2
+fi
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; T0=$SECONDS; }
 took() { echo "   ($((SECONDS - T0)) s)"; }
 
