@@ -79,6 +79,17 @@ def test_servers_that_ignore_n_are_topped_up(tmp_path):
     assert count == 6
 
 
+def test_servers_that_refuse_n_get_one_choice_per_call(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(4))
+    with OpenAIFake(refuse_n=True) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "3", "--concurrency", "1", "--max_retries", "0")
+        counts = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert failed == [] and all(len(rec["items"][1]["revised_response_list"]) == 3 for rec in done)
+    assert counts == {400: 1, 200: 12}  # refused once, then asked one choice at a time
+
+
 def test_evidence_goes_into_rag_prompts_unless_no_retrieval(tmp_path):
     rec = make_record(1, q="Who wrote Hamlet?", a="Shakespeare", cat="open_qa")
     rec["items"][0]["evidence"] = ["EVIDENCE-PASSAGE about Hamlet"]

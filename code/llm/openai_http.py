@@ -48,6 +48,7 @@ class OpenAIBackend(Backend):
         # Local servers take any key; the SDK insists on a non-empty one.
         self.client = AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url,
                                   max_retries=0, timeout=config.request_timeout)
+        self._one_choice_per_call = False  # set once the server has refused n > 1
 
     async def _call(self, request, n):
         s = request.sampling
@@ -76,11 +77,20 @@ class OpenAIBackend(Backend):
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def generate(self, request):
-        """n texts in one call; servers that ignore `n` are topped up with further calls (at most n)."""
+        """n texts in one call; servers that ignore `n` are topped up with further calls (at most n),
+        and a server that refuses n > 1 with a 400 (llama.cpp's: "Only one completion choice is
+        allowed") is asked for one choice per call from then on."""
         n = request.sampling.n
         texts = []
         for _ in range(n):
-            texts += await self._call(request, n - len(texts))
+            want = 1 if self._one_choice_per_call else n - len(texts)
+            try:
+                texts += await self._call(request, want)
+            except BackendError as e:
+                if e.status != 400 or want == 1:
+                    raise
+                texts += await self._call(request, 1)  # the same 400 again: it was not about n
+                self._one_choice_per_call = True
             if len(texts) >= n:
                 break
         return texts[:n]

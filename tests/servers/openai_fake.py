@@ -11,6 +11,7 @@ which candidate is the longest. Knobs:
     fail_first       the first k requests get 500
     malformed_first  the first k requests get replies without a "Revised response:" part
     ignore_n         always answer one choice, whatever n asks (like some local servers)
+    refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
     api_key          when set, other keys get 401 whose message echoes the key it was sent
     echo_key         put the caller's key into 500 error messages (for redaction tests)
 
@@ -42,7 +43,7 @@ def revised_text(prompt, i):
 
 class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
-                 malformed_first=0, ignore_n=False, api_key=None, echo_key=False, **kw):
+                 malformed_first=0, ignore_n=False, refuse_n=False, api_key=None, echo_key=False, **kw):
         super().__init__(**kw)
         self.latency = latency
         self.throttle_first = throttle_first
@@ -50,6 +51,7 @@ class OpenAIFake(FakeServer):
         self.fail_first = fail_first
         self.malformed_first = malformed_first
         self.ignore_n = ignore_n
+        self.refuse_n = refuse_n
         self.api_key = api_key
         self.echo_key = echo_key
         self.rpm_cap = rpm_cap
@@ -110,6 +112,8 @@ class OpenAIFake(FakeServer):
                                    {"Retry-After": math.ceil(wait), "retry-after-ms": int(wait * 1000) + 1})
         req = json.loads(body or b"{}")
         prompt = prompt_text(req)
+        if self.refuse_n and int(req.get("n") or 1) != 1:
+            return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
             raise Hang()
         if nth <= self.fail_first or "[[error500]]" in prompt:
