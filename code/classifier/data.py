@@ -4,7 +4,7 @@ task_classifier_{train,test}_dataset.json. Extra fields are ignored.
 """
 
 from realign.constant import TASKS
-from realign.records import DataError, read_json_any, where, write_json
+from realign.records import DataError, read_json_any, where
 
 _TASK_SET = frozenset(TASKS)
 
@@ -27,7 +27,3 @@ def load_labeled(path):
         labels.append(label)
     return texts, labels
 
-
-def save_labeled(path, texts, labels):
-    """Write a labelled file in the same format, atomically."""
-    write_json(path, [{"instruction": t, "category": c} for t, c in zip(texts, labels)])
