@@ -72,7 +72,7 @@ def read_jsonl_tolerant(path):
             if n == len(lines):  # last line, no newline after it: a torn write
                 torn = True
             else:
-                raise DataError(f"{path}: line {n}: corrupt JSON line in shard output") from None
+                raise DataError(f"{path}: line {n}: not valid JSON (only a torn last line is skipped)") from None
     return objs, torn
 
 

@@ -114,3 +114,12 @@ def test_output_may_not_overwrite_input(tmp_path, script):
     r = _merge(script, inp, out_dir, inp)
     assert r.returncode == 2 and "overwrite the input" in r.stderr and "Traceback" not in r.stderr
     assert inp.read_text() == before
+
+
+def test_corrupt_line_inside_a_shard_is_named(tmp_path, script):
+    inp, out_dir, _ = _setup(tmp_path, n_shards=1)
+    p = out_dir / "rewrite_data_0_of_1_batch.jsonl"
+    lines = p.read_text().splitlines(keepends=True)
+    p.write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
+    r = _merge(script, inp, out_dir, tmp_path / "m.json", "--allow_partial")
+    assert r.returncode == 2 and f"{p}: line 2: not valid JSON" in r.stderr and "Traceback" not in r.stderr
