@@ -50,6 +50,8 @@ def parse_args(argv=None):
     check_not_input({"--output_path": args.output_path,
                      "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
                     [args.input_data_path])
+    check_not_input({"--cache_path": args.cache_path},
+                    [args.input_data_path, args.output_path, clean_path_for(args.output_path)])
     return args
 
 

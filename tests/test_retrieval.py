@@ -333,6 +333,11 @@ def test_output_may_not_overwrite_input(tmp_path):
     inp = write(tmp_path / "data.json", [rec(1, "q")])
     p = retrieval("--input_data_path", inp, "--output_path", inp, "--backend", "bm25", "--corpus_path", CORPUS)
     assert p.returncode == 2 and "overwrite the input" in p.stderr
+    with open(inp, encoding="utf-8") as f:
+        before = f.read()
+    p = retrieval("--input_data_path", inp, "--output_path", tmp_path / "out.json", "--cache_path", inp)
+    with open(inp, encoding="utf-8") as f:
+        assert p.returncode == 2 and "--cache_path would overwrite" in p.stderr and f.read() == before
 
 
 def test_no_key_suggests_bm25_and_writes_nothing(tmp_path):
