@@ -228,9 +228,8 @@ def _pair_html(decision, orig, new):
             f"{_evidence_html(evidence)}</div>")
 
 
-def length_ratios(joined, decisions, length):
-    """[(rewrite_len / original_len, accepted)] for every judged rewrite."""
-    by_id = {new["id"]: (orig, new) for orig, new in joined}
+def length_ratios(by_id, decisions, length):
+    """[(rewrite_len / original_len, accepted)] for every judged rewrite; by_id: {id: (original, rewrite)}."""
     out = []
     for d in decisions:
         orig, new = by_id[d["id"]]
@@ -244,11 +243,11 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
     os.makedirs(folder, exist_ok=True)
     per_category = {c: dict(n) for c, n in stats["per_category"].items()}
     rejected_by_rule = dict(stats["rejected_by_rule"])
-    ratios = length_ratios(joined, decisions, length)
+    by_id = {new["id"]: (orig, new) for orig, new in joined}
+    ratios = length_ratios(by_id, decisions, length)
     figures = [fig_outcome_per_task(per_category, folder), fig_rejections(rejected_by_rule, folder),
                fig_length_ratio(ratios, folder)]
 
-    by_id = {new["id"]: (orig, new) for orig, new in joined}
     samples = pick_samples(decisions)
     pairs = "".join(_pair_html(d, *by_id[d["id"]]) for d in samples)
     with_evidence = sum(1 for _, new in joined if new["items"][0].get("evidence"))
