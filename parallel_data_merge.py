@@ -6,7 +6,8 @@ r"""Step 4b: merge the shard outputs of N reformat.py processes into one dataset
         --final_output_path dataset_reformat.json
 
 Joins by id (never by position) and checks that every input record is accounted for exactly
-once. The output holds the input records in input order, each response replaced by its
+once, and that each shard record still asks the input's question (same ids from another
+dataset's run stop the merge). The output holds the input records in input order, each response replaced by its
 rewrite where there is one; failed records keep their original response.
 """
 
