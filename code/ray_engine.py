@@ -122,15 +122,16 @@ class Worker:
         return os.getpid()
 
     async def generate(self, request):
+        limit = self.timeout * request.sampling.n if self.timeout else None  # per call, as in run_all
         try:
             if self.pace is not None:
                 await self._wait_for_turn(request.cost_tokens)
             call = self.backend.generate(request)
-            return {"texts": await (asyncio.wait_for(call, self.timeout) if self.timeout else call)}
+            return {"texts": await (asyncio.wait_for(call, limit) if limit else call)}
         except BackendError as e:
             return _error(e)
         except asyncio.TimeoutError:
-            return _error(BackendError(f"no answer within {self.timeout:g} s", retryable=True))
+            return _error(BackendError(f"no answer within {limit:g} s", retryable=True))
 
     async def _wait_for_turn(self, cost_tokens):
         """Book a send time from the cluster's Pace actor and sleep until then (BackendError if not possible)."""
@@ -197,7 +198,7 @@ class RayBackend(Backend):
         ray = connect(address, cpus=workers)
         inner = _backend_class(backend_name)
         self.default_concurrency = workers * inner.default_concurrency
-        self._bound = (config.request_timeout + 5.0 + MAX_PACE_DELAY + CALL_SLACK) if inner.network else None
+        self._bound = (config.request_timeout + 5.0) if inner.network else None  # per call; see generate
         self._run = uuid.uuid4().hex[:12]
         self._pace = None
         pace_name = None
@@ -239,11 +240,12 @@ class RayBackend(Backend):
         slot = self._pick()
         slot.in_flight += 1
         ref = slot.handle.generate.remote(request)
+        bound = self._bound and self._bound * request.sampling.n + MAX_PACE_DELAY + CALL_SLACK
         try:
-            reply = await (asyncio.wait_for(_awaited(ref), self._bound) if self._bound else ref)
+            reply = await (asyncio.wait_for(_awaited(ref), bound) if bound else ref)
         except asyncio.TimeoutError:
             ray.cancel(ref)
-            raise BackendError(f"Ray worker gave no answer within {self._bound:g} s", retryable=True) from None
+            raise BackendError(f"Ray worker gave no answer within {bound:g} s", retryable=True) from None
         except ray.exceptions.ActorDiedError:
             slot.dead = True  # restarts used up: leave it out, the runner retries elsewhere
             raise BackendError("Ray worker died", retryable=True) from None

@@ -90,6 +90,14 @@ def test_servers_that_refuse_n_get_one_choice_per_call(tmp_path):
     assert counts == {400: 1, 200: 12}  # refused once, then asked one choice at a time
 
 
+def test_request_timeout_is_per_call_when_a_server_ignoring_n_is_asked_n_times(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(1))
+    with OpenAIFake(ignore_n=True, latency=2.0) as srv:  # 4 calls of 2 s each, every one within 2.5 s
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "4", "--request_timeout", "2.5", "--max_retries", "0")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert len(outputs(tmp_path / "out")[0][0]["items"][1]["revised_response_list"]) == 4
+
+
 def test_evidence_goes_into_rag_prompts_unless_no_retrieval(tmp_path):
     rec = make_record(1, q="Who wrote Hamlet?", a="Shakespeare", cat="open_qa")
     rec["items"][0]["evidence"] = ["EVIDENCE-PASSAGE about Hamlet"]

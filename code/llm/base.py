@@ -143,6 +143,8 @@ async def _attempt(backend, request, check, timeout):
 
 async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, stats):
     """Retry one request until it succeeds, fails for good, or retries run out."""
+    # `timeout` is per call: a server that ignores `n` is asked up to n times within one attempt
+    limit = timeout * request.sampling.n if timeout else None
     for attempt in range(policy.max_retries + 1):
         if rpm:
             await rpm.acquire()
@@ -153,7 +155,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
             stats.sent += 1
             stats.in_flight += 1
             try:
-                result = await _attempt(backend, request, check, timeout)
+                result = await _attempt(backend, request, check, limit)
                 return Outcome(request, result=result, attempts=attempt + 1)
             except BackendError as e:
                 if e.fatal:
@@ -165,7 +167,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
             except Unusable as e:
                 reason, retryable = scrub(str(e)), True
             except asyncio.TimeoutError:
-                reason, retryable = f"no answer within {timeout:g} s", True
+                reason, retryable = f"no answer within {limit:g} s", True
             finally:
                 stats.in_flight -= 1
         if not retryable or attempt == policy.max_retries:
@@ -182,7 +184,8 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
 
     concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
     rpm / tpm: client-side caps (requests / tokens per minute), None for none.
-    timeout: seconds per attempt (None: backend.config.request_timeout for network backends).
+    timeout: seconds per call, an attempt of n candidates gets n times that (None: the backend's
+    request_timeout plus 5 s for network backends, none for in-process engines).
     """
     concurrency = concurrency or backend.default_concurrency
     policy = policy or RetryPolicy()
