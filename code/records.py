@@ -61,8 +61,11 @@ def _read_text(path):
 
 
 def iter_jsonl_lines(text, path):
-    """Yield (line_number, object) for each non-blank line; a bad line is a DataError."""
-    for n, line in enumerate(text.splitlines(), 1):
+    """Yield (line_number, object) for each non-blank line; a bad line is a DataError.
+
+    Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
+    characters that json.dumps(ensure_ascii=False) leaves raw inside strings."""
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

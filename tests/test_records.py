@@ -100,6 +100,12 @@ def test_json_and_jsonl_round_trip(tmp_path):
     assert (tmp_path / "a.jsonl").read_text().count("\n") == 2
 
 
+def test_jsonl_round_trip_keeps_unicode_line_separators(tmp_path):
+    rec = make_record(1, q="line\u2028separator, next\x85line, file\x1cseparator", a="crlf\r\nend")
+    write_records(tmp_path / "u.jsonl", [rec])
+    assert load_records(tmp_path / "u.jsonl") == [rec]
+
+
 def test_jsonl_input_accepted_and_multi_turn_kept(tmp_path):
     rec = make_record(1)
     rec["items"] += [{"from": "human", "value": "and 3+3?"}, {"from": "gpt", "value": "6"}]
