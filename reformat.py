@@ -89,6 +89,15 @@ def api_key(args):
     return key
 
 
+def make_output_directory(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output_directory {path}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--output_directory {path}: not writable")
+
+
 def print_dry_run(plan, args):
     print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
           f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged")
@@ -116,6 +125,7 @@ def main(argv=None):
         print_dry_run(estimate(shard[: args.limit] if args.limit else shard, settings, length), args)
         return 0
 
+    make_output_directory(args.output_directory)
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout, options={"threads": args.threads})
     if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (realign/ray_engine.py)

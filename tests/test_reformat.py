@@ -327,6 +327,16 @@ def test_bad_input_exits_2_with_one_line(tmp_path, content, flags, message):
     assert count == 0 and not (tmp_path / "out").exists()
 
 
+def test_an_output_directory_that_cannot_be_created_exits_2(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(1))
+    (tmp_path / "file").write_text("")
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "file" / "out")
+        count = srv.request_count
+    assert r.returncode == 2 and "--output_directory" in r.stderr and "Traceback" not in r.stderr
+    assert count == 0
+
+
 def test_no_key_and_no_base_url_is_a_usage_error(tmp_path):
     inp = write_json(tmp_path / "in.json", rewrite_records(1))
     r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
