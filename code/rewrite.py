@@ -125,13 +125,16 @@ def write_failures(path, failures):
 
 # ---------------------------------------------------------------- the run
 
+def prompt_tokens(messages, length_fn):
+    return sum(length_fn(m["content"]) for m in messages)
+
+
 def make_request(rec, settings, length_fn):
     msgs = messages_for(rec, settings.use_evidence)
-    prompt_tokens = sum(length_fn(m["content"]) for m in msgs)
     return Request(key=rec["id"], messages=msgs,
                    sampling=Sampling(n=settings.top_k, temperature=settings.temperature,
                                      top_p=settings.top_p, max_tokens=settings.target_length),
-                   cost_tokens=prompt_tokens + settings.top_k * settings.target_length)
+                   cost_tokens=prompt_tokens(msgs, length_fn) + settings.top_k * settings.target_length)
 
 
 def rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit=None,
@@ -208,8 +211,7 @@ def estimate(shard, settings, length_fn):
     """
     per_category = Counter(task_of(rec) if category(rec) else f"{DEFAULT_TASK} (no category)" for rec in shard)
     rewrite = [rec for rec in shard if is_rewritten(rec)]
-    tokens_in = sum(sum(length_fn(m["content"]) for m in messages_for(rec, settings.use_evidence))
-                    for rec in rewrite)
+    tokens_in = sum(prompt_tokens(messages_for(rec, settings.use_evidence), length_fn) for rec in rewrite)
     tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
                      for rec in rewrite)
     return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
