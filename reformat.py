@@ -25,7 +25,7 @@ from realign.llm.base import BACKENDS, BackendConfig, make_backend
 from realign.ray_engine import add_ray_flags, ray_backend
 from realign.records import UsageError, load_records
 from realign.redact import add_secret
-from realign.rewrite import Settings, estimate, rewrite_shard
+from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
 from realign.shards import failures_path, shard_bounds, shard_path
 
 
@@ -98,9 +98,10 @@ def make_output_directory(path):
         raise UsageError(f"--output_directory {path}: not writable")
 
 
-def print_dry_run(plan, args):
+def print_dry_run(plan, args, done):
     print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
-          f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged")
+          f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged"
+          + (f"; {done} more already done (skipped on a rerun)" if done else ""))
     for task, count in plan["per_category"].items():
         print(f"  {count:8d}  {task}")
     print(f"estimated tokens: {plan['tokens_in']:,} in, {plan['tokens_out']:,} out (top_k={args.top_k})")
@@ -120,9 +121,14 @@ def main(argv=None):
     settings = Settings(top_k=args.top_k, temperature=args.temperature, top_p=args.top_p,
                         target_length=args.target_length, use_evidence=not args.no_retrieval,
                         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_retries=args.max_retries)
+    out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
+                  failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
 
-    if args.dry_run:
-        print_dry_run(estimate(shard[: args.limit] if args.limit else shard, settings, length), args)
+    if args.dry_run:  # what a run (or a rerun, resuming) would send
+        done_ids, _ = resume_state(shard, out, fails)
+        work = shard[: args.limit] if args.limit else shard
+        todo = [rec for rec in work if rec["id"] not in done_ids]
+        print_dry_run(estimate(todo, settings, length), args, done=len(work) - len(todo))
         return 0
 
     make_output_directory(args.output_directory)
@@ -132,8 +138,6 @@ def main(argv=None):
         backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
     else:
         backend = make_backend(args.backend, config)
-    out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
-                  failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
                             progress=not args.quiet)
 

@@ -301,6 +301,15 @@ def test_dry_run_sends_nothing_and_prices_the_run(tmp_path):
     assert "estimated tokens" in r.stdout and "estimated cost: $" in r.stdout
 
 
+def test_dry_run_after_a_partial_run_prices_only_what_is_left(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(5))
+    with OpenAIFake() as srv:
+        assert reformat(srv, inp, tmp_path / "out", "--limit", "3").returncode == 0
+        r = reformat(srv, inp, tmp_path / "out", "--dry_run")
+    assert r.returncode == 0, r.stderr
+    assert "2 records, 2 to rewrite, 0 passed through unchanged; 3 more already done" in r.stdout
+
+
 @pytest.mark.parametrize("content, flags, message", [
     ('{"not": "a list"}', [], "expected a JSON list"),
     ("[{]", [], "not valid JSON"),
