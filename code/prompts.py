@@ -56,16 +56,15 @@ _EVIDENCE_RULE = " beyond what the evidence above supports"
 
 
 def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
-    """Numbered evidence passages, cut off after `limit` characters in total."""
+    """Numbered evidence passages (blank ones skipped), cut off after `limit` characters in total."""
     lines, used = [], 0
-    for k, passage in enumerate(evidence, 1):
-        passage = " ".join(passage.split())
-        if used + len(passage) > limit:
-            passage = passage[: max(0, limit - used)]
-        if not passage:
+    for passage in evidence:
+        if used >= limit:
             break
-        lines.append(f"{k}. {passage}")
-        used += len(passage)
+        passage = " ".join(passage.split())[: limit - used]
+        if passage:
+            lines.append(f"{len(lines) + 1}. {passage}")
+            used += len(passage)
     return "\n".join(lines)
 
 

@@ -55,6 +55,8 @@ def test_prompt_numbers_evidence_and_bounds_it():
     text = user["content"]
     assert "[Evidence]\n1. first passage\n2. second\n3. xxx" in text
     assert len(text) < 12_000
+    _, user = build_rewrite_messages(task, "q", "a", ["  ", "after a blank one"])
+    assert "[Evidence]\n1. after a blank one" in user["content"]
 
 
 def test_every_rewritten_task_builds_a_prompt():
