@@ -64,6 +64,13 @@ def _non_utf8(tmp):
     return p
 
 
+def _lone_surrogate_jsonl(tmp):
+    p = tmp / "in.jsonl"
+    pair = json.dumps(make_record(0, q="ok \U0001F600"))  # an escaped surrogate pair is fine
+    p.write_text(pair + "\n" + json.dumps(make_record(1, q="half an emoji \ud83d")) + "\n")
+    return p
+
+
 CASES = {
     "not JSON": (_bad_json, "not valid JSON"),
     "empty file": (_empty, "empty"),
@@ -75,6 +82,7 @@ CASES = {
     "duplicate id": (_duplicate_id, "record 2 (id='x'): duplicate id"),
     "unknown category": (_unknown_category, "unknown category 'poetry_writing'"),
     "non-UTF-8 bytes": (_non_utf8, "not UTF-8"),
+    "lone surrogate": (_lone_surrogate_jsonl, "record 1 (id=1): holds an unpaired UTF-16 surrogate"),
 }
 
 
