@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset_batch_num", type=int, default=1, help="how many shards in total")
     p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
     p.add_argument("--top_k", type=int, default=1, help="candidates per record; the longest valid one is kept")
-    p.add_argument("--model", default="gpt-4o-mini", help="model name (or local model path with --backend vllm)")
+    p.add_argument("--model", default="gpt-4o-mini", help="model name (a model path with --backend vllm, a .gguf file with --backend local)")
     p.add_argument("--temperature", type=float, default=0.3)
     p.add_argument("--top_p", type=float, default=1.0)
     p.add_argument("--target_length", type=int, default=4096, help="most new tokens per candidate")
@@ -52,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
     p.add_argument("--concurrency", type=int, default=None,
-                   help="requests in flight (default 32 for HTTP, batch size 256 for vllm)")
+                   help="requests in flight (default 32 for HTTP, batch size 256 for vllm, 1 for local)")
     p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
     p.add_argument("--tpm", type=float, default=None,
                    help="client-side cap on tokens per minute (prompt + top_k x target_length per request)")
