@@ -28,7 +28,7 @@ from tqdm import tqdm
 from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
-from realign.cli import run
+from realign.cli import check_flags, run
 from realign.convert import FORMATS, load_any
 from realign.ray_engine import add_ray_flags, classify_texts_ray
 from realign.records import DataError, UsageError, category, question, where, write_records
@@ -68,14 +68,8 @@ def check_args(args):
         raise UsageError("give --input_data_path and --output_path (or --eval FILE / --train FILE)")
     if args.train and args.backend != "embedded":
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
-    for name in ("concurrency", "max_retries", "tensor_parallel_size"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "max_retries" else 1):
-            raise UsageError(f"--{name} must be positive, got {value}")
-    for name in ("rpm", "request_timeout"):  # 0 would mean "no cap" or "no time" silently, as in reformat.py
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise UsageError(f"--{name} must be positive, got {value:g}")
+    check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1},
+                positive=("rpm", "request_timeout"))
 
 
 def api_key(args):

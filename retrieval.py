@@ -17,7 +17,7 @@ import time
 
 from tqdm import tqdm
 
-from realign.cli import check_not_input, first_n, run
+from realign.cli import check_flags, check_not_input, first_n, run
 from realign.constant import RAG_TASKS
 from realign.limits import RetryPolicy
 from realign.redact import add_secret, scrub
@@ -43,8 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=30.0, help="serper: seconds per request")
     p.add_argument("--max_retries", type=int, default=4, help="serper: retries per query on 429/5xx/timeouts")
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.top_k < 1 or args.max_retries < 0 or args.timeout <= 0:
-        raise UsageError("--batch_size and --top_k must be >= 1, --max_retries >= 0, --timeout > 0")
+    check_flags(args, at_least={"batch_size": 1, "top_k": 1, "max_retries": 0}, positive=("timeout",))
     if not args.output_path.endswith((".json", ".jsonl")):
         raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
     check_not_input({"--output_path": args.output_path,

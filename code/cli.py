@@ -37,3 +37,16 @@ def check_not_input(outputs, inputs):
         if path and os.path.realpath(path) in ins:
             raise UsageError(f"{path}: {flag} would overwrite the input {ins[os.path.realpath(path)]}; "
                              f"choose another path")
+
+
+def check_flags(args, at_least=None, positive=()):
+    """UsageError for a numeric flag under its least value ({name: least}) or, for `positive`
+    ones, not above 0 (0 would silently mean "no cap" or "no time"). None means unset."""
+    for name, least in (at_least or {}).items():
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise UsageError(f"--{name} must be >= {least}, got {value}")
+    for name in positive:
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UsageError(f"--{name} must be positive, got {value:g}")

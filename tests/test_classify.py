@@ -215,13 +215,15 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, content, fmt, need
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--rpm", "0"), ("--request_timeout", "-1"), ("--concurrency", "0")])
-def test_bad_flag_values_are_exit_2(tmp_path, flag, value):
+@pytest.mark.parametrize("flag, value, needle", [("--rpm", "0", "must be positive"),
+                                                 ("--request_timeout", "-1", "must be positive"),
+                                                 ("--concurrency", "0", "must be >= 1")])
+def test_bad_flag_values_are_exit_2(tmp_path, flag, value, needle):
     inp = write_json(tmp_path / "in.json", [make_record(0, cat=None)])
     out = tmp_path / "out.json"
     r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--backend", "openai",
                    "--base_url", "http://127.0.0.1:9/v1", flag, value)
-    assert r.returncode == 2 and f"{flag} must be positive" in r.stderr and not out.exists()
+    assert r.returncode == 2 and f"{flag} {needle}" in r.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("rows, needle", [
