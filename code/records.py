@@ -202,6 +202,8 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temp files a
 def atomic_open(path, mode="w"):
     """Open a temp file beside `path`; rename over it only if the block succeeds."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder; give the path of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")

@@ -132,6 +132,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert [x.name for x in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_writing_over_a_folder_is_a_usage_error(tmp_path):
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(DataError, match="out.json: is a folder"):
+        write_records(tmp_path / "out.json", GOOD)
+    assert os.listdir(tmp_path / "out.json") == [] and os.listdir(tmp_path) == ["out.json"]
+
+
 def test_outputs_get_normal_file_permissions(tmp_path):
     write_records(tmp_path / "out.json", GOOD)
     umask = os.umask(0)
