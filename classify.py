@@ -94,6 +94,8 @@ def train(args):
     if len(set(labels)) < 2:
         raise DataError(f"{args.train}: training needs instructions of at least two tasks, got only {labels[0]!r}")
     folder = args.save_model or DEFAULT_MODEL_DIR
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"{folder}: --save_model is a file, expected a folder")
     start = time.monotonic()
     model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
     with tqdm(total=len(texts), unit="instr", desc="embedding", file=sys.stderr, disable=args.quiet) as bar:

@@ -239,6 +239,13 @@ def test_untrainable_file_is_exit_2_and_no_model(tmp_path, rows, needle):
     assert not (tmp_path / "model").exists()
 
 
+def test_save_model_that_is_a_file_is_exit_2(tmp_path):
+    rows = [{"instruction": "hello there", "category": "default"}, {"instruction": "hi", "category": "open_qa"}]
+    taken = write_json(tmp_path / "taken.json", [])
+    r = run_script("classify.py", "--train", write_json(tmp_path / "train.json", rows), "--save_model", taken)
+    assert r.returncode == 2 and "--save_model is a file" in r.stderr and taken.read_text() == "[]"
+
+
 def test_bad_labelled_file_names_the_record(tmp_path):
     bad = write_json(tmp_path / "eval.json", [{"instruction": "hi", "category": "default"},
                                               {"instruction": "yo", "category": "chitchat"}])
