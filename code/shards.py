@@ -41,7 +41,8 @@ def failures_path(output_dir, batch_id, batch_num):
 def find_shards(output_dir):
     """{N: {i: path}} for every shard file in the folder."""
     if not os.path.isdir(output_dir):
-        raise DataError(f"{output_dir}: output directory not found")
+        what = "is a file, expected the folder" if os.path.exists(output_dir) else "not found: the folder"
+        raise DataError(f"{output_dir}: {what} reformat.py wrote its shards into (--output_directory)")
     found = {}
     for name in sorted(os.listdir(output_dir)):
         m = SHARD_RE.match(name)
