@@ -1,6 +1,7 @@
 """classify.py: formats in and ReAlign out, the embedded model, the LLM backends' prompt, --eval metrics."""
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -327,3 +328,10 @@ def test_openai_failures_exit_1_and_a_rerun_classifies_only_those(tmp_path):
     assert second.returncode == 0, second.stderr
     assert sent == 1 and "3 kept their category" in second.stdout
     assert {rec["items"][0]["category"] for rec in read(out)} == {"advice_giving"}
+
+
+def test_encoder_threads_without_sched_getaffinity(monkeypatch):
+    from realign.classifier.encoder import usable_cpus
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS
+    assert usable_cpus() >= 1

@@ -38,7 +38,7 @@ class SentenceEncoder:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(os.path.join(folder, ONNX_FILE), opts,
                                             providers=["CPUExecutionProvider"])
-        self.workers = workers or min(len(os.sched_getaffinity(0)), 8)
+        self.workers = workers or min(usable_cpus(), 8)
 
     def _run(self, texts):
         batch = self.tokenizer.encode_batch(texts, add_special_tokens=True)
@@ -57,6 +57,13 @@ class SentenceEncoder:
                 if progress is not None:
                     progress.update(len(idx))
         return out
+
+
+def usable_cpus():
+    """CPUs this process may run on (os.sched_getaffinity is Linux-only; macOS falls back to all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def has_encoder(folder):
