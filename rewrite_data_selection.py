@@ -5,6 +5,7 @@ r"""Step 5: keep a rewrite only when it is faithful to the original; otherwise k
         --input_rewrite_data_path dataset_reformat.json \
         --output_path realign_dataset.json
 
+The two files are joined by id; both must hold the same ids with the same questions.
 Every record is written, tagged "rewrite" (rewrite accepted) or "original" (not rewritten, or
 a rule rejected the rewrite). The rules are the plain functions below: edit them, add your
 own, and list them in RULESETS. A rule gets a Pair (p.question, p.original, p.rewrite,
