@@ -289,6 +289,20 @@ def test_bm25_index_cached_and_rebuilt_only_on_change(tmp_path):
     assert third.rebuilt and third.search("rinse rice")[0]["title"] == "rice"
 
 
+def test_bm25_on_a_read_only_corpus_searches_without_caching(tmp_path, monkeypatch):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "eggs.md").write_text("Boil eggs for nine minutes for a firm yolk.")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("realign.search.bm25.tempfile.mkdtemp", read_only)  # chmod would not stop root
+    index = Bm25Corpus(str(corpus))
+    assert index.rebuilt and index.search("boil eggs")[0]["title"] == "eggs"
+    assert not (corpus / ".bm25s").exists()
+
+
 def test_bm25_cli_end_to_end_reuses_index(tmp_path):
     corpus = write(tmp_path / "c.jsonl", [{"title": "Nile", "text": "The Nile is the longest river in Africa."},
                                           {"title": "Eggs", "text": "Boil eggs nine minutes."}])

@@ -157,8 +157,9 @@ class Bm25Corpus:
     def _save(self):
         """Write into a temp folder, then swap it in, so a crash never leaves half an index."""
         parent = os.path.dirname(os.path.abspath(self.index_dir))
-        tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(self.index_dir) + ".tmp")
+        tmp = None
         try:
+            tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(self.index_dir) + ".tmp")
             self.model.save(tmp, show_progress=False)
             with open(os.path.join(tmp, "docs.json"), "w", encoding="utf-8") as f:
                 json.dump(self.docs, f, ensure_ascii=False)
@@ -166,8 +167,9 @@ class Bm25Corpus:
                 json.dump(self._meta(), f)  # written last: its presence means the rest is there
             shutil.rmtree(self.index_dir, ignore_errors=True)
             os.replace(tmp, self.index_dir)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # a read-only corpus folder: just don't cache
+        except OSError:  # a read-only corpus folder: just don't cache
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def search(self, query, top_k=5):
         """Up to top_k hits, best first; documents sharing no word with the query, or scoring under
