@@ -19,7 +19,7 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 import argparse
 import os
 
-from realign.cli import first_n, run
+from realign.cli import check_flags, first_n, run
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
 from realign.ray_engine import add_ray_flags, ray_backend
@@ -68,18 +68,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def check_args(args):
-    for name in ("top_k", "target_length", "max_retries", "concurrency", "limit"):
-        value = getattr(args, name)
-        least = 0 if name == "max_retries" else 1
-        if value is not None and value < least:
-            raise UsageError(f"--{name} must be >= {least}, got {value}")
-    for name in ("request_timeout", "rpm", "tpm"):  # 0 would mean "no cap" or "no time" silently
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise UsageError(f"--{name} must be positive, got {value:g}")
-
-
 def api_key(args):
     """--openai_key wins over OPENAI_API_KEY; a local --base_url may do without a key."""
     key = args.openai_key or os.environ.get("OPENAI_API_KEY")
@@ -112,7 +100,8 @@ def print_dry_run(plan, args, done):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_args(args)
+    check_flags(args, at_least={"top_k": 1, "target_length": 1, "max_retries": 0, "concurrency": 1, "limit": 1},
+                positive=("request_timeout", "rpm", "tpm"))
     key = api_key(args)
     records = load_records(args.input_data_path)
     start, end = shard_bounds(len(records), args.dataset_batch_id, args.dataset_batch_num)
@@ -131,13 +120,13 @@ def main(argv=None):
         print_dry_run(estimate(todo, settings, length), args, done=len(work) - len(todo))
         return 0
 
-    make_output_directory(args.output_directory)
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout, options={"threads": args.threads})
     if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (realign/ray_engine.py)
         backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
     else:
         backend = make_backend(args.backend, config)
+    make_output_directory(args.output_directory)
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
                             progress=not args.quiet)
 
