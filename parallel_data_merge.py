@@ -1,4 +1,4 @@
-r"""Step 4b: merge the shard outputs of N reformat.py processes into one dataset.
+r"""Step 4: merge the shard outputs of N reformat.py processes into one dataset.
 
     python parallel_data_merge.py \
         --input_data_path dataset_retrieval_clean_evidence.json \

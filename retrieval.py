@@ -1,4 +1,4 @@
-r"""Step 3: evidence for knowledge-intensive records (RAG tasks), from the web or a local corpus.
+r"""Step 2: evidence for knowledge-intensive records (RAG tasks), from the web or a local corpus.
 
     export SERPER_API_KEY=...
     python retrieval.py --input_data_path dataset.json --output_path dataset_retrieval.json --batch_size 10
