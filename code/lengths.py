@@ -28,6 +28,9 @@ def make_length_fn(tokenizer_path=None):
     """A callable str -> int; raises UsageError when the tokenizer cannot be loaded."""
     if not tokenizer_path:
         return approx_tokens
+    if not os.path.exists(tokenizer_path) and (os.sep in tokenizer_path or tokenizer_path.startswith(".")):
+        raise UsageError(f"--tokenizer_path {tokenizer_path}: not found (a folder holding tokenizer.json, "
+                         "or leave the flag out for the tokenizer-free length)")
     file = os.path.join(tokenizer_path, "tokenizer.json") if os.path.isdir(tokenizer_path) else tokenizer_path
     if os.path.isfile(file) and file.endswith(".json"):
         from tokenizers import Tokenizer

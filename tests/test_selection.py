@@ -145,3 +145,11 @@ def test_report_dir_that_is_a_file_is_exit_2(tmp_path, script):
                "--output_path", tmp_path / "f.json", "--report_dir", o)
     assert r.returncode == 2 and "--report_dir is a file" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "f.json").exists()
+
+
+def test_missing_tokenizer_folder_is_exit_2(tmp_path, script):
+    o = write_json(tmp_path / "o.json", [make_record(0)])
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", o,
+               "--output_path", tmp_path / "f.json", "--tokenizer_path", tmp_path / "no" / "such")
+    assert r.returncode == 2 and "--tokenizer_path" in r.stderr and "not found" in r.stderr
+    assert not (tmp_path / "f.json").exists()
