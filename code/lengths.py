@@ -17,10 +17,13 @@ from realign.records import UsageError
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _PIECES = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")  # CJK char | word run | mark
+_ASCII_PIECES = re.compile(rb"\w+|[^\w\s]")  # the same pieces, for pure-ASCII text
 
 
 def approx_tokens(text):
     """Tokenizer-free length: words, numbers, punctuation marks and CJK characters."""
+    if text.isascii():  # most data: a bytes regex with no CJK classes runs twice as fast
+        return len(_ASCII_PIECES.findall(text.encode()))
     return len(_PIECES.findall(text))
 
 
