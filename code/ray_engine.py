@@ -125,7 +125,7 @@ class Worker:
         limit = self.timeout * request.sampling.n if self.timeout else None  # per call, as in run_all
         try:
             if self.pace is not None:
-                await self._wait_for_turn(request.cost_tokens)
+                await self._wait_for_turn(request.cost_tokens, self.backend.calls_per_attempt(request))
             call = self.backend.generate(request)
             return {"texts": await (asyncio.wait_for(call, limit) if limit else call)}
         except BackendError as e:
@@ -133,12 +133,15 @@ class Worker:
         except asyncio.TimeoutError:
             return _error(BackendError(f"no answer within {limit:g} s", retryable=True))
 
-    async def _wait_for_turn(self, cost_tokens):
-        """Book a send time from the cluster's Pace actor and sleep until then (BackendError if not possible)."""
+    async def _wait_for_turn(self, cost_tokens, calls=1):
+        """Book a send time for `calls` requests from the cluster's Pace actor and sleep until the last
+        may go (BackendError if not possible)."""
         import ray
 
         try:
             delay = await self.pace.book.remote(cost_tokens)
+            for _ in range(calls - 1):  # a server that ignores n: more requests, the same tokens
+                delay = await self.pace.book.remote(0)
         except ray.exceptions.RayError as e:
             raise BackendError(f"rate cap actor unavailable ({type(e).__name__})", retryable=True) from None
         if delay > MAX_PACE_DELAY:

@@ -90,6 +90,18 @@ def test_servers_that_refuse_n_get_one_choice_per_call(tmp_path):
     assert counts == {400: 1, 200: 12}  # refused once, then asked one choice at a time
 
 
+def test_rpm_counts_every_call_to_a_server_that_ignores_n(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(4))
+    with OpenAIFake(ignore_n=True) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "2", "--rpm", "60", "--concurrency", "1")
+        times = sorted(req["t"] for req in srv.requests)
+    assert r.returncode == 0, r.stderr
+    assert len(times) == 8
+    # 1 request/s after a burst of 1. The first record finds out that n is ignored; the second
+    # was already charged for one call while it waited; the last two are charged 2 each: 0, 1, 3, 5 s
+    assert times[-1] - times[0] >= 4.5
+
+
 def test_request_timeout_is_per_call_when_a_server_ignoring_n_is_asked_n_times(tmp_path):
     inp = write_json(tmp_path / "in.json", rewrite_records(1))
     with OpenAIFake(ignore_n=True, latency=2.0) as srv:  # 4 calls of 2 s each, every one within 2.5 s

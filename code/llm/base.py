@@ -96,6 +96,10 @@ class Backend:
         """A list of request.sampling.n texts (fewer only if the engine gives fewer)."""
         raise NotImplementedError
 
+    def calls_per_attempt(self, request):
+        """Requests one generate(request) sends to the server: what an --rpm cap charges for it."""
+        return 1
+
     async def aclose(self):
         pass
 
@@ -147,7 +151,8 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
     limit = timeout * request.sampling.n if timeout else None
     for attempt in range(policy.max_retries + 1):
         if rpm:
-            await rpm.acquire()
+            for _ in range(backend.calls_per_attempt(request)):
+                await rpm.acquire()
         if tpm:
             await tpm.acquire(request.cost_tokens)
         retry_after = None

@@ -48,7 +48,7 @@ class OpenAIBackend(Backend):
         # Local servers take any key; the SDK insists on a non-empty one.
         self.client = AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url,
                                   max_retries=0, timeout=config.request_timeout)
-        self._one_choice_per_call = False  # set once the server has refused n > 1
+        self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
 
     async def _call(self, request, n):
         s = request.sampling
@@ -85,15 +85,20 @@ class OpenAIBackend(Backend):
         for _ in range(n):
             want = 1 if self._one_choice_per_call else n - len(texts)
             try:
-                texts += await self._call(request, want)
+                got = await self._call(request, want)
             except BackendError as e:
                 if e.status != 400 or want == 1:
                     raise
-                texts += await self._call(request, 1)  # the same 400 again: it was not about n
+                got = await self._call(request, 1)  # the same 400 again: it was not about n
                 self._one_choice_per_call = True
+            self._one_choice_per_call |= len(got) < want  # it ignores n: n calls a request from now on
+            texts += got
             if len(texts) >= n:
                 break
         return texts[:n]
+
+    def calls_per_attempt(self, request):
+        return request.sampling.n if self._one_choice_per_call else 1
 
     async def aclose(self):
         await self.client.close()
