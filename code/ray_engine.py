@@ -38,7 +38,7 @@ import uuid
 
 from realign.llm.base import BACKENDS, Backend, BackendConfig, BackendError, make_backend
 from realign.records import UsageError
-from realign.redact import add_secret
+from realign.redact import add_secret, scrub
 
 DEFAULT_HTTP_WORKERS = 2
 WORKER_RESTARTS = 3          # per worker: process restarts (and replays of its calls in flight)
@@ -226,7 +226,7 @@ class RayBackend(Backend):
             raise UsageError(f"Ray workers not ready after {START_TIMEOUT:g} s (enough CPUs/GPUs in the cluster?)") \
                 from None
         except ray.exceptions.RayError as e:
-            cause = " ".join(str(e).split())[-300:]
+            cause = scrub(" ".join(str(e).split()))[-300:]  # the worker's traceback text, key masked
             raise UsageError(f"a Ray worker could not start its {self.backend_name} backend: {cause}") from None
 
     def _pick(self):
