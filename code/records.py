@@ -200,7 +200,9 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temp files a
 
 @contextmanager
 def atomic_open(path, mode="w"):
-    """Open a temp file beside `path`; rename over it only if the block succeeds."""
+    """Open a temp file beside `path`; rename over it only if the block succeeds.
+
+    `mode` is "w" (UTF-8 text) or "wb" (bytes: figures, model files)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a folder; give the path of a file to write")
@@ -208,7 +210,7 @@ def atomic_open(path, mode="w"):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, encoding="utf-8") as f:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()
             os.fchmod(f.fileno(), _FILE_MODE)

@@ -43,11 +43,9 @@ LABELS = {"accepted": "rewrite accepted", "rejected": "rewrite rejected (origina
 # ---------------------------------------------------------------- figures
 
 def _save(fig, folder, name):
-    path = os.path.join(folder, name)
-    tmp = os.path.join(folder, "." + name + ".tmp")
-    fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
+    with atomic_open(os.path.join(folder, name), "wb") as f:
+        fig.savefig(f, dpi=90, format="png", bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return name
 
 

@@ -103,13 +103,11 @@ class TaskClassifier:
     def save(self, folder):
         """Write the artifact folder (the encoder files are copied in, so it stands alone)."""
         os.makedirs(folder, exist_ok=True)
-        head = os.path.join(folder, "head.npz")
-        with open(head + ".tmp", "wb") as f:  # then renamed: never a half-written head
+        with atomic_open(os.path.join(folder, "head.npz"), "wb") as f:
             np.savez_compressed(f, classes=np.array(self.classes),
                                 word_vocab=np.array(self.word.vocab), word_idf=self.word.idf,
                                 char_vocab=np.array(self.char.vocab), char_idf=self.char.idf,
                                 coef=self.coef, intercept=self.intercept)
-        os.replace(head + ".tmp", head)
         meta = {**self.meta, "word_ngrams": WORD_NGRAMS, "char_ngrams": CHAR_NGRAMS, "svm_c": SVM_C}
         with atomic_open(os.path.join(folder, "meta.json")) as f:
             json.dump(meta, f, indent=2)

