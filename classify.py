@@ -29,7 +29,7 @@ from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
 from realign.classifier.on_ray import classify_texts_ray
-from realign.cli import add_ray_flags, check_flags, run
+from realign.cli import add_ray_flags, check_flags, check_not_input, run
 from realign.convert import FORMATS, load_any
 from realign.errors import DataError, UsageError
 from realign.records import category, question, where, write_records
@@ -71,6 +71,7 @@ def check_args(args):
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
     check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1},
                 positive=("rpm", "request_timeout"))
+    check_not_input({"--output_path": args.output_path}, [args.input_data_path, args.eval, args.train])
 
 
 def api_key(args):

@@ -16,6 +16,7 @@ import argparse
 from realign.cli import check_not_input, run
 from realign.merge import merge
 from realign.records import load_records, write_records
+from realign.shards import pipeline_files
 
 
 def parse_args(argv=None):
@@ -33,7 +34,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_not_input({"--final_output_path": args.final_output_path}, [args.input_data_path])
+    check_not_input({"--final_output_path": args.final_output_path},
+                    [args.input_data_path, *pipeline_files(args.output_directory)])
     records = load_records(args.input_data_path)
     merged, counts, problems = merge(records, args.output_directory, args.dataset_batch_num, args.allow_partial)
     write_records(args.final_output_path, merged)

@@ -19,8 +19,8 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 import argparse
 import os
 
-from realign.cli import add_ray_flags, check_flags, run
-from realign.errors import UsageError, first_n
+from realign.cli import add_ray_flags, check_flags, check_not_input, run
+from realign.errors import DataError, UsageError, first_n
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
 from realign.ray.backend import ray_backend
@@ -113,6 +113,7 @@ def main(argv=None):
                         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_retries=args.max_retries)
     out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
                   failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
+    check_not_input({"the shard output": out, "the failures file": fails}, [args.input_data_path])
 
     if args.dry_run:  # what a run (or a rerun, resuming) would send
         done_ids, _ = resume_state(shard, out, fails)
@@ -127,9 +128,18 @@ def main(argv=None):
         backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
     else:
         backend = make_backend(args.backend, config)
+    created = not os.path.exists(args.output_directory)
     make_output_directory(args.output_directory)
-    summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
-                            progress=not args.quiet)
+    try:
+        summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
+                                progress=not args.quiet)
+    except DataError:
+        if created:  # exit 2 before anything was written: leave no empty folder behind
+            try:
+                os.rmdir(args.output_directory)
+            except OSError:
+                pass
+        raise
 
     print(summary.line())
     print(f"output: {out}")

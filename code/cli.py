@@ -8,15 +8,22 @@ import os
 import sys
 
 from realign.errors import DataError, UsageError
+from realign.files import is_file_error, os_error
 from realign.ray.backend import DEFAULT_HTTP_WORKERS
 
 
 def run(main):
-    """Call main(); map user errors to one line and exit 2. Bugs keep their traceback."""
+    """Call main(); map user errors, and OS errors on files (files.os_error), to one line and
+    exit 2. Bugs keep their traceback."""
     try:
         code = main()
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except OSError as e:  # disk full, read-only, no permission… on a file no helper wrapped: still one line
+        if not is_file_error(e):
+            raise
+        print(f"error: {os_error(e, doing='read or write')}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,17 +1,53 @@
-"""Generic file helpers: atomic writes, JSON lines appended and read back, a plain JSON document.
+"""Generic file helpers: atomic writes, JSON lines appended and read back, a plain JSON document,
+and the one place that turns an OS error on a file into a one-line DataError.
 
 Nothing here knows what a record is (that is records.py). Writes are atomic: a temp file in
-the same folder, then a rename, so a crash never leaves half an output. Append-only JSONL
-files (reformat.py's shards, retrieval.py's journal) are flushed a line at a time and read
-back tolerating the torn last line a `kill -9` mid-write leaves.
+the same folder, then a rename, so a crash never leaves half an output. Temp files are named
+`.NAME.HOST-PID.XXXX.tmp`; the next write of NAME removes those whose process is gone (a
+`kill -9` mid-write). Append-only JSONL files (reformat.py's shards, retrieval.py's journal)
+are written a line at a time and read back tolerating the torn last line a `kill -9`
+mid-write leaves; a line that fails to write (disk full) is cut off again at once.
 """
 
+import errno
 import json
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 
 from realign.errors import DataError, UsageError
+
+
+# ---------------------------------------------------------------- OS errors
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EISDIR: "is a folder, expected a file",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error",
+    errno.EMFILE: "too many open files",
+    errno.ELOOP: "too many levels of symbolic links",
+}
+
+
+def is_file_error(e):
+    """True for the OS errors a user fixes on their side (space, permissions, paths)."""
+    return isinstance(e, OSError) and e.errno in _OS_PROBLEMS
+
+
+def os_error(e, path=None, doing="write"):
+    """The one-line DataError for an OSError on a file: 'PATH: cannot write (no space left on the device)'."""
+    where = e.filename if e.filename is not None else path
+    why = _OS_PROBLEMS.get(e.errno) or e.strerror or str(e)
+    return DataError(f"{where if where is not None else '(unnamed file)'}: cannot {doing} ({why})")
 
 
 # ---------------------------------------------------------------- writing
@@ -25,34 +61,86 @@ def _umask():
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temp files are 0600
 
 
+_HOST = socket.gethostname().replace(".", "_").replace("/", "_")[:40] or "host"
+
+
+def _temp_prefix(path):
+    return f".{os.path.basename(path)}.{_HOST}-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's live process (or not a pid we can judge): leave its file alone
+    return True
+
+
+def remove_stale_temps(path):
+    """Delete temp files of `path` left by dead processes of this host (a `kill -9` mid-write);
+    returns how many. Temp files of live processes and of other hosts are left alone."""
+    folder, prefix = os.path.dirname(os.path.abspath(path)), _temp_prefix(path)
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 @contextmanager
 def atomic_open(path, mode="w"):
     """Open a temp file beside `path`; rename over it only if the block succeeds.
 
-    `mode` is "w" (UTF-8 text) or "wb" (bytes: figures, model files)."""
+    `mode` is "w" (UTF-8 text) or "wb" (bytes: figures, model files). An OS error (disk full,
+    read-only, no permission) becomes a DataError naming `path`, and the temp file is gone."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a folder; give the path of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()
             os.fchmod(f.fileno(), _FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if is_file_error(e):
+            raise os_error(e, path) from None
         raise
 
 
 def dumps_line(obj):
-    return json.dumps(obj, ensure_ascii=False)
+    try:
+        return json.dumps(obj, ensure_ascii=False)
+    except RecursionError:
+        raise DataError(f"a record with id={_id_of(obj)!r} is nested too deeply to write as JSON") from None
+
+
+def _id_of(obj):
+    return obj.get("id") if isinstance(obj, dict) else None
 
 
 def write_json(path, obj):
@@ -60,6 +148,22 @@ def write_json(path, obj):
     with atomic_open(path) as f:
         json.dump(obj, f, ensure_ascii=False, indent=2)
         f.write("\n")
+
+
+# ---------------------------------------------------------------- JSON parsing
+
+# Every way json.loads fails: JSONDecodeError, ValueError (an integer of more than 4300
+# digits, bad UTF-8 in bytes) and RecursionError (lists nested thousands deep).
+JSON_ERRORS = (ValueError, RecursionError)
+
+
+def json_problem(e):
+    """A short reason for one of JSON_ERRORS, for a one-line message."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply (more levels of lists/objects than Python's parser can follow)"
+    if isinstance(e, json.JSONDecodeError):
+        return e.msg
+    return str(e).split(";")[0]
 
 
 # ---------------------------------------------------------------- JSON lines
@@ -73,9 +177,11 @@ def iter_jsonl_lines(text, path):
         if not line.strip():
             continue
         try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg}); torn or corrupt line?") from None
+            obj = json.loads(line)
+        except JSON_ERRORS as e:
+            hint = "; torn or corrupt line?" if isinstance(e, json.JSONDecodeError) else ""
+            raise DataError(f"{path}: line {n}: not valid JSON ({json_problem(e)}){hint}") from None
+        yield n, obj
 
 
 def read_jsonl_tolerant(path):
@@ -86,8 +192,13 @@ def read_jsonl_tolerant(path):
     """
     if not os.path.exists(path):
         return [], False
-    with open(path, "rb") as f:
-        data = f.read()
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, expected a file this step wrote; move it away")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise os_error(e, path, "read") from None
     lines = data.split(b"\n")
     objs, torn = [], False
     for n, line in enumerate(lines, 1):
@@ -95,11 +206,12 @@ def read_jsonl_tolerant(path):
             continue
         try:
             objs.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except JSON_ERRORS as e:
             if n == len(lines):  # last line, no newline after it: a torn write
                 torn = True
             else:
-                raise DataError(f"{path}: line {n}: not valid JSON (only a torn last line is skipped)") from None
+                raise DataError(f"{path}: line {n}: not valid JSON ({json_problem(e)}; "
+                                f"only a torn last line is skipped)") from None
     return objs, torn
 
 
@@ -114,19 +226,55 @@ def drop_torn_tail(path):
 
 
 class JsonlAppender:
-    """Append one JSON object a line, flushed per line so a crash loses at most that line."""
+    """Append one JSON object a line, written through at once so a crash loses at most that line.
+
+    The file is created on the first write (a run that writes nothing leaves no file). A line
+    that fails to write (disk full) is cut off again, the file is removed if that leaves it
+    empty, and the error is a DataError naming the file."""
 
     def __init__(self, path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        drop_torn_tail(path)
-        self._f = open(path, "a", encoding="utf-8")
+        self.path = path
+        self._fd = None
+
+    def _open(self):
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            drop_torn_tail(self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+        except OSError as e:
+            raise os_error(e, self.path) from None
+
+    def touch(self):
+        """Create the file now if no line did (a finished run with nothing to write still has one)."""
+        if self._fd is None:
+            self._open()
 
     def write(self, obj):
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._f.flush()
+        data = memoryview((dumps_line(obj) + "\n").encode("utf-8"))
+        if self._fd is None:
+            self._open()
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as e:
+            self._undo(start)
+            raise os_error(e, self.path) from None
+
+    def _undo(self, start):
+        try:
+            os.ftruncate(self._fd, start)
+            if start == 0:
+                os.close(self._fd)
+                self._fd = None
+                os.unlink(self.path)
+        except OSError:
+            pass  # the torn tail is cut on the next open
 
     def close(self):
-        self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self):
         return self

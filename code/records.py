@@ -14,7 +14,7 @@ import re
 
 from realign.constant import TASKS
 from realign.errors import DataError
-from realign.files import atomic_open, dumps_line, iter_jsonl_lines
+from realign.files import JSON_ERRORS, atomic_open, dumps_line, iter_jsonl_lines, json_problem, os_error
 
 _TASK_SET = frozenset(TASKS)
 
@@ -40,7 +40,7 @@ def _read_text(path):
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a .json or .jsonl file") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        raise os_error(e, path, "read") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -77,12 +77,13 @@ def read_json_any(path):
         return data
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except JSON_ERRORS as e:
         if text.lstrip().startswith("{") and "\n{" in text:
             hint = " (looks like JSONL: name the file .jsonl)"
         else:
             hint = ""
-        raise DataError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}") from None
+        at = f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise DataError(f"{path}: not valid JSON: {json_problem(e)}{at}{hint}") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of records, got a {type(data).__name__}")
     _check_surrogates(data, text, path)

@@ -162,16 +162,22 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     bar = tqdm(total=len(work), initial=summary.skipped, unit="rec", file=sys.stderr,
                disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
     with JsonlAppender(out_path) as out:
-        for rec in todo:
-            if not is_rewritten(rec):
+        # Pass-through records are written once the endpoint has answered a record (or at the end),
+        # so an endpoint that refuses the whole run (404, bad key: exit 2) leaves the shard as it was.
+        passing = [rec for rec in todo if not is_rewritten(rec)]
+
+        def write_passing():
+            for rec in passing:
                 out.write(rec)
                 summary.passed_through += 1
                 summary.no_category += category(rec) is None
                 bar.update()
+            passing.clear()
 
         stats = Stats()
 
         def on_done(outcome):
+            write_passing()
             rid = outcome.request.key
             if outcome.ok:
                 best, candidates = outcome.result
@@ -190,6 +196,8 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                           policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
                           tpm=settings.tpm, check=make_check(length_fn),
                           stats=stats)
+            write_passing()
+            out.touch()  # merge finds a shard by its file, even one whose records all failed
         except BackendError as e:
             raise UsageError(f"the endpoint refused the run: {e.reason}") from None
         finally:

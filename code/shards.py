@@ -37,6 +37,14 @@ def failures_path(output_dir, batch_id, batch_num):
     return os.path.join(output_dir, f"failures_{batch_id}_of_{batch_num}.jsonl")
 
 
+def pipeline_files(output_dir):
+    """Every shard output and failures file in the folder (what no later step may write over)."""
+    if not os.path.isdir(output_dir):
+        return []
+    return [os.path.join(output_dir, n) for n in sorted(os.listdir(output_dir))
+            if SHARD_RE.match(n) or FAILURES_RE.match(n)]
+
+
 def find_shards(output_dir):
     """{N: {i: path}} for every shard file in the folder."""
     if not os.path.isdir(output_dir):

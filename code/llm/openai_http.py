@@ -73,7 +73,7 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
             raise BackendError(f"connection error ({cause})", retryable=True) from None
-        except (KeyError, IndexError, TypeError, ValueError) as e:
+        except (KeyError, IndexError, TypeError, ValueError, RecursionError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def generate(self, request):

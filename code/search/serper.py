@@ -18,6 +18,7 @@ import asyncio
 import httpx
 
 from realign.errors import UsageError
+from realign.files import JSON_ERRORS
 from realign.limits import RetryPolicy, retry_after_seconds
 from realign.search.cache import cache_key
 from realign.search.clean import serper_hits
@@ -98,7 +99,7 @@ class SerperClient:
     def _accept(self, resp, key):
         try:
             reply = resp.json()
-        except ValueError:
+        except JSON_ERRORS:
             return SearchFailed("reply is not JSON")
         if not isinstance(reply, dict):
             return SearchFailed("reply is not a JSON object")

@@ -1,0 +1,217 @@
+"""Faults every step must answer with one line on stderr and exit 2, writing nothing:
+a full disk, a read-only file system, JSON no parser can follow, an output path that is an
+input, an endpoint that refuses the run, pipeline files damaged between runs, temp files
+left by a killed process.
+
+Real files and real subprocesses only: a full disk is a 1 MB tmpfs (skipped, saying why,
+where the machine will not mount one), kill -9 is a real signal to a real process.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, make_record, run_script, write_json, write_jsonl
+from tests.servers.base import FakeServer
+
+# Categories that no step sends anywhere: not a retrieval task, not a rewritten task.
+PASS_THROUGH = "story_generation"
+
+
+# ---------------------------------------------------------------- helpers
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def all_files(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def assert_one_line_error(result, *words):
+    """Exit 2, exactly one stderr line starting with 'error:', no traceback, naming `words`."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    for w in words:
+        assert str(w) in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def mount_tmpfs(folder, options):
+    folder.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({(r.stderr or r.stdout).strip()}); needs root")
+    return folder
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB file system: an output of more than 1 MB meets ENOSPC."""
+    disk = mount_tmpfs(tmp_path / "disk", "size=1m")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    disk = mount_tmpfs(tmp_path / "ro", "ro,size=1m")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def big_inputs(tmp_path):
+    """One record of 1.5 MB that no step sends anywhere, as every step's input; and the shard
+    folder reformat.py would have written for it."""
+    rec = make_record(1, q="why " * 375_000, a="because", cat=PASS_THROUGH)
+    inp = write_json(tmp_path / "in.json", [rec])
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_jsonl(shards / "rewrite_data_0_of_1_batch.jsonl", [rec])
+    return inp, shards
+
+
+def step_commands(inp, shards, out_dir):
+    """{step: argv} writing into out_dir, for every step."""
+    return {
+        "classify.py": ["--input_data_path", inp, "--output_path", out_dir / "classified.json", "--quiet"],
+        "retrieval.py": ["--input_data_path", inp, "--output_path", out_dir / "retrieved.json",
+                         "--backend", "bm25", "--corpus_path", ROOT / "datasets" / "corpus"],
+        "reformat.py": ["--input_data_path", inp, "--output_directory", out_dir / "shards",
+                        "--base_url", "http://127.0.0.1:9/v1", "--quiet"],
+        "parallel_data_merge.py": ["--input_data_path", inp, "--output_directory", shards,
+                                   "--final_output_path", out_dir / "merged.json"],
+        "rewrite_data_selection.py": ["--input_original_data_path", inp, "--input_rewrite_data_path", inp,
+                                      "--output_path", out_dir / "final.json"],
+    }
+
+
+# ---------------------------------------------------------------- 1. OS errors on outputs
+
+@pytest.mark.parametrize("step", ["classify.py", "retrieval.py", "reformat.py", "parallel_data_merge.py",
+                                  "rewrite_data_selection.py"])
+def test_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, small_disk, step):
+    inp, shards = big_inputs(tmp_path)
+    before = digest(inp), digest(shards / "rewrite_data_0_of_1_batch.jsonl")
+    r = run_script(step, *step_commands(inp, shards, small_disk)[step])
+    line = assert_one_line_error(r, small_disk, "no space left")
+    assert all_files(small_disk) == [], line   # no temp file, no half a file, no empty shard
+    assert os.listdir(small_disk) == []        # reformat.py removes the folder it created
+    assert (digest(inp), digest(shards / "rewrite_data_0_of_1_batch.jsonl")) == before
+
+
+@pytest.mark.parametrize("step", ["classify.py", "rewrite_data_selection.py", "parallel_data_merge.py"])
+def test_read_only_file_system_is_one_line(tmp_path, read_only_disk, step):
+    inp, shards = big_inputs(tmp_path)
+    r = run_script(step, *step_commands(inp, shards, read_only_disk)[step])
+    assert_one_line_error(r, read_only_disk, "read-only file system")
+
+
+def test_unreadable_input_is_one_line_for_a_user_without_permission(tmp_path):
+    """EACCES: root reads anything, so the step runs as `nobody` where we are root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the step as another user")
+    inp = write_json(tmp_path / "in.json", [make_record(1)])
+    os.chmod(inp, 0o600)
+    os.chmod(tmp_path, 0o755)
+    out = tmp_path / "out.json"
+    cmd = [sys.executable, str(ROOT / "rewrite_data_selection.py"), "--input_original_data_path", str(inp),
+           "--input_rewrite_data_path", str(inp), "--output_path", str(out)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd="/",
+                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, user=65534, group=65534)
+    except PermissionError as e:
+        pytest.skip(f"cannot switch to user nobody: {e}")
+    if "ModuleNotFoundError" in r.stderr or "Permission denied: '/" in r.stderr:
+        pytest.skip("user nobody cannot reach the Python environment here")
+    assert_one_line_error(r, inp, "permission denied")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- 2. JSON no parser can follow
+
+def deep_record_text(depth=100_000):
+    return '{"id": 1, "items": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "x": ' \
+        + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("kind", ["deep_json", "deep_jsonl", "huge_int"])
+@pytest.mark.parametrize("step", ["classify.py", "retrieval.py", "reformat.py", "parallel_data_merge.py",
+                                  "rewrite_data_selection.py"])
+def test_json_no_parser_can_follow_is_one_line(tmp_path, step, kind):
+    if kind == "huge_int":  # int() refuses more than 4300 digits: a ValueError, not a JSONDecodeError
+        inp = tmp_path / "in.jsonl"
+        inp.write_text('{"id": ' + "7" * 5000 + ', "items": []}\n')
+    else:
+        inp = tmp_path / ("in.json" if kind == "deep_json" else "in.jsonl")
+        text = deep_record_text()
+        inp.write_text(f"[{text}]" if kind == "deep_json" else text + "\n")
+    before = digest(inp)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run_script(step, *step_commands(inp, shards, out)[step])
+    assert_one_line_error(r, inp, "not valid JSON")
+    assert all_files(out) == [] and digest(inp) == before
+
+
+def test_deep_line_in_a_shard_is_one_line(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(1)])
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "rewrite_data_0_of_1_batch.jsonl").write_text(deep_record_text() + "\n")
+    r = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", shards,
+                   "--final_output_path", tmp_path / "m.json")
+    assert_one_line_error(r, "rewrite_data_0_of_1_batch.jsonl", "nested too deeply")
+
+
+# ---------------------------------------------------------------- 3. an output that is an input
+
+@pytest.mark.parametrize("step,args", [
+    ("classify.py", ["--input_data_path", "{inp}", "--output_path", "{inp}"]),
+    ("retrieval.py", ["--input_data_path", "{inp}", "--output_path", "{inp}", "--backend", "bm25",
+                      "--corpus_path", "datasets/corpus"]),
+    ("reformat.py", ["--input_data_path", "{shard}", "--output_directory", "{dir}", "--base_url", "http://127.0.0.1:9/v1"]),
+    ("parallel_data_merge.py", ["--input_data_path", "{inp}", "--output_directory", "{dir}",
+                                "--final_output_path", "{shard}"]),
+    ("rewrite_data_selection.py", ["--input_original_data_path", "{inp}", "--input_rewrite_data_path", "{shard}",
+                                   "--output_path", "{shard}"]),
+])
+def test_every_step_refuses_to_write_over_an_input(tmp_path, step, args):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    shard = write_jsonl(folder / "rewrite_data_0_of_1_batch.jsonl", [make_record(1, cat=PASS_THROUGH)])
+    before = digest(inp), digest(shard)
+    r = run_script(step, *[a.format(inp=inp, shard=shard, dir=folder) for a in args])
+    assert_one_line_error(r, "would overwrite the input")
+    assert (digest(inp), digest(shard)) == before
+    assert sorted(os.listdir(tmp_path)) == ["in.json", "shards"] and os.listdir(folder) == [shard.name]
+
+
+# ---------------------------------------------------------------- 7. exit 2 means nothing written
+
+class NotFound(FakeServer):
+    """An endpoint that answers 404 to everything (a wrong --base_url)."""
+
+    def respond(self, method, path, headers, body):
+        return self.json_body({"error": {"message": f"no route {path}"}}, status=404)
+
+
+def test_reformat_against_a_404_endpoint_writes_nothing(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH), make_record(2, q="Sum 2+2")])
+    out = tmp_path / "out"
+    with NotFound() as srv:
+        r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", out,
+                       "--base_url", f"{srv.url}/v1", "--max_retries", "0", "--quiet")
+    assert_one_line_error(r, "404")
+    assert not out.exists()  # no shard with the passed-through record, no empty folder
