@@ -11,9 +11,8 @@ and counted.
 from collections import Counter
 
 from realign.errors import DataError, first_n
-from realign.files import read_jsonl_tolerant
 from realign.records import question
-from realign.shards import failures_path, find_shards
+from realign.shards import failures_path, find_shards, read_failures, read_shard
 
 
 def pick_run(output_dir, batch_num=None):
@@ -35,26 +34,17 @@ def read_shard_results(shard_files):
     """({id: (question, revised_response or None)} over all shards, [ids seen twice])."""
     results, dupes = {}, []
     for i in sorted(shard_files):
-        objs, _torn = read_jsonl_tolerant(shard_files[i])
-        for n, obj in enumerate(objs):
-            try:
-                rid, asked = obj["id"], obj["items"][0]["value"]
-                revised = obj["items"][1].get("revised_response")
-            except (KeyError, IndexError, TypeError, AttributeError):
-                raise DataError(f"{shard_files[i]}: record {n}: not a ReAlign record") from None
+        for rid, asked, revised in read_shard(shard_files[i]):
             if rid in results:
                 dupes.append(rid)
-            results[rid] = (asked, revised if isinstance(revised, str) else None)
+            results[rid] = (asked, revised)
     return results, dupes
 
 
-def read_failures(output_dir, batch_num):
+def read_all_failures(output_dir, batch_num):
     failed = {}
     for i in range(batch_num):
-        objs, _torn = read_jsonl_tolerant(failures_path(output_dir, i, batch_num))
-        for obj in objs:
-            if isinstance(obj, dict) and "id" in obj:
-                failed[obj["id"]] = str(obj.get("reason", "unknown"))
+        failed.update(read_failures(failures_path(output_dir, i, batch_num)))
     return failed
 
 
@@ -63,7 +53,7 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
     `allow_partial` let through. Input records are not modified."""
     shard_files, batch_num = pick_run(output_dir, batch_num)
     results, dupes = read_shard_results(shard_files)
-    failed = {rid: why for rid, why in read_failures(output_dir, batch_num).items() if rid not in results}
+    failed = {rid: why for rid, why in read_all_failures(output_dir, batch_num).items() if rid not in results}
     input_ids = {rec["id"] for rec in records}
     unknown = [rid for rid in results if rid not in input_ids]
     changed = [rec["id"] for rec in records if rec["id"] in results and results[rec["id"]][0] != question(rec)]

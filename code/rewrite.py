@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
-from realign.errors import DataError, UsageError
-from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tolerant
+from realign.errors import DataError, UsageError, first_n
+from realign.files import JsonlAppender, atomic_open, dumps_line
 from realign.limits import RetryPolicy
 from realign.llm.base import BackendError, Request, Sampling, Unusable
 from realign.llm.runner import Stats, run_all
 from realign.prompts import build_rewrite_messages, parse_reply
 from realign.records import answer, category, question
+from realign.shards import read_failures, read_shard
 
 _REWRITE_SET = frozenset(REWRITE_TASKS)
 
@@ -106,16 +107,20 @@ def with_rewrite(rec, best, candidates):
 # ---------------------------------------------------------------- resume
 
 def resume_state(shard, out_path, fail_path):
-    """(ids already written, earlier failures {id: reason}) for this shard."""
-    done, _torn = read_jsonl_tolerant(out_path)
-    done_ids = {obj.get("id") for obj in done if isinstance(obj, dict)}
-    shard_ids = {rec["id"] for rec in shard}
-    stray = done_ids - shard_ids
+    """(ids already written, earlier failures {id: reason}) for this shard. A shard file whose
+    ids are not this shard's, or ask other questions (another dataset's run), is refused."""
+    done = read_shard(out_path)
+    done_ids = {rid for rid, _, _ in done}
+    asks = {rec["id"]: question(rec) for rec in shard}
+    stray = done_ids - asks.keys()
     if stray:
         raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
                         "(different input, or different --dataset_batch_num?); use another --output_directory")
-    old, _ = read_jsonl_tolerant(fail_path)
-    failures = {o["id"]: o.get("reason", "") for o in old if isinstance(o, dict) and o.get("id") in shard_ids}
+    changed = [rid for rid, asked, _ in done if asked != asks[rid]]
+    if changed:
+        raise DataError(f"{out_path}: {len(changed)} id(s) have a different question there than in the input "
+                        f"({first_n(changed)}); stale output from another dataset? use another --output_directory")
+    failures = {rid: why for rid, why in read_failures(fail_path).items() if rid in asks}
     return done_ids, failures
 
 

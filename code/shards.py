@@ -5,12 +5,15 @@ reformat.py process i of N writes, in `--output_directory`:
   failures_{i}_of_{N}.jsonl             {"id", "reason"} a line for records that failed
 parallel_data_merge.py finds them by these names. The split is contiguous and depends only on
 (number of records, i, N), so every machine agrees which records belong to which shard.
+Both files are checked when read back (resume, merge): a line that is not what reformat.py
+writes is a one-line DataError naming file and line, like bad user input.
 """
 
 import os
 import re
 
 from realign.errors import DataError
+from realign.files import read_jsonl_tolerant
 
 SHARD_RE = re.compile(r"^rewrite_data_(\d+)_of_(\d+)_batch\.jsonl$")
 FAILURES_RE = re.compile(r"^failures_(\d+)_of_(\d+)\.jsonl$")
@@ -35,6 +38,42 @@ def shard_path(output_dir, batch_id, batch_num):
 
 def failures_path(output_dir, batch_id, batch_num):
     return os.path.join(output_dir, f"failures_{batch_id}_of_{batch_num}.jsonl")
+
+
+def _valid_id(rid):
+    return isinstance(rid, (int, str)) and not isinstance(rid, bool)
+
+
+def _damaged(path, n, problem):
+    return DataError(f"{path}: record {n}: {problem}; not what reformat.py writes (damaged, or another "
+                     f"program's file?): move it away or use another --output_directory")
+
+
+def read_shard(path):
+    """[(id, question, revised_response or None)] of a shard output file, each line checked."""
+    rows = []
+    for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
+        if not isinstance(obj, dict):
+            raise _damaged(path, n, f"a JSON {type(obj).__name__}, not a record")
+        if not _valid_id(obj.get("id")):
+            raise _damaged(path, n, f"'id' must be an int or a string, got {type(obj.get('id')).__name__}")
+        items = obj.get("items")
+        if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(i, dict) for i in items[:2])
+                and isinstance(items[0].get("value"), str)):
+            raise _damaged(path, n, "'items' must start with a human turn (with a string value) and a gpt turn")
+        revised = items[1].get("revised_response")
+        rows.append((obj["id"], items[0]["value"], revised if isinstance(revised, str) else None))
+    return rows
+
+
+def read_failures(path):
+    """{id: reason} of a failures file, each line checked."""
+    failed = {}
+    for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
+        if not isinstance(obj, dict) or not _valid_id(obj.get("id")):
+            raise _damaged(path, n, "expected {\"id\": int or string, \"reason\": string}")
+        failed[obj["id"]] = str(obj.get("reason", "unknown"))
+    return failed
 
 
 def pipeline_files(output_dir):

@@ -215,3 +215,79 @@ def test_reformat_against_a_404_endpoint_writes_nothing(tmp_path):
                        "--base_url", f"{srv.url}/v1", "--max_retries", "0", "--quiet")
     assert_one_line_error(r, "404")
     assert not out.exists()  # no shard with the passed-through record, no empty folder
+
+
+# ---------------------------------------------------------------- 5. pipeline files read back
+
+DAMAGE = {
+    "id_is_a_list": ("shard", '{"id": [1], "items": [{"from": "human", "value": "q 1"}, {"from": "gpt", "value": "a"}]}',
+                     "'id' must be an int or a string"),
+    "line_is_not_a_record": ("shard", "[1, 2, 3]", "not a record"),
+    "items_missing": ("shard", '{"id": 1}', "'items' must start"),
+    "failure_id_is_a_list": ("failures", '{"id": [1], "reason": "x"}', "expected {"),
+    "shard_is_a_folder": ("shard", None, "is a folder"),
+}
+
+
+def damaged_folder(tmp_path, which, line):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    shard, fails = folder / "rewrite_data_0_of_1_batch.jsonl", folder / "failures_0_of_1.jsonl"
+    target = shard if which == "shard" else fails
+    if which == "failures":
+        write_jsonl(shard, [make_record(2, q="q 2", cat=PASS_THROUGH)])
+    if line is None:
+        target.mkdir()
+    else:
+        target.write_text(line + "\n")
+    return folder, target
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("step", ["reformat.py", "parallel_data_merge.py"])
+def test_damaged_pipeline_files_are_one_line(tmp_path, step, damage):
+    which, line, words = DAMAGE[damage]
+    inp = write_json(tmp_path / "in.json", [make_record(i, q=f"q {i}", cat=PASS_THROUGH) for i in (1, 2)])
+    folder, target = damaged_folder(tmp_path, which, line)
+    before = all_files(folder)
+    if step == "reformat.py":
+        r = run_script(step, "--input_data_path", inp, "--output_directory", folder,
+                       "--base_url", "http://127.0.0.1:9/v1", "--quiet")
+    else:
+        r = run_script(step, "--input_data_path", inp, "--output_directory", folder,
+                       "--final_output_path", tmp_path / "merged.json")
+    assert_one_line_error(r, target, words)
+    assert all_files(folder) == before and not (tmp_path / "merged.json").exists()
+
+
+def test_resume_refuses_a_shard_of_another_dataset(tmp_path):
+    """Same ids, other questions: reformat.py stops as parallel_data_merge.py would."""
+    inp = write_json(tmp_path / "in.json", [make_record(i, q=f"q {i}", cat=PASS_THROUGH) for i in (1, 2)])
+    folder = tmp_path / "out"
+    folder.mkdir()
+    shard = write_jsonl(folder / "rewrite_data_0_of_1_batch.jsonl", [make_record(1, q="another question")])
+    before = digest(shard)
+    r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", folder,
+                   "--base_url", "http://127.0.0.1:9/v1", "--quiet")
+    assert_one_line_error(r, shard, "different question", "another dataset")
+    assert digest(shard) == before
+
+
+@pytest.mark.parametrize("journal,words", [
+    ('{"id": 1, "evidence": ["e"]}', "'question' must be a string"),
+    ('{"id": {"a": 1}, "question": "q 1"}', "'id' must be"),
+    ('"just a string"', "not an object"),
+    (None, "is a folder"),
+])
+def test_damaged_retrieval_journal_is_one_line(tmp_path, journal, words):
+    inp = write_json(tmp_path / "in.json", [make_record(1, q="q 1", cat="open_qa")])
+    out = tmp_path / "r.json"
+    path = tmp_path / "r.json.progress.jsonl"
+    if journal is None:
+        path.mkdir()
+    else:
+        path.write_text(journal + "\n")
+    r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", out,
+                   "--backend", "bm25", "--corpus_path", ROOT / "datasets" / "corpus")
+    assert_one_line_error(r, path, words)
+    assert not out.exists()

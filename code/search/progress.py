@@ -12,6 +12,7 @@ journal is deleted once the final outputs are written.
 import os
 import time
 
+from realign.errors import DataError
 from realign.files import JsonlAppender, read_jsonl_tolerant
 from realign.records import load_records, question, write_records
 from realign.search.clean import clean_record, has_evidence
@@ -24,6 +25,24 @@ def clean_path_for(output_path):
     """`data_retrieval.json` -> `data_retrieval_clean_evidence.json` (the file reformat.py reads)."""
     root, ext = os.path.splitext(output_path)
     return f"{root}_clean_evidence{ext}"
+
+
+def check_journal_entry(entry, path, n):
+    """A journal line must be what save_batch writes; anything else is a one-line DataError."""
+    problem = None
+    if not isinstance(entry, dict):
+        problem = f"a JSON {type(entry).__name__}, not an object"
+    elif isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), (int, str)):
+        problem = "'id' must be an int or a string"
+    elif not isinstance(entry.get("question"), str):
+        problem = "'question' must be a string"
+    elif not (isinstance(entry.get("evidence", []), list) and all(isinstance(s, str) for s in entry.get("evidence", []))):
+        problem = "'evidence' must be a list of strings"
+    elif not isinstance(entry.get("evidence_sources", []), list):
+        problem = "'evidence_sources' must be a list"
+    if problem:
+        raise DataError(f"{path}: record {n}: {problem}; not what retrieval.py writes: delete the journal "
+                        f"(its records are searched again)")
 
 
 class Progress:
@@ -43,7 +62,8 @@ class Progress:
             for rec in load_records(self.output_path):
                 if has_evidence(rec):
                     found[rec["id"]] = (question(rec), rec["items"][0])
-        for entry in read_jsonl_tolerant(self.journal_path)[0]:
+        for n, entry in enumerate(read_jsonl_tolerant(self.journal_path)[0]):
+            check_journal_entry(entry, self.journal_path, n)
             found[entry["id"]] = (entry["question"], entry)
         restored = 0
         for rec in self.records:
