@@ -12,6 +12,7 @@ mid-write leaves; a line that fails to write (disk full) is cut off again at onc
 import errno
 import json
 import os
+import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
@@ -79,8 +80,8 @@ def _alive(pid):
 
 
 def remove_stale_temps(path):
-    """Delete temp files of `path` left by dead processes of this host (a `kill -9` mid-write);
-    returns how many. Temp files of live processes and of other hosts are left alone."""
+    """Delete temp files (or folders) of `path` left by dead processes of this host (a `kill -9`
+    mid-write); returns how many. Those of live processes and of other hosts are left alone."""
     folder, prefix = os.path.dirname(os.path.abspath(path)), _temp_prefix(path)
     removed = 0
     try:
@@ -92,12 +93,26 @@ def remove_stale_temps(path):
             continue
         pid = name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale = os.path.join(folder, name)
             try:
-                os.unlink(os.path.join(folder, name))
+                if os.path.isdir(stale) and not os.path.islink(stale):
+                    shutil.rmtree(stale)
+                else:
+                    os.unlink(stale)
                 removed += 1
             except OSError:
                 pass
     return removed
+
+
+def new_temp(path, folder=False):
+    """A temp file (fd, name) or folder (name) beside `path`, named for this host and process so a
+    later run can tell it is stale; stale ones of `path` are removed first."""
+    remove_stale_temps(path)
+    where, prefix = os.path.dirname(os.path.abspath(path)), f"{_temp_prefix(path)}{os.getpid()}."
+    if folder:
+        return tempfile.mkdtemp(dir=where, prefix=prefix, suffix=".tmp")
+    return tempfile.mkstemp(dir=where, prefix=prefix, suffix=".tmp")
 
 
 @contextmanager
@@ -113,8 +128,7 @@ def atomic_open(path, mode="w"):
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        remove_stale_temps(path)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
+        fd, tmp = new_temp(path)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()

@@ -291,3 +291,75 @@ def test_damaged_retrieval_journal_is_one_line(tmp_path, journal, words):
                    "--backend", "bm25", "--corpus_path", ROOT / "datasets" / "corpus")
     assert_one_line_error(r, path, words)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- 6. temp files of killed processes
+
+HOLD_OPEN = """
+import sys, time
+from realign.files import atomic_open
+with atomic_open(sys.argv[1]) as f:
+    f.write("half a file")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def writer_in_the_middle(path):
+    """A real process stopped inside an atomic write of `path` (its temp file exists)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def temps(folder):
+    return [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+def test_temp_file_of_a_killed_step_is_removed_by_the_next_run(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    out = tmp_path / "final.json"
+    proc = writer_in_the_middle(out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(temps(tmp_path)) == 1 and str(proc.pid) in temps(tmp_path)[0]
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp,
+                   "--input_rewrite_data_path", inp, "--output_path", out)
+    assert r.returncode == 0, r.stderr
+    assert temps(tmp_path) == [] and json.loads(out.read_text())[0]["id"] == 1
+
+
+def test_temp_file_of_a_live_writer_is_left_alone(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    out = tmp_path / "final.json"
+    proc = writer_in_the_middle(out)
+    try:
+        r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp,
+                       "--input_rewrite_data_path", inp, "--output_path", out)
+        assert r.returncode == 0, r.stderr
+        assert len(temps(tmp_path)) == 1  # still the live writer's
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_killed_step_leaves_nothing_the_rerun_does_not_clean(tmp_path):
+    """kill -9 a real classify.py at a random moment of a 30 MB write, then rerun it: one output,
+    no temp file, the same bytes as an uninterrupted run."""
+    records = [make_record(i, q=f"question {i} " + "x" * 3000, cat=PASS_THROUGH) for i in range(10_000)]
+    inp = write_json(tmp_path / "in.json", records)
+    out = tmp_path / "out" / "classified.json"
+    cmd = [sys.executable, str(ROOT / "classify.py"), "--input_data_path", str(inp), "--output_path", str(out),
+           "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.parent.exists() and temps(out.parent)):
+        time.sleep(0.002)
+    assert temps(out.parent), "the step finished before a temp file was seen"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(out.parent) == ["classified.json"]
+    assert [rec["id"] for rec in json.loads(out.read_text())] == list(range(10_000))

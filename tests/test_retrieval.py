@@ -297,7 +297,7 @@ def test_bm25_on_a_read_only_corpus_searches_without_caching(tmp_path, monkeypat
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("realign.search.bm25.tempfile.mkdtemp", read_only)  # chmod would not stop root
+    monkeypatch.setattr("realign.files.tempfile.mkdtemp", read_only)  # chmod would not stop root
     index = Bm25Corpus(str(corpus))
     assert index.rebuilt and index.search("boil eggs")[0]["title"] == "eggs"
     assert not (corpus / ".bm25s").exists()

@@ -14,13 +14,12 @@ or removed file rebuilds it.
 import json
 import os
 import shutil
-import tempfile
 
 import bm25s
 from bm25s.stopwords import STOPWORDS_EN
 
 from realign.errors import DataError
-from realign.files import iter_jsonl_lines
+from realign.files import iter_jsonl_lines, new_temp
 from realign.search.clean import hit
 
 INDEX_VERSION = 2            # bump when tokenisation or the saved layout changes
@@ -157,10 +156,9 @@ class Bm25Corpus:
 
     def _save(self):
         """Write into a temp folder, then swap it in, so a crash never leaves half an index."""
-        parent = os.path.dirname(os.path.abspath(self.index_dir))
         tmp = None
         try:
-            tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(self.index_dir) + ".tmp")
+            tmp = new_temp(self.index_dir, folder=True)
             self.model.save(tmp, show_progress=False)
             with open(os.path.join(tmp, "docs.json"), "w", encoding="utf-8") as f:
                 json.dump(self.docs, f, ensure_ascii=False)
