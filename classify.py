@@ -19,12 +19,10 @@ them), 2 bad input or flags.
 
 import argparse
 import os
-import sys
 import time
 from collections import Counter
 
-from tqdm import tqdm
-
+from realign.bars import progress_bar
 from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
@@ -100,7 +98,7 @@ def train(args):
         raise UsageError(f"{folder}: --save_model is a file, expected a folder")
     start = time.monotonic()
     model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
-    with tqdm(total=len(texts), unit="instr", desc="embedding", file=sys.stderr, disable=args.quiet) as bar:
+    with progress_bar(len(texts), "instr", desc="embedding", enabled=not args.quiet) as bar:
         try:
             model.fit(texts, labels, progress=bar)
         except ValueError as e:  # scikit-learn's word on data it cannot learn from (e.g. too few texts)

@@ -15,8 +15,7 @@ import argparse
 import os
 import time
 
-from tqdm import tqdm
-
+from realign.bars import progress_bar
 from realign.cli import check_flags, check_not_input, run
 from realign.constant import RAG_TASKS
 from realign.errors import UsageError, first_n
@@ -89,7 +88,7 @@ def main(argv=None):
     # do: search a batch, attach what came back, persist, next
     failed = {}
     try:
-        with tqdm(total=len(todo), unit="rec", desc="retrieval", disable=not todo) as bar:
+        with progress_bar(len(todo), "rec", desc="retrieval", enabled=bool(todo)) as bar:
             for start in range(0, len(todo), args.batch_size):
                 batch = todo[start:start + args.batch_size]
                 results = backend.search_many([question(r) for r in batch], args.top_k)

@@ -13,13 +13,11 @@ the end with exactly the failures that still stand.
 """
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
+from realign.bars import progress_bar
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
 from realign.errors import DataError, UsageError, first_n
 from realign.files import JsonlAppender, atomic_open, dumps_line
@@ -163,9 +161,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     failures = {rid: why for rid, why in old_failures.items() if rid not in attempted and rid not in done_ids}
     by_id = {rec["id"]: rec for rec in todo}
 
-    # disable=None: no bar when stderr is not a terminal (logs get the summary line instead)
-    bar = tqdm(total=len(work), initial=summary.skipped, unit="rec", file=sys.stderr,
-               disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(len(work), "rec", enabled=progress, initial=summary.skipped)
     with JsonlAppender(out_path) as out:
         # Pass-through records are written once the endpoint has answered a record (or at the end),
         # so an endpoint that refuses the whole run (404, bad key: exit 2) leaves the shard as it was.

@@ -363,3 +363,54 @@ def test_killed_step_leaves_nothing_the_rerun_does_not_clean(tmp_path):
     assert r.returncode == 0, r.stderr
     assert os.listdir(out.parent) == ["classified.json"]
     assert [rec["id"] for rec in json.loads(out.read_text())] == list(range(10_000))
+
+
+# ---------------------------------------------------------------- 8. progress bars on a terminal only
+
+def run_on_a_terminal(script_name, *args):
+    """Run a step with stderr on a pseudo-terminal; returns (exit code, what the terminal showed)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen([sys.executable, str(ROOT / script_name), *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the step closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return proc.wait(timeout=120), shown.decode("utf-8", "replace")
+
+
+def bar_steps(tmp_path):
+    """{step: argv} of runs that have work for a progress bar."""
+    rag = write_json(tmp_path / "rag.json", [make_record(i, q=f"How long do I boil eggs {i}?", cat="open_qa")
+                                             for i in range(3)])
+    plain = write_json(tmp_path / "plain.json", [make_record(i, q=f"Write a poem about the sea {i}", cat=None)
+                                                 for i in range(250)])
+    return {
+        "retrieval.py": ["--input_data_path", rag, "--output_path", tmp_path / "r.json", "--backend", "bm25",
+                         "--corpus_path", ROOT / "datasets" / "corpus"],
+        "classify.py": ["--input_data_path", plain, "--output_path", tmp_path / "c.json"],
+    }
+
+
+@pytest.mark.parametrize("step", ["retrieval.py", "classify.py"])
+def test_progress_bar_only_on_a_terminal(tmp_path, step):
+    args = bar_steps(tmp_path)[step]
+    piped = run_script(step, *args)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == ""  # a log gets the summary line on stdout, no bar
+    code, shown = run_on_a_terminal(step, *[str(a).replace(".json", "_tty.json") if a == args[3] else a
+                                            for a in args])  # a fresh output: a rerun would have no work
+    assert code == 0 and "|" in shown and "100%" in shown, shown[-500:]

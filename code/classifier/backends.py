@@ -10,10 +10,8 @@ prompt, greedy, at most 50 new tokens; a reply that is not a task name becomes `
 """
 
 import asyncio
-import sys
 
-from tqdm import tqdm
-
+from realign.bars import progress_bar
 from realign.errors import UsageError
 from realign.limits import RetryPolicy
 from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend
@@ -23,8 +21,7 @@ from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLAS
 
 
 def _bar(total, progress, unit):
-    return tqdm(total=total, unit=unit, file=sys.stderr, disable=not progress or total < 200,
-                dynamic_ncols=True, mininterval=0.5)
+    return progress_bar(total, unit, enabled=progress and total >= 200)
 
 
 def classify_embedded(texts, model_dir=None, progress=True):
