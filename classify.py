@@ -143,7 +143,8 @@ def classify(args, key):
     if failures:
         i, why = next(iter(failures.items()))
         print(f"{len(failures)} records could not be classified (first: "
-              f"{where(args.input_data_path, todo[i], records[todo[i]])}: {why}); rerun on the output to retry them")
+              f"{where(args.input_data_path, todo[i], records[todo[i]])}: {why}); rerun with {args.output_path} as --input_data_path "
+              f"(and a new --output_path) to retry them")
         return 1
     return 0
 

@@ -322,12 +322,13 @@ def test_openai_failures_exit_1_and_a_rerun_classifies_only_those(tmp_path):
     assert first.returncode == 1 and "1 records could not be classified" in first.stdout
     assert sum("category" not in rec["items"][0] for rec in read(out)) == 1
     with ClassifierFake() as srv:
-        second = run_script("classify.py", "--input_data_path", out, "--output_path", out, "--base_url",
-                            f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})
+        # issue 15: an output may not be the step's input, so the rerun writes a new file
+        second = run_script("classify.py", "--input_data_path", out, "--output_path", tmp_path / "out2.json",
+                            "--base_url", f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})
         sent = srv.request_count
     assert second.returncode == 0, second.stderr
     assert sent == 1 and "3 kept their category" in second.stdout
-    assert {rec["items"][0]["category"] for rec in read(out)} == {"advice_giving"}
+    assert {rec["items"][0]["category"] for rec in read(tmp_path / "out2.json")} == {"advice_giving"}
 
 
 def test_encoder_threads_without_sched_getaffinity(monkeypatch):
