@@ -8,6 +8,8 @@ light `tokenizers` package; anything else (e.g. a hub name) needs `transformers`
 Without a path, the tokenizer-free length counts words, numbers and punctuation marks as one
 token each and every CJK/kana/hangul character as one token. It tracks BPE counts of
 English prose to within roughly ±30 %, good enough to compare candidates or apply ratios.
+Either way a long text is counted in pieces of about 1 MB cut at whitespace, so a 50 MB
+record costs megabytes, not the gigabyte a list of all its tokens would.
 """
 
 import os
@@ -18,8 +20,28 @@ from realign.errors import UsageError
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _PIECES = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")  # CJK char | word run | mark
 _ASCII_PIECES = re.compile(rb"\w+|[^\w\s]")  # the same pieces, for pure-ASCII text
+_SPACE = re.compile(r"\s")
+PIECE_CHARS = 1 << 20
 
 
+def in_pieces(count):
+    """`count` applied to a long text piece by piece (cut at whitespace), the counts summed."""
+
+    def counted(text):
+        if len(text) <= PIECE_CHARS:
+            return count(text)
+        total, start = 0, 0
+        while start < len(text):
+            space = _SPACE.search(text, start + PIECE_CHARS)
+            end = space.start() + 1 if space else len(text)
+            total += count(text[start:end])
+            start = end
+        return total
+
+    return counted
+
+
+@in_pieces
 def approx_tokens(text):
     """Tokenizer-free length: words, numbers, punctuation marks and CJK characters."""
     if text.isascii():  # most data: a bytes regex with no CJK classes runs twice as fast
@@ -42,7 +64,7 @@ def make_length_fn(tokenizer_path=None):
             tok = Tokenizer.from_file(file)
         except Exception as e:  # the tokenizers library raises plain Exceptions
             raise UsageError(f"--tokenizer_path {tokenizer_path}: cannot load tokenizer ({e})") from None
-        return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
+        return in_pieces(lambda text: len(tok.encode(text, add_special_tokens=False).ids))
     try:
         from transformers import AutoTokenizer
     except ImportError:
@@ -54,4 +76,4 @@ def make_length_fn(tokenizer_path=None):
         tok = AutoTokenizer.from_pretrained(tokenizer_path)
     except Exception as e:
         raise UsageError(f"--tokenizer_path {tokenizer_path}: cannot load tokenizer ({type(e).__name__})") from None
-    return lambda text: len(tok.encode(text, add_special_tokens=False))
+    return in_pieces(lambda text: len(tok.encode(text, add_special_tokens=False)))

@@ -414,3 +414,30 @@ def test_progress_bar_only_on_a_terminal(tmp_path, step):
     code, shown = run_on_a_terminal(step, *[str(a).replace(".json", "_tty.json") if a == args[3] else a
                                             for a in args])  # a fresh output: a rerun would have no work
     assert code == 0 and "|" in shown and "100%" in shown, shown[-500:]
+
+
+# ---------------------------------------------------------------- 4. memory per record
+
+def peak_rss_mb(cmd):
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()[-1000:]
+    return usage.ru_maxrss / 1024
+
+
+def test_a_20_mb_question_is_classified_in_bounded_memory(tmp_path):
+    """It took 6.3 GB when the n-grams and the tokenizer saw all of it (bench/record_memory.py
+    measures every step at 50 MB)."""
+    inp = write_json(tmp_path / "in.json", [make_record(1, q="Explain: " + "many words here " * 1_250_000, cat=None)])
+    out = tmp_path / "out.json"
+    mb = peak_rss_mb([sys.executable, str(ROOT / "classify.py"), "--input_data_path", str(inp),
+                      "--output_path", str(out), "--quiet"])
+    assert mb < 1024, mb
+    assert json.loads(out.read_text())[0]["items"][0]["category"]
+
+
+def test_lengths_of_a_long_text_are_counted_in_pieces_with_the_same_result():
+    from realign.lengths import _PIECES, approx_tokens
+
+    text = "héllo, wörld! 漢字 " * 150_000 + "end"
+    assert len(text) > 2 * (1 << 20) and approx_tokens(text) == len(_PIECES.findall(text))

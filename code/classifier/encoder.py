@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from realign.classifier.features import clip
+
 MAX_TOKENS = 128
 BATCH = 32
 ONNX_FILE = "encoder.int8.onnx"
@@ -41,7 +43,8 @@ class SentenceEncoder:
         self.workers = workers or min(usable_cpus(), 8)
 
     def _run(self, texts):
-        batch = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+        # cut before tokenizing: the tokenizer would split all of a 50 MB text, then keep 128 pieces
+        batch = self.tokenizer.encode_batch([clip(t) for t in texts], add_special_tokens=True)
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]

@@ -6,6 +6,9 @@ loading the classifier does not import scikit-learn and SciPy (over a second on 
 machine). The analyzers repeat scikit-learn's `TfidfVectorizer` exactly (lowercase; word
 n-grams of `token_pattern` tokens, or `char_wb` n-grams padded with a space at each word
 edge; sublinear tf, idf, l2 norm); a test checks both give the same numbers.
+
+Texts are cut to MAX_CHARS before any n-gram is made (training and predicting alike): a
+50 MB question once took 17 GB as n-grams; the task shows in the first few thousand characters.
 """
 
 import math
@@ -14,6 +17,12 @@ import re
 import numpy as np
 
 _SPACES = re.compile(r"\s\s+")
+MAX_CHARS = 8000  # 5x the longest instruction of the training data
+
+
+def clip(text):
+    """The part of a text the classifier looks at: its first MAX_CHARS characters."""
+    return text[:MAX_CHARS]
 
 
 class NgramTfidf:
@@ -32,7 +41,7 @@ class NgramTfidf:
         return len(self.vocab)
 
     def ngrams(self, text):
-        text = text.lower()
+        text = clip(text).lower()
         if self.char:
             return _char_wb_ngrams(_SPACES.sub(" ", text), self.lo, self.hi)
         return _word_ngrams(self.token.findall(text), self.lo, self.hi)
@@ -99,5 +108,5 @@ def fit_ngrams(params, texts):
     """Learn vocabulary and idf with scikit-learn; return the run-time block."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])}, dtype=np.float32).fit(texts)
+    vec = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])}, dtype=np.float32).fit([clip(t) for t in texts])
     return NgramTfidf(params, vec.get_feature_names_out().astype(str), vec.idf_)

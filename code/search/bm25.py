@@ -24,6 +24,7 @@ from realign.search.clean import hit
 
 INDEX_VERSION = 2            # bump when tokenisation or the saved layout changes
 SNIPPET_CHARS = 1000         # a long document is cut to this many characters as evidence
+MAX_QUERY_CHARS = 4000       # a question is searched by its first 4000 characters (memory per record stays flat)
 MIN_SHARE_OF_BEST = 0.5      # a hit scoring under half the best one is dropped: on a small corpus
                              # it is mostly an unrelated document sharing one common word
 TEXT_SUFFIXES = (".txt", ".md")
@@ -173,7 +174,7 @@ class Bm25Corpus:
     def search(self, query, top_k=5):
         """Up to top_k hits, best first; documents sharing no word with the query, or scoring under
         MIN_SHARE_OF_BEST of the best hit, are left out."""
-        words = tokenize([query], return_ids=False)[0]
+        words = tokenize([query[:MAX_QUERY_CHARS]], return_ids=False)[0]  # a 50 MB question: 1 GB of words
         if not words or top_k < 1:
             return []
         known = [w for w in words if w in self.model.vocab_dict]

@@ -32,7 +32,7 @@ class SearchFailed(Exception):
 
 
 def shorten(query, limit=MAX_QUERY_CHARS):
-    query = " ".join(query.split())
+    query = " ".join(query.lstrip()[:4 * limit].split())  # cut first: split() of 50 MB is 600 MB of words
     if len(query) <= limit:
         return query
     return query[:limit].rsplit(" ", 1)[0]
