@@ -26,7 +26,7 @@ import numpy as np
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
 from realign.classifier.features import NgramTfidf, fit_ngrams
 from realign.errors import DataError, UsageError
-from realign.files import atomic_open
+from realign.files import atomic_open, is_file_error, os_error
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
 
@@ -116,7 +116,10 @@ class TaskClassifier:
         for name in (ONNX_FILE, TOKENIZER_FILE):
             src, dst = os.path.join(self.encoder_dir, name), os.path.join(folder, name)
             if os.path.abspath(src) != os.path.abspath(dst):
-                shutil.copyfile(src, dst)
+                try:
+                    shutil.copyfile(src, dst)
+                except OSError as e:  # a write error names no file: say which
+                    raise os_error(e, dst) if is_file_error(e) else e from None
 
     @classmethod
     def load(cls, folder=DEFAULT_MODEL_DIR):
