@@ -23,7 +23,7 @@ import re
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
-from realign.files import write_json
+from realign.files import all_or_nothing, write_json
 from realign.lengths import make_length_fn
 from realign.records import load_records, write_records
 from realign.report import write_report
@@ -141,11 +141,12 @@ def main(argv=None):
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
     length = make_length_fn(args.tokenizer_path)
     out, stats, decisions = select(joined, RULESETS[args.rules], length)
-    write_records(args.output_path, out)
-    if args.report_path:
-        write_json(args.report_path, {"rules": args.rules, **stats_as_json(stats), "decisions": decisions})
-    if args.report_dir:
-        page = write_report(args.report_dir, joined, stats, decisions, length, rules=args.rules)
+    with all_or_nothing(args.output_path, args.report_path, args.report_dir):  # exit 2: none of them
+        write_records(args.output_path, out)
+        if args.report_path:
+            write_json(args.report_path, {"rules": args.rules, **stats_as_json(stats), "decisions": decisions})
+        if args.report_dir:
+            page = write_report(args.report_dir, joined, stats, decisions, length, rules=args.rules)
 
     print(f"rules: {args.rules}")
     for rule, n in stats["rejected_by_rule"].most_common():

@@ -146,6 +146,22 @@ def atomic_open(path, mode="w"):
         raise
 
 
+@contextmanager
+def all_or_nothing(*paths):
+    """For a step writing several outputs: those of `paths` (files or folders, None skipped) that did
+    not exist before the block are removed again if it fails, so an exit 2 leaves no part of a run."""
+    new = [os.fspath(p) for p in paths if p is not None and not os.path.exists(p)]
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.lexists(p):
+                os.unlink(p)
+        raise
+
+
 def dumps_line(obj):
     try:
         return json.dumps(obj, ensure_ascii=False)

@@ -441,3 +441,33 @@ def test_lengths_of_a_long_text_are_counted_in_pieces_with_the_same_result():
 
     text = "héllo, wörld! 漢字 " * 150_000 + "end"
     assert len(text) > 2 * (1 << 20) and approx_tokens(text) == len(_PIECES.findall(text))
+
+
+def fill(disk, leave=0):
+    """Fill a small tmpfs up to `leave` bytes free."""
+    st = os.statvfs(disk)
+    with open(disk / "ballast", "wb") as f:
+        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+def test_search_cache_on_a_full_disk_is_one_line(tmp_path, small_disk):
+    from tests.servers.serper_fake import SerperFake
+
+    inp = write_json(tmp_path / "in.json", [make_record(1, q="How tall is Everest?", cat="open_qa")])
+    fill(small_disk)
+    cache = small_disk / "cache.sqlite"
+    with SerperFake(api_key="k") as srv:
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "r.json",
+                       "--serper_url", f"{srv.url}/search", "--cache_path", cache, env={"SERPER_API_KEY": "k"})
+    assert_one_line_error(r, cache)
+    assert "Traceback" not in r.stderr and "k" not in r.stderr.replace("error", "").split(":")[0]
+
+
+def test_report_dir_on_a_full_disk_is_one_line(tmp_path, small_disk):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    fill(small_disk, leave=4096)
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path", inp,
+                   "--output_path", tmp_path / "final.json", "--report_dir", small_disk / "report")
+    assert_one_line_error(r, small_disk, "no space left")
+    assert os.listdir(small_disk) == ["ballast"]  # no report folder, no temp file
+    assert not (tmp_path / "final.json").exists()  # nor the output written before the report failed
