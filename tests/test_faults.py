@@ -471,3 +471,27 @@ def test_report_dir_on_a_full_disk_is_one_line(tmp_path, small_disk):
     assert_one_line_error(r, small_disk, "no space left")
     assert os.listdir(small_disk) == ["ballast"]  # no report folder, no temp file
     assert not (tmp_path / "final.json").exists()  # nor the output written before the report failed
+
+
+@pytest.fixture
+def locked_folder(small_disk):
+    """A folder no one may create files in, root included (chattr +i: EPERM)."""
+    locked = small_disk / "locked"
+    locked.mkdir()
+    r = subprocess.run(["chattr", "+i", str(locked)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"chattr +i does not work here ({r.stderr.strip()}); root ignores file modes")
+    yield locked
+    subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
+
+
+@pytest.mark.parametrize("step", ["classify.py", "retrieval.py", "reformat.py", "parallel_data_merge.py",
+                                  "rewrite_data_selection.py"])
+def test_a_folder_we_may_not_write_in_is_one_line(tmp_path, locked_folder, step):
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_jsonl(shards / "rewrite_data_0_of_1_batch.jsonl", [make_record(1, cat=PASS_THROUGH)])
+    r = run_script(step, *step_commands(inp, shards, locked_folder)[step])
+    assert_one_line_error(r, locked_folder, "not permitted")
+    assert os.listdir(locked_folder) == []
