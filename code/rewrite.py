@@ -80,7 +80,7 @@ def is_rewritten(rec):
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
-    return build_rewrite_messages(task, question(rec), answer(rec), evidence)
+    return build_rewrite_messages(task, question(rec), answer(rec), evidence, system=rec.get("system"))
 
 
 def make_check(length_fn):
