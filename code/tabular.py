@@ -167,8 +167,8 @@ def write_table(path, records):
     if path.endswith(".csv"):
         return _write_csv(path, records)
     pa = _pyarrow()
-    try:
-        table = pa.Table.from_pylist(records)
+    try:  # from_pylist would take the columns of the first record only: infer over all of them
+        table = pa.Table.from_struct_array(pa.array(records)) if records else pa.table({})
     except (pa.ArrowException, TypeError) as e:
         raise DataError(f"{path}: cannot write these records as Parquet ({str(e).splitlines()[0]}); "
                         f"fields must keep one type in every record (ids all ints or all strings); "
