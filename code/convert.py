@@ -300,7 +300,7 @@ def _file_format(raw, path, input_format):
     if not counts:
         sniff_format(raw[0], path)  # raises: nothing recognisable at all
     fmt = counts.most_common(1)[0][0]
-    if len(counts) == 1 and None not in found[:1] and all(found):
+    if len(counts) == 1 and all(found):
         return fmt, {}
     first = {}
     for i, f in enumerate(found):
