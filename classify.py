@@ -85,8 +85,8 @@ def check_args(args):
     if args.field_map and args.input_format != "auto":
         raise UsageError("--field_map says where question and answer are; it does not go with --input_format")
     if args.input_data_path and args.output_path:
-        check_not_input({"--output_path": args.output_path, "rejected file": rejected_path(args.output_path)},
-                        [args.input_data_path])
+        # the output may be the input (a rerun classifies what is left), its rejected file may not
+        check_not_input({"rejected file": rejected_path(args.output_path)}, [args.input_data_path])
 
 
 def api_key(args):
