@@ -141,3 +141,18 @@ def test_the_pipeline_reads_parquet_and_writes_a_trainer_file(tmp_path):
     rows = pa.parquet.read_table(final).to_pylist()
     assert rows[0]["messages"] == [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
     assert "(messages)" in r.stdout
+
+
+@pytest.mark.parametrize("name, content, needle", [
+    ("bad.parquet", b"not parquet at all", "not a readable Parquet file"),
+    ("bad.csv", b'id,items\n1,"[{""from"": ""human"""\n', "line 2: column 'items' is not valid JSON"),
+    ("bad.csv", b"a,b\n\xff\xfe,x\n", "not UTF-8 text"),
+    ("empty.csv", b"question,answer\n", "no records"),
+])
+def test_broken_tables_are_one_line_exit_2(tmp_path, name, content, needle):
+    inp = tmp_path / name
+    inp.write_bytes(content)
+    r = run_script("classify.py", "--input_data_path", inp, "--output_path", tmp_path / "out.parquet")
+    assert r.returncode == 2 and needle in r.stderr and str(inp) in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.parquet").exists()
