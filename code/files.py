@@ -164,7 +164,7 @@ def all_or_nothing(*paths):
 
 def dumps_line(obj):
     try:
-        return json.dumps(obj, ensure_ascii=False)
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)  # strict JSON: no NaN/Infinity
     except RecursionError:
         raise DataError(f"a record with id={_id_of(obj)!r} is nested too deeply to write as JSON") from None
 

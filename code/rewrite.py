@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from realign.bars import progress_bar
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
 from realign.errors import DataError, UsageError, first_n
-from realign.files import JsonlAppender, atomic_open, dumps_line
+from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tolerant
 from realign.limits import RetryPolicy
 from realign.llm.base import BackendError, Request, Sampling, Unusable
 from realign.llm.runner import Stats, run_all
@@ -52,6 +52,7 @@ class Summary:
     passed_through: int = 0
     no_category: int = 0       # records without a category, treated as default
     failed: int = 0
+    stale: int = 0             # written before, but the input's question or answer changed since: redone
     requests: int = 0
     throttled: int = 0
     seconds: float = 0.0
@@ -60,7 +61,8 @@ class Summary:
     def line(self):
         rate = (self.rewritten / self.seconds) if self.seconds else 0.0
         return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
-                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done; "
+                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done"
+                + (f", {self.stale} redone because their input changed" if self.stale else "") + "; "
                 f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                 f"{rate:.2f} rewritten/s")
 
@@ -79,7 +81,7 @@ def is_rewritten(rec):
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
-    return build_rewrite_messages(task, question(rec), answer(rec), evidence)
+    return build_rewrite_messages(task, question(rec), answer(rec), evidence, system=rec.get("system"))
 
 
 def make_check(length_fn):
@@ -105,21 +107,35 @@ def with_rewrite(rec, best, candidates):
 # ---------------------------------------------------------------- resume
 
 def resume_state(shard, out_path, fail_path):
-    """(ids already written, earlier failures {id: reason}) for this shard. A shard file whose
-    ids are not this shard's, or ask other questions (another dataset's run), is refused."""
-    done = read_shard(out_path)
-    done_ids = {rid for rid, _, _ in done}
-    asks = {rec["id"]: question(rec) for rec in shard}
-    stray = done_ids - asks.keys()
+    """(ids already done, earlier failures {id: reason}) for this shard. A shard file with ids that
+    are not this shard's, or that ask other questions (another dataset's run), is refused as
+    parallel_data_merge.py refuses it. A written record whose original answer was edited since
+    is not done: the rewrite of the old answer is stale, and the record is redone."""
+    by_id = {rec["id"]: rec for rec in shard}
+    rows = read_shard(out_path)  # (id, question, original answer, rewrite)
+    stray = {rid for rid, *_ in rows} - by_id.keys()
     if stray:
         raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
                         "(different input, or different --dataset_batch_num?); use another --output_directory")
-    changed = [rid for rid, asked, _ in done if asked != asks[rid]]
+    changed = [rid for rid, asked, *_ in rows if asked != question(by_id[rid])]
     if changed:
         raise DataError(f"{out_path}: {len(changed)} id(s) have a different question there than in the input "
                         f"({first_n(changed)}); stale output from another dataset? use another --output_directory")
-    failures = {rid: why for rid, why in read_failures(fail_path).items() if rid in asks}
+    done_ids = {rid for rid, _, original, _ in rows if original == answer(by_id[rid])}
+    failures = {rid: why for rid, why in read_failures(fail_path).items() if rid in by_id}
     return done_ids, failures
+
+
+def drop_stale(out_path, done_ids):
+    """Rewrite the shard output without the records that are no longer done (stale: their input
+    changed), so that redoing them does not leave the same id twice. Returns how many were dropped."""
+    written, _torn = read_jsonl_tolerant(out_path)
+    keep = [obj for obj in written if isinstance(obj, dict) and obj.get("id") in done_ids]
+    if len(keep) < len(written):
+        with atomic_open(out_path) as f:
+            for obj in keep:
+                f.write(dumps_line(obj) + "\n")
+    return len(written) - len(keep)
 
 
 def write_failures(path, failures):
@@ -154,6 +170,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     start = time.monotonic()
     summary = Summary(total=len(shard))
     done_ids, old_failures = resume_state(shard, out_path, fail_path)
+    summary.stale = drop_stale(out_path, done_ids)
     work = shard if attempt_limit is None else shard[:attempt_limit]
     todo = [rec for rec in work if rec["id"] not in done_ids]
     summary.skipped = len(work) - len(todo)

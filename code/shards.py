@@ -50,7 +50,7 @@ def _damaged(path, n, problem):
 
 
 def read_shard(path):
-    """[(id, question, revised_response or None)] of a shard output file, each line checked."""
+    """[(id, question, original answer, revised_response or None)] of a shard output file, each line checked."""
     rows = []
     for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
         if not isinstance(obj, dict):
@@ -59,10 +59,10 @@ def read_shard(path):
             raise _damaged(path, n, f"'id' must be an int or a string, got {type(obj.get('id')).__name__}")
         items = obj.get("items")
         if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(i, dict) for i in items[:2])
-                and isinstance(items[0].get("value"), str)):
-            raise _damaged(path, n, "'items' must start with a human turn (with a string value) and a gpt turn")
+                and isinstance(items[0].get("value"), str) and isinstance(items[1].get("value"), str)):
+            raise _damaged(path, n, "'items' must start with a human and a gpt turn, each with a string value")
         revised = items[1].get("revised_response")
-        rows.append((obj["id"], items[0]["value"], revised if isinstance(revised, str) else None))
+        rows.append((obj["id"], items[0]["value"], items[1]["value"], revised if isinstance(revised, str) else None))
     return rows
 
 
