@@ -25,6 +25,11 @@ def is_jsonl(path):
     return str(path).endswith(".jsonl")
 
 
+def valid_id(rid):
+    """An id is an int or a string (not a bool, which JSON's true/false would make)."""
+    return isinstance(rid, (int, str)) and not isinstance(rid, bool)
+
+
 def where(path, index, rec=None):
     """'file: record 3 (id=abc)' — the prefix of every record-level error."""
     rid = rec.get("id") if isinstance(rec, dict) else None

@@ -6,7 +6,7 @@ reformat.py process i of N writes, in `--output_directory`:
 parallel_data_merge.py finds them by these names. The split is contiguous and depends only on
 (number of records, i, N), so every machine agrees which records belong to which shard.
 Both files are checked when read back (resume, merge): a line that is not what reformat.py
-writes is a one-line DataError naming file and line, like bad user input.
+writes is a one-line DataError naming file and record, like bad user input.
 """
 
 import os
@@ -14,6 +14,7 @@ import re
 
 from realign.errors import DataError
 from realign.files import read_jsonl_tolerant
+from realign.records import valid_id
 
 SHARD_RE = re.compile(r"^rewrite_data_(\d+)_of_(\d+)_batch\.jsonl$")
 FAILURES_RE = re.compile(r"^failures_(\d+)_of_(\d+)\.jsonl$")
@@ -40,10 +41,6 @@ def failures_path(output_dir, batch_id, batch_num):
     return os.path.join(output_dir, f"failures_{batch_id}_of_{batch_num}.jsonl")
 
 
-def _valid_id(rid):
-    return isinstance(rid, (int, str)) and not isinstance(rid, bool)
-
-
 def _damaged(path, n, problem):
     return DataError(f"{path}: record {n}: {problem}; not what reformat.py writes (damaged, or another "
                      f"program's file?): move it away or use another --output_directory")
@@ -55,7 +52,7 @@ def read_shard(path):
     for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
         if not isinstance(obj, dict):
             raise _damaged(path, n, f"a JSON {type(obj).__name__}, not a record")
-        if not _valid_id(obj.get("id")):
+        if not valid_id(obj.get("id")):
             raise _damaged(path, n, f"'id' must be an int or a string, got {type(obj.get('id')).__name__}")
         items = obj.get("items")
         if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(i, dict) for i in items[:2])
@@ -70,7 +67,7 @@ def read_failures(path):
     """{id: reason} of a failures file, each line checked."""
     failed = {}
     for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
-        if not isinstance(obj, dict) or not _valid_id(obj.get("id")):
+        if not isinstance(obj, dict) or not valid_id(obj.get("id")):
             raise _damaged(path, n, "expected {\"id\": int or string, \"reason\": string}")
         failed[obj["id"]] = str(obj.get("reason", "unknown"))
     return failed

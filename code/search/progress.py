@@ -14,7 +14,7 @@ import time
 
 from realign.errors import DataError
 from realign.files import JsonlAppender, read_jsonl_tolerant
-from realign.records import load_records, question, write_records
+from realign.records import load_records, question, valid_id, write_records
 from realign.search.clean import clean_record, has_evidence
 
 EVIDENCE_KEYS = ("evidence", "evidence_sources")
@@ -32,7 +32,7 @@ def check_journal_entry(entry, path, n):
     problem = None
     if not isinstance(entry, dict):
         problem = f"a JSON {type(entry).__name__}, not an object"
-    elif isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), (int, str)):
+    elif not valid_id(entry.get("id")):
         problem = "'id' must be an int or a string"
     elif not isinstance(entry.get("question"), str):
         problem = "'question' must be a string"
