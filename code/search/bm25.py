@@ -18,7 +18,8 @@ import tempfile
 
 import bm25s
 
-from realign.records import DataError, iter_jsonl_lines
+from realign.errors import DataError
+from realign.files import iter_jsonl_lines
 from realign.search.clean import hit
 from realign.search.relevance import STOPWORDS, light_stem
 
