@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 from realign.search.bm25 import Bm25Corpus  # noqa: E402
 from realign.search.relevance import DEFAULT_MIN_RELEVANCE, clears, content_words, passage_score  # noqa: E402
 
-FLOORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+FLOORS = (0.0, 0.5, 0.6, 0.7, 0.8)   # 0 is no floor: every hit kept
 SHARE_OF_BEST = 0.5   # the relative rule used before the floor
 
 
@@ -73,7 +73,7 @@ def main():
     print(f"{'rule':<34}" + "  kept  prec%   rec%   " * 3)
     row("before: >= 0.5 x best BM25 hit", pairs, lambda p: old.get(id(p), True))
     for floor in FLOORS:
-        mark = " (default)" if floor == DEFAULT_MIN_RELEVANCE else ""
+        mark = " (default)" if floor == DEFAULT_MIN_RELEVANCE else " (off)" if floor == 0 else ""
         row(f"floor {floor}{mark}", pairs, lambda p, f=floor: clears(p["score"], f))
     row(f"floor {DEFAULT_MIN_RELEVANCE} and >= 0.5 x best", pairs,
         lambda p: clears(p["score"], DEFAULT_MIN_RELEVANCE) and old.get(id(p), True))
