@@ -47,6 +47,11 @@ def test_floor_keeps_on_topic_and_drops_off_topic(question, text, kept):
     assert (score(question, text) >= DEFAULT_MIN_RELEVANCE) is kept
 
 
+def test_text_without_spaces_is_matched_by_character_pairs():
+    assert score("天空为什么是蓝色的？", "天空是蓝色的，因为空气散射蓝光。") >= DEFAULT_MIN_RELEVANCE
+    assert score("天空为什么是蓝色的？", "长城是中国古代的防御工程。") == 0.0
+
+
 def test_score_is_absolute_and_bounded():
     long_question = ("I'm planning two weeks in Japan with my parents. Is the Japan Rail Pass worth buying "
                      "for trains between Tokyo, Kyoto and Osaka, or should we buy single tickets?")

@@ -77,9 +77,15 @@ WEAK_WORDS = set(light_stem((
     "through over under again ever never always sometimes yet so than then there here").split()))
 
 
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # kana, CJK ideographs, hangul
+
+
 def content_words(text):
-    """The text's distinct content words: lower-cased, stopwords out, lightly stemmed."""
-    return set(light_stem([w for w in WORD.findall(text.lower()) if w not in STOPWORDS]))
+    """The text's distinct content words: lower-cased, stopwords out, lightly stemmed. A run of
+    Chinese, Japanese or Korean script (no spaces between words) gives its character pairs."""
+    words = [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+    pairs = {w[i:i + 2] for w in words if CJK.search(w) for i in range(len(w) - 1)}
+    return set(light_stem([w for w in words if not CJK.search(w)])) | pairs
 
 
 def weight(word):
@@ -104,7 +110,7 @@ def passage_score(question_words, title, text):
 
 def clears(score, min_relevance):
     """The floor itself. A score of 0 (no strong word shared) never passes; a floor of 0 is
-    no floor at all (for text the word rules do not fit, e.g. languages written without spaces)."""
+    no floor at all (for text the English word rules do not fit)."""
     return min_relevance <= 0 or (score > 0 and score >= min_relevance)
 
 
