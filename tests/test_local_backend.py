@@ -73,6 +73,7 @@ def test_local_model_rewrites_one_record(tmp_path):
     assert rewrite.strip()  # a reply with a "Revised response:" part (the 1.5B model may keep the text as is)
     assert re.search(r"\b4\b", rewrite)  # the final answer survives
     assert "revised_response" not in rows[8]["items"][1]  # pass-through task: no request
+    assert re.search(r"\d+ model calls; [\d.]+ s, [\d.]+ s per rewrite", proc.stdout) and "429" not in proc.stdout
 
 
 @pytest.mark.skipif(not HAVE_LOCAL, reason="local extra not installed (pip install -r requirements-local.txt)")
