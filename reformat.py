@@ -133,8 +133,8 @@ def main(argv=None):
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
                             progress=not args.quiet)
 
-    print(summary.line())
     print(f"output: {out}")
+    print(summary.line())
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")

@@ -122,6 +122,11 @@ def main(argv=None):
     progress.finish()
     if backend is not None:
         backend.close()
+    if isinstance(backend, SerperClient):
+        print(f"serper: {backend.requests} requests, {backend.cache.hits} answered from cache {backend.cache.path}")
+    if isinstance(backend, Bm25Corpus):
+        print(f"bm25: {len(backend.docs)} documents, index {'built' if backend.rebuilt else 'reused'} at {backend.index_dir}")
+    print(f"output: {args.output_path} and {progress.clean_path}")
     kind = "none needed" if backend is None else ("bm25" if isinstance(backend, Bm25Corpus) else "serper")
     searched = len(todo) - len(failed)
     print(f"retrieval ({kind}): {len(records)} records, {len(rag)} RAG-task: {searched} searched, "
@@ -129,16 +134,11 @@ def main(argv=None):
           f"{dropped} passages dropped by the floor; {len(rag) - len(todo)} already had evidence "
           f"({resumed} from an earlier run), {len(failed)} failed; "
           f"{len(records) - len(rag)} passed through unsearched; {time.monotonic() - started:.1f} s")
-    if isinstance(backend, SerperClient):
-        print(f"serper: {backend.requests} requests, {backend.cache.hits} answered from cache {backend.cache.path}")
-    if isinstance(backend, Bm25Corpus):
-        print(f"bm25: {len(backend.docs)} documents, index {'built' if backend.rebuilt else 'reused'} at {backend.index_dir}")
     if unclassified:
         print(f"note: {unclassified} record(s) have no category and were not searched; run classify.py first")
     if failed:
         print(f"failed, left without evidence (rerun to retry): ids {first_n(failed)}; "
               f"why: {scrub('; '.join(sorted(set(failed.values()))))}")
-    print(f"wrote {args.output_path} and {progress.clean_path}")
     return 1 if failed else 0
 
 

@@ -114,6 +114,7 @@ def test_demo_records_keep_their_good_evidence(tmp_path):
     assert "Classic novels worth reading" not in [s["title"] for s in raw[6]["evidence_sources"]]
     assert "Classic novels worth reading" in [d["title"] for d in raw[6]["evidence_dropped"]]
     assert "5 searched, 5 given evidence, 0 left without" in p.stdout
+    assert p.stdout.strip().splitlines()[-1].startswith("retrieval (bm25): 12 records, 5 RAG-task: ")  # ends with it
 
 
 def test_off_topic_question_gets_no_evidence_and_the_summary_says_so(tmp_path):
