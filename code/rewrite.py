@@ -70,7 +70,8 @@ class Summary:
             pace = (f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                     f"{rate:.2f} rewritten/s")
         else:
-            pace = f"{self.requests} model calls; {self.seconds:.1f} s, {per:.{1 if per >= 1 else 2}f} s per rewrite"
+            pace = f"{self.requests} model calls; {self.seconds:.1f} s" + (
+                f", {per:.{1 if per >= 1 else 2}f} s per rewrite" if per else "")
         if self.later:
             pace += f"; {self.later} left to rewrite" + (f", about {duration(self.later * per)} at this pace" if per else "")
         return (f"{head}: {self.rewritten} rewritten, {self.passed_through} passed through "

@@ -39,6 +39,14 @@ def test_join_hashes_what_it_writes(tmp_path):
     assert gguf_model.sha256_of(str(part)) == __import__("hashlib").sha256(part.read_bytes()).hexdigest()
 
 
+def test_models_we_run_are_summarised_in_time_per_rewrite_not_429s():
+    from realign.llm.base import Backend
+    from realign.llm.local_gguf import LocalGGUFBackend
+    from realign.llm.vllm_engine import VLLMBackend
+
+    assert Backend.throttles and not LocalGGUFBackend.throttles and not VLLMBackend.throttles
+
+
 def test_missing_gguf_path_is_a_usage_error():
     with pytest.raises(UsageError, match="GGUF file not found"):
         resolve_model("/nowhere/model.gguf")

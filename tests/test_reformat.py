@@ -142,6 +142,7 @@ def test_summary_of_a_model_we_run_speaks_of_time_per_rewrite_not_429s():
     assert line.startswith("4 of 10 records attempted (--limit): 4 rewritten")
     assert "5 model calls; 120.0 s, 30.0 s per rewrite; 6 left to rewrite, about 3 min at this pace" in line
     assert "429" not in line and "requests" not in line
+    assert Summary(total=1, failed=1, requests=1, seconds=9.0, throttles=False).line().endswith("1 model calls; 9.0 s")
 
 
 # ---------------------------------------------------------------- faults
