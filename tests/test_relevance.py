@@ -69,6 +69,9 @@ def test_split_scores_hits_passes_junk_and_floor_zero_keeps_all():
     assert dropped[0]["score"] == 0.0
     kept, dropped = RelevanceFloor(0).split("How tall is Everest?", hits)
     assert len(kept) == 4 and not dropped
+    kept, dropped = RelevanceFloor().split("Who wrote Hamlet?", [passage("William Shakespeare", source="answerBox"),
+                                                                 passage("William Shakespeare")])
+    assert [h["source"] for h in kept] == ["answerBox"] and kept[0]["score"] == 0.0 and len(dropped) == 1
 
 
 # ---------------------------------------------------------------- the labelled set

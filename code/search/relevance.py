@@ -27,6 +27,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from realign.search.clean import is_junk
 
 DEFAULT_MIN_RELEVANCE = 0.6
+TRUSTED_SOURCES = ("answerBox",)   # kept whatever their score; see RelevanceFloor
 WEAK_WEIGHT = 0.25
 COVER_WEIGHT = 4.0
 MIN_STRONG = 2
@@ -115,11 +116,13 @@ def clears(score, min_relevance):
 
 
 class RelevanceFloor:
-    """`floor.split(question, hits) -> (kept, dropped)`, both in the order given, each hit
-    with its "score" added.
+    """`floor.split(question, hits) -> (kept, dropped)`, both in the order given, each judged
+    hit with its "score" added.
 
     Hits the cleaner removes anyway (NO_RESULT, "Missing: ..." lines, see clean.py) are kept
-    as they are: the raw file shows what the search returned, the clean file drops them."""
+    as they are: the raw file shows what the search returned, the clean file drops them.
+    Google's answer box is kept whatever its score: it is the engine's direct answer to the
+    query and often shares no word with it ("Who wrote Hamlet?" -> "William Shakespeare")."""
 
     def __init__(self, min_relevance=DEFAULT_MIN_RELEVANCE):
         self.min_relevance = min_relevance
@@ -132,7 +135,8 @@ class RelevanceFloor:
                 kept.append(h)
                 continue
             score = passage_score(words, h["title"], h["text"])
-            (kept if clears(score, self.min_relevance) else dropped).append({**h, "score": score})
+            keep = clears(score, self.min_relevance) or h["source"] in TRUSTED_SOURCES
+            (kept if keep else dropped).append({**h, "score": score})
         return kept, dropped
 
 
