@@ -23,7 +23,7 @@ from realign.files import iter_jsonl_lines
 from realign.search.clean import hit
 from realign.search.relevance import STOPWORDS, light_stem
 
-INDEX_VERSION = 3            # bump when tokenisation or the saved layout changes
+INDEX_VERSION = 4            # bump when tokenisation or the saved layout changes
 SNIPPET_CHARS = 1000         # a long document is cut to this many characters as evidence
 TEXT_SUFFIXES = (".txt", ".md")
 CORPUS_SUFFIXES = (".jsonl", *TEXT_SUFFIXES)

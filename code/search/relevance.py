@@ -58,7 +58,9 @@ def light_stem(words):
 QUESTION_WORDS = ("how what why when where which who whom whose do does did done can could would "
                   "should shall may might must i me my mine you your yours we our us he she him her "
                   "they them their am been being has have had much many some any please tell give "
-                  "know want need get got also just very really from").split()
+                  "know want need get got also just very really from up out off all its too than "
+                  # what is left of contractions once the apostrophe splits them ("doesn't" -> doesn, t)
+                  "doesn don isn aren wasn weren hasn haven hadn didn couldn wouldn shouldn ll ve re").split()
 STOPWORDS = sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
 
 # Content words that say what kind of answer is wanted, not what it is about.
