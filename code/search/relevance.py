@@ -65,19 +65,19 @@ STOPWORDS = sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
 
 # Content words that say what kind of answer is wanted, not what it is about.
 WEAK_WORDS = set(light_stem((
-    "best better good great nice top way ways make makes making made use using used tip tips idea ideas "
-    "explain explanation describe description list give example examples recommend recommendation "
-    "recommendations suggest suggestion suggestions help helps advice thing things people person "
-    "time times new old different difference important main common type types kind kinds work works "
-    "long short tall deep big small large high low lot lots little often usually actually simple simply easy "
-    "hard quick quickly fast first last next right wrong true false fact facts reason reasons happen "
-    "happens cause causes mean means meaning called name find think say look like start step steps "
-    "year years day days week weeks today well back around still even though keep go going come take "
-    "set part number whole together each every other something anything someone one two three "
-    "possible possibly exactly generally general specific average typical really worth instead "
-    "versus vs between about information info question answer answers please okay ok hi hello thanks "
-    "quite enough far less more most much lots after before during since until while within without across "
-    "through over under again ever never always sometimes yet so than then there here").split()))
+    "best better good great nice top way ways make makes making made use using used tip tips idea "
+    "ideas explain explanation describe description list example examples recommend recommendation "
+    "recommendations suggest suggestion suggestions help helps advice thing things people person time "
+    "times new old different difference important main common type types kind kinds work works long "
+    "short tall deep big small large high low lot lots little often usually actually simple simply "
+    "easy hard quick quickly fast first last next right wrong true false fact facts reason reasons "
+    "happen happens cause causes mean means meaning called name find think say look like start step "
+    "steps year years day days week weeks today well back around still even though keep go going come "
+    "take set part number whole together each every other something anything someone one two three "
+    "possible possibly exactly generally general specific average typical worth instead versus vs "
+    "between about information info question answer answers okay ok hi hello thanks quite enough far "
+    "less more most after before during since until while within without across through over under "
+    "again ever never always sometimes yet so then there here").split()))
 
 
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # kana, CJK ideographs, hangul
@@ -97,7 +97,8 @@ def weight(word):
 
 def relevance(question_words, passage_words):
     """Score in [0, 1]: the weighted share of the question's content words the passage holds;
-    0 when it holds none of the strong ones (or the question has no content words)."""
+    0 when it holds fewer than two of the question's strong words (than its one, if it has
+    only one), or the question has no content words."""
     shared = question_words & passage_words
     strong = [w for w in question_words if w not in WEAK_WORDS]
     if not shared or sum(w in passage_words for w in strong) < min(MIN_STRONG, len(strong)):
