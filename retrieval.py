@@ -35,7 +35,7 @@ from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_data_path", required=True, help="classified records, .json or .jsonl")
+    p.add_argument("--input_data_path", required=True, help="classified records (.json, .jsonl, .parquet, .csv)")
     p.add_argument("--output_path", required=True, help="raw results; the cleaned file is written beside it")
     p.add_argument("--batch_size", type=int, default=10, help="queries in flight together, and records per checkpoint")
     p.add_argument("--backend", choices=["serper", "bm25"],
@@ -54,8 +54,8 @@ def parse_args(argv=None):
     check_flags(args, at_least={"batch_size": 1, "top_k": 1, "max_retries": 0}, positive=("timeout",))
     if not 0 <= args.min_relevance <= 1:
         raise UsageError(f"--min_relevance must be between 0 and 1, got {args.min_relevance:g}")
-    if not args.output_path.endswith((".json", ".jsonl")):
-        raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
+    if not args.output_path.endswith((".json", ".jsonl", ".parquet", ".csv")):
+        raise UsageError(f"{args.output_path}: --output_path must end in .json, .jsonl, .parquet or .csv")
     check_not_input({"--output_path": args.output_path,
                      "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
                     [args.input_data_path])
