@@ -83,6 +83,10 @@ WEAK_WORDS = set(light_stem((
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")   # kana, CJK ideographs, hangul
 
 
+QUESTION_CHARS = 4000  # a question is judged by its first 4000 characters, as bm25 searches them:
+                       # all words of a 50 MB question would take a gigabyte
+
+
 def content_words(text):
     """The text's distinct content words: lower-cased, stopwords out, lightly stemmed. A run of
     Chinese, Japanese or Korean script (no spaces between words) gives its character pairs."""
@@ -131,7 +135,7 @@ class RelevanceFloor:
         self.min_relevance = min_relevance
 
     def split(self, question, hits):
-        words = content_words(question)
+        words = content_words(question[:QUESTION_CHARS])
         kept, dropped = [], []
         for h in hits:
             if is_junk(h["text"]):
