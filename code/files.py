@@ -48,7 +48,7 @@ def os_error(e, path=None, doing="write"):
     """The one-line DataError for an OSError on a file: 'PATH: cannot write (no space left on the device)'."""
     where = e.filename if e.filename is not None else path
     why = _OS_PROBLEMS.get(e.errno) or e.strerror or str(e)
-    return DataError(f"{where if where is not None else '(unnamed file)'}: cannot {doing} ({why})")
+    return DataError((f"{where}: " if where is not None else "") + f"cannot {doing} ({why})")
 
 
 # ---------------------------------------------------------------- writing
