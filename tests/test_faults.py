@@ -495,3 +495,18 @@ def test_a_folder_we_may_not_write_in_is_one_line(tmp_path, locked_folder, step)
     r = run_script(step, *step_commands(inp, shards, locked_folder)[step])
     assert_one_line_error(r, locked_folder, "not permitted")
     assert os.listdir(locked_folder) == []
+
+
+def test_reformat_filling_the_disk_midway_keeps_whole_lines_only(tmp_path, small_disk):
+    """Two records fit, the third does not: exit 2 naming the shard, which holds the two whole
+    lines and no part of the third (a rerun with space resumes after them)."""
+    recs = [make_record(i, q=f"{i} " + "tell me a story " * 25_000, cat=PASS_THROUGH) for i in range(3)]
+    inp = write_json(tmp_path / "in.json", recs)
+    out = small_disk / "shards"
+    r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", out,
+                   "--base_url", "http://127.0.0.1:9/v1", "--quiet")
+    shard = out / "rewrite_data_0_of_1_batch.jsonl"
+    assert_one_line_error(r, shard, "no space left")
+    data = shard.read_bytes()
+    assert data.endswith(b"\n") and [json.loads(x)["id"] for x in data.splitlines()] == [0, 1]
+    assert all_files(out) == ["rewrite_data_0_of_1_batch.jsonl"]
