@@ -12,9 +12,11 @@ mid-write leaves; a line that fails to write (disk full) is cut off again at onc
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
+import time
 from contextlib import contextmanager
 
 from realign.errors import DataError, UsageError
@@ -79,20 +81,36 @@ def _alive(pid):
     return True
 
 
+_LEGACY_TEMP = re.compile(r"[a-z0-9_]{8}\.tmp")  # what mkstemp appended before temp names held a pid
+LEGACY_TEMP_AGE = 24 * 3600                      # seconds untouched before such a temp counts as stale
+
+
+def _is_stale(folder, name, path):
+    prefix = _temp_prefix(path)
+    if name.startswith(prefix) and name.endswith(".tmp"):
+        pid = name[len(prefix):].split(".", 1)[0]
+        return pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
+    legacy = f".{os.path.basename(path)}."
+    if name.startswith(legacy) and _LEGACY_TEMP.fullmatch(name[len(legacy):]):
+        try:
+            return time.time() - os.lstat(os.path.join(folder, name)).st_mtime > LEGACY_TEMP_AGE
+        except OSError:
+            return False
+    return False
+
+
 def remove_stale_temps(path):
     """Delete temp files (or folders) of `path` left by dead processes of this host (a `kill -9`
-    mid-write); returns how many. Those of live processes and of other hosts are left alone."""
-    folder, prefix = os.path.dirname(os.path.abspath(path)), _temp_prefix(path)
+    mid-write); returns how many. Those of live processes and of other hosts are left alone.
+    Temp files named before names held a pid (`.NAME.XXXXXXXX.tmp`) go once a day old."""
+    folder = os.path.dirname(os.path.abspath(path))
     removed = 0
     try:
         names = os.listdir(folder)
     except OSError:
         return 0
     for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid = name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if _is_stale(folder, name, path):
             stale = os.path.join(folder, name)
             try:
                 if os.path.isdir(stale) and not os.path.islink(stale):

@@ -510,3 +510,16 @@ def test_reformat_filling_the_disk_midway_keeps_whole_lines_only(tmp_path, small
     data = shard.read_bytes()
     assert data.endswith(b"\n") and [json.loads(x)["id"] for x in data.splitlines()] == [0, 1]
     assert all_files(out) == ["rewrite_data_0_of_1_batch.jsonl"]
+
+
+def test_temp_files_of_the_old_naming_go_once_a_day_old(tmp_path):
+    """Before temp names held a pid they were `.NAME.XXXXXXXX.tmp`: those a day old are removed."""
+    inp = write_json(tmp_path / "in.json", [make_record(1, cat=PASS_THROUGH)])
+    old, fresh = tmp_path / ".final.json.k3j_9xq2.tmp", tmp_path / ".final.json.a8d2mm0q.tmp"
+    for f in (old, fresh):
+        f.write_text("half a file")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp,
+                   "--input_rewrite_data_path", inp, "--output_path", tmp_path / "final.json")
+    assert r.returncode == 0, r.stderr
+    assert not old.exists() and fresh.exists()
