@@ -18,6 +18,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from realign.errors import UsageError
+from realign.limits import CALL_TIMEOUT_SLACK
 from realign.redact import scrub
 
 
@@ -82,7 +83,9 @@ class Backend:
 
     name = "base"
     default_concurrency = 32   # a sensible --concurrency when the user gives none
-    network = True             # False for in-process engines: no HTTP timeouts or 429s apply
+    # Both off for in-process engines, where no HTTP timeouts or 429s apply:
+    timed_calls = True         # whoever drives it (run_all, a Ray worker) bounds each call; see call_timeout
+    slow_start = True          # run_all ramps up to --concurrency: no blind first burst at a remote server
 
     def __init__(self, config):
         self.config = config
@@ -97,6 +100,11 @@ class Backend:
 
     async def aclose(self):
         pass
+
+
+def call_timeout(backend_class, config):
+    """Seconds one call of this backend may take before its driver gives up, None for no bound."""
+    return config.request_timeout + CALL_TIMEOUT_SLACK if backend_class.timed_calls else None
 
 
 # ---------------------------------------------------------------- registry

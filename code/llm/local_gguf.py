@@ -44,7 +44,7 @@ def _log(message):
 class LocalGGUFBackend(Backend):
     name = "local"
     default_concurrency = 1
-    network = False
+    timed_calls = slow_start = False  # an in-process engine
 
     def __init__(self, config):
         super().__init__(config)

@@ -12,8 +12,8 @@ unknown model) stops the whole run by raising. The backends themselves are in ll
 import asyncio
 from dataclasses import dataclass
 
-from realign.limits import AdaptiveLimiter, RetryPolicy, TokenBucket
-from realign.llm.base import BackendError, Outcome, Unusable
+from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, TokenBucket
+from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
 
 
@@ -84,17 +84,16 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
     concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
     rpm / tpm: client-side caps (requests / tokens per minute), None for none.
     timeout: seconds per call, an attempt of n candidates gets n times that (None: the backend's
-    request_timeout plus 5 s for network backends, none for in-process engines).
+    request_timeout plus CALL_TIMEOUT_SLACK for backends with timed_calls, none for the others).
     """
     concurrency = concurrency or backend.default_concurrency
     policy = policy or RetryPolicy()
-    if timeout is None and backend.network:
-        timeout = backend.config.request_timeout + 5.0  # the HTTP client's own timeout fires first
+    if timeout is None:
+        timeout = call_timeout(backend, backend.config)
     stats = stats or Stats()
-    # Slow start protects a remote server from a blind first burst; a local engine has no 429s.
-    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.network else concurrency)
-    rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
-    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=6.0) if tpm else None
+    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.slow_start else concurrency)
+    rpm_bucket = TokenBucket.per_minute(rpm, burst_seconds=RPM_BURST_SECONDS) if rpm else None
+    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=TPM_BURST_SECONDS) if tpm else None
     pending = iter(requests)
 
     async def worker():

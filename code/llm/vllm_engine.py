@@ -40,7 +40,7 @@ def _gpu_count():
 class VLLMBackend(Backend):
     name = "vllm"
     default_concurrency = 256   # = batch size handed to the engine
-    network = False
+    timed_calls = slow_start = False  # an in-process engine
 
     def __init__(self, config):
         super().__init__(config)

@@ -11,7 +11,7 @@ import os
 import uuid
 
 from realign.errors import UsageError
-from realign.llm.base import BACKENDS, Backend, BackendError, make_backend
+from realign.llm.base import BACKENDS, Backend, BackendError, call_timeout, make_backend
 from realign.ray.cluster import connect, worker_placement
 from realign.redact import add_secret, scrub
 
@@ -35,7 +35,7 @@ class Worker:
         add_secret(config.api_key)  # this process scrubs the key from its own messages too
         self.backend = make_backend(backend_name, config)
         self.pace = ray.get_actor(pace_name) if pace_name else None
-        self.timeout = config.request_timeout + 5.0 if self.backend.network else None
+        self.timeout = call_timeout(self.backend, config)
 
     def ready(self):
         return os.getpid()
@@ -89,7 +89,8 @@ class RayBackend(Backend):
     """A Backend that runs `backend_name` in `workers` Ray actors; see the module docstring."""
 
     name = "ray"
-    network = False  # run_all adds no timeout of its own: the rate-cap wait happens in the workers
+    timed_calls = False  # run_all adds no bound: the workers bound each call, generate() waits longer
+    slow_start = False   # (the rate-cap wait happens in the workers)
 
     def __init__(self, backend_name, config, *, workers, address=None, rpm=None, tpm=None, gpus_per_worker=0):
         if backend_name not in BACKENDS:
@@ -99,7 +100,7 @@ class RayBackend(Backend):
         ray = connect(address, cpus=workers)
         inner = _backend_class(backend_name)
         self.default_concurrency = workers * inner.default_concurrency
-        self._bound = (config.request_timeout + 5.0) if inner.network else None  # per call; see generate
+        self._bound = call_timeout(inner, config)  # per call; see generate
         self._run = uuid.uuid4().hex[:12]
         self._pace = None
         pace_name = None
