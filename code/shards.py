@@ -13,7 +13,6 @@ import re
 from realign.errors import DataError
 
 SHARD_RE = re.compile(r"^rewrite_data_(\d+)_of_(\d+)_batch\.jsonl$")
-FAILURES_RE = re.compile(r"^failures_(\d+)_of_(\d+)\.jsonl$")
 
 
 def check_batch_args(batch_id, batch_num):

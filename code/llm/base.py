@@ -44,7 +44,6 @@ class Outcome:
     request: Request
     result: object = None            # check(texts) on success (the texts without a check)
     error: str | None = None         # one-line reason on failure, secrets scrubbed
-    attempts: int = 0
 
     @property
     def ok(self):

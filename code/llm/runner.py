@@ -21,7 +21,6 @@ from realign.redact import scrub
 class Stats:
     sent: int = 0          # attempts that reached the backend
     throttled: int = 0     # attempts answered 429 / overloaded
-    retried: int = 0
     succeeded: int = 0
     failed: int = 0
     in_flight: int = 0
@@ -55,7 +54,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
             stats.in_flight += 1
             try:
                 result = await _attempt(backend, request, check, limit)
-                return Outcome(request, result=result, attempts=attempt + 1)
+                return Outcome(request, result=result)
             except BackendError as e:
                 if e.fatal:
                     raise
@@ -71,8 +70,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
                 stats.in_flight -= 1
         if not retryable or attempt == policy.max_retries:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
-            return Outcome(request, error=reason + tries, attempts=attempt + 1)
-        stats.retried += 1
+            return Outcome(request, error=reason + tries)
         await asyncio.sleep(policy.delay(attempt, retry_after))
 
 

@@ -62,7 +62,6 @@ class Pace:
         self._requests = Schedule.per_minute(rpm, RPM_BURST_SECONDS) if rpm else None
         self._tokens = Schedule.per_minute(tpm, TPM_BURST_SECONDS) if tpm else None
         self._clock = clock
-        self.booked = 0
 
     def book(self, cost_tokens=1):
         """Seconds the caller must wait before sending one request that costs `cost_tokens`."""
@@ -73,7 +72,6 @@ class Pace:
             at = schedule.earliest(at, amount)
         for schedule, amount in plan:
             schedule.commit(at, amount)
-        self.booked += 1
         return at - now
 
 
