@@ -14,10 +14,9 @@ import sys
 
 from tqdm import tqdm
 
-from realign.errors import UsageError
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend
-from realign.llm.runner import run_all
+from realign.llm.base import BackendConfig, Request, Sampling, make_backend
+from realign.llm.runner import run_step
 from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLASSIFIER_TOP_P,
                              build_classifier_prompt, parse_task)
 
@@ -70,10 +69,8 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
 
     requests = (classify_request(i, t, chat) for i, t in enumerate(texts))
     try:
-        await run_all(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
-                      policy=RetryPolicy(max_retries=max_retries))
-    except BackendError as e:
-        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        await run_step(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
+                       policy=RetryPolicy(max_retries=max_retries))
     finally:
         bar.close()
         await backend.aclose()

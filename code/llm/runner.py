@@ -12,6 +12,7 @@ unknown model) stops the whole run by raising. The backends themselves are in ll
 import asyncio
 from dataclasses import dataclass
 
+from realign.errors import UsageError
 from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, TokenBucket
 from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
@@ -113,3 +114,12 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return stats
+
+
+async def run_step(backend, requests, on_done, **options):
+    """run_all for a script's whole run: a fatal BackendError (bad key, unknown model) becomes the
+    one-line UsageError that the script prints before exiting 2."""
+    try:
+        return await run_all(backend, requests, on_done, **options)
+    except BackendError as e:
+        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
