@@ -15,11 +15,12 @@ unless a fatal error (bad key, unknown model) stops the whole run by raising.
 """
 
 import importlib
+import os
 from dataclasses import dataclass, field
 
 from realign.errors import UsageError
 from realign.limits import CALL_TIMEOUT_SLACK
-from realign.redact import scrub
+from realign.redact import add_secret, scrub
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Backend:
     # Both off for in-process engines, where no HTTP timeouts or 429s apply:
     timed_calls = True         # whoever drives it (run_all, a Ray worker) bounds each call; see call_timeout
     slow_start = True          # run_all ramps up to --concurrency: no blind first burst at a remote server
+    key_env = None             # the environment variable holding its API key; None: it takes no key
 
     def __init__(self, config):
         self.config = config
@@ -116,8 +118,26 @@ BACKENDS = {
 }
 
 
-def make_backend(name, config):
+def backend_class(name):
+    """The class registered as `name` (its module imported now; engines inside import lazily)."""
     if name not in BACKENDS:
         raise UsageError(f"--backend {name!r}: choose one of {', '.join(sorted(BACKENDS))}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(name, config):
+    return backend_class(name)(config)
+
+
+def api_key(name, given=None, *, base_url=None, required=True):
+    """The API key for backend `name`: `given` (--openai_key) wins over the environment variable the
+    backend declares (key_env). Registered with redact so no message shows it. UsageError when the
+    backend takes a key, none is found, it is `required`, and no --base_url points at a local
+    server (which may do without)."""
+    env = backend_class(name).key_env
+    key = given or (os.environ.get(env) if env else None)
+    add_secret(key)
+    if env and required and not key and not base_url:
+        raise UsageError(f"no API key: set {env} (or pass --openai_key), or point --base_url at a local server")
+    return key
