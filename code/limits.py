@@ -1,6 +1,6 @@
 """Being a polite, fast client: retry/backoff, client-side rate caps, adaptive concurrency.
 
-Provider-agnostic; used by the LLM runner (realign.llm.base) and by the Serper client.
+Provider-agnostic; used by the LLM runner (realign.llm.runner) and by the Serper client.
 
     policy = RetryPolicy(max_retries=5, base=1.0, cap=60.0)
     policy.delay(attempt, retry_after=retry_after_seconds(headers))   # seconds to wait

@@ -120,7 +120,7 @@ def validate_record(rec, path, index):
         raise DataError(f"{at}: items[1].from must be 'gpt', got {items[1]['from']!r}")
     cat = items[0].get("category")
     if cat is not None and cat not in TASK_SET:
-        raise DataError(f"{at}: unknown category {cat!r} (see realign/constant.py for the 46 task names)")
+        raise DataError(f"{at}: unknown category {cat!r} (see code/constant.py for the 46 task names)")
     ev = items[0].get("evidence")
     if ev is not None and not (isinstance(ev, list) and all(isinstance(s, str) for s in ev)):
         raise DataError(f"{at}: items[0].evidence must be a list of strings")
