@@ -1,4 +1,4 @@
-"""Shards of a reformat run: which records shard i of N holds, its file names, resume state.
+"""Shards of a reformat run: which records shard i of N holds, and its file names.
 
 reformat.py process i of N writes, in `--output_directory`:
   rewrite_data_{i}_of_{N}_batch.jsonl   one finished record a line (appended as they finish)

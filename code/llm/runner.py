@@ -6,7 +6,8 @@ An AIMD limiter on requests in flight, optional rpm/tpm token buckets, bounded r
 backoff that honours Retry-After, a hard timeout per attempt, and a caller-supplied
 `check(texts)` that may raise `Unusable` to have bad output retried. Every request ends in
 exactly one `on_done(Outcome)` call, success or failure, unless a fatal error (bad key,
-unknown model) stops the whole run by raising. The backends themselves are in llm/base.py.
+unknown model) stops the whole run by raising; run_step turns that into the scripts' one-line
+error. The interface it drives (Backend, Request, Outcome) is in llm/base.py.
 """
 
 import asyncio
