@@ -83,13 +83,16 @@ class Backend:
 
     name = "base"
     default_concurrency = 32   # a sensible --concurrency when the user gives none
-    # Both off for in-process engines, where no HTTP timeouts or 429s apply:
+    # All three off for in-process engines, where no HTTP timeouts or 429s apply:
     timed_calls = True         # whoever drives it (run_all, a Ray worker) bounds each call; see call_timeout
     slow_start = True          # run_all ramps up to --concurrency: no blind first burst at a remote server
+    throttles = True           # a server that may answer 429; False: a model run by us (summaries
+                               # then speak of time per rewrite)
     key_env = None             # the environment variable holding its API key; None: it takes no key
 
     def __init__(self, config):
         self.config = config
+        self.calls = 0         # calls really made to the server or engine, retries and top-ups included
 
     async def generate(self, request):
         """A list of request.sampling.n texts (fewer only if the engine gives fewer)."""
