@@ -1,0 +1,249 @@
+"""The checkable facts a text states: numbers, URLs, e-mail addresses and proper names.
+
+    new_facts(rewrite, [question, original, *evidence], arithmetic=False) -> ["$50", "Springfield"]
+
+lists, in order of appearance, the facts of `rewrite` that none of the sources states. It is
+what the filter rule `new_facts` uses to catch a rewriter inventing a year, an amount or a
+person. It is written to stay quiet on layout:
+
+- numbers are compared by value (1,000 = 1000 = 1k; 50% = 50 percent = 0.5; "two million" =
+  2,000,000 in a source), and list or step numbering ("1.", "Step 2", "Day 3") is not a fact;
+- a proper name is a capitalised word that is not where any word is capitalised: the start of
+  a sentence, line, list item or table cell, a heading, a table's header row, a label before a
+  colon. Names are compared case-insensitively, and a possessive or plural counts as the word;
+- text inside code (fenced blocks, `inline code`) is code, not claims, and is skipped;
+- with arithmetic=True (math tasks) a number that is the sum, difference, product or quotient
+  of two numbers of the sources counts as known: a worked solution shows its steps.
+"""
+
+import re
+
+# ---------------------------------------------------------------- tokens
+
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`|]+", re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"""
+    (?<![\w.,/])(?P<cur>[$€£¥₹]\s?)?
+    (?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![.,]?\d)
+    (?P<suf>\s?(?:%|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b)|(?:k|K|M|bn|B)\b)?
+    """, re.X)
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+# Numbers that number a list or a step rather than state anything.
+_LIST_NUMBER = re.compile(r"^[ \t>#*_]*(?:[-*+•][ \t]+)?(?:\*\*|__)?\(?(\d{1,2})(?:[.):]|[ \t]*[-–—])", re.M)
+_STEP_NUMBER = re.compile(r"\b(?:step|stage|phase|part|option|tip|method|way|section|point|item|rule|example|"
+                          r"question|idea|reason|day|week|round|level|chapter|lesson|task|exercise|no\.|#)"
+                          r"[ \t]*#?(\d{1,2})\b", re.I)
+
+_MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
+               "trillion": 1e12}
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                      "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9,
+                      "dozen": 12, "half": 0.5, "twice": 2, "double": 2, "triple": 3, "once": 1,
+                      "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+                      "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "quarter": 0.25})
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")(?:[\s-]+("
+                          + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r"))?\b", re.I)
+
+# Capitalised words that are layout, not names, wherever they stand.
+LAYOUT_WORDS = frozenset("""
+i i'm i've i'll i'd ok okay yes no true false note notes tip tips step steps example examples summary
+answer answers conclusion introduction overview final explanation solution question questions reasoning
+option options part key pros cons ingredients instructions method result results total verdict important
+warning caution tldr faq q a subject dear hi hello best regards sincerely thanks thank bonus
+""".split())
+
+_TERMINAL = ".!?:;|…"
+
+
+def _mask(text, pattern):
+    """`text` with every match of `pattern` blanked out (same length, so offsets still hold)."""
+    return pattern.sub(lambda m: " " * len(m.group()), text)
+
+
+def _value(m):
+    """The numbers a _NUMBER match may mean: (bare value, scaled value or None, percent fraction or None)."""
+    bare = float(m.group("num").replace(",", ""))
+    suffix = (m.group("suf") or "").strip().lower()
+    if suffix in ("%", "percent", "per cent", "percent"):
+        return bare, None, bare / 100
+    if suffix:
+        return bare, bare * _MULTIPLIER[suffix], None
+    return bare, None, None
+
+
+def _key(x):
+    return round(x, 6)
+
+
+# ---------------------------------------------------------------- what the sources state
+
+class Sources:
+    """Everything the question, the original and the evidence state, in comparable form."""
+
+    def __init__(self, texts, arithmetic=False):
+        self.text = "\n".join(t for t in texts if t)
+        self.lower = self.text.lower()
+        self.arithmetic = arithmetic
+        self._words = self._numbers = None
+
+    @property
+    def words(self):
+        if self._words is None:
+            words = set()
+            for w in _WORD.findall(self.lower):
+                w = w.replace("’", "'")
+                words.add(w)
+                words.update(p for p in re.split(r"[-']", w) if p)
+            self._words = words
+        return self._words
+
+    @property
+    def numbers(self):
+        if self._numbers is None:
+            values = []
+            for m in _NUMBER.finditer(self.text):
+                values.extend(v for v in _value(m) if v is not None)
+            for m in _NUMBER_WORD.finditer(self.lower):
+                a = _NUMBER_WORDS[m.group(1).lower()]
+                values.append(a)
+                if m.group(2):
+                    b = _NUMBER_WORDS[m.group(2).lower()]
+                    values += [b, a * b if b >= 100 else a + b]
+            # "2 million", "1.5 billion": a digit number followed by a scale word
+            for m in re.finditer(r"(\d+(?:\.\d+)?)\s+(thousand|million|billion|trillion)\b", self.lower):
+                values.append(float(m.group(1)) * _MULTIPLIER[m.group(2)])
+            known = {_key(v) for v in values}
+            if self.arithmetic:
+                base = list(dict.fromkeys(values))[:40]
+                for a in base:
+                    for b in base:
+                        known.update((_key(a + b), _key(abs(a - b)), _key(a * b)))
+                        if b:
+                            known.add(_key(a / b))
+            known.add(1.0)  # "a", "an", "one": a 1 is never news
+            self._numbers = known
+        return self._numbers
+
+    def has_number(self, m):
+        bare, scaled, fraction = _value(m)
+        return any(v is not None and _key(v) in self.numbers for v in (bare, scaled, fraction))
+
+    def has_word(self, word):
+        w = word.lower().replace("’", "'")
+        for suffix in ("'s", "'"):
+            if w.endswith(suffix) and len(w) > len(suffix) + 1:
+                w = w[: -len(suffix)]
+        if w in self.words or w in self.lower:
+            return True
+        parts = [p for p in re.split(r"[-']", w) if p]
+        if len(parts) > 1 and all(p in self.words for p in parts):
+            return True
+        for suffix in ("es", "s"):  # plurals: "the Smiths"
+            if w.endswith(suffix) and w[: -len(suffix)] in self.words:
+                return True
+        return False
+
+
+# ---------------------------------------------------------------- where capitals mean nothing
+
+_LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)]|[a-zA-Z][.)]|\(\w{1,3}\))$")
+_OPENERS = " \t*_\"'“‘([{>#`~"
+
+
+def _initial(line, col):
+    """Does the word at `col` of `line` stand where any word is capitalised?"""
+    before = line[:col].rstrip(_OPENERS)
+    if not before or before[-1] in _TERMINAL or before[-1] in "—–":
+        return True
+    return bool(_LIST_MARKER.match(before.strip()))
+
+
+def _label_end(line):
+    """Column where a leading label ends ('**Best time to visit**:', 'Cooking Time:'), else 0."""
+    m = re.match(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*(\*\*|__)(.+?)\1[ \t]*(?:[:.—–-]|$)", line)
+    if m:
+        return m.end()
+    m = re.match(r"^([^:.!?]{1,60}):", line)
+    if m and len(m.group(1).split()) <= 6:
+        return m.end()
+    return 0
+
+
+def _layout_lines(lines):
+    """Indexes of lines whose capitals are all layout: headings, bold-only lines, table headers."""
+    skip = set()
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("#") or re.fullmatch(r"(\*\*|__).+\1:?", s):
+            skip.add(i)
+        elif s.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|?[\s:|-]+\|?", lines[i + 1].strip() or "x"):
+            skip.add(i)  # the header row of a markdown table
+    return skip
+
+
+def _names(text):
+    """(start, end, word) of each capitalised word standing where only a name would be capitalised."""
+    out = []
+    lines = text.split("\n")
+    skip = _layout_lines(lines)
+    offset = 0
+    for i, line in enumerate(lines):
+        if i not in skip:
+            label = _label_end(line)
+            for m in _WORD.finditer(line):
+                w = m.group()
+                if (not w[0].isupper() or m.start() < label or len(w) < 2 and w != w.upper()
+                        or len(w.rstrip("'’s")) < 2 or w.lower().rstrip("'’s") in LAYOUT_WORDS
+                        or w.lower() in LAYOUT_WORDS or _initial(line, m.start())):
+                    continue
+                out.append((offset + m.start(), offset + m.end(), w))
+        offset += len(line) + 1
+    return out
+
+
+# ---------------------------------------------------------------- the check
+
+def new_facts(text, sources, arithmetic=False):
+    """The facts of `text` (numbers, URLs, e-mails, names) that no text in `sources` states, as
+    they are written in `text`, in order, each once."""
+    src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
+    found = []  # (position, surface)
+    body = _mask(text, _CODE)
+    for m in _URL.finditer(body):
+        url = m.group().rstrip(".,;:!?)")
+        bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
+        if bare not in src.lower:
+            found.append((m.start(), url))
+    body = _mask(body, _URL)
+    for m in _EMAIL.finditer(body):
+        if m.group().lower() not in src.lower:
+            found.append((m.start(), m.group()))
+    body = _mask(body, _EMAIL)
+
+    numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
+    numbering.update(m.start(1) for m in _STEP_NUMBER.finditer(body) if int(m.group(1)) <= 20)
+    for m in _NUMBER.finditer(body):
+        if m.start("num") in numbering or m.group("num") in src.text and _bounded(m.group("num"), src.text):
+            continue
+        if not src.has_number(m):
+            found.append((m.start(), m.group().strip()))
+    for start, _end, word in _names(body):
+        if not src.has_word(word):
+            found.append((start, word))
+
+    seen, out = set(), []
+    for _, surface in sorted(found):
+        if surface.lower() not in seen:
+            seen.add(surface.lower())
+            out.append(surface)
+    return out
+
+
+def _bounded(number, text):
+    """Does `number` occur in `text` as a whole number (not inside a longer one)?"""
+    return re.search(r"(?<![\d.,])" + re.escape(number) + r"(?![,.]?\d)", text) is not None
