@@ -160,16 +160,16 @@ def final_answer_kept(p):
 
 
 # Faithfulness first: true_false_original accepts outright, so everything that must hold for
-# every rewrite runs before it.
+# every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
+# from 4 to 5" says more than "states '5'".
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
-            truncated, new_facts]
+            truncated, final_answer_kept, new_facts]
 
 RULESETS = {
     "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
-                                 single_char_answer_kept, length_ratio, code_consistency, final_answer_kept],
-    "alpaca": FAITHFUL + [length_ratio, code_consistency, final_answer_kept],
-    "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency,
-                             final_answer_kept],
+                                 single_char_answer_kept, length_ratio, code_consistency],
+    "alpaca": FAITHFUL + [length_ratio, code_consistency],
+    "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency],
     "none": [],
 }
 

@@ -29,12 +29,13 @@ _NUMBER = re.compile(r"""
     (?P<suf>\s?(?:%|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b)|(?:k|K|M|bn|B)\b)?
     """, re.X)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_CAPITALISED = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-ÞĀ-ſΑ-ΩА-Я][\w'’-]*")
 
 # Numbers that number a list or a step rather than state anything.
 _LIST_NUMBER = re.compile(r"^[ \t>#*_]*(?:[-*+•][ \t]+)?(?:\*\*|__)?\(?(\d{1,2})(?:[.):]|[ \t]*[-–—])", re.M)
-_STEP_NUMBER = re.compile(r"\b(?:step|stage|phase|part|option|tip|method|way|section|point|item|rule|example|"
-                          r"question|idea|reason|day|week|round|level|chapter|lesson|task|exercise|no\.|#)"
-                          r"[ \t]*#?(\d{1,2})\b", re.I)
+_STEP_WORD = re.compile(r"(?:\b(?:step|stage|phase|part|option|tip|method|way|section|point|item|rule|example|"
+                        r"question|idea|reason|day|week|round|level|chapter|lesson|task|exercise|no\.)[ \t]*#?|#)$",
+                        re.I)
 
 _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
                "trillion": 1e12}
@@ -89,7 +90,14 @@ class Sources:
         self.text = "\n".join(t for t in texts if t)
         self.lower = self.text.lower()
         self.arithmetic = arithmetic
-        self._words = self._numbers = None
+        self._words = self._numbers = self._strings = None
+
+    @property
+    def number_strings(self):
+        """The numbers of the sources exactly as written ("1,000", "12")."""
+        if self._strings is None:
+            self._strings = {m.group("num") for m in _NUMBER.finditer(self.text)}
+        return self._strings
 
     @property
     def words(self):
@@ -190,18 +198,20 @@ def _names(text):
     """(start, end, word) of each capitalised word standing where only a name would be capitalised."""
     out = []
     lines = text.split("\n")
-    skip = _layout_lines(lines)
+    skip = _layout_lines(lines) if "#" in text or "|" in text or "**" in text or "__" in text else ()
     offset = 0
     for i, line in enumerate(lines):
         if i not in skip:
-            label = _label_end(line)
-            for m in _WORD.finditer(line):
+            label = -1
+            for m in _CAPITALISED.finditer(line):
                 w = m.group()
-                if (not w[0].isupper() or m.start() < label or len(w) < 2 and w != w.upper()
-                        or len(w.rstrip("'’s")) < 2 or w.lower().rstrip("'’s") in LAYOUT_WORDS
-                        or w.lower() in LAYOUT_WORDS or _initial(line, m.start())):
+                core = w.lower().rstrip("'’s")
+                if len(core) < 2 or core in LAYOUT_WORDS or w.lower() in LAYOUT_WORDS or _initial(line, m.start()):
                     continue
-                out.append((offset + m.start(), offset + m.end(), w))
+                if label < 0:
+                    label = _label_end(line)
+                if m.start() >= label:
+                    out.append((offset + m.start(), offset + m.end(), w))
         offset += len(line) + 1
     return out
 
@@ -213,24 +223,32 @@ def new_facts(text, sources, arithmetic=False):
     they are written in `text`, in order, each once."""
     src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
     found = []  # (position, surface)
-    body = _mask(text, _CODE)
-    for m in _URL.finditer(body):
-        url = m.group().rstrip(".,;:!?)")
-        bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
-        if bare not in src.lower:
-            found.append((m.start(), url))
-    body = _mask(body, _URL)
-    for m in _EMAIL.finditer(body):
-        if m.group().lower() not in src.lower:
-            found.append((m.start(), m.group()))
-    body = _mask(body, _EMAIL)
+    body = _mask(text, _CODE) if "`" in text else text
+    if "://" in body or "www." in body:
+        for m in _URL.finditer(body):
+            url = m.group().rstrip(".,;:!?)")
+            bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
+            if bare not in src.lower:
+                found.append((m.start(), url))
+        body = _mask(body, _URL)
+    if "@" in body:
+        for m in _EMAIL.finditer(body):
+            if m.group().lower() not in src.lower:
+                found.append((m.start(), m.group()))
+        body = _mask(body, _EMAIL)
 
-    numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
-    numbering.update(m.start(1) for m in _STEP_NUMBER.finditer(body) if int(m.group(1)) <= 20)
-    for m in _NUMBER.finditer(body):
-        if m.start("num") in numbering or m.group("num") in src.text and _bounded(m.group("num"), src.text):
-            continue
-        if not src.has_number(m):
+    numbers = list(_NUMBER.finditer(body))
+    if numbers:
+        numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
+        for m in numbers:
+            num = m.group("num")
+            if num in src.text and num in src.number_strings:
+                continue
+            start = m.start("num")
+            if start in numbering or len(num) <= 2 and _STEP_WORD.search(body, max(0, start - 16), start):
+                continue
+            if src.has_number(m):
+                continue
             found.append((m.start(), m.group().strip()))
     for start, _end, word in _names(body):
         if not src.has_word(word):
@@ -242,8 +260,3 @@ def new_facts(text, sources, arithmetic=False):
             seen.add(surface.lower())
             out.append(surface)
     return out
-
-
-def _bounded(number, text):
-    """Does `number` occur in `text` as a whole number (not inside a longer one)?"""
-    return re.search(r"(?<![\d.,])" + re.escape(number) + r"(?![,.]?\d)", text) is not None

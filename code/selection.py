@@ -115,15 +115,28 @@ _REFUSAL = re.compile(r"""
     """, re.I | re.X)
 
 
+_REFUSAL_HINTS = ("sorry", "can't", "can’t", "cannot", "can not", "unable", "not able", "won't", "won’t",
+                  "will not", "decline", "refuse", "apologi", "as a", "as an")
+
+
 def refusal_phrase(text):
     """The first phrase of `text` that declines or apologises ("I'm sorry, but I", "I cannot
     help", "As an AI"), or None."""
+    lower = text.lower()
+    if not any(k in lower for k in _REFUSAL_HINTS):
+        return None
     m = _REFUSAL.search(text)
     return " ".join(m.group().split()) if m else None
 
 
 # Our prompt's wording: what a rewrite that echoes the prompt back contains.
-ECHO_WORDS = 6  # a run of this many words of the prompt's fixed text is an echo
+ECHO_WORDS = 7  # a run of this many words of the prompt's fixed text is an echo (a heading taken
+# from a layout line is shorter)
+# n-grams are keyed on a first word that is not one of these (any echo long enough has one):
+# it lets the check skip most positions of a text.
+_COMMON = frozenset("""the a an and or of to in on for with by at as is are be it its this that these those
+what which who how when where if then than not no do does your you their them they there such each every
+one any all""".split())
 _PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
 _WORDS = re.compile(r"\w+")
 
@@ -141,12 +154,18 @@ def prompt_wording():
         for piece in _PLACEHOLDER.split(text):
             words = _WORDS.findall(piece.lower())
             pieces.append(" ".join(words))
-            grams.update(tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+            grams.update(tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)
+                         if words[i] not in _COMMON)
     for text in own:  # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
         labels.update(m.group(1).lower() + ":" for m in re.finditer(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", text, re.M))
     # section labels such as "[Original answer]", wherever the module writes them
     labels.update(m.group().lower() for m in re.finditer(r"\[[A-Z][a-z]+(?: [a-z]+){0,2}\]", inspect.getsource(prompts)))
     return frozenset(grams), frozenset(labels), "\n".join(pieces)
+
+
+@lru_cache(maxsize=1)
+def _gram_firsts():
+    return frozenset(g[0] for g in prompt_wording()[0])
 
 
 def prompt_echo_phrase(text, exclude=""):
@@ -162,7 +181,9 @@ def prompt_echo_phrase(text, exclude=""):
     words = _WORDS.findall(lower)
     if 3 <= len(words) < ECHO_WORDS and " ".join(words) in fixed and " ".join(words) not in excluded:
         return " ".join(words)  # a short reply made only of prompt words
-    hits = [i for i in range(len(words) - ECHO_WORDS + 1) if tuple(words[i:i + ECHO_WORDS]) in grams]
+    firsts = _gram_firsts()
+    hits = [i for i in range(len(words) - ECHO_WORDS + 1)
+            if words[i] in firsts and tuple(words[i:i + ECHO_WORDS]) in grams]
     if hits:
         excluded_words = " ".join(_WORDS.findall(excluded))
         for i in hits:
