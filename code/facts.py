@@ -194,6 +194,17 @@ def _layout_lines(lines):
     return skip
 
 
+def _title_case_cells(row):
+    """(start, end) of the cells of a table row written in Title Case ('Units Sold'): labels."""
+    out, at = [], 0
+    for cell in row.split("|"):
+        words = [w for w in _WORD.findall(cell) if len(w) >= 4]
+        if words and len(words) <= 6 and all(w[0].isupper() for w in words):
+            out.append((at, at + len(cell)))
+        at += len(cell) + 1
+    return out
+
+
 def _names(text):
     """(start, end, word) of each capitalised word standing where only a name would be capitalised."""
     out = []
@@ -203,10 +214,13 @@ def _names(text):
     for i, line in enumerate(lines):
         if i not in skip:
             label = -1
+            title_cells = _title_case_cells(line) if line.lstrip().startswith("|") else ()
             for m in _CAPITALISED.finditer(line):
                 w = m.group()
                 core = w.lower().rstrip("'’s")
                 if len(core) < 2 or core in LAYOUT_WORDS or w.lower() in LAYOUT_WORDS or _initial(line, m.start()):
+                    continue
+                if any(a <= m.start() < b for a, b in title_cells):
                     continue
                 if label < 0:
                     label = _label_end(line)
