@@ -32,9 +32,9 @@ from realign.lengths import make_length_fn
 from realign.records import UsageError, load_records, write_json, write_records
 from realign.report import write_report
 from realign.facts import new_facts as facts_missing_from
-from realign.selection import (ACCEPT, ends_mid_sentence, final_number, has_code, join_by_id, open_code_block,
-                               prompt_echo_phrase, refusal_phrase, reject, select, stats_as_json,
-                               unwrap_prose_fence)
+from realign.selection import (ACCEPT, answer_numbers, code_from, ends_mid_sentence, final_number, has_code,
+                               join_by_id, open_code_block, prompt_echo_phrase, refusal_phrase, reject, select,
+                               stats_as_json, unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -95,11 +95,12 @@ def length_ratio(p):
 
 def code_consistency(p):
     """Code in the original must stay code in the rewrite, and no code may appear from nowhere
-    (a reply wrapped whole in a ``` fence around prose is not code)."""
+    (a reply wrapped whole in a ``` fence around prose is not code, and fencing code the original
+    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it)."""
     before, after = has_code(p.original), has_code(unwrap_prose_fence(p.rewrite))
-    if before and not after:
+    if before and not after and not code_from(p.original, p.rewrite):
         return "the original has code, the rewrite does not"
-    if after and not before:
+    if after and not before and not code_from(p.rewrite, p.original):
         return "the rewrite adds code the original did not have"
 
 
@@ -148,15 +149,17 @@ def planning_needs_a_plan(p):
 
 
 def final_answer_kept(p):
-    """Ours: for math and exam tasks the rewrite must end on the original's final number."""
+    """Ours: for math and exam tasks the rewrite must end on the original's final number (the
+    last number, or the first after the last 'answer' marker), or state it in its answer line."""
     if p.category not in EXAM_TASKS:
         return None
     before = final_number(p.original)
     if before is None:
         return None
+    if any(abs(after - before) <= 1e-6 * max(1.0, abs(before)) for after in answer_numbers(p.rewrite)):
+        return None
     after = final_number(p.rewrite)
-    if after is None or abs(after - before) > 1e-6 * max(1.0, abs(before)):
-        return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
+    return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
 
 
 # Faithfulness first: true_false_original accepts outright, so everything that must hold for

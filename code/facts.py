@@ -37,6 +37,9 @@ _STEP_WORD = re.compile(r"(?:\b(?:step|stage|phase|part|option|tip|method|way|se
                         r"question|idea|reason|day|week|round|level|chapter|lesson|task|exercise|no\.)[ \t]*#?|#)$",
                         re.I)
 
+_ROW_NUMBER = re.compile(r"^[ \t]*\|[ \t]*(\d{1,2})[ \t]*\|", re.M)  # a table's row-number column
+_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S")
+
 _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
                "trillion": 1e12}
 _NUMBER_WORDS = {w: i for i, w in enumerate(
@@ -56,6 +59,7 @@ i i'm i've i'll i'd ok okay yes no true false note notes tip tips step steps exa
 answer answers conclusion introduction overview final explanation solution question questions reasoning
 option options part key pros cons ingredients instructions method result results total verdict important
 warning caution tldr faq q a subject dear hi hello best regards sincerely thanks thank bonus
+mr mrs ms dr st jr sr vs etc
 """.split())
 
 _TERMINAL = ".!?:;|…"
@@ -75,6 +79,22 @@ def _value(m):
     if suffix:
         return bare, bare * _MULTIPLIER[suffix], None
     return bare, None, None
+
+
+def _list_lengths(text):
+    """How many items each list of `text` has: 'Here are 3 tips' over a list of three states
+    nothing new."""
+    lengths, run = set(), 0
+    for line in text.split("\n"):
+        if _ITEM.match(line):
+            run += 1
+        elif line.strip() and not line.startswith((" ", "\t")):
+            if run:
+                lengths.add(run)
+            run = 0
+    if run:
+        lengths.add(run)
+    return lengths
 
 
 def _key(x):
@@ -133,7 +153,7 @@ class Sources:
                         known.update((_key(a + b), _key(abs(a - b)), _key(a * b)))
                         if b:
                             known.add(_key(a / b))
-            known.add(1.0)  # "a", "an", "one": a 1 is never news
+            known.update((0.0, 1.0))  # "a", "an", "one", "8:00": a 0 or a 1 is never news
             self._numbers = known
         return self._numbers
 
@@ -148,6 +168,8 @@ class Sources:
                 w = w[: -len(suffix)]
         if w in self.words or w in self.lower:
             return True
+        if len(w) >= 5 and any(len(k) >= 5 and (w.startswith(k) or k.startswith(w[:-1])) for k in self.words):
+            return True  # another form of a word the sources use: Japan / Japanese, Norway / Norwegian
         parts = [p for p in re.split(r"[-']", w) if p]
         if len(parts) > 1 and all(p in self.words for p in parts):
             return True
@@ -163,69 +185,81 @@ _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)]|[a-zA-Z][.)]|\(\w{1,3}\))$"
 _OPENERS = " \t*_\"'“‘([{>#`~"
 
 
-def _initial(line, col):
-    """Does the word at `col` of `line` stand where any word is capitalised?"""
-    before = line[:col].rstrip(_OPENERS)
+def _initial(line, col, start=0):
+    """Does the word at `col` of `line` stand where any word is capitalised (in the piece of the
+    line that begins at `start`)?"""
+    before = line[start:col].rstrip(_OPENERS)
     if not before or before[-1] in _TERMINAL or before[-1] in "—–":
         return True
     return bool(_LIST_MARKER.match(before.strip()))
 
 
 def _label_end(line):
-    """Column where a leading label ends ('**Best time to visit**:', 'Cooking Time:'), else 0."""
-    m = re.match(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*(\*\*|__)(.+?)\1[ \t]*(?:[:.—–-]|$)", line)
-    if m:
+    """Column where a leading label ends ('- **Best time to visit**:', '**Note:**', 'Cooking Time:'), else 0."""
+    m = re.match(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*\*\*([^*\n]+)\*\*", line)
+    if m and (m.group(1).rstrip().endswith(":") or line[m.end():].lstrip()[:1] in (":", ".", "—", "–", "-")):
         return m.end()
-    m = re.match(r"^([^:.!?]{1,60}):", line)
+    m = re.match(r"^([^:.!?*]{1,60}):", line)
     if m and len(m.group(1).split()) <= 6:
         return m.end()
     return 0
 
 
-def _layout_lines(lines):
-    """Indexes of lines whose capitals are all layout: headings, bold-only lines, table headers."""
-    skip = set()
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith("#") or re.fullmatch(r"(\*\*|__).+\1:?", s):
-            skip.add(i)
-        elif s.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|?[\s:|-]+\|?", lines[i + 1].strip() or "x"):
-            skip.add(i)  # the header row of a markdown table
-    return skip
+def _header_rows(lines):
+    """Indexes of the header rows of markdown tables (the line above a |---|---| line)."""
+    return {i - 1 for i, line in enumerate(lines)
+            if i and lines[i - 1].lstrip().startswith("|") and re.fullmatch(r"\|?[\s:|-]*-[\s:|-]*\|?", line.strip())}
 
 
-def _title_case_cells(row):
-    """(start, end) of the cells of a table row written in Title Case ('Units Sold'): labels."""
-    out, at = [], 0
-    for cell in row.split("|"):
-        words = [w for w in _WORD.findall(cell) if len(w) >= 4]
-        if words and len(words) <= 6 and all(w[0].isupper() for w in words):
-            out.append((at, at + len(cell)))
-        at += len(cell) + 1
-    return out
+def _segments(line):
+    """(start, end, titled) pieces of a line: titled ones (a heading, a bold line, a table cell;
+    "label": a leading label such as 'Best Time to Visit:') are where writers capitalise words
+    for layout."""
+    s = line.strip()
+    if s.startswith("#") or re.fullmatch(r"\*\*[^*]+\*\*:?", s):
+        return [(0, len(line), True)]
+    if s.startswith("|"):
+        out, at = [], 0
+        for cell in line.split("|"):
+            out.append((at, at + len(cell), True))
+            at += len(cell) + 1
+        return out
+    label = _label_end(line)
+    return [(0, label, "label"), (label, len(line), False)] if label else [(0, len(line), False)]
 
 
-def _names(text):
-    """(start, end, word) of each capitalised word standing where only a name would be capitalised."""
-    out = []
+def _camel(word):
+    return re.search(r"[a-z][A-Z]", word) is not None
+
+
+def _names(text, known):
+    """(start, word) of each capitalised word that `known` does not know and that stands where
+    only a name would be capitalised. In a titled piece written in Title Case every word is
+    capitalised, so its words count as names only when none of its longer words is known; a
+    leading label is layout. A CamelCase word ('HydroPeak') is a name wherever it stands."""
+    out, offset = [], 0
     lines = text.split("\n")
-    skip = _layout_lines(lines) if "#" in text or "|" in text or "**" in text or "__" in text else ()
-    offset = 0
+    headers = _header_rows(lines) if "|" in text else ()
     for i, line in enumerate(lines):
-        if i not in skip:
-            label = -1
-            title_cells = _title_case_cells(line) if line.lstrip().startswith("|") else ()
-            for m in _CAPITALISED.finditer(line):
-                w = m.group()
-                core = w.lower().rstrip("'’s")
-                if len(core) < 2 or core in LAYOUT_WORDS or w.lower() in LAYOUT_WORDS or _initial(line, m.start()):
+        if i not in headers and _CAPITALISED.search(line):
+            for a, b, titled in _segments(line):
+                caps = [m for m in _CAPITALISED.finditer(line, a, b)
+                        if len(m.group().lower().rstrip("'’s")) >= 2 and m.group().lower().rstrip("'’s") not in LAYOUT_WORDS
+                        and m.group().lower() not in LAYOUT_WORDS]
+                if not caps:
                     continue
-                if any(a <= m.start() < b for a, b in title_cells):
+                longer = [w for w in _WORD.findall(line[a:b]) if len(w) >= 4]
+                if titled == "label" or titled and longer and all(w[0].isupper() for w in longer):
+                    if titled == "label" or any(known(w) for w in longer):
+                        caps = [m for m in caps if _camel(m.group())]
+                    else:
+                        caps = [m for m in caps if _camel(m.group()) or not _initial(line[:b], m.start(), a)]
+                    out.extend((offset + m.start(), m.group()) for m in caps if not known(m.group()))
                     continue
-                if label < 0:
-                    label = _label_end(line)
-                if m.start() >= label:
-                    out.append((offset + m.start(), offset + m.end(), w))
+                for m in caps:
+                    w = m.group()
+                    if (_camel(w) or not _initial(line[:b], m.start(), a)) and not known(w):
+                        out.append((offset + m.start(), w))
         offset += len(line) + 1
     return out
 
@@ -254,6 +288,8 @@ def new_facts(text, sources, arithmetic=False):
     numbers = list(_NUMBER.finditer(body))
     if numbers:
         numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
+        numbering.update(m.start(1) for m in _ROW_NUMBER.finditer(body))
+        counts = _list_lengths(body)
         for m in numbers:
             num = m.group("num")
             if num in src.text and num in src.number_strings:
@@ -261,12 +297,10 @@ def new_facts(text, sources, arithmetic=False):
             start = m.start("num")
             if start in numbering or len(num) <= 2 and _STEP_WORD.search(body, max(0, start - 16), start):
                 continue
-            if src.has_number(m):
+            if src.has_number(m) or not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
                 continue
             found.append((m.start(), m.group().strip()))
-    for start, _end, word in _names(body):
-        if not src.has_word(word):
-            found.append((start, word))
+    found.extend(_names(body, src.has_word))
 
     seen, out = set(), []
     for _, surface in sorted(found):

@@ -70,6 +70,31 @@ def has_code(text):
     return bool(_FENCE.search(text) or _DEF_RETURN.search(text))
 
 
+_FENCED_BLOCK = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+_CODE_TOKEN = re.compile(r"\w+|[^\w\s]")
+_COMMENT = re.compile(r"(?:^|(?<=\s))(?:#|//|--)[^\n]*|/\*.*?\*/|<!--.*?-->", re.S)
+
+
+def code_blocks(text):
+    """The contents of the ``` blocks of `text`."""
+    return _FENCED_BLOCK.findall(text)
+
+
+def code_from(text, source, share=0.75):
+    """Is every ``` block of `text` made (share of its tokens, at least; comments left out) of
+    tokens that `source` has? Then the rewrite fenced code the original already gave inline or
+    unfenced: moved, not added."""
+    blocks = code_blocks(text) or ([text] if has_code(text) else [])
+    if not blocks:
+        return False
+    have = set(_CODE_TOKEN.findall(source))
+    for block in blocks:
+        tokens = _CODE_TOKEN.findall(_COMMENT.sub("", block))
+        if tokens and sum(t in have for t in tokens) < share * len(tokens):
+            return False
+    return True
+
+
 def unwrap_prose_fence(text):
     """The inside of a reply wrapped whole in one ``` fence (untagged, or tagged text/markdown)
     when what is inside is not code; otherwise `text` unchanged. Some rewriters fence their
@@ -112,11 +137,16 @@ _REFUSAL = re.compile(r"""
     | \bi\s+(?:must|have\s+to)\s+(?:respectfully\s+)?(?:decline|refuse)
     | \bi\s+apologi[sz]e,?\s+(?:but|for\s+any\s+confusion)
     | \b(?:unfortunately|sorry),?\s+(?:but\s+)?i\s+(?:can(?:no|'|’)?t|cannot|am\s+unable|don(?:'|’)t\s+have)
+    | \bi(?:'m|’m|\s+am)\s+afraid\s+(?:that\s+)?i\s+(?:can(?:no|'|’)?t|cannot|am\s+unable|won(?:'|’)t)
+    | \bi\s+(?:do\s+not|don(?:'|’)t)\s+(?:feel\s+comfortable|have\s+(?:access|the\s+ability))
+    | \bi(?:'m|’m|\s+am)\s+not\s+(?:allowed|permitted|comfortable)\b
+    | \bit\s+(?:is|would\s+be)\s+(?:not\s+appropriate|inappropriate)\s+for\s+me\b
     """, re.I | re.X)
 
 
 _REFUSAL_HINTS = ("sorry", "can't", "can’t", "cannot", "can not", "unable", "not able", "won't", "won’t",
-                  "will not", "decline", "refuse", "apologi", "as a", "as an")
+                  "will not", "decline", "refuse", "apologi", "as a", "as an", "afraid", "comfortable",
+                  "have access", "the ability", "allowed", "permitted", "appropriate")
 
 
 def refusal_phrase(text):
@@ -156,6 +186,9 @@ def prompt_wording():
             pieces.append(" ".join(words))
             grams.update(tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)
                          if words[i] not in _COMMON)
+    for text in own:  # how the prompt names the answers: "original answer", "rewritten answer"
+        labels.update(m.group().lower() for m in re.finditer(r"\b(?:original|rewritten|revised) (?:answer|response)\b",
+                                                             text, re.I))
     for text in own:  # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
         labels.update(m.group(1).lower() + ":" for m in re.finditer(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", text, re.M))
     # section labels such as "[Original answer]", wherever the module writes them
@@ -173,10 +206,10 @@ def prompt_echo_phrase(text, exclude=""):
     question and original: a dataset about prompts may quote them), or None."""
     grams, labels, fixed = prompt_wording()
     lower, excluded = text.lower(), exclude.lower()
-    for label in labels:
-        # a one-word label ("Reasoning:") is an echo only where it opens the reply
-        at = lower.lstrip(" \t\n*#_>") if " " not in label else lower
-        if (at.startswith(label) if " " not in label else label in at) and label not in excluded:
+    for label in sorted(labels, key=lambda x: (-len(x), x)):
+        # a one-word label ("Reasoning:") is an echo only where it starts a line
+        found = label in lower if " " in label else re.search(r"^[ \t*#_>]*" + re.escape(label), lower, re.M)
+        if found and label not in excluded:
             return label
     words = _WORDS.findall(lower)
     if 3 <= len(words) < ECHO_WORDS and " ".join(words) in fixed and " ".join(words) not in excluded:
@@ -251,6 +284,22 @@ def find_twins(joined):
             for rid in ids:
                 twins[rid] = others
     return twins
+
+
+def answer_numbers(text):
+    """The numbers where a solution states its answer: after the last answer marker to the end
+    of that line, on the closing line, and final_number(text)."""
+    out = []
+    marks = list(_FINAL_MARK.finditer(text))
+    if marks:
+        end = text.find("\n", marks[-1].end())
+        line = text[marks[-1].end(): end if end >= 0 else len(text)]
+        out = [v for v in map(_to_number, _NUMBER.findall(line)) if v is not None]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if lines:  # the closing line, where a worked answer states its result
+        out += [v for v in map(_to_number, _NUMBER.findall(lines[-1])) if v is not None]
+    last = final_number(text)
+    return out + ([last] if last is not None else [])
 
 
 # ---------------------------------------------------------------- applying rules

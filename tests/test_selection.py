@@ -191,7 +191,7 @@ def test_new_facts_names_what_was_invented(rewrite, flagged):
 
 
 @pytest.mark.parametrize("original,rewrite", [
-    (TEA, "## Cold Brew Tea\n\n1. **Steep** it in the fridge for 12 to 18 hours.\n2. **Strain** it.\n\n"
+    (TEA_Q + " " + TEA, "## Cold Brew Tea\n\n1. **Steep** it in the fridge for 12 to 18 hours.\n2. **Strain** it.\n\n"
           "Step 3: Enjoy."),
     ("The city has 1000 residents and grew 5 percent.", "**Residents:** 1,000\n\n- Growth: 5%"),
     ("Paris has about two million people.", "Paris has about 2,000,000 people."),
@@ -328,3 +328,13 @@ def test_new_facts_marks_reach_the_decisions(tmp_path, script):
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "r.json").read_text())["decisions"][0]
     assert d["rule"] == "new_facts" and d["marks"] == ["24", "Hario"]
+
+
+def test_code_consistency_lets_code_move_between_inline_and_fenced():
+    inline = "Run `python3 -m venv .venv`, then activate it with `source .venv/bin/activate`."
+    fenced = "1. Create it:\n```bash\npython3 -m venv .venv\n```\n2. Activate it:\n```bash\nsource .venv/bin/activate\n```"
+    assert sel.code_consistency(pair(inline, fenced)) is None
+    assert sel.code_consistency(pair(inline, fenced.replace("source", "# then\nsource"))) is None  # comments
+    assert sel.code_consistency(pair(inline, fenced + "\n```bash\npip install requests flask gunicorn\n```"))
+    assert sel.code_consistency(pair(fenced, inline)) is None
+    assert sel.code_consistency(pair("def f(x):\n    return x * 2", "It doubles its input."))
