@@ -171,11 +171,21 @@ _PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
 _WORDS = re.compile(r"\w+")
 
 
+@dataclass(frozen=True)
+class PromptWording:
+    """Our rewrite prompt's wording, as prompt_echo looks for it."""
+    grams: frozenset      # ECHO_WORDS-word runs of its fixed text (first word not in _COMMON)
+    firsts: frozenset     # the first words of those runs
+    phrases: tuple        # labels and names found anywhere: "[original answer]", "revised response:"
+    line_labels: object   # regex: one-word labels where a line starts ("Reasoning:")
+    fixed: str            # all its fixed text, lower case, words joined by spaces
+
+
 @lru_cache(maxsize=1)
 def prompt_wording():
-    """(word n-grams, labels, fixed text) of everything we put in a rewrite prompt: every text
-    constant of realign.prompts (system prompt, template, added rules) and the task descriptions
-    and layouts of constant.py, with the {placeholders} taken out."""
+    """Everything we put in a rewrite prompt: every text constant of realign.prompts (system
+    prompt, template, added rules) and the task descriptions and layouts of constant.py, with
+    the {placeholders} taken out."""
     from realign import prompts  # the rewrite prompt lives there; imported late, it imports us nowhere
 
     own = [v for k, v in vars(prompts).items() if k.isupper() and isinstance(v, str) and len(v) > 12]
@@ -186,37 +196,36 @@ def prompt_wording():
             pieces.append(" ".join(words))
             grams.update(tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)
                          if words[i] not in _COMMON)
-    for text in own:  # how the prompt names the answers: "original answer", "rewritten answer"
+    for text in own:
+        # how the prompt names the answers: "original answer", "rewritten answer"
         labels.update(m.group().lower() for m in re.finditer(r"\b(?:original|rewritten|revised) (?:answer|response)\b",
                                                              text, re.I))
-    for text in own:  # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
+        # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
         labels.update(m.group(1).lower() + ":" for m in re.finditer(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", text, re.M))
     # section labels such as "[Original answer]", wherever the module writes them
     labels.update(m.group().lower() for m in re.finditer(r"\[[A-Z][a-z]+(?: [a-z]+){0,2}\]", inspect.getsource(prompts)))
-    return frozenset(grams), frozenset(labels), "\n".join(pieces)
-
-
-@lru_cache(maxsize=1)
-def _gram_firsts():
-    return frozenset(g[0] for g in prompt_wording()[0])
+    phrases = tuple(sorted((x for x in labels if " " in x or x.startswith("[")), key=lambda x: (-len(x), x)))
+    single = sorted(x for x in labels if x not in phrases)
+    line_labels = re.compile(r"^[ \t*#_>]*(" + "|".join(map(re.escape, single)) + ")", re.M) if single else None
+    return PromptWording(frozenset(grams), frozenset(g[0] for g in grams), phrases, line_labels, "\n".join(pieces))
 
 
 def prompt_echo_phrase(text, exclude=""):
     """The first piece of our prompt's wording found in `text` and not in `exclude` (the
     question and original: a dataset about prompts may quote them), or None."""
-    grams, labels, fixed = prompt_wording()
+    w = prompt_wording()
     lower, excluded = text.lower(), exclude.lower()
-    for label in sorted(labels, key=lambda x: (-len(x), x)):
-        # a one-word label ("Reasoning:") is an echo only where it starts a line
-        found = label in lower if " " in label else re.search(r"^[ \t*#_>]*" + re.escape(label), lower, re.M)
-        if found and label not in excluded:
-            return label
+    for phrase in w.phrases:
+        if phrase in lower and phrase not in excluded:
+            return phrase
+    m = w.line_labels.search(lower) if w.line_labels else None
+    if m and m.group(1) not in excluded:
+        return m.group(1)  # a one-word label ("Reasoning:") where a line starts
     words = _WORDS.findall(lower)
-    if 3 <= len(words) < ECHO_WORDS and " ".join(words) in fixed and " ".join(words) not in excluded:
+    if 3 <= len(words) < ECHO_WORDS and " ".join(words) in w.fixed and " ".join(words) not in excluded:
         return " ".join(words)  # a short reply made only of prompt words
-    firsts = _gram_firsts()
     hits = [i for i in range(len(words) - ECHO_WORDS + 1)
-            if words[i] in firsts and tuple(words[i:i + ECHO_WORDS]) in grams]
+            if words[i] in w.firsts and tuple(words[i:i + ECHO_WORDS]) in w.grams]
     if hits:
         excluded_words = " ".join(_WORDS.findall(excluded))
         for i in hits:
@@ -258,9 +267,12 @@ def ends_mid_sentence(text):
     return len(last.split()) >= 8 and len(lines) > 1 and lines[-2][-1:] in ".!?"
 
 
+_NOT_WORD = re.compile(r"[^\w\s]+|_+")
+
+
 def normalized(text):
-    """`text` compared loosely: case, markdown emphasis and whitespace do not count."""
-    return " ".join(re.sub(r"[*_`#>]+", " ", text).casefold().split())
+    """`text` compared loosely: case, punctuation, markdown and whitespace do not count."""
+    return " ".join(_NOT_WORD.sub(" ", text).casefold().split())
 
 
 def _digest(text):
