@@ -28,10 +28,12 @@ import re
 
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
-from realign.lengths import make_length_fn
-from realign.records import UsageError, load_records, write_json, write_records
-from realign.report import write_report
+from realign.errors import UsageError
 from realign.facts import new_facts as facts_missing_from
+from realign.files import write_json
+from realign.lengths import make_length_fn
+from realign.records import load_records, write_records
+from realign.report import write_report
 from realign.selection import (ACCEPT, answer_numbers, code_from, ends_mid_sentence, final_number, has_code,
                                join_by_id, open_code_block, prompt_echo_phrase, refusal_phrase, reject, select,
                                stats_as_json, unwrap_prose_fence)

@@ -30,7 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from realign.constant import DEFAULT_TASK, NOT_REWRITTEN_TASKS  # noqa: E402
-from realign.records import atomic_open, category  # noqa: E402
+from realign.files import atomic_open  # noqa: E402
+from realign.records import category  # noqa: E402
 
 MAX_TEXT_CHARS = 4000      # per answer; longer texts are cut (and say so)
 MAX_QUESTION_CHARS = 1500

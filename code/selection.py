@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from realign.cli import first_n
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS
-from realign.records import DataError, category, question
+from realign.errors import DataError, first_n
+from realign.records import category, question
 
 ACCEPT = "accept"
 MAX_TWINS = 5  # ids of identical rewrites a Pair carries (the count is exact)
@@ -188,7 +188,8 @@ def prompt_wording():
     the {placeholders} taken out."""
     from realign import prompts  # the rewrite prompt lives there; imported late, it imports us nowhere
 
-    own = [v for k, v in vars(prompts).items() if k.isupper() and isinstance(v, str) and len(v) > 12]
+    own = [v for k, v in vars(prompts).items()  # the rewrite prompt's texts, not the classifier's
+           if k.isupper() and isinstance(v, str) and len(v) > 12 and "CLS" not in k and "CLASSIFIER" not in k]
     grams, labels, pieces = set(), set(), []
     for text in own + list(TASK_DESCRIPTIONS.values()) + list(TASK_FORMATS.values()):
         for piece in _PLACEHOLDER.split(text):
@@ -202,8 +203,9 @@ def prompt_wording():
                                                              text, re.I))
         # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
         labels.update(m.group(1).lower() + ":" for m in re.finditer(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", text, re.M))
-    # section labels such as "[Original answer]", wherever the module writes them
-    labels.update(m.group().lower() for m in re.finditer(r"\[[A-Z][a-z]+(?: [a-z]+){0,2}\]", inspect.getsource(prompts)))
+    # section labels such as "[Original answer]", also where the message builder adds them
+    built = "\n".join(own) + inspect.getsource(prompts.build_rewrite_messages)
+    labels.update(m.group().lower() for m in re.finditer(r"\[[A-Z][a-z]+(?: [a-z]+){0,2}\]", built))
     phrases = tuple(sorted((x for x in labels if " " in x or x.startswith("[")), key=lambda x: (-len(x), x)))
     single = sorted(x for x in labels if x not in phrases)
     line_labels = re.compile(r"^[ \t*#_>]*(" + "|".join(map(re.escape, single)) + ")", re.M) if single else None
