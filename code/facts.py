@@ -250,7 +250,7 @@ def _names(text, known):
                     continue
                 longer = [w for w in _WORD.findall(line[a:b]) if len(w) >= 4]
                 if titled == "label" or titled and longer and all(w[0].isupper() for w in longer):
-                    if titled == "label" or any(known(w) for w in longer):
+                    if titled == "label" or any(w.lower() in LAYOUT_WORDS or known(w) for w in longer):
                         caps = [m for m in caps if _camel(m.group())]
                     else:
                         caps = [m for m in caps if _camel(m.group()) or not _initial(line[:b], m.start(), a)]
