@@ -24,7 +24,7 @@ _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`|]+", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"""
-    (?<![\w.,/])(?P<cur>[$€£¥₹]\s?)?
+    (?=[\d$€£¥₹])(?<![\w.,/])(?P<cur>[$€£¥₹]\s?)?
     (?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![.,]?\d)
     (?P<suf>\s?(?:%|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b)|(?:k|K|M|bn|B)\b)?
     """, re.X)
@@ -110,14 +110,7 @@ class Sources:
         self.text = "\n".join(t for t in texts if t)
         self.lower = self.text.lower()
         self.arithmetic = arithmetic
-        self._words = self._numbers = self._strings = None
-
-    @property
-    def number_strings(self):
-        """The numbers of the sources exactly as written ("1,000", "12")."""
-        if self._strings is None:
-            self._strings = {m.group("num") for m in _NUMBER.finditer(self.text)}
-        return self._strings
+        self._words = self._numbers = None
 
     @property
     def words(self):
@@ -158,6 +151,9 @@ class Sources:
         return self._numbers
 
     def has_number(self, m):
+        num = m.group("num")
+        if num in self.text and re.search(r"(?<![\w.,/])" + re.escape(num) + r"(?![.,]?\d)", self.text):
+            return True  # written the same way
         bare, scaled, fraction = _value(m)
         return any(v is not None and _key(v) in self.numbers for v in (bare, scaled, fraction))
 
@@ -285,21 +281,24 @@ def new_facts(text, sources, arithmetic=False):
                 found.append((m.start(), m.group()))
         body = _mask(body, _EMAIL)
 
-    numbers = list(_NUMBER.finditer(body))
-    if numbers:
-        numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
-        numbering.update(m.start(1) for m in _ROW_NUMBER.finditer(body))
-        counts = _list_lengths(body)
-        for m in numbers:
-            num = m.group("num")
-            if num in src.text and num in src.number_strings:
-                continue
-            start = m.start("num")
-            if start in numbering or len(num) <= 2 and _STEP_WORD.search(body, max(0, start - 16), start):
-                continue
-            if src.has_number(m) or not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
-                continue
-            found.append((m.start(), m.group().strip()))
+    numbering = counts = None
+    stated = {}  # number as written -> do the sources state it?
+    for m in _NUMBER.finditer(body):
+        key = m.group()
+        if key not in stated:
+            stated[key] = src.has_number(m)
+        if stated[key]:
+            continue
+        if numbering is None:  # where lists number their items, and how long the lists are
+            numbering = {n.start(1) for n in _LIST_NUMBER.finditer(body)}
+            numbering.update(n.start(1) for n in _ROW_NUMBER.finditer(body))
+            counts = _list_lengths(body)
+        num, start = m.group("num"), m.start("num")
+        if start in numbering or len(num) <= 2 and _STEP_WORD.search(body, max(0, start - 16), start):
+            continue
+        if not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
+            continue
+        found.append((m.start(), key.strip()))
     found.extend(_names(body, src.has_word))
 
     seen, out = set(), []
