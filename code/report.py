@@ -228,17 +228,19 @@ function fill(select, values) {
 function tokens(s) { return s.match(/\s+|[\w\u00C0-\uFFFF]+|[^\w\s]/g) || []; }
 
 // Longest common subsequence of two token lists: [[kind, token], ...] for each side.
+// Case does not count: "review" and "Review" are the same word.
 function diff(a, b) {
   const n = a.length, m = b.length;
   if (n * m > 4e6) return [a.map(t => ['', t]), b.map(t => ['', t])];
+  const x = a.map(t => t.toLowerCase()), y = b.map(t => t.toLowerCase());
   const w = m + 1, L = new Uint32Array((n + 1) * w);
   for (let i = n - 1; i >= 0; i--)
     for (let j = m - 1; j >= 0; j--)
-      L[i * w + j] = a[i] === b[j] ? L[(i + 1) * w + j + 1] + 1 : Math.max(L[(i + 1) * w + j], L[i * w + j + 1]);
+      L[i * w + j] = x[i] === y[j] ? L[(i + 1) * w + j + 1] + 1 : Math.max(L[(i + 1) * w + j], L[i * w + j + 1]);
   const left = [], right = [];
   let i = 0, j = 0;
   while (i < n && j < m) {
-    if (a[i] === b[j]) { left.push(['', a[i++]]); right.push(['', b[j++]]); }
+    if (x[i] === y[j]) { left.push(['', a[i++]]); right.push(['', b[j++]]); }
     else if (L[(i + 1) * w + j] >= L[i * w + j + 1]) left.push(['del', a[i++]]);
     else right.push(['ins', b[j++]]);
   }
