@@ -7,10 +7,14 @@ what the filter rule `new_facts` uses to catch a rewriter inventing a year, an a
 person. It is written to stay quiet on layout:
 
 - numbers are compared by value (1,000 = 1000 = 1k; 50% = 50 percent = 0.5; "two million" =
-  2,000,000 in a source), and list or step numbering ("1.", "Step 2", "Day 3") is not a fact;
+  2,000,000 in a source); list or step numbering ("1.", "Step 2", "Day 3", a table's row
+  numbers) and the length of a list ("3 tips" over three items) are not facts, nor are 0 and 1;
 - a proper name is a capitalised word that is not where any word is capitalised: the start of
-  a sentence, line, list item or table cell, a heading, a table's header row, a label before a
-  colon. Names are compared case-insensitively, and a possessive or plural counts as the word;
+  a sentence, line, list item or table cell, a table's header row, a label before a colon. In a
+  heading or cell written in Title Case the capitals say nothing, so its words count only when
+  none of its longer words is known. A CamelCase word ("HydroPeak") is a name anywhere. Names
+  are compared case-insensitively; a possessive, a plural or another form sharing the first
+  five letters ("Japanese" for "Japan") counts as the word;
 - text inside code (fenced blocks, `inline code`) is code, not claims, and is skipped;
 - with arithmetic=True (math tasks) a number that is the sum, difference, product or quotient
   of two numbers of the sources counts as known: a worked solution shows its steps.

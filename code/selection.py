@@ -128,6 +128,22 @@ def final_number(text):
     return _to_number(numbers[-1]) if numbers else None
 
 
+def answer_numbers(text):
+    """The numbers where a solution states its answer: after the last answer marker to the end
+    of that line, on the closing line, and final_number(text)."""
+    out = []
+    marks = list(_FINAL_MARK.finditer(text))
+    if marks:
+        end = text.find("\n", marks[-1].end())
+        line = text[marks[-1].end(): end if end >= 0 else len(text)]
+        out = [v for v in map(_to_number, _NUMBER.findall(line)) if v is not None]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if lines:  # the closing line, where a worked answer states its result
+        out += [v for v in map(_to_number, _NUMBER.findall(lines[-1])) if v is not None]
+    last = final_number(text)
+    return out + ([last] if last is not None else [])
+
+
 _REFUSAL = re.compile(r"""
       \bi(?:'m|’m|\s+am)\s+(?:very\s+|so\s+)?sorry,?\s+(?:but\s+)?(?:i|that|this)\b
     | \bi\s+(?:can(?:'|’)?t|cannot|can\s+not|am\s+(?:unable|not\s+able)\s+to|won(?:'|’)t\s+be\s+able\s+to|
@@ -298,22 +314,6 @@ def find_twins(joined):
             for rid in ids:
                 twins[rid] = others
     return twins
-
-
-def answer_numbers(text):
-    """The numbers where a solution states its answer: after the last answer marker to the end
-    of that line, on the closing line, and final_number(text)."""
-    out = []
-    marks = list(_FINAL_MARK.finditer(text))
-    if marks:
-        end = text.find("\n", marks[-1].end())
-        line = text[marks[-1].end(): end if end >= 0 else len(text)]
-        out = [v for v in map(_to_number, _NUMBER.findall(line)) if v is not None]
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if lines:  # the closing line, where a worked answer states its result
-        out += [v for v in map(_to_number, _NUMBER.findall(lines[-1])) if v is not None]
-    last = final_number(text)
-    return out + ([last] if last is not None else [])
 
 
 # ---------------------------------------------------------------- applying rules
