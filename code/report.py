@@ -37,7 +37,7 @@ MAX_TEXT_CHARS = 4000      # per answer; longer texts are cut (and say so)
 MAX_QUESTION_CHARS = 1500
 MAX_EVIDENCE = 5           # passages shown per record
 MAX_EVIDENCE_CHARS = 600   # per passage
-TEXT_BUDGET = 40_000_000   # characters of text embedded in the page; later records keep their row, not their texts
+TEXT_BUDGET = 20_000_000   # characters of text embedded in the page; later records keep their row, not their texts
 RATIO_CAP = 4.0            # ratios above this land in the last histogram bin
 
 COLORS = {"accepted": "#2a9d8f", "rejected": "#e76f51", "not_rewritten": "#8d99ae"}
