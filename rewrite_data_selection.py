@@ -87,6 +87,16 @@ def new_facts(p):
         return reject(f"the rewrite states {shown}, found nowhere in the question, original or evidence", new)
 
 
+def numbers_kept(p):
+    """Every number of the original must still be in the rewrite (by value: 1,000 = 1000): one that
+    is gone was lost or changed, as when "12 to 18 hours" becomes "12 to 24 hours"."""
+    gone = [w for w in facts_missing_from(p.original, [p.rewrite], arithmetic=p.category in EXAM_TASKS)
+            if re.search(r"\d", w)]
+    if gone:
+        shown = ", ".join(repr(w) for w in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        return f"the original's {shown} no longer appear(s) in the rewrite"
+
+
 # ---------------------------------------------------------------- shape rules (ReAlign paper) and ours
 
 def length_ratio(p):
@@ -168,7 +178,7 @@ def final_answer_kept(p):
 # every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
 # from 4 to 5" says more than "states '5'".
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
-            truncated, final_answer_kept, new_facts]
+            truncated, final_answer_kept, new_facts, numbers_kept]
 
 RULESETS = {
     "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
