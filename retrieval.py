@@ -32,7 +32,7 @@ from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_data_path", required=True, help="classified records, .json or .jsonl")
+    p.add_argument("--input_data_path", required=True, help="classified records (.json, .jsonl, .parquet, .csv)")
     p.add_argument("--output_path", required=True, help="raw results; the cleaned file is written beside it")
     p.add_argument("--batch_size", type=int, default=10, help="queries in flight together, and records per checkpoint")
     p.add_argument("--backend", choices=["serper", "bm25"],
@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--max_retries", type=int, default=4, help="serper: retries per query on 429/5xx/timeouts")
     args = p.parse_args(argv)
     check_flags(args, at_least={"batch_size": 1, "top_k": 1, "max_retries": 0}, positive=("timeout",))
-    if not args.output_path.endswith((".json", ".jsonl")):
-        raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
+    if not args.output_path.endswith((".json", ".jsonl", ".parquet", ".csv")):
+        raise UsageError(f"{args.output_path}: --output_path must end in .json, .jsonl, .parquet or .csv")
     check_not_input({"--output_path": args.output_path,
                      "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
                     [args.input_data_path])

@@ -53,6 +53,7 @@ class Summary:
     passed_through: int = 0
     no_category: int = 0       # records without a category, treated as default
     failed: int = 0
+    stale: int = 0             # written before, but the input's question or answer changed since: redone
     requests: int = 0
     throttled: int = 0
     seconds: float = 0.0
@@ -61,7 +62,8 @@ class Summary:
     def line(self):
         rate = (self.rewritten / self.seconds) if self.seconds else 0.0
         return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
-                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done; "
+                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done"
+                + (f", {self.stale} redone because their input changed" if self.stale else "") + "; "
                 f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                 f"{rate:.2f} rewritten/s")
 
@@ -80,7 +82,7 @@ def is_rewritten(rec):
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
-    return build_rewrite_messages(task, question(rec), answer(rec), evidence)
+    return build_rewrite_messages(task, question(rec), answer(rec), evidence, system=rec.get("system"))
 
 
 def make_check(length_fn):
@@ -105,18 +107,43 @@ def with_rewrite(rec, best, candidates):
 
 # ---------------------------------------------------------------- resume
 
+def same_content(written, rec):
+    """A written record still belongs to the input record: same question, same original answer.
+    After a user edits an answer and reruns, the rewrite of the old answer is stale."""
+    try:
+        return written["items"][0]["value"] == question(rec) and written["items"][1]["value"] == answer(rec)
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
 def resume_state(shard, out_path, fail_path):
-    """(ids already written, earlier failures {id: reason}) for this shard."""
+    """(ids already done, earlier failures {id: reason}) for this shard. A written record counts
+    as done only while its question and original answer equal the input's (`same_content`)."""
     done, _torn = read_jsonl_tolerant(out_path)
-    done_ids = {obj.get("id") for obj in done if isinstance(obj, dict)}
-    shard_ids = {rec["id"] for rec in shard}
-    stray = done_ids - shard_ids
+    by_id = {rec["id"]: rec for rec in shard}
+    written = {obj.get("id") for obj in done if isinstance(obj, dict)}
+    done_ids = {obj["id"] for obj in done
+                if isinstance(obj, dict) and obj.get("id") in by_id and same_content(obj, by_id[obj["id"]])}
+    shard_ids = set(by_id)
+    stray = written - shard_ids
     if stray:
         raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
                         "(different input, or different --dataset_batch_num?); use another --output_directory")
     old, _ = read_jsonl_tolerant(fail_path)
     failures = {o["id"]: o.get("reason", "") for o in old if isinstance(o, dict) and o.get("id") in shard_ids}
     return done_ids, failures
+
+
+def drop_stale(out_path, done_ids):
+    """Rewrite the shard output without the records that are no longer done (stale: their input
+    changed), so that redoing them does not leave the same id twice. Returns how many were dropped."""
+    written, _torn = read_jsonl_tolerant(out_path)
+    keep = [obj for obj in written if isinstance(obj, dict) and obj.get("id") in done_ids]
+    if len(keep) < len(written):
+        with atomic_open(out_path) as f:
+            for obj in keep:
+                f.write(dumps_line(obj) + "\n")
+    return len(written) - len(keep)
 
 
 def write_failures(path, failures):
@@ -151,6 +178,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     start = time.monotonic()
     summary = Summary(total=len(shard))
     done_ids, old_failures = resume_state(shard, out_path, fail_path)
+    summary.stale = drop_stale(out_path, done_ids)
     work = shard if attempt_limit is None else shard[:attempt_limit]
     todo = [rec for rec in work if rec["id"] not in done_ids]
     summary.skipped = len(work) - len(todo)
