@@ -271,21 +271,21 @@ def _names(text, known):
 
 # ---------------------------------------------------------------- the check
 
-def new_facts(text, sources, arithmetic=False):
-    """The facts of `text` (numbers, URLs, e-mails, names) that no text in `sources` states, as
-    they are written in `text`, in order, each once."""
+def new_facts(text, sources, arithmetic=False, numbers_only=False):
+    """The facts of `text` (numbers, URLs, e-mails, names; only numbers with numbers_only) that no
+    text in `sources` states, as they are written in `text`, in order, each once."""
     src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
     found = []  # (position, surface)
     body = _mask(text, _CODE) if "`" in text else text
     if "://" in body or "www." in body:
-        for m in _URL.finditer(body):
+        for m in _URL.finditer(body) if not numbers_only else ():
             url = m.group().rstrip(".,;:!?)")
             bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
             if bare not in src.lower:
                 found.append((m.start(), url))
         body = _mask(body, _URL)
     if "@" in body:
-        for m in _EMAIL.finditer(body):
+        for m in _EMAIL.finditer(body) if not numbers_only else ():
             if m.group().lower() not in src.lower:
                 found.append((m.start(), m.group()))
         body = _mask(body, _EMAIL)
@@ -308,7 +308,8 @@ def new_facts(text, sources, arithmetic=False):
         if not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
             continue
         found.append((m.start(), key.strip()))
-    found.extend(_names(body, src.has_word))
+    if not numbers_only:
+        found.extend(_names(body, src.has_word))
 
     seen, out = set(), []
     for _, surface in sorted(found):
