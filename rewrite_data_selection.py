@@ -202,10 +202,12 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer_path", default=None,
                    help="HF tokenizer folder (tokenizer.json) to count tokens; default: tokenizer-free length")
     p.add_argument("--rules", choices=sorted(RULESETS), default="open_platypus",
-                   help="which combination of rules to apply (default: open_platypus)")
+                   help="which combination of rules to apply; every one but none starts with the faithfulness "
+                        "rules (default: open_platypus)")
     p.add_argument("--report_path", default=None, help="write the counts per rule and per category as JSON")
     p.add_argument("--report_dir", default=None,
-                   help="write report.html with figures and before/after samples into this folder")
+                   help="write report.html into this folder: figures and every record, filterable, with its "
+                        "before/after and the reason for its outcome")
     return p.parse_args(argv)
 
 
