@@ -34,6 +34,7 @@ from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
 from realign.classifier.on_ray import classify_texts_ray
 from realign.cli import add_ray_flags, check_flags, check_not_input, run
+from realign.constant import RAG_TASKS, REWRITE_TASKS
 from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, rejected_path, write_rejected
 from realign.errors import DataError, UsageError
 from realign.records import category, question, where, write_records
@@ -170,13 +171,17 @@ def classify(args, key):
     for task, n in counts.most_common():
         print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
     rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
-    print(f"{len(records)} records ({fmt}): {len(todo) - len(failures)} classified by {args.backend}, "
-          f"{len(records) - len(todo)} kept their category, {len(failures)} failed"
-          + (f", {len(rejected)} bad records set aside" if rejected else "") + f", {seconds:.1f} s{rate}")
+    tasks = [category(rec) for rec in records if category(rec)]
     print(f"output: {args.output_path}")
     if rejected:
         print(f"{len(rejected)} bad records set aside (first: record {rejected[0]['index']}: "
               f"{rejected[0]['reason']}); all in {rejected_path(args.output_path)}")
+    print(f"classify ({args.backend}): {len(records)} records ({fmt}): {len(todo) - len(failures)} classified, "
+          f"{len(records) - len(todo)} kept their category, {len(failures)} failed"
+          + (f", {len(rejected)} bad records set aside" if rejected else "") + "; next steps: "
+          f"{sum(t in RAG_TASKS for t in tasks)} to search for evidence, {sum(t in REWRITE_TASKS for t in tasks)} "
+          f"to rewrite, {len(records) - sum(t in REWRITE_TASKS for t in tasks)} passed through unchanged; "
+          f"{seconds:.1f} s{rate}")
     if failures:
         i, why = next(iter(failures.items()))
         print(f"{len(failures)} records could not be classified (first: "

@@ -54,18 +54,37 @@ class Summary:
     no_category: int = 0       # records without a category, treated as default
     failed: int = 0
     stale: int = 0             # written before, but the input's question or answer changed since: redone
-    requests: int = 0
+    requests: int = 0          # calls the backend really made (a server ignoring n: k per record)
     throttled: int = 0
     seconds: float = 0.0
     failures: dict = field(default_factory=dict)  # id -> reason, everything still failed
+    attempted: int | None = None   # --limit: records of the shard worked on this run
+    later: int = 0             # records to rewrite that --limit left for a later run
+    throttles: bool = True     # False for a model we run (local, vllm): no 429s, time per rewrite instead
 
     def line(self):
-        rate = (self.rewritten / self.seconds) if self.seconds else 0.0
-        return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
+        head = (f"{self.attempted} of {self.total} records attempted (--limit)"
+                if self.attempted is not None and self.attempted < self.total else f"{self.total} records")
+        per = self.seconds / self.rewritten if self.rewritten else 0.0
+        if self.throttles:
+            rate = (self.rewritten / self.seconds) if self.seconds else 0.0
+            pace = (f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
+                    f"{rate:.2f} rewritten/s")
+        else:
+            pace = f"{self.requests} model calls; {self.seconds:.1f} s" + (
+                f", {per:.{1 if per >= 1 else 2}f} s per rewrite" if per else "")
+        if self.later:
+            pace += f"; {self.later} left to rewrite" + (f", about {duration(self.later * per)} at this pace" if per else "")
+        return (f"{head}: {self.rewritten} rewritten, {self.passed_through} passed through "
                 f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done"
-                + (f", {self.stale} redone because their input changed" if self.stale else "") + "; "
-                f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
-                f"{rate:.2f} rewritten/s")
+                + (f", {self.stale} redone because their input changed" if self.stale else "") + f"; {pace}")
+
+
+def duration(seconds):
+    """'45 s', '12 min', '3.5 h': an estimate, rounded as one."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------- per record
@@ -176,10 +195,13 @@ def rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, atte
 
 async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit, progress):
     start = time.monotonic()
-    summary = Summary(total=len(shard))
+    summary = Summary(total=len(shard), throttles=backend.throttles)
     done_ids, old_failures = resume_state(shard, out_path, fail_path)
     summary.stale = drop_stale(out_path, done_ids)
     work = shard if attempt_limit is None else shard[:attempt_limit]
+    if attempt_limit is not None:
+        summary.attempted = len(work)
+        summary.later = sum(is_rewritten(r) and r["id"] not in done_ids for r in shard[len(work):])
     todo = [rec for rec in work if rec["id"] not in done_ids]
     summary.skipped = len(work) - len(todo)
     attempted = {rec["id"] for rec in todo}
@@ -198,6 +220,15 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                 bar.update()
 
         stats = Stats()
+        to_rewrite, rewrites_from = sum(map(is_rewritten, todo)), time.monotonic()
+
+        def pace():
+            """Progress-bar figures: HTTP ones for a server, time per rewrite and ETA for a local model."""
+            if backend.throttles:
+                return {"in_flight": stats.in_flight, "conc": stats.concurrency, "http429": stats.throttled}
+            finished = stats.succeeded + stats.failed
+            per = (time.monotonic() - rewrites_from) / max(1, finished)
+            return {"s_per_rewrite": f"{per:.1f}", "eta": duration(per * (to_rewrite - finished))}
 
         def on_done(outcome):
             rid = outcome.request.key
@@ -209,8 +240,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                 failures[rid] = outcome.error
                 summary.failed += 1
             bar.update()
-            bar.set_postfix(in_flight=stats.in_flight, conc=stats.concurrency, http429=stats.throttled,
-                            failed=summary.failed, refresh=False)
+            bar.set_postfix(**pace(), failed=summary.failed, refresh=False)
 
         requests = (make_request(rec, settings, length_fn) for rec in todo if is_rewritten(rec))
         try:
@@ -223,7 +253,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
         finally:
             bar.close()
             await backend.aclose()
-    summary.requests, summary.throttled = stats.sent, stats.throttled
+    summary.requests, summary.throttled = backend.calls, stats.throttled
     write_failures(fail_path, failures)
     summary.failures = failures
     summary.failed = len(failures)
@@ -244,5 +274,7 @@ def estimate(shard, settings, length_fn):
     tokens_in = sum(prompt_tokens(messages_for(rec, settings.use_evidence), length_fn) for rec in rewrite)
     tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
                      for rec in rewrite)
+    unchanged = {task for task in per_category if task.split(" ")[0] not in _REWRITE_SET}
     return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
-            "per_category": dict(per_category.most_common()), "tokens_in": tokens_in, "tokens_out": tokens_out}
+            "per_category": dict(per_category.most_common()), "unchanged_tasks": unchanged,
+            "tokens_in": tokens_in, "tokens_out": tokens_out}
