@@ -18,11 +18,13 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 
 import argparse
 import os
+import sys
 
 from realign.cli import add_ray_flags, check_flags, run
 from realign.errors import UsageError, first_n
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
+from realign.llm.openai_http import DEFAULT_AZURE_API_VERSION
 from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.redact import add_secret
@@ -52,6 +54,11 @@ def parse_args(argv=None):
                    help="CPU threads for --backend local (the embedded GGUF model; 1 is steadier on busy machines)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
+    p.add_argument("--api_type", default="openai", choices=("openai", "azure"),
+                   help="azure: Azure OpenAI (--base_url https://RESOURCE.openai.azure.com, --model is the "
+                        "deployment name, key from AZURE_OPENAI_API_KEY)")
+    p.add_argument("--api_version", default=None,
+                   help=f"Azure OpenAI api-version (default {DEFAULT_AZURE_API_VERSION})")
     p.add_argument("--concurrency", type=int, default=None,
                    help="requests in flight (default 32 for HTTP, batch size 256 for vllm, 1 for local)")
     p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
@@ -70,9 +77,14 @@ def parse_args(argv=None):
 
 
 def api_key(args):
-    """--openai_key wins over OPENAI_API_KEY; a local --base_url may do without a key."""
-    key = args.openai_key or os.environ.get("OPENAI_API_KEY")
+    """--openai_key wins over OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --api_type azure); a local
+    --base_url may do without a key."""
+    azure = args.api_type == "azure"
+    key = args.openai_key or os.environ.get("AZURE_OPENAI_API_KEY" if azure else "OPENAI_API_KEY")
     add_secret(key)
+    if azure and not args.dry_run and not (key and args.base_url):
+        raise UsageError("--api_type azure needs the resource's endpoint (--base_url https://RESOURCE.openai.azure.com) "
+                         "and a key in AZURE_OPENAI_API_KEY")
     if args.backend == "openai" and not key and not args.base_url and not args.dry_run:
         raise UsageError("no API key: set OPENAI_API_KEY (or pass --openai_key), or point --base_url at a local server")
     return key
@@ -122,7 +134,8 @@ def main(argv=None):
         return 0
 
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
-                           request_timeout=args.request_timeout, options={"threads": args.threads})
+                           request_timeout=args.request_timeout,
+                           options={"threads": args.threads, "api_type": args.api_type, "api_version": args.api_version})
     if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (code/ray/backend.py)
         backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
     else:
@@ -133,6 +146,10 @@ def main(argv=None):
 
     print(summary.line())
     print(f"output: {out}")
+    if summary.stopped:  # the circuit breaker: what is finished is kept, a rerun resumes
+        print(f"error: stopped early, {summary.stopped}; {len(summary.failures)} records not done "
+              f"(reasons in {fails}); fix the endpoint and rerun the same command to resume", file=sys.stderr)
+        return 1
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")

@@ -57,6 +57,7 @@ class Summary:
     throttled: int = 0
     seconds: float = 0.0
     failures: dict = field(default_factory=dict)  # id -> reason, everything still failed
+    stopped: str | None = None  # why the circuit breaker stopped the run early, when it did
 
     def line(self):
         rate = (self.rewritten / self.seconds) if self.seconds else 0.0
@@ -191,11 +192,11 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                           tpm=settings.tpm, check=make_check(length_fn),
                           stats=stats)
         except BackendError as e:
-            raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+            raise UsageError(f"the endpoint refused the run: {e.one_line()}") from None
         finally:
             bar.close()
             await backend.aclose()
-    summary.requests, summary.throttled = stats.sent, stats.throttled
+    summary.requests, summary.throttled, summary.stopped = stats.calls, stats.throttled, stats.stopped
     write_failures(fail_path, failures)
     summary.failures = failures
     summary.failed = len(failures)

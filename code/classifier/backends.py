@@ -73,7 +73,7 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
         await run_all(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
                       policy=RetryPolicy(max_retries=max_retries))
     except BackendError as e:
-        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        raise UsageError(f"the endpoint refused the run: {e.one_line()}") from None
     finally:
         bar.close()
         await backend.aclose()

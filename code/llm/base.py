@@ -51,10 +51,14 @@ class Outcome:
 
 
 class BackendError(Exception):
-    """A failed call. `retryable`: try again later; `overloaded`: the server said slow down (429);
-    `fatal`: no request can succeed (bad key, unknown model), so the run stops."""
+    """A failed call. `retryable`: transient, try again later; `overloaded`: the server said slow
+    down (429); `fatal`: no request can succeed (bad key, unknown model, nothing listening), so a run
+    that has not had one success yet stops at once. `cause` names a non-transient failure so the
+    runner can tell "K requests in a row failed the same way" (its circuit breaker); `endpoint`
+    (scheme://host:port/path) and `hint` make the one line a user sees."""
 
-    def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False):
+    def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False,
+                 cause=None, endpoint=None, hint=None, timed_out=False):
         super().__init__(scrub(reason))
         self.reason = scrub(reason)
         self.status = status
@@ -62,6 +66,15 @@ class BackendError(Exception):
         self.overloaded = overloaded
         self.retry_after = retry_after
         self.fatal = fatal
+        self.cause = cause or (None if self.retryable else self.reason)
+        self.endpoint = endpoint
+        self.hint = hint
+        self.timed_out = timed_out  # no answer in time: transient, unless nothing ever answers
+
+    def one_line(self):
+        """'ENDPOINT: REASON (HINT)' for a stop message; secrets scrubbed."""
+        text = f"{self.endpoint}: {self.reason}" if self.endpoint else self.reason
+        return scrub(text + (f" ({self.hint})" if self.hint else ""))
 
 
 class Unusable(Exception):

@@ -1,0 +1,199 @@
+"""Endpoints that no retry fixes, provider quirks, pacing by the server, one writer per shard (issue 13).
+
+Every case runs the real script against a real local server (tests/servers/) that behaves like the
+misconfigured or quirky endpoint: a closed port, an HTML login page, a mistyped scheme, 401/404,
+a spent quota, a 400 every record gets, a server that never answers, Gemma's "System role not
+supported", Azure OpenAI's deployment routes, x-ratelimit headers.
+"""
+
+import json
+import socket
+import time
+
+import pytest
+
+from conftest import make_record, run_script, write_json
+from realign.shards import failures_path, shard_path
+from tests.servers.openai_fake import OpenAIFake
+
+KEY = "sk-fake-ENDPOINT-0c9d8e7f6a5b4c3d"
+
+
+def records(n, prefix="q"):
+    return [make_record(i, q=f"{prefix} {i}", a=f"answer {i}", cat="math_puzzles") for i in range(n)]
+
+
+def reformat(base_url, inp, out, *extra, env=None, timeout=60):
+    args = ["--input_data_path", inp, "--output_directory", out, "--base_url", base_url, "--quiet", *extra]
+    return run_script("reformat.py", *args, env={"OPENAI_API_KEY": "", **(env or {})}, timeout=timeout)
+
+
+def lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(x) for x in f if x.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_refused(r, *needles, elapsed=None):
+    """Exit 2, one line on stderr naming the endpoint and saying what is wrong, no traceback."""
+    err = r.stderr.strip()
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], err[-2000:])
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert KEY not in r.stdout + r.stderr
+    if elapsed is not None:
+        assert elapsed < 15, elapsed
+
+
+# ---------------------------------------------------------------- fail fast at the start of a run
+
+def test_a_closed_port_stops_500_records_within_seconds(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(500))
+    port = closed_port()
+    t0 = time.monotonic()
+    r = reformat(f"http://127.0.0.1:{port}/v1", inp, tmp_path / "out", env={"OPENAI_API_KEY": KEY})
+    assert_refused(r, f"http://127.0.0.1:{port}/v1/chat/completions", "connection refused", "is the server running",
+                   elapsed=time.monotonic() - t0)
+    assert lines(shard_path(tmp_path / "out", 0, 1)) == []
+
+
+def test_a_mistyped_scheme_is_named(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(50))
+    r = reformat(f"htp://127.0.0.1:{closed_port()}/v1", inp, tmp_path / "out")
+    assert_refused(r, "htp://127.0.0.1:", "bad URL", "http:// or https://")
+
+
+def test_an_html_login_page_is_not_an_api(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(200))
+    with OpenAIFake(html=True) as srv:
+        t0 = time.monotonic()
+        r = reformat(srv.url, inp, tmp_path / "out")
+        elapsed = time.monotonic() - t0
+        sent = srv.request_count
+    assert_refused(r, f"{srv.url}/chat/completions", "HTML page", "Sign in - Example Portal", "/v1", elapsed=elapsed)
+    assert sent <= 32 * 2
+
+
+@pytest.mark.parametrize("refuse, needles", [
+    ((404, "The model `gpt-5-typo` does not exist or you do not have access to it."), ["HTTP 404", "gpt-5-typo"]),
+    ((429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota"),
+     ["HTTP 429", "exceeded your current quota", "quota is spent"]),
+    ((400, "Unsupported parameter: 'max_tokens' is not supported with this model."), ["HTTP 400", "max_tokens"]),
+])
+def test_what_every_record_would_get_stops_the_run_with_the_servers_message(tmp_path, refuse, needles):
+    inp = write_json(tmp_path / "in.json", records(300))
+    with OpenAIFake(refuse=refuse) as srv:
+        t0 = time.monotonic()
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "8", env={"OPENAI_API_KEY": KEY})
+        elapsed = time.monotonic() - t0
+        sent = srv.request_count
+    assert_refused(r, f"{srv.url}/v1/chat/completions", *needles, elapsed=elapsed)
+    assert sent <= 2 * 8  # the first wave, no retries: 240 requests in 27 s before
+    assert lines(shard_path(tmp_path / "out", 0, 1)) == []
+
+
+def test_a_chat_model_on_the_completions_route_suggests_chat(tmp_path):
+    inp = write_json(tmp_path / "in.json", [{"id": i, "items": [{"from": "human", "value": f"q {i}"},
+                                                                {"from": "gpt", "value": "a"}]} for i in range(40)])
+    message = ("This is a chat model and not supported in the v1/completions endpoint. "
+               "Did you mean to use v1/chat/completions?")
+    with OpenAIFake(refuse=(404, message)) as srv:
+        r = run_script("classify.py", "--input_data_path", inp, "--output_path", tmp_path / "out.json",
+                       "--backend", "openai", "--model", "gpt-4o-mini", "--base_url", f"{srv.url}/v1", "--quiet",
+                       env={"OPENAI_API_KEY": KEY}, timeout=60)
+    assert_refused(r, f"{srv.url}/v1/completions", "This is a chat model", "try --chat")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_server_that_never_answers_stops_after_the_first_timeouts(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(100))
+    with OpenAIFake(hang_all=True, max_seconds=60) as srv:
+        t0 = time.monotonic()
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--request_timeout", "1", timeout=60)
+        elapsed = time.monotonic() - t0
+    assert_refused(r, "timed out after 1 s", "does not answer", "--request_timeout", elapsed=elapsed)
+
+
+# ---------------------------------------------------------------- the circuit breaker later in a run
+
+def test_a_key_revoked_mid_run_trips_the_breaker_and_a_rerun_resumes(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(200))
+    out = tmp_path / "out"
+    with OpenAIFake(refuse=(401, "Incorrect API key provided."), refuse_after=30) as srv:
+        r = reformat(f"{srv.url}/v1", inp, out, "--concurrency", "4", env={"OPENAI_API_KEY": KEY})
+        sent = srv.request_count
+    assert r.returncode == 1, r.stderr
+    assert "stopped early" in r.stderr and "requests in a row failed" in r.stderr and "HTTP 401" in r.stderr
+    assert "rerun" in r.stderr and KEY not in r.stdout + r.stderr
+    done, failed = lines(shard_path(out, 0, 1)), lines(failures_path(out, 0, 1))
+    assert len(done) == 30 and sent < 30 + 20                   # stopped within a few requests of the cause
+    assert sorted([x["id"] for x in done] + [x["id"] for x in failed]) == list(range(200))
+    assert any(f["reason"].startswith("not sent: the run stopped") for f in failed)
+    with OpenAIFake() as srv:                                   # fixed: the same command resumes
+        r = reformat(f"{srv.url}/v1", inp, out, env={"OPENAI_API_KEY": KEY})
+        assert r.returncode == 0, r.stderr and srv.request_count == 170
+    assert sorted(x["id"] for x in lines(shard_path(out, 0, 1))) == list(range(200))
+
+
+# ---------------------------------------------------------------- provider quirks
+
+def test_a_model_without_a_system_role_gets_it_folded_into_the_user_turn(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(40))
+    with OpenAIFake(no_system_role=True) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "4")
+        statuses = dict(srv.status_counts)
+        later = [json.loads(x["body"]) for x in srv.requests[-10:]]
+    assert r.returncode == 0, r.stderr
+    assert len(lines(shard_path(tmp_path / "out", 0, 1))) == 40
+    assert statuses.get(400, 0) <= 4 and statuses[200] == 40     # refused once per request in flight, then folded
+    for body in later:
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert "Revised response" in body["messages"][0]["content"]  # the system text leads the user turn
+
+
+def test_azure_openai_deployment_route_api_version_and_key_header(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(10))
+    env = {"AZURE_OPENAI_API_KEY": KEY}
+    with OpenAIFake(azure=True, api_key=KEY, deployment="gpt-4o-dep") as srv:
+        r = reformat(srv.url, inp, tmp_path / "out", "--api_type", "azure", "--api_version", "2024-10-21",
+                     "--model", "gpt-4o-dep", env=env)
+        paths = {x["path"] for x in srv.requests}
+        sent_keys = {x["headers"].get("api-key") for x in srv.requests}
+    assert r.returncode == 0, r.stderr
+    assert paths == {"/openai/deployments/gpt-4o-dep/chat/completions?api-version=2024-10-21"}
+    assert sent_keys == {KEY} and KEY not in r.stdout + r.stderr
+    assert len(lines(shard_path(tmp_path / "out", 0, 1))) == 10
+    with OpenAIFake(azure=True, api_key=KEY) as srv:
+        r = reformat(srv.url, inp, tmp_path / "out2", "--api_type", "azure", "--model", "no-such-dep", env=env)
+    assert_refused(r, "/openai/deployments/no-such-dep/chat/completions", "deployment for this resource does not exist")
+    r = reformat("https://x.openai.azure.com", inp, tmp_path / "out3", "--api_type", "azure")
+    assert_refused(r, "AZURE_OPENAI_API_KEY")
+
+
+def test_the_summary_counts_the_calls_really_made_when_n_is_refused(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(6))
+    with OpenAIFake(refuse_n=True) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--top_k", "3", "--concurrency", "1")
+        calls = srv.request_count
+    assert r.returncode == 0, r.stderr
+    assert f"{calls} requests" in r.stdout and calls == 6 * 3 + 1  # one refused n=3, then one choice per call
+
+
+# ---------------------------------------------------------------- pace by the server
+
+def test_x_ratelimit_headers_pace_the_run_from_the_first_answer(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(60))
+    with OpenAIFake(rpm_cap=1200, ratelimit_headers=True) as srv:  # 20/s, a burst of 20
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "64")
+        statuses = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    assert statuses[200] == 60 and statuses.get(429, 0) <= 12  # the first wave only: 44 of 64 without pacing
