@@ -160,27 +160,27 @@ def _number(value):
 class ServerPace:
     """Paces requests by the limits a server announces in its `x-ratelimit-*` headers.
 
-        pace = ServerPace(first_wave=32)
-        await pace.acquire(calls=1, tokens=cost)   # before each attempt
-        pace.observe(response.headers)             # after every answer, 200 or 429
+        held = await pace.acquire(calls=1, tokens=cost)   # before each attempt
+        pace.launched(held)                                # right before the request goes out
+        pace.observe(response.headers)                     # after every answer, 200 or 429
 
-    Until the first answer nothing is known: the first wave is spread over `ramp` seconds, so a
-    server that allows only a small burst has refused a handful, not the whole wave, by the time
-    its first 429 (an immediate answer) tells us its limits. From the first answer carrying
+    Until the first answer nothing is known: requests go out one launch at a time (each waits for
+    the previous one to reach the network, which costs nothing on a single event loop), so the
+    429s of a server that allows only a small burst, which come back at once, are read before the
+    next launch instead of after a whole blind wave. From the first answer carrying
     `x-ratelimit-limit-requests` (per minute, as OpenAI sends it) requests go through a token
     bucket at `margin` times that rate, synced down to `x-ratelimit-remaining-requests`; the
     same for `-tokens` with each request's token estimate. Without such headers it does nothing.
     """
 
-    def __init__(self, first_wave=1, ramp=0.02, margin=0.97, clock=time.monotonic):
+    def __init__(self, margin=0.97, clock=time.monotonic, wait_first_answer=True):
         self.requests = None   # TokenBucket once the server has said its request limit
         self.tokens = None     # TokenBucket once it has said its token limit
-        self.answered = False
+        self.answered = not wait_first_answer
         self.exhausted = False  # the last answer said a limit is used up (its 429s are about rate)
         self.margin = margin
-        self._gap = ramp / max(1, first_wave)
-        self._next = 0.0
         self._clock = clock
+        self._baton = None
 
     def observe(self, headers):
         """Read one answer's headers (any mapping; case-insensitive)."""
@@ -203,16 +203,24 @@ class ServerPace:
                 self.exhausted |= remaining < 1
 
     async def acquire(self, calls=1, tokens=1):
-        if not self.answered and self._gap:
-            now = self._clock()
-            self._next = max(self._next + self._gap, now)
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
+        """Wait for the server's limits; returns whether this caller holds the first-wave baton
+        (hand that to launched())."""
+        held = False
+        if not self.answered:
+            if self._baton is None:
+                self._baton = asyncio.Lock()
+            await self._baton.acquire()
+            held = True
         if self.requests is not None:
             for _ in range(calls):
                 await self.requests.acquire()
         if self.tokens is not None:
             await self.tokens.acquire(tokens)
+        return held
+
+    def launched(self, held):
+        if held:
+            self._baton.release()
 
 
 # ---------------------------------------------------------------- adaptive concurrency

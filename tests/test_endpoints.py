@@ -44,7 +44,7 @@ def closed_port():
 
 def assert_refused(r, *needles, elapsed=None):
     """Exit 2, one line on stderr naming the endpoint and saying what is wrong, no traceback."""
-    err = r.stderr.strip()
+    err = "\n".join(x for x in r.stderr.strip().splitlines() if "%|" not in x)  # retrieval.py's progress bar
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], err[-2000:])
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for needle in needles:
@@ -191,9 +191,50 @@ def test_the_summary_counts_the_calls_really_made_when_n_is_refused(tmp_path):
 # ---------------------------------------------------------------- pace by the server
 
 def test_x_ratelimit_headers_pace_the_run_from_the_first_answer(tmp_path):
-    inp = write_json(tmp_path / "in.json", records(60))
-    with OpenAIFake(rpm_cap=1200, ratelimit_headers=True) as srv:  # 20/s, a burst of 20
+    inp = write_json(tmp_path / "in.json", records(300))
+    with OpenAIFake(rpm_cap=3000, ratelimit_headers=True, latency=0.2) as srv:  # 50/s, a burst of 50
         r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "64")
         statuses = dict(srv.status_counts)
     assert r.returncode == 0, r.stderr
-    assert statuses[200] == 60 and statuses.get(429, 0) <= 12  # the first wave only: 44 of 64 without pacing
+    assert statuses[200] == 300 and statuses.get(429, 0) <= 32  # 64 in flight want 320/s: paced to 50/s
+
+
+# ---------------------------------------------------------------- retrieval.py's Serper client
+
+def serper_run(url, tmp_path, n=120, *extra):
+    recs = [{"id": i, "items": [{"from": "human", "value": f"who wrote book {i}?", "category": "open_qa"},
+                                {"from": "gpt", "value": "someone"}]} for i in range(n)]
+    inp = write_json(tmp_path / "in.json", recs)
+    out = tmp_path / "out.json"
+    r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", out, "--serper_url", url, *extra,
+                   env={"SERPER_API_KEY": "test-serper-key"}, timeout=60)
+    return r, out
+
+
+@pytest.mark.parametrize("kind", ["closed", "html", "404"])
+def test_a_misconfigured_serper_url_stops_retrieval_within_seconds(tmp_path, kind):
+    from tests.servers.serper_fake import SerperFake
+    t0 = time.monotonic()
+    if kind == "closed":
+        url = f"http://127.0.0.1:{closed_port()}/search"
+        r, out = serper_run(url, tmp_path)
+        needles = [url, "connection refused"]
+    else:
+        with SerperFake(html=kind == "html") as srv:
+            url = srv.url + ("/search" if kind == "html" else "/serach")
+            r, out = serper_run(url, tmp_path)
+        needles = [url, "HTML page" if kind == "html" else "HTTP 404: not found", "--serper_url"]
+    assert_refused(r, *needles, elapsed=time.monotonic() - t0)
+    assert not out.exists()
+
+
+def test_serper_refusing_mid_run_trips_the_breaker_and_keeps_what_was_found(tmp_path):
+    from tests.servers.serper_fake import SerperFake
+    with SerperFake(refuse=(400, "Query quota exceeded for this key"), refuse_after=40) as srv:
+        r, out = serper_run(srv.url + "/search", tmp_path, 200, "--batch_size", "20")
+        sent = srv.request_count
+    assert r.returncode == 1, r.stderr
+    assert "stopped early" in r.stderr and "Query quota exceeded" in r.stderr
+    assert sent < 40 + 20 + 10                      # the batch in flight, then nothing
+    with_evidence = [x for x in json.load(open(out)) if x["items"][0].get("evidence")]
+    assert len(with_evidence) == 40

@@ -140,7 +140,7 @@ def test_durations_in_rate_limit_headers():
 
 def test_server_pace_follows_the_headers_from_the_first_answer():
     clock = [0.0]
-    pace = ServerPace(first_wave=4, ramp=0.0, clock=lambda: clock[0])
+    pace = ServerPace(clock=lambda: clock[0])
     assert pace.requests is None                           # nothing said yet: no pacing
     pace.observe({"X-RateLimit-Limit-Requests": "600", "x-ratelimit-remaining-requests": "0",
                   "x-ratelimit-reset-requests": "100ms", "x-ratelimit-limit-tokens": "60000",
@@ -153,18 +153,23 @@ def test_server_pace_follows_the_headers_from_the_first_answer():
     assert not pace.exhausted
 
 
-def test_the_first_wave_is_spread_until_the_first_answer():
+def test_the_first_wave_goes_out_one_launch_at_a_time_until_the_first_answer():
     async def go():
-        pace = ServerPace(first_wave=10, ramp=0.1)
-        t0 = time.monotonic()
-        for _ in range(10):
-            await pace.acquire()
-        spread = time.monotonic() - t0
-        pace.observe({})
-        t1 = time.monotonic()
-        for _ in range(10):
-            await pace.acquire()
-        return spread, time.monotonic() - t1
+        pace = ServerPace()
+        order = []
 
-    spread, after = asyncio.run(go())
-    assert 0.07 < spread < 1.0 and after < 0.02
+        async def launch(i):
+            held = await pace.acquire()
+            order.append(("start", i))
+            await asyncio.sleep(0.001)                     # building and sending the request
+            order.append(("sent", i))
+            pace.launched(held)
+
+        await asyncio.gather(*(launch(i) for i in range(3)))
+        pace.observe({})
+        held = await pace.acquire()
+        return order, held
+
+    order, held = asyncio.run(go())
+    assert order == [("start", 0), ("sent", 0), ("start", 1), ("sent", 1), ("start", 2), ("sent", 2)]
+    assert held is False                                   # after the first answer: no baton

@@ -17,6 +17,7 @@ unless a fatal error (bad key, unknown model) stops the whole run by raising.
 import importlib
 from dataclasses import dataclass, field
 
+from realign.endpoint import EndpointError
 from realign.errors import UsageError
 from realign.redact import scrub
 
@@ -50,31 +51,22 @@ class Outcome:
         return self.error is None
 
 
-class BackendError(Exception):
+class BackendError(EndpointError):
     """A failed call. `retryable`: transient, try again later; `overloaded`: the server said slow
     down (429); `fatal`: no request can succeed (bad key, unknown model, nothing listening), so a run
-    that has not had one success yet stops at once. `cause` names a non-transient failure so the
-    runner can tell "K requests in a row failed the same way" (its circuit breaker); `endpoint`
-    (scheme://host:port/path) and `hint` make the one line a user sees."""
+    that has not had one success yet stops at once. A failure that is not retryable has a `cause`
+    (by default its reason) for the runner's circuit breaker (realign.endpoint.Breaker)."""
 
     def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False,
                  cause=None, endpoint=None, hint=None, timed_out=False):
-        super().__init__(scrub(reason))
-        self.reason = scrub(reason)
+        retryable = retryable or overloaded
+        super().__init__(reason, cause=cause or (None if retryable else scrub(reason)), fatal=fatal,
+                         endpoint=endpoint, hint=hint)
         self.status = status
-        self.retryable = retryable or overloaded
+        self.retryable = retryable
         self.overloaded = overloaded
         self.retry_after = retry_after
-        self.fatal = fatal
-        self.cause = cause or (None if self.retryable else self.reason)
-        self.endpoint = endpoint
-        self.hint = hint
         self.timed_out = timed_out  # no answer in time: transient, unless nothing ever answers
-
-    def one_line(self):
-        """'ENDPOINT: REASON (HINT)' for a stop message; secrets scrubbed."""
-        text = f"{self.endpoint}: {self.reason}" if self.endpoint else self.reason
-        return scrub(text + (f" ({self.hint})" if self.hint else ""))
 
 
 class Unusable(Exception):

@@ -15,13 +15,10 @@ themselves are in llm/base.py.
 import asyncio
 from dataclasses import dataclass
 
+from realign.endpoint import Breaker
 from realign.limits import AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket
 from realign.llm.base import BackendError, Outcome, Unusable
 from realign.redact import scrub
-
-BREAKER_AT_START = 3   # the same non-transient failure this many times before any success: refused
-BREAKER_LATER = 10     # ... this many times in a row later in a run: stop, keep what is done
-
 
 @dataclass
 class Stats:
@@ -38,41 +35,6 @@ class Stats:
     @property
     def concurrency(self):
         return int(self.limiter.limit) if self.limiter else 0
-
-
-class Breaker:
-    """Stops a run that no retry can save.
-
-    Before the first success, a fatal failure (nothing listening, a bad URL, a rejected key, an
-    unknown model, a spent quota) is raised at once, and so is any other non-transient failure
-    (a 400) or a timeout once `at_start` requests in a row got it: the caller reports "the
-    endpoint refused the run" and exits 2. After a success, `later` requests in a row failing
-    with the same non-transient cause set `stopped`: the runner sends nothing more and the
-    caller keeps what is finished (exit 1; a rerun resumes). A success resets the count.
-    """
-
-    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER):
-        self.at_start, self.later = at_start, later
-        self.succeeded = False
-        self.cause, self.count = None, 0
-        self.stopped = None
-
-    def success(self):
-        self.succeeded = True
-        self.cause, self.count = None, 0
-
-    def failure(self, err):
-        """Count one failed attempt (BackendError); raises it when the run must not go on."""
-        if err.cause is None:
-            return
-        if not self.succeeded and err.fatal:
-            raise err
-        self.count = self.count + 1 if err.cause == self.cause else 1
-        self.cause = err.cause
-        if not self.succeeded and self.count >= self.at_start:
-            raise err
-        if self.succeeded and self.count >= self.later and self.stopped is None:
-            self.stopped = f"{self.count} requests in a row failed: {err.one_line()}"
 
 
 def _silent(reason, endpoint):
@@ -100,9 +62,10 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
                 await rpm.acquire()
         if tpm:
             await tpm.acquire(request.cost_tokens)
-        await pace.acquire(calls, request.cost_tokens)
+        held = await pace.acquire(calls, request.cost_tokens)
         retry_after = None
         async with limiter.slot() as slot:
+            pace.launched(held)
             stats.sent += 1
             stats.in_flight += 1
             try:
@@ -139,7 +102,7 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
                   timeout=None, check=None, stats=None, breaker=None):
     """Drive `requests` (any iterable, consumed lazily) through `backend`; call on_done(Outcome)
     once per request as it finishes. Returns the Stats. Raises BackendError when the endpoint
-    refuses the run (see Breaker); when the breaker stops a run later, the requests not sent end
+    refuses the run (see realign.endpoint.Breaker); when the breaker stops a run later, the requests not sent end
     as failures "not sent: ..." and stats.stopped says why.
 
     concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
@@ -156,7 +119,7 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
     stats = stats or Stats()
     # No slow start: a server that has refused nothing is not made to wait; 429s cut from there.
     stats.limiter = AdaptiveLimiter(limit=concurrency, start=concurrency)
-    pace = ServerPace(first_wave=concurrency if backend.network else 1, ramp=0.02 if backend.network else 0.0)
+    pace = ServerPace(wait_first_answer=backend.network)
     if hasattr(backend, "pace"):
         backend.pace = pace
     rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
