@@ -29,7 +29,7 @@ from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.redact import add_secret
 from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
-from realign.shards import failures_path, shard_bounds, shard_path
+from realign.shards import ShardLock, failures_path, shard_bounds, shard_path
 
 
 def parse_args(argv=None):
@@ -141,8 +141,9 @@ def main(argv=None):
     else:
         backend = make_backend(args.backend, config)
     make_output_directory(args.output_directory)
-    summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
-                            progress=not args.quiet)
+    with ShardLock(out):  # one writer per shard: a second process on it exits 2 naming this one
+        summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
+                                progress=not args.quiet)
 
     print(summary.line())
     print(f"output: {out}")

@@ -238,3 +238,55 @@ def test_serper_refusing_mid_run_trips_the_breaker_and_keeps_what_was_found(tmp_
     assert sent < 40 + 20 + 10                      # the batch in flight, then nothing
     with_evidence = [x for x in json.load(open(out)) if x["items"][0].get("evidence")]
     assert len(with_evidence) == 40
+
+
+# ---------------------------------------------------------------- one writer per shard
+
+def test_a_second_process_on_the_same_shard_exits_2_naming_the_first(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    inp = write_json(tmp_path / "in.json", records(40))
+    out = tmp_path / "out"
+    with OpenAIFake(latency=0.3) as srv:
+        args = [sys.executable, str(ROOT / "reformat.py"), "--input_data_path", str(inp), "--output_directory",
+                str(out), "--base_url", f"{srv.url}/v1", "--quiet", "--concurrency", "2"]
+        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            lock = shard_path(out, 0, 1) + ".lock"
+            deadline = time.monotonic() + 30
+            while not lines(shard_path(out, 0, 1)) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the first one is writing
+            second = reformat(f"{srv.url}/v1", inp, out, timeout=30)
+            assert_refused(second, "another reformat.py is writing this shard", f"pid {first.pid}", lock)
+            first.kill()  # kill -9: its lock file stays behind, the kernel drops the lock itself
+            first.wait(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert open(lock).read().startswith(f"{first.pid} ")
+        third = reformat(f"{srv.url}/v1", inp, out, timeout=60)  # takes the stale lock over and resumes
+    assert third.returncode == 0, third.stderr
+    ids = [x["id"] for x in lines(shard_path(out, 0, 1))]
+    assert sorted(ids) == list(range(40))  # each id once: no second writer
+    assert not (out / "rewrite_data_0_of_1_batch.jsonl.lock").exists()
+
+
+def test_merge_of_a_shard_written_twice_says_how_to_repair_it(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(5))
+    out = tmp_path / "out"
+    with OpenAIFake() as srv:
+        assert reformat(f"{srv.url}/v1", inp, out).returncode == 0
+    path = shard_path(out, 0, 1)
+    first = open(path).read()
+    with open(path, "a") as f:  # what two writers on one shard left before shard locks
+        f.write(first)
+    final = tmp_path / "final.json"
+    r = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
+                   "--final_output_path", final)
+    assert_refused(r, "5 ids appear more than once", "--keep_first")
+    r = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
+                   "--final_output_path", final, "--keep_first")
+    assert r.returncode == 0 and "5 rewritten" in r.stdout and "5 duplicate lines dropped" in r.stdout
+    assert len(json.load(open(final))) == 5
