@@ -173,7 +173,7 @@ class ServerPace:
     same for `-tokens` with each request's token estimate. Without such headers it does nothing.
     """
 
-    def __init__(self, margin=0.97, clock=time.monotonic, wait_first_answer=True):
+    def __init__(self, margin=0.97, clock=time.monotonic, wait_first_answer=True, gap=0.001):
         self.requests = None   # TokenBucket once the server has said its request limit
         self.tokens = None     # TokenBucket once it has said its token limit
         self.answered = not wait_first_answer
@@ -181,6 +181,8 @@ class ServerPace:
         self.margin = margin
         self._clock = clock
         self._baton = None
+        self._gap = gap       # seconds between launches until the first answer
+        self._next = 0.0
 
     def observe(self, headers):
         """Read one answer's headers (any mapping; case-insensitive)."""
@@ -211,6 +213,10 @@ class ServerPace:
                 self._baton = asyncio.Lock()
             await self._baton.acquire()
             held = True
+            wait = self._next - self._clock()
+            if wait > 0 and not self.answered:
+                await asyncio.sleep(wait)
+            self._next = self._clock() + self._gap
         if self.requests is not None:
             for _ in range(calls):
                 await self.requests.acquire()
