@@ -174,17 +174,25 @@ def goals(args):
         print(f"{name:>12} {r['seconds']:>8.1f} {r['rec_per_s']:>10.2f} {r['http429']:>6} {r['lost']:>5}")
     print(f"rate with 20 % 429s: {noisy['rec_per_s'] / clean['rec_per_s']:.0%} of the fault-free rate")
 
-    print(f"\nin flight vs a plain AsyncOpenAI + Semaphore loop, latency {args.latency:g} s "
+    out["vs_loop"] = vs_loop(args)
+    return out
+
+
+def vs_loop(args):
+    """realign and the plain loop, interleaved (realign, loop, loop, realign) so a change in the
+    machine's load hits both; the best of two runs each."""
+    print(f"\nin flight vs a plain AsyncOpenAI + Semaphore loop, latency {args.latency:g} s, best of 2 "
           "(goal: realign >= the loop)")
     print(f"{'in flight':>10} {'records':>8} {'realign rec/s':>14} {'loop rec/s':>11} {'ratio':>6}")
-    out["vs_loop"] = []
+    rows = []
     for n in (600, 2560):
         for conc in (64, 128, 256):
-            ours = run(n, conc, args.latency)["rec_per_s"]
-            ref = run_reference(n, conc, args.latency)
-            out["vs_loop"].append({"records": n, "in_flight": conc, "realign": ours, "loop": ref})
-            print(f"{conc:>10} {n:>8} {ours:>14.2f} {ref:>11.2f} {ours / ref:>6.2f}")
-    return out
+            a = run(n, conc, args.latency)["rec_per_s"]
+            ref = max(run_reference(n, conc, args.latency), run_reference(n, conc, args.latency))
+            ours = max(a, run(n, conc, args.latency)["rec_per_s"])
+            rows.append({"records": n, "in_flight": conc, "realign": ours, "loop": ref})
+            print(f"{conc:>10} {n:>8} {ours:>14.2f} {ref:>11.2f} {ours / ref:>6.2f}", flush=True)
+    return rows
 
 
 def main():
@@ -195,12 +203,14 @@ def main():
     p.add_argument("--cap_records", type=int, default=300, help="records for each 600 RPM run")
     p.add_argument("--goal_cap_records", type=int, default=900, help="records for the goals' 600 RPM run")
     p.add_argument("--random_records", type=int, default=640, help="records for each random-429 run")
-    p.add_argument("--only", choices=("speed", "cap", "goals"), default=None, help="one table only")
+    p.add_argument("--only", choices=("speed", "cap", "goals", "loop"), default=None, help="one table only")
     p.add_argument("--json", default=None, help="also write the numbers here")
     args = p.parse_args()
     result = {}
     if args.only in (None, "goals"):
         result["goals"] = goals(args)
+    if args.only == "loop":
+        result["vs_loop"] = vs_loop(args)
     if args.only in (None, "speed"):
         result.update(speed(args))
     if args.only in (None, "cap"):

@@ -1,6 +1,7 @@
-"""Being a polite, fast client: retry/backoff, client-side rate caps, adaptive concurrency.
+"""Being a polite, fast client: retry/backoff, client-side rate caps, the server's own limits,
+adaptive concurrency.
 
-Provider-agnostic; used by the LLM runner (realign.llm.base) and by the Serper client.
+Provider-agnostic; used by the LLM runner (realign.llm.runner) and by the Serper client.
 
     policy = RetryPolicy(max_retries=5, base=1.0, cap=60.0)
     policy.delay(attempt, retry_after=retry_after_seconds(headers))   # seconds to wait
@@ -8,6 +9,9 @@ Provider-agnostic; used by the LLM runner (realign.llm.base) and by the Serper c
 
     bucket = TokenBucket.per_minute(600)       # --rpm 600
     await bucket.acquire()                     # or acquire(n) for --tpm
+
+    pace = ServerPace()                        # x-ratelimit-* headers: pace.observe(headers)
+    pace.launched(await pace.acquire())        # before each request
 
     limiter = AdaptiveLimiter(limit=32)        # AIMD on requests in flight
     async with limiter.slot() as slot:
@@ -284,7 +288,9 @@ class AdaptiveLimiter:
                 self._on_overload(started)
             else:
                 self._on_success()
-            cond.notify_all()
+            # wake only as many waiters as there is room for: notify_all would wake every one of
+            # hundreds of waiting workers on each answer, only to send all but one back to sleep
+            cond.notify(max(0, max(1, int(self.limit)) - self.in_flight))
 
     def _on_success(self):
         if self.slow_start:
