@@ -24,7 +24,6 @@ token request is clamped to the bucket size rather than waiting forever.
 import asyncio
 import email.utils
 import random
-import re
 import time
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -142,18 +141,6 @@ class TokenBucket:
 
 # ---------------------------------------------------------------- the server's own limits
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)?")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def duration_seconds(text):
-    """'6m0s', '1.5s', '20ms', '2' -> seconds; None when it does not parse."""
-    parts = _DURATION.findall(str(text or "").strip().lower())
-    if not parts or not str(text).strip():
-        return None
-    return sum(float(num) * _UNIT[unit or None] for num, unit in parts)
-
-
 def _number(value):
     try:
         return float(value)
@@ -175,6 +162,7 @@ class ServerPace:
     `x-ratelimit-limit-requests` (per minute, as OpenAI sends it) requests go through a token
     bucket at `margin` times that rate, synced down to `x-ratelimit-remaining-requests`; the
     same for `-tokens` with each request's token estimate. Without such headers it does nothing.
+    (`x-ratelimit-reset-*` is not needed: for a token bucket it is (limit - remaining) / rate.)
     """
 
     def __init__(self, margin=0.97, clock=time.monotonic, wait_first_answer=True, gap=0.001):

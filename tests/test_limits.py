@@ -5,7 +5,7 @@ import email.utils
 import random
 import time
 
-from realign.limits import AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket, duration_seconds, retry_after_seconds
+from realign.limits import AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket, retry_after_seconds
 
 
 def test_retry_after_forms():
@@ -131,11 +131,6 @@ def test_random_429s_do_not_collapse_the_limit_and_a_cut_recovers_fast():
 
     low, mean = asyncio.run(go())
     assert low >= 16 and mean >= 24
-
-
-def test_durations_in_rate_limit_headers():
-    assert duration_seconds("6m0s") == 360 and duration_seconds("1.5s") == 1.5
-    assert duration_seconds("20ms") == 0.02 and duration_seconds("2") == 2 and duration_seconds("") is None
 
 
 def test_server_pace_follows_the_headers_from_the_first_answer():
