@@ -24,7 +24,6 @@ from realign.cli import add_ray_flags, check_flags, run
 from realign.errors import UsageError, first_n
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
-from realign.llm.openai_http import DEFAULT_AZURE_API_VERSION
 from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.redact import add_secret
@@ -58,7 +57,8 @@ def parse_args(argv=None):
                    help="azure: Azure OpenAI (--base_url https://RESOURCE.openai.azure.com, --model is the "
                         "deployment name, key from AZURE_OPENAI_API_KEY)")
     p.add_argument("--api_version", default=None,
-                   help=f"Azure OpenAI api-version (default {DEFAULT_AZURE_API_VERSION})")
+                   help="Azure OpenAI api-version (default: a recent GA version, DEFAULT_AZURE_API_VERSION in "
+                        "code/llm/openai_http.py)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="requests in flight (default 32 for HTTP, batch size 256 for vllm, 1 for local)")
     p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
