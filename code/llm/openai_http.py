@@ -111,13 +111,13 @@ class OpenAIBackend(Backend):
         self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
         self.fold_system = False           # set once the server has refused the system role
         self.pace = None                   # the runner's ServerPace: fed every response's headers
-        self.calls = 0                     # HTTP requests really sent
 
     def _observe(self, headers):
         if self.pace is not None and headers is not None:
             self.pace.observe(headers)
 
     async def _call(self, request, n):
+        self.calls += 1
         s = request.sampling
         body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:
@@ -127,7 +127,6 @@ class OpenAIBackend(Backend):
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:
             body["prompt"] = request.prompt
-        self.calls += 1
         try:
             # client.post is the SDK's documented route for raw calls: same auth, timeouts and
             # error classes as .create(), without re-validating our plain-dict body and reply

@@ -23,7 +23,6 @@ from realign.redact import scrub
 @dataclass
 class Stats:
     sent: int = 0          # attempts that reached the backend
-    calls: int = 0         # HTTP requests really made (more than `sent` when a server ignores n)
     throttled: int = 0     # attempts answered 429 / overloaded
     retried: int = 0
     succeeded: int = 0
@@ -149,5 +148,4 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stats.stopped = breaker.stopped
-        stats.calls = getattr(backend, "calls", None) or stats.sent
     return stats
