@@ -13,7 +13,7 @@ p.category, p.length) and returns None when it has no objection, a short reason 
 reject the rewrite, or ACCEPT to accept it without asking the remaining rules.
 
 Lengths are counted with p.length: tokens of the --tokenizer_path tokenizer when given, else
-the tokenizer-free length described in realign/lengths.py.
+the tokenizer-free length described in code/lengths.py.
 """
 
 import argparse

@@ -104,6 +104,7 @@ def make_client(config):
 class OpenAIBackend(Backend):
     name = "openai"
     default_concurrency = 32
+    key_env = "OPENAI_API_KEY"
 
     def __init__(self, config):
         super().__init__(config)

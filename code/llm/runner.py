@@ -5,26 +5,27 @@
 An AIMD limiter on requests in flight, optional rpm/tpm token buckets, pacing by the server's
 own x-ratelimit-* headers, bounded retries with backoff that honours Retry-After, a hard timeout
 per attempt, and a caller-supplied `check(texts)` that may raise `Unusable` to have bad output
-retried. Transient failures are retried; the rest feed a circuit breaker (Breaker): at the start
-of a run a misconfigured endpoint raises its BackendError within seconds, later K requests in a
-row failing the same way stop the run (stats.stopped). Every request ends in exactly one
-`on_done(Outcome)` call, success or failure, unless the endpoint refused the run. The backends
-themselves are in llm/base.py.
+retried. Transient failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
+at the start of a run a misconfigured endpoint raises its BackendError within seconds, later K
+requests in a row failing the same way stop the run (stats.stopped). Every request ends in exactly
+one `on_done(Outcome)` call, success or failure, unless the endpoint refused the run; run_step
+turns that into the scripts' one-line error. The interface it drives (Backend, Request, Outcome)
+is in llm/base.py.
 """
 
 import asyncio
 from dataclasses import dataclass
 
 from realign.endpoint import Breaker
-from realign.limits import AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket
-from realign.llm.base import BackendError, Outcome, Unusable
+from realign.errors import UsageError
+from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket
+from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
 
 @dataclass
 class Stats:
     sent: int = 0          # attempts that reached the backend
     throttled: int = 0     # attempts answered 429 / overloaded
-    retried: int = 0
     succeeded: int = 0
     failed: int = 0
     in_flight: int = 0
@@ -70,7 +71,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
             try:
                 result = await _attempt(backend, request, check, limit)
                 breaker.success()
-                return Outcome(request, result=result, attempts=attempt + 1)
+                return Outcome(request, result=result)
             except BackendError as e:
                 if e.overloaded:
                     if not pace.exhausted:  # a 429 the server's own rate headers explain is paced, not cut
@@ -92,8 +93,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
                 pace.answered = True
         if not retryable or attempt == policy.max_retries or breaker.stopped:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
-            return Outcome(request, error=reason + tries, attempts=attempt + 1)
-        stats.retried += 1
+            return Outcome(request, error=reason + tries)
         await asyncio.sleep(policy.delay(attempt, retry_after))
 
 
@@ -108,21 +108,21 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
     rpm / tpm: client-side caps (requests / tokens per minute), None for none; the server's own
     x-ratelimit-* headers pace the run as well (realign.limits.ServerPace).
     timeout: seconds per call, an attempt of n candidates gets n times that (None: the backend's
-    request_timeout plus 5 s for network backends, none for in-process engines).
+    request_timeout plus CALL_TIMEOUT_SLACK for backends with timed_calls, none for the others).
     """
     concurrency = concurrency or backend.default_concurrency
     policy = policy or RetryPolicy()
     breaker = breaker or Breaker()
-    if timeout is None and backend.network:
-        timeout = backend.config.request_timeout + 5.0  # the HTTP client's own timeout fires first
+    if timeout is None:
+        timeout = call_timeout(backend, backend.config)
     stats = stats or Stats()
     # No slow start: a server that has refused nothing is not made to wait; 429s cut from there.
     stats.limiter = AdaptiveLimiter(limit=concurrency, start=concurrency)
-    pace = ServerPace(wait_first_answer=backend.network)
+    pace = ServerPace(wait_first_answer=backend.slow_start)
     if hasattr(backend, "pace"):
         backend.pace = pace
-    rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
-    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=6.0) if tpm else None
+    rpm_bucket = TokenBucket.per_minute(rpm, burst_seconds=RPM_BURST_SECONDS) if rpm else None
+    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=TPM_BURST_SECONDS) if tpm else None
     pending = iter(requests)
 
     async def worker():
@@ -149,3 +149,12 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
         await asyncio.gather(*tasks, return_exceptions=True)
         stats.stopped = breaker.stopped
     return stats
+
+
+async def run_step(backend, requests, on_done, **options):
+    """run_all for a script's whole run: the endpoint refusing the run (see realign.endpoint.Breaker)
+    becomes the one-line UsageError, naming the endpoint, that the script prints before exiting 2."""
+    try:
+        return await run_all(backend, requests, on_done, **options)
+    except BackendError as e:
+        raise UsageError(f"the endpoint refused the run: {e.one_line()}") from None
