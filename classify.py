@@ -36,7 +36,7 @@ from realign.constant import RAG_TASKS, REWRITE_TASKS
 from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, rejected_path, write_rejected
 from realign.errors import DataError, UsageError
 from realign.llm.base import BackendConfig, api_key
-from realign.records import category, question, where, write_records
+from realign.records import category, check_data_output, question, where, write_records
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
 
@@ -83,6 +83,7 @@ def check_args(args):
     args.field_map = parse_field_map(args.field_map) if args.field_map else None
     if args.field_map and args.input_format != "auto":
         raise UsageError("--field_map says where question and answer are; it does not go with --input_format")
+    check_data_output("--output_path", args.output_path)
     if args.output_path:  # issue 15: no step writes over its input; a rerun writes a new file
         check_not_input({"--output_path": args.output_path, "rejected file": rejected_path(args.output_path)},
                         [args.input_data_path, args.eval, args.train])

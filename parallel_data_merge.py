@@ -15,7 +15,7 @@ import argparse
 
 from realign.cli import check_not_input, run
 from realign.merge import merge
-from realign.records import load_records, write_records
+from realign.records import check_data_output, load_records, write_records
 from realign.shards import pipeline_files
 
 
@@ -37,6 +37,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_data_output("--final_output_path", args.final_output_path)
     check_not_input({"--final_output_path": args.final_output_path},
                     [args.input_data_path, *pipeline_files(args.output_directory)])
     records = load_records(args.input_data_path)

@@ -36,7 +36,7 @@ AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # flags of the original script
-    p.add_argument("--input_data_path", required=True, help="ReAlign records (.json/.jsonl), classified")
+    p.add_argument("--input_data_path", required=True, help="ReAlign records (.json/.jsonl/.parquet/.csv), classified (and with evidence, from retrieval.py)")
     p.add_argument("--output_directory", required=True, help="folder for the shard output and failures files")
     p.add_argument("--tokenizer_path", default=None,
                    help="tokenizer (folder with tokenizer.json) used to pick the longest candidate; "

@@ -24,7 +24,7 @@ from realign.constant import RAG_TASKS
 from realign.errors import UsageError, first_n
 from realign.limits import RetryPolicy
 from realign.redact import add_secret, scrub
-from realign.records import category, load_records, question
+from realign.records import category, check_data_output, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
 from realign.search.clean import attach_hits, has_evidence, is_junk
@@ -56,6 +56,7 @@ def parse_args(argv=None):
         raise UsageError(f"--min_relevance must be between 0 and 1, got {args.min_relevance:g}")
     if not args.output_path.endswith((".json", ".jsonl", ".parquet", ".csv")):
         raise UsageError(f"{args.output_path}: --output_path must end in .json, .jsonl, .parquet or .csv")
+    check_data_output("--output_path", args.output_path)
     check_not_input({"--output_path": args.output_path,
                      "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
                     [args.input_data_path])

@@ -33,7 +33,7 @@ from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
 from realign.files import all_or_nothing, write_json
 from realign.lengths import make_length_fn
-from realign.records import load_records, write_records
+from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import (ACCEPT, answer_numbers, code_from, ends_mid_sentence, final_number, has_code,
                                join_by_id, open_code_block, prompt_echo_phrase, refusal_phrase, reject, select,
@@ -213,6 +213,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_data_output("--output_path", args.output_path)
     check_not_input({"--output_path": args.output_path, "--report_path": args.report_path},
                     [args.input_original_data_path, args.input_rewrite_data_path])
     if args.report_dir and os.path.exists(args.report_dir) and not os.path.isdir(args.report_dir):

@@ -13,14 +13,24 @@ import json
 import re
 
 from realign.constant import TASK_SET
-from realign.errors import DataError
+from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, dumps_line, iter_jsonl_lines, json_problem, os_error
 from realign.strictjson import may_hold_nonfinite, nonfinite_reason
 from realign.tabular import is_table, is_table_file, read_table, write_table
 
 
+DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+
+
 def is_jsonl(path):
     return str(path).endswith(".jsonl")
+
+
+def check_data_output(flag, path):
+    """UsageError before any work when `path` (given as `flag`) does not end in a data file type we
+    write: the writer picks the format by extension, so `out.txt` would silently become JSON."""
+    if path and not str(path).endswith(DATA_SUFFIXES):
+        raise UsageError(f"{path}: {flag} must end in {', '.join(DATA_SUFFIXES)} (the file type is chosen by extension)")
 
 
 def valid_id(rid):
@@ -119,11 +129,18 @@ def read_json_raw(path):
 
 # ---------------------------------------------------------------- validation
 
+# Keys of the raw dataset shapes classify.py converts (Alpaca, ShareGPT, messages, GSM8K, MATH, Dolly,
+# UltraChat): a record with one of them and no 'items' was handed to a later step too early.
+RAW_KEYS = frozenset({"instruction", "conversations", "messages", "question", "problem", "data"})
+
 def validate_record(rec, path, index):
     """Check one record against the contract; raise DataError naming it."""
     if not isinstance(rec, dict):
         raise DataError(f"{path}: record {index}: expected an object, got {type(rec).__name__}")
     at = where(path, index, rec)
+    if "items" not in rec and RAW_KEYS & rec.keys():
+        raise DataError(f"{at}: not a ReAlign record (it has {sorted(RAW_KEYS & rec.keys())[0]!r}, no 'items'); "
+                        f"run classify.py on it first, which reads the common dataset shapes")
     rid = rec.get("id")
     if "id" not in rec:
         raise DataError(f"{at}: missing 'id'")

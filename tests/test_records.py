@@ -151,3 +151,34 @@ def test_outputs_get_normal_file_permissions(tmp_path):
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         load_records(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("script_name, flags", [
+    ("classify.py", ["--input_data_path", "IN", "--output_path", "OUT"]),
+    ("retrieval.py", ["--input_data_path", "IN", "--output_path", "OUT", "--backend", "bm25",
+                      "--corpus_path", "datasets/corpus/"]),
+    ("parallel_data_merge.py", ["--input_data_path", "IN", "--output_directory", "SHARDS",
+                                "--final_output_path", "OUT"]),
+    ("rewrite_data_selection.py", ["--input_original_data_path", "IN", "--input_rewrite_data_path", "IN",
+                                   "--output_path", "OUT"]),
+])
+def test_an_output_path_of_no_data_type_is_refused_before_any_work(tmp_path, script, script_name, flags):
+    """The writers choose the format by extension: out.txt would silently be JSON, so every step
+    refuses it up front, in one line, and writes nothing."""
+    src = write_json(tmp_path / "in.json", [make_record(0)])
+    (tmp_path / "shards").mkdir()
+    out = tmp_path / "out.txt"
+    args = [{"IN": src, "OUT": out, "SHARDS": tmp_path / "shards"}.get(f, f) for f in flags]
+    r = script(script_name, *args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "out.txt" in r.stderr and ".jsonl" in r.stderr
+    assert not out.exists()
+
+
+def test_raw_data_given_to_a_later_step_says_to_classify_it_first(tmp_path, script):
+    src = write_json(tmp_path / "raw.json", [{"instruction": "Name a colour.", "output": "Blue."}])
+    r = script("retrieval.py", "--input_data_path", src, "--output_path", tmp_path / "out.json",
+               "--backend", "bm25", "--corpus_path", "datasets/corpus/")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "run classify.py on it first" in r.stderr and "'instruction'" in r.stderr
