@@ -7,7 +7,13 @@
 Reads ReAlign, Alpaca, ShareGPT or OpenAI-messages data and writes ReAlign JSON/JSONL.
 Records that already carry a valid category keep it unless --overwrite.
 
-    python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task
+The embedded model also writes items[0]["category_confidence"]: the calibrated probability
+(0-1) that its task is right. --min_confidence P sends predictions under P to `default` (left
+as they are by the rewrite); `rejecting` is only chosen at --min_reject_confidence or above,
+otherwise the next most probable task.
+
+    python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task,
+                                                            # accuracy against coverage
     python classify.py --train train.json [--save_model DIR] # rebuild the embedded model
 
 --eval and --train take the classifier format: a list of {"instruction", "category"}.
@@ -27,7 +33,8 @@ from tqdm import tqdm
 
 from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
-from realign.classifier.metrics import report
+from realign.classifier.metrics import THRESHOLDS, coverage_report, report
+from realign.classifier.model import MIN_REJECT_CONFIDENCE
 from realign.cli import check_flags, run
 from realign.convert import FORMATS, load_any
 from realign.ray_engine import add_ray_flags, classify_texts_ray
@@ -49,6 +56,11 @@ def parse_args(argv=None):
                    help="where --train writes the model (default: the shipped one, realign/classifier/model)")
     p.add_argument("--model_dir", default=None, help="embedded model folder to use (default: the shipped one)")
     p.add_argument("--backend", default="embedded", choices=("embedded", "vllm", "openai"))
+    p.add_argument("--min_confidence", type=float, default=0.0, metavar="P",
+                   help="embedded: label `default` (not rewritten) where the confidence is under P (0-1; default 0)")
+    p.add_argument("--min_reject_confidence", type=float, default=MIN_REJECT_CONFIDENCE, metavar="P",
+                   help="embedded: choose `rejecting` only from this confidence up, else the next task "
+                        f"(default {MIN_REJECT_CONFIDENCE})")
     p.add_argument("--model", default=GAIR_MODEL, help="model name or local path (vllm / openai backends)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible endpoint")
     p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
@@ -70,6 +82,12 @@ def check_args(args):
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
     check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1},
                 positive=("rpm", "request_timeout"))
+    for name in ("min_confidence", "min_reject_confidence"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name} is a probability between 0 and 1, got {getattr(args, name):g}")
+    if args.backend != "embedded" and args.min_confidence > 0:
+        raise UsageError(f"--min_confidence needs the embedded model's confidences; --backend {args.backend} "
+                         "gives none")
 
 
 def api_key(args):
@@ -81,7 +99,8 @@ def api_key(args):
 
 
 def classify_texts(texts, args, key):
-    """(labels, failures) from the chosen backend, here or spread over a Ray cluster (--engine ray)."""
+    """(labels, failures, confidences or None) from the chosen backend, here or spread over a Ray
+    cluster (--engine ray)."""
     if args.engine == "ray":
         return classify_texts_ray(texts, args, key)
     return classify_here(texts, args, key)
@@ -113,22 +132,39 @@ def train(args):
 def evaluate(args, key):
     texts, gold = load_labeled(args.eval)
     start = time.monotonic()
-    pred, failures = classify_texts(texts, args, key)
+    pred, failures, confidences = classify_texts(texts, args, key)
     seconds = time.monotonic() - start
     print(report(gold, [p or "(failed)" for p in pred]))
+    if confidences is not None:
+        print()
+        guesses = best_guesses(texts, args) if args.min_confidence > 0 else (pred, confidences)
+        print(coverage_report(gold, *guesses, sorted({*THRESHOLDS, args.min_confidence})))
     print(f"\n{args.backend}: {len(texts)} instructions in {seconds:.1f} s ({len(texts) / seconds:.0f}/s)"
           + (f", {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def best_guesses(texts, args):
+    """The embedded model's labels without --min_confidence's `default`, and their confidences."""
+    from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
+
+    model = TaskClassifier.load(args.model_dir or DEFAULT_MODEL_DIR)
+    return model.classify(texts, min_reject_confidence=args.min_reject_confidence)
 
 
 def classify(args, key):
     records, fmt = load_any(args.input_data_path, args.input_format)
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
-    labels, failures = classify_texts([question(records[i]) for i in todo], args, key) if todo else ([], {})
-    for i, label in zip(todo, labels):
+    labels, failures, confidences = (classify_texts([question(records[i]) for i in todo], args, key) if todo
+                                     else ([], {}, None))
+    for n, (i, label) in enumerate(zip(todo, labels)):
         if label is not None:
-            records[i]["items"][0]["category"] = label
+            first = records[i]["items"][0]
+            first["category"] = label
+            first.pop("category_confidence", None)  # an earlier run's, for a label no longer there
+            if confidences is not None:
+                first["category_confidence"] = round(confidences[n], 4)
     write_records(args.output_path, records)
     seconds = time.monotonic() - start
 
@@ -136,6 +172,9 @@ def classify(args, key):
     print("category distribution:")
     for task, n in counts.most_common():
         print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
+    if confidences is not None and args.min_confidence > 0:
+        low = sum(c < args.min_confidence for c in confidences)
+        print(f"{low} records under --min_confidence {args.min_confidence:g} labelled default")
     rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
     print(f"{len(records)} records ({fmt}): {len(todo) - len(failures)} classified by {args.backend}, "
           f"{len(records) - len(todo)} kept their category, {len(failures)} failed, {seconds:.1f} s{rate}")

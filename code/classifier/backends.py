@@ -1,6 +1,7 @@
 """Three ways to put a task name on a list of instructions, one function each.
 
-  embedded  our CPU model (model.py), shipped in classifier/model/; no network, no GPU.
+  embedded  our CPU model (model.py), shipped in classifier/model/; no network, no GPU; the
+            only one that also gives a confidence (a calibrated probability) per label.
   vllm      the GAIR/ReAlign-Task-Classifier (or any model path) in the offline vLLM engine.
   openai    the same prompt to any OpenAI-compatible endpoint (e.g. `vllm serve` hosting the
             GAIR model), paced and retried by the shared runner in realign.llm.base.
@@ -25,13 +26,20 @@ def _bar(total, progress, unit):
                 dynamic_ncols=True, mininterval=0.5)
 
 
-def classify_embedded(texts, model_dir=None, progress=True):
-    """Task names for texts from the embedded model; returns (labels, {})."""
+def classify_embedded(texts, model_dir=None, progress=True, **rules):
+    """Task names and confidences from the embedded model; returns (labels, {}, confidences).
+    `rules` are TaskClassifier.classify's min_confidence / min_reject_confidence."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
     with _bar(len(texts), progress, "instr") as bar:
-        return model.predict(texts, bar), {}
+        labels, confidences = model.classify(texts, bar, **rules)
+    return labels, {}, confidences
+
+
+def embedded_rules(args):
+    """The confidence rules of classify.py's flags, as keyword arguments for classify()."""
+    return {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence}
 
 
 def classify_request(key, text, chat=False):
@@ -78,11 +86,13 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
 
 
 def classify_texts(texts, args, api_key=None):
-    """Dispatch on args.backend; returns (labels, failures) as classify_llm does."""
+    """Dispatch on args.backend; returns (labels, failures, confidences): labels and failures as
+    classify_llm gives them, confidences a list for the embedded model and None for the LLMs."""
     if args.backend == "embedded":
-        return classify_embedded(texts, args.model_dir, progress=not args.quiet)
+        return classify_embedded(texts, args.model_dir, progress=not args.quiet, **embedded_rules(args))
     options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=api_key,
                            request_timeout=args.request_timeout, options=options)
-    return classify_llm(texts, args.backend, config, chat=args.chat, concurrency=args.concurrency,
-                        rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
+    labels, failures = classify_llm(texts, args.backend, config, chat=args.chat, concurrency=args.concurrency,
+                                    rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
+    return labels, failures, None
