@@ -10,7 +10,8 @@ signs any reader can check, each counted on its own and together:
             or a code fence, or several lines of material
   persona   persona framing: "act as", "you are a", "I'm a nurse and", "as a teacher, ..."
   chatty    greetings, thanks, "pls", "quick question"
-  casual    starts in lower case, or ends with no punctuation
+  casual    starts in lower case, or a short prompt (under 120 characters) with no closing
+            punctuation
   foreign   written mostly outside ASCII, or in a common non-English phrasing
   markdown  headings, bullets, bold, numbered lists
   multi     several asks in one message (two or more question marks, "also", "and then")
@@ -52,7 +53,7 @@ def style(text):
     if _CHATTY.search(text):
         signs.add("chatty")
     stripped = text.strip()
-    if stripped and (stripped[0].islower() or stripped[-1] not in ".?!)\"'`:;*]}>»」。？！"):
+    if stripped and (stripped[0].islower() or len(stripped) < 120 and stripped[-1] not in ".?!)\"'`:;*]}>»」。？！"):
         signs.add("casual")
     letters = [c for c in text if c.isalpha()]
     if letters and sum(not c.isascii() for c in letters) > 0.2 * len(letters) or _FOREIGN.search(text):

@@ -47,7 +47,7 @@ SVM_C = 0.5
 EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-length tf-idf blocks
 CHUNK = 4096  # instructions predicted at a time
 CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
-MIN_REJECT_CONFIDENCE = 0.7  # `rejecting` only from this probability up (see bench/README.md)
+MIN_REJECT_CONFIDENCE = 0.9  # `rejecting` only from this probability up (see bench/README.md)
 REJECTING = "rejecting"
 
 
