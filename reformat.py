@@ -91,8 +91,10 @@ def print_dry_run(plan, args, done):
     print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
           f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged"
           + (f"; {done} more already done (skipped on a rerun)" if done else ""))
+    width = max(map(len, plan["per_category"]), default=0)
     for task, count in plan["per_category"].items():
-        print(f"  {count:8d}  {task}")
+        what = "passed through unchanged" if task in plan["unchanged_tasks"] else "rewritten"
+        print(f"  {count:8d}  {task:<{width}}  {what}")
     print(f"estimated tokens: {plan['tokens_in']:,} in, {plan['tokens_out']:,} out (top_k={args.top_k})")
     if args.price_in is not None or args.price_out is not None:
         cost = plan["tokens_in"] / 1e6 * (args.price_in or 0) + plan["tokens_out"] / 1e6 * (args.price_out or 0)
@@ -131,8 +133,8 @@ def main(argv=None):
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
                             progress=not args.quiet)
 
-    print(summary.line())
     print(f"output: {out}")
+    print(summary.line())
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")

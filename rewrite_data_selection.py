@@ -23,6 +23,7 @@ import re
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
+from realign.export import OUTPUT_FORMATS, export_records
 from realign.files import write_json
 from realign.lengths import make_length_fn
 from realign.records import load_records, write_records
@@ -119,7 +120,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_original_data_path", required=True, help="the dataset before reformatting")
     p.add_argument("--input_rewrite_data_path", required=True, help="the merged output of parallel_data_merge.py")
-    p.add_argument("--output_path", required=True, help="the final dataset (.json or .jsonl)")
+    p.add_argument("--output_path", required=True, help="the final dataset (.json, .jsonl, .parquet or .csv)")
+    p.add_argument("--output_format", choices=OUTPUT_FORMATS, default="realign",
+                   help="shape of the final records: realign (default), or alpaca / sharegpt / messages "
+                        "for an SFT trainer (LLaMA-Factory, axolotl, TRL)")
     p.add_argument("--tokenizer_path", default=None,
                    help="HF tokenizer folder (tokenizer.json) to count tokens; default: tokenizer-free length")
     p.add_argument("--rules", choices=sorted(RULESETS), default="open_platypus",
@@ -141,7 +145,7 @@ def main(argv=None):
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
     length = make_length_fn(args.tokenizer_path)
     out, stats, decisions = select(joined, RULESETS[args.rules], length)
-    write_records(args.output_path, out)
+    write_records(args.output_path, export_records(out, args.output_format, args.output_path))
     if args.report_path:
         write_json(args.report_path, {"rules": args.rules, **stats_as_json(stats), "decisions": decisions})
     if args.report_dir:
@@ -153,7 +157,8 @@ def main(argv=None):
     print(f"  {'category':<34} {'total':>6} {'rewrite':>8} {'rejected':>9} {'as is':>6}")
     for cat, n in sorted(stats["per_category"].items()):
         print(f"  {cat:<34} {n['total']:>6} {n['accepted']:>8} {n['rejected']:>9} {n['not_rewritten']:>6}")
-    print(f"selected {len(out)} records into {args.output_path}: {stats['accepted']} rewrites accepted, "
+    print(f"selected {len(out)} records into {args.output_path} ({args.output_format}): "
+          f"{stats['accepted']} rewrites accepted, "
           f"{stats['rejected']} rejected (original kept), {stats['not_rewritten']} not rewritten")
     if args.report_dir:
         print(f"report: {page}")

@@ -199,12 +199,19 @@ def _rule_table(rejected_by_rule):
     return "<table>" + "".join(rows) + "</table>"
 
 
-def _evidence_html(evidence):
+def _evidence_html(evidence, scores=None):
+    """The evidence passages, each with its relevance score when retrieval.py recorded one."""
     if not evidence:
         return ""
-    items = "".join(f"<li>{html.escape(_cut(p, MAX_EVIDENCE_CHARS))}</li>" for p in evidence[:MAX_EVIDENCE])
+    scores = scores if isinstance(scores, list) and len(scores) == len(evidence) else [None] * len(evidence)
+    items = "".join(f"<li>{_score_html(s)}{html.escape(_cut(p, MAX_EVIDENCE_CHARS))}</li>"
+                    for p, s in zip(evidence[:MAX_EVIDENCE], scores))
     more = f'<p class="muted">… and {len(evidence) - MAX_EVIDENCE} more passages</p>' if len(evidence) > MAX_EVIDENCE else ""
     return f"<details open><summary>evidence used ({len(evidence)} passages)</summary><ol>{items}</ol>{more}</details>"
+
+
+def _score_html(score):
+    return f'<span class="muted">relevance {score:.2f}</span> ' if isinstance(score, (int, float)) else ""
 
 
 def _pair_html(decision, orig, new):
@@ -217,13 +224,13 @@ def _pair_html(decision, orig, new):
     else:
         verdict = (f'<span class="verdict-rejected">rejected</span> by {html.escape(decision["rule"] or "")}: '
                    f'{html.escape(decision["reason"] or "")}')
-    evidence = new["items"][0].get("evidence") or orig["items"][0].get("evidence")
+    first = new["items"][0] if new["items"][0].get("evidence") else orig["items"][0]
     return (f'<div class="pair"><div><b>id {html.escape(str(decision["id"]))}</b> · '
             f'{html.escape(decision["category"])} · {verdict}</div>'
             f'<div class="muted">Q: {html.escape(_cut(new["items"][0]["value"], 600))}</div>'
             f'<div class="sides"><div><div class="muted">original</div><pre>{left}</pre></div>'
             f'<div><div class="muted">rewrite</div><pre>{right}</pre></div></div>'
-            f"{_evidence_html(evidence)}</div>")
+            f"{_evidence_html(first.get('evidence'), first.get('evidence_scores'))}</div>")
 
 
 def length_ratios(by_id, decisions, length):

@@ -32,6 +32,7 @@ def make_run(tmp_path):
     ]
     originals[0]["items"][0]["evidence"] = ["Paris is the capital and largest city of France.",
                                             "The Seine flows through Paris."]
+    originals[0]["items"][0]["evidence_scores"] = [0.9, 0.667]  # as retrieval.py's clean file has them
     rewrites = {
         1: "**Answer:** Paris.\n\nParis is the capital of France. It lies on the Seine and has about "
            "two million people, according to recent counts.",
@@ -71,6 +72,7 @@ def test_report_files_and_numbers(report):
     assert 'id="rule-length_ratio"' in page and 'id="rule-final_answer_kept"' in page
     assert "<del>" in page and "<ins>" in page
     assert "Paris is the capital and largest city of France." in page  # evidence shown
+    assert "relevance 0.90</span> Paris is the capital" in page and "relevance 0.67" in page  # with its score
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched at view time
     for name in names[:-1]:
         img = mpimg.imread(report / name)

@@ -45,6 +45,7 @@ class LocalGGUFBackend(Backend):
     name = "local"
     default_concurrency = 1
     network = False
+    throttles = False
 
     def __init__(self, config):
         super().__init__(config)
@@ -89,6 +90,7 @@ class LocalGGUFBackend(Backend):
 
     def _complete(self, kind, body):
         """One blocking engine call -> text; BackendError on an engine error."""
+        self.calls += 1
         try:
             if kind == "chat":
                 reply = self._server.handle_chat_completions(body)
@@ -104,7 +106,6 @@ class LocalGGUFBackend(Backend):
         self.prompt_seconds += float(timings.get("prompt_ms") or 0) / 1000
         self.tokens_out += int(timings.get("predicted_n") or 0)
         self.gen_seconds += float(timings.get("predicted_ms") or 0) / 1000
-        self.calls += 1
         choice = reply["choices"][0]
         return choice["message"]["content"] if kind == "chat" else choice["text"]
 
