@@ -7,7 +7,8 @@ in each of --formats, then runs parallel_data_merge.py and rewrite_data_selectio
 subprocesses, the input, merged and final files all of that type, and prints a table: seconds,
 records/s and peak RSS of each step, and each type's total against the first type's (the
 reference, measured in the same run). Goals: both steps ≤ 10 s total for 100k records; Parquet
-≤ 2x JSONL.
+≤ 2x JSONL. For the first type the filter also runs with --rules none (not in the totals): the
+difference is what the rules cost.
 """
 
 import argparse
@@ -86,10 +87,15 @@ def main():
             secs, rss = timed([py, os.path.join(ROOT, "rewrite_data_selection.py"), "--input_original_data_path", inp,
                                "--input_rewrite_data_path", merged, "--output_path", final])
             rows.append((ext, "filter", secs, rss))
+            if ext == next(iter(inputs)):  # what the rules cost: the same step with none (read, join, write)
+                secs, rss = timed([py, os.path.join(ROOT, "rewrite_data_selection.py"), "--input_original_data_path",
+                                   inp, "--input_rewrite_data_path", merged, "--output_path", final, "--rules", "none"])
+                rows.append((ext, "no rules", secs, rss))
     print(f"{'file':<8} {'step':<8} {'records':>8} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
     totals = {}
     for ext, name, secs, rss in rows:
-        totals[ext] = totals.get(ext, 0) + secs
+        if name != "no rules":
+            totals[ext] = totals.get(ext, 0) + secs
         print(f"{ext:<8} {name:<8} {args.records:>8} {secs:>8.2f} {args.records / secs:>10.0f} {rss:>12.0f}")
     ref = next(iter(totals))
     for ext, total in totals.items():

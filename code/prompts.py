@@ -16,7 +16,7 @@ task.
 
 import re
 
-from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASKS
+from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 
@@ -158,8 +158,6 @@ CLASSIFIER_TEMPERATURE = 0.0
 CLASSIFIER_TOP_P = 1.0
 CLASSIFIER_MAX_TOKENS = 50
 
-_TASK_SET = frozenset(TASKS)
-
 
 def build_classifier_prompt(query):
     """The full classifier prompt for one user query (str.format, as the original does)."""
@@ -169,4 +167,4 @@ def build_classifier_prompt(query):
 def parse_task(reply):
     """The model's reply, stripped, if it is a task name; otherwise the default task."""
     name = (reply or "").strip()
-    return name if name in _TASK_SET else DEFAULT_TASK
+    return name if name in TASK_SET else DEFAULT_TASK

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
-from realign.errors import DataError, UsageError
+from realign.errors import DataError
 from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tolerant
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendError, Request, Sampling, Unusable
-from realign.llm.runner import Stats, run_all
+from realign.llm.base import Request, Sampling, Unusable
+from realign.llm.runner import Stats, run_step
 from realign.prompts import build_rewrite_messages, parse_reply
 from realign.records import answer, category, question
 
@@ -244,12 +244,10 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
 
         requests = (make_request(rec, settings, length_fn) for rec in todo if is_rewritten(rec))
         try:
-            await run_all(backend, requests, on_done, concurrency=settings.concurrency,
-                          policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
-                          tpm=settings.tpm, check=make_check(length_fn),
-                          stats=stats)
-        except BackendError as e:
-            raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+            await run_step(backend, requests, on_done, concurrency=settings.concurrency,
+                           policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
+                           tpm=settings.tpm, check=make_check(length_fn),
+                           stats=stats)
         finally:
             bar.close()
             await backend.aclose()

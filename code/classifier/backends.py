@@ -12,13 +12,13 @@ prompt, greedy, at most 50 new tokens; a reply that is not a task name becomes `
 
 import asyncio
 import sys
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from realign.errors import UsageError
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend
-from realign.llm.runner import run_all
+from realign.llm.base import Request, Sampling, make_backend
+from realign.llm.runner import run_step
 from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLASSIFIER_TOP_P,
                              build_classifier_prompt, parse_task)
 
@@ -28,20 +28,15 @@ def _bar(total, progress, unit):
                 dynamic_ncols=True, mininterval=0.5)
 
 
-def classify_embedded(texts, model_dir=None, progress=True, **rules):
+def classify_embedded(texts, model_dir=None, progress=True, rules=None):
     """Task names and confidences from the embedded model; returns (labels, {}, confidences).
     `rules` are TaskClassifier.classify's min_confidence / min_reject_confidence."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
     with _bar(len(texts), progress, "instr") as bar:
-        labels, confidences = model.classify(texts, bar, **rules)
+        labels, confidences = model.classify(texts, bar, **(rules or {}))
     return labels, {}, confidences
-
-
-def embedded_rules(args):
-    """The confidence rules of classify.py's flags, as keyword arguments for classify()."""
-    return {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence}
 
 
 def classify_request(key, text, chat=False):
@@ -61,10 +56,13 @@ def classify_llm(texts, backend_name, config, *, chat=False, concurrency=None, r
     labels[i] is None where request i failed for good; failures maps i to the reason.
     """
     backend = make_backend(backend_name, config)
-    return asyncio.run(_classify_llm(texts, backend, chat, concurrency, rpm, max_retries, progress))
+    return asyncio.run(classify_with_backend(texts, backend, chat=chat, concurrency=concurrency, rpm=rpm,
+                                             max_retries=max_retries, progress=progress))
 
 
-async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, progress):
+async def classify_with_backend(texts, backend, *, chat=False, concurrency=None, rpm=None, max_retries=5,
+                                progress=True):
+    """classify_llm with a backend already built (and closed here at the end): a RayBackend, say."""
     labels, failures = [None] * len(texts), {}
     bar = _bar(len(texts), progress, "instr")
 
@@ -78,24 +76,34 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
 
     requests = (classify_request(i, t, chat) for i, t in enumerate(texts))
     try:
-        await run_all(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
-                      policy=RetryPolicy(max_retries=max_retries))
-    except BackendError as e:
-        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        await run_step(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
+                       policy=RetryPolicy(max_retries=max_retries))
     finally:
         bar.close()
         await backend.aclose()
     return labels, failures
 
 
-def classify_texts(texts, args, api_key=None):
-    """Dispatch on args.backend; returns (labels, failures, confidences): labels and failures as
-    classify_llm gives them, confidences a list for the embedded model and None for the LLMs."""
-    if args.backend == "embedded":
-        return classify_embedded(texts, args.model_dir, progress=not args.quiet, **embedded_rules(args))
-    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=api_key,
-                           request_timeout=args.request_timeout, options=options)
-    labels, failures = classify_llm(texts, args.backend, config, chat=args.chat, concurrency=args.concurrency,
-                                    rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
+@dataclass
+class ClassifySettings:
+    """How classify.py asks for task names (it builds this from its flags)."""
+    backend: str = "embedded"      # embedded | vllm | openai
+    model_dir: str | None = None   # the embedded model's folder; None: the shipped one
+    chat: bool = False             # send the prompt as a chat message (chat-only endpoints)
+    concurrency: int | None = None
+    rpm: float | None = None
+    max_retries: int = 5
+    progress: bool = True
+    rules: dict = field(default_factory=dict)  # embedded: min_confidence / min_reject_confidence
+
+
+def classify_texts(texts, settings, config=None):
+    """Dispatch on settings.backend (`config`: the LLM backends' BackendConfig); returns (labels,
+    failures, confidences): labels and failures as classify_llm gives them, confidences a list for
+    the embedded model and None for the LLMs."""
+    if settings.backend == "embedded":
+        return classify_embedded(texts, settings.model_dir, progress=settings.progress, rules=settings.rules)
+    labels, failures = classify_llm(texts, settings.backend, config, chat=settings.chat,
+                                    concurrency=settings.concurrency, rpm=settings.rpm,
+                                    max_retries=settings.max_retries, progress=settings.progress)
     return labels, failures, None

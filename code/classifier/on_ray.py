@@ -3,24 +3,22 @@ the embedded model with Ray Data (`map_batches` over an actor pool, one model pe
 
 import asyncio
 
-from realign.llm.base import BackendConfig
-from realign.ray.backend import check_ray_args, ray_backend
+from realign.classifier.backends import classify_with_backend
+from realign.ray.backend import ray_backend
 from realign.ray.cluster import connect
 
 
-def classify_texts_ray(texts, args, api_key=None):
-    """classify.py's classify_texts on a Ray cluster; returns (labels, failures, confidences) the same way."""
-    check_ray_args(args)
-    if args.backend == "embedded":
-        return _classify_embedded_ray(texts, args)
-    from realign.classifier.backends import _classify_llm
-
-    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=api_key,
-                           request_timeout=args.request_timeout, options=options)
-    backend = ray_backend(args, config)  # --rpm is enforced by the backend's cluster-wide pace, so not again
-    labels, failures = asyncio.run(_classify_llm(texts, backend, args.chat, args.concurrency, None,
-                                                 args.max_retries, not args.quiet))
+def classify_texts_ray(texts, settings, config, cluster):
+    """classifier.backends.classify_texts on a Ray cluster (`cluster`: RaySettings); returns (labels,
+    failures, confidences) the same way."""
+    cluster.check()
+    if settings.backend == "embedded":
+        return _classify_embedded_ray(texts, settings, cluster)
+    # --rpm is enforced by the backend's cluster-wide pace, so not again by the runner
+    backend = ray_backend(settings.backend, config, cluster, rpm=settings.rpm)
+    labels, failures = asyncio.run(classify_with_backend(
+        texts, backend, chat=settings.chat, concurrency=settings.concurrency, max_retries=settings.max_retries,
+        progress=settings.progress))
     return labels, failures, None
 
 
@@ -45,15 +43,13 @@ class _EmbeddedClassifier:
         return {"i": batch["i"], "task": np.array(labels, dtype=object), "confidence": np.array(confidences)}
 
 
-def _classify_embedded_ray(texts, args):
-    from realign.classifier.backends import embedded_rules
-
-    ray = connect(args.ray_address)
-    workers = args.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    ray.data.DataContext.get_current().enable_progress_bars = not args.quiet
+def _classify_embedded_ray(texts, settings, cluster):
+    ray = connect(cluster.address)
+    workers = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ray.data.DataContext.get_current().enable_progress_bars = settings.progress
     rows = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
     tasks = rows.map_batches(_EmbeddedClassifier, concurrency=workers, batch_size=EMBEDDED_BATCH,
-                             fn_constructor_kwargs={"model_dir": args.model_dir, "rules": embedded_rules(args)},
+                             fn_constructor_kwargs={"model_dir": settings.model_dir, "rules": settings.rules},
                              batch_format="numpy")
     labels, confidences = [None] * len(texts), [None] * len(texts)
     for batch in tasks.iter_batches(batch_size=None, batch_format="numpy"):
