@@ -25,6 +25,9 @@ def parse_args(argv=None):
     p.add_argument("--final_output_path", required=True, help="merged dataset (.json, .jsonl, .parquet or .csv)")
     p.add_argument("--dataset_batch_num", type=int, default=None,
                    help="which run to merge when the folder holds shards of several N (default: the only one)")
+    p.add_argument("--keep_first", action="store_true",
+                   help="ids written twice (two reformat.py processes on one shard, before shard locks): "
+                        "keep each id's first line instead of stopping")
     p.add_argument("--allow_partial", action="store_true",
                    help="keep the original response for records in no shard (missing shards, killed runs) "
                         "instead of stopping with an error")
@@ -35,13 +38,15 @@ def main(argv=None):
     args = parse_args(argv)
     check_not_input({"--final_output_path": args.final_output_path}, [args.input_data_path])
     records = load_records(args.input_data_path)
-    merged, counts, problems = merge(records, args.output_directory, args.dataset_batch_num, args.allow_partial)
+    merged, counts, problems = merge(records, args.output_directory, args.dataset_batch_num, args.allow_partial,
+                                     args.keep_first)
     write_records(args.final_output_path, merged)
     for problem in problems:
         print(f"warning (--allow_partial, originals kept): {problem}")
     print(f"merged {len(merged)} records into {args.final_output_path}: "
           f"{counts['rewritten']} rewritten, {counts['passed through']} passed through, "
-          f"{counts['failed']} failed (original kept), {counts['missing']} missing (original kept)")
+          f"{counts['failed']} failed (original kept), {counts['missing']} missing (original kept)"
+          + (f"; {counts['duplicate lines dropped']} duplicate lines dropped (--keep_first)" if args.keep_first else ""))
     return 0
 
 

@@ -18,6 +18,7 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 
 import argparse
 import os
+import sys
 
 from realign.cli import add_ray_flags, check_flags, ray_settings, run
 from realign.errors import UsageError, first_n
@@ -26,7 +27,10 @@ from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
-from realign.shards import failures_path, shard_bounds, shard_path
+from realign.shards import ShardLock, failures_path, shard_bounds, shard_path
+
+
+AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 
 
 def parse_args(argv=None):
@@ -51,6 +55,12 @@ def parse_args(argv=None):
                    help="CPU threads for --backend local (the embedded GGUF model; 1 is steadier on busy machines)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
+    p.add_argument("--api_type", default="openai", choices=("openai", "azure"),
+                   help="azure: Azure OpenAI (--base_url https://RESOURCE.openai.azure.com, --model is the "
+                        "deployment name, key from AZURE_OPENAI_API_KEY)")
+    p.add_argument("--api_version", default=None,
+                   help="Azure OpenAI api-version (default: a recent GA version, DEFAULT_AZURE_API_VERSION in "
+                        "code/llm/openai_http.py)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="requests in flight (default 32 for HTTP, batch size 256 for vllm, 1 for local)")
     p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
@@ -95,7 +105,11 @@ def main(argv=None):
     args = parse_args(argv)
     check_flags(args, at_least={"top_k": 1, "target_length": 1, "max_retries": 0, "concurrency": 1, "limit": 1},
                 positive=("request_timeout", "rpm", "tpm"))
-    key = api_key(args.backend, args.openai_key, base_url=args.base_url, required=not args.dry_run)
+    azure = args.api_type == "azure"
+    if azure and not args.base_url and not args.dry_run:
+        raise UsageError("--api_type azure needs the resource's endpoint: --base_url https://RESOURCE.openai.azure.com")
+    key = api_key(args.backend, args.openai_key, base_url=None if azure else args.base_url,
+                  required=not args.dry_run, env=AZURE_KEY_ENV if azure else None)
     records = load_records(args.input_data_path)
     start, end = shard_bounds(len(records), args.dataset_batch_id, args.dataset_batch_num)
     shard = records[start:end]
@@ -114,18 +128,24 @@ def main(argv=None):
         return 0
 
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
-                           request_timeout=args.request_timeout, options={"threads": args.threads})
+                           request_timeout=args.request_timeout,
+                           options={"threads": args.threads, "api_type": args.api_type, "api_version": args.api_version})
     if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (code/ray/backend.py)
         backend = ray_backend(args.backend, config, ray_settings(args), rpm=args.rpm, tpm=args.tpm)
         settings.rpm = settings.tpm = None  # the caps are cluster-wide there
     else:
         backend = make_backend(args.backend, config)
     make_output_directory(args.output_directory)
-    summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
-                            progress=not args.quiet)
+    with ShardLock(out):  # one writer per shard: a second process on it exits 2 naming this one
+        summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
+                                progress=not args.quiet)
 
     print(f"output: {out}")
     print(summary.line())
+    if summary.stopped:  # the circuit breaker: what is finished is kept, a rerun resumes
+        print(f"error: stopped early, {summary.stopped}; {len(summary.failures)} records not done "
+              f"(reasons in {fails}); fix the endpoint and rerun the same command to resume", file=sys.stderr)
+        return 1
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")

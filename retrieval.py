@@ -15,6 +15,7 @@ Rerunning the same command resumes. Exit 0 all done, 1 some searches failed, 2 b
 
 import argparse
 import os
+import sys
 import time
 
 from tqdm import tqdm
@@ -136,6 +137,10 @@ def main(argv=None):
           f"{len(records) - len(rag)} passed through unsearched; {time.monotonic() - started:.1f} s")
     if unclassified:
         print(f"note: {unclassified} record(s) have no category and were not searched; run classify.py first")
+    stopped = getattr(getattr(backend, "breaker", None), "stopped", None)
+    if stopped:
+        print(f"error: stopped early, {stopped}; fix the endpoint and rerun the same command to resume",
+              file=sys.stderr)
     if failed:
         print(f"failed, left without evidence (rerun to retry): ids {first_n(failed)}; "
               f"why: {scrub('; '.join(sorted(set(failed.values()))))}")

@@ -1,4 +1,5 @@
-"""Being a polite, fast client: retry/backoff, client-side rate caps, adaptive concurrency.
+"""Being a polite, fast client: retry/backoff, client-side rate caps, the server's own limits,
+adaptive concurrency.
 
 Provider-agnostic; used by the LLM runner (realign.llm.runner) and by the Serper client.
 
@@ -8,6 +9,9 @@ Provider-agnostic; used by the LLM runner (realign.llm.runner) and by the Serper
 
     bucket = TokenBucket.per_minute(600)       # --rpm 600
     await bucket.acquire()                     # or acquire(n) for --tpm
+
+    pace = ServerPace()                        # x-ratelimit-* headers: pace.observe(headers)
+    pace.launched(await pace.acquire())        # before each request
 
     limiter = AdaptiveLimiter(limit=32)        # AIMD on requests in flight
     async with limiter.slot() as slot:
@@ -139,35 +143,118 @@ class TokenBucket:
                 await asyncio.sleep(wait)
 
 
+# ---------------------------------------------------------------- the server's own limits
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ServerPace:
+    """Paces requests by the limits a server announces in its `x-ratelimit-*` headers.
+
+        held = await pace.acquire(calls=1, tokens=cost)   # before each attempt
+        pace.launched(held)                                # right before the request goes out
+        pace.observe(response.headers)                     # after every answer, 200 or 429
+
+    Until the first answer nothing is known: requests go out one launch at a time (each waits for
+    the previous one to reach the network, which costs nothing on a single event loop), so the
+    429s of a server that allows only a small burst, which come back at once, are read before the
+    next launch instead of after a whole blind wave. From the first answer carrying
+    `x-ratelimit-limit-requests` (per minute, as OpenAI sends it) requests go through a token
+    bucket at `margin` times that rate, synced down to `x-ratelimit-remaining-requests`; the
+    same for `-tokens` with each request's token estimate. Without such headers it does nothing.
+    (`x-ratelimit-reset-*` is not needed: for a token bucket it is (limit - remaining) / rate.)
+    """
+
+    def __init__(self, margin=0.97, clock=time.monotonic, wait_first_answer=True, gap=0.001):
+        self.requests = None   # TokenBucket once the server has said its request limit
+        self.tokens = None     # TokenBucket once it has said its token limit
+        self.answered = not wait_first_answer
+        self.exhausted = False  # the last answer said a limit is used up (its 429s are about rate)
+        self.margin = margin
+        self._clock = clock
+        self._baton = None
+        self._gap = gap       # seconds between launches until the first answer
+        self._next = 0.0
+
+    def observe(self, headers):
+        """Read one answer's headers (any mapping; case-insensitive)."""
+        self.answered = True
+        lower = {str(k).lower(): v for k, v in dict(headers).items() if str(k).lower().startswith("x-ratelimit")}
+        self.exhausted = False
+        for kind, burst in (("requests", 1.0), ("tokens", 6.0)):
+            limit = _number(lower.get(f"x-ratelimit-limit-{kind}"))
+            remaining = _number(lower.get(f"x-ratelimit-remaining-{kind}"))
+            if not limit or limit <= 0:
+                continue
+            bucket = getattr(self, kind)
+            rate = self.margin * limit / 60.0
+            if bucket is None or abs(bucket.rate - rate) > 1e-9:
+                bucket = TokenBucket(rate, capacity=max(1.0, rate * burst), clock=self._clock)
+                setattr(self, kind, bucket)
+            if remaining is not None:
+                bucket._refill()
+                bucket._tokens = min(bucket._tokens, max(0.0, remaining))
+                self.exhausted |= remaining < 1
+
+    async def acquire(self, calls=1, tokens=1):
+        """Wait for the server's limits; returns whether this caller holds the first-wave baton
+        (hand that to launched())."""
+        held = False
+        if not self.answered:
+            if self._baton is None:
+                self._baton = asyncio.Lock()
+            await self._baton.acquire()
+            held = True
+            wait = self._next - self._clock()
+            if wait > 0 and not self.answered:
+                await asyncio.sleep(wait)
+            self._next = self._clock() + self._gap
+        if self.requests is not None:
+            for _ in range(calls):
+                await self.requests.acquire()
+        if self.tokens is not None:
+            await self.tokens.acquire(tokens)
+        return held
+
+    def launched(self, held):
+        if held:
+            self._baton.release()
+
+
 # ---------------------------------------------------------------- adaptive concurrency
 
 class AdaptiveLimiter:
     """How many requests may be in flight, adapted to what the server accepts.
 
-    Slow start: the limit begins at `start` (default a quarter of the maximum) and grows by
-    one per success, doubling each round trip, until the first overload or the maximum; a
-    blind first burst of the full maximum would mostly come back 429.
+    Slow start only when asked for (`start` below the maximum; default a quarter of it): the
+    limit grows by one per success until the first overload. The runner starts HTTP runs at the
+    maximum: a server that has refused nothing is not made to wait.
 
-    Then AIMD: each success adds 1/limit (about +1 per round trip), slowed to a quarter near
-    the level where the last overload happened, so the limit creeps up to the ceiling instead
-    of crashing into it. The first overload of a burst cuts the limit to `decrease` times
-    the requests out at that moment; each later overload from that same burst only lowers the
-    limit to the burst's size minus its 429s so far (what the server actually accepted), so a
-    burst of 429s lands on the server's real capacity instead of cutting again and again.
+    Then AIMD, cut once per burst: a 429 cuts the limit only when 429s are not isolated (at
+    least `threshold` of the last answers, a window of about two round trips) and it came from a
+    request sent after the previous cut. The cut keeps the share the server accepted (at most
+    `decrease` of the limit): a server that takes 24 of 32 lands on 24. Successes add 1/limit
+    each (about +1 per round trip), three times that below the level of the last cut, so a burst
+    is forgotten within a few round trips once answers flow.
     """
 
-    def __init__(self, limit, min_limit=1, max_limit=None, decrease=0.8, start=None):
+    def __init__(self, limit, min_limit=1, max_limit=None, decrease=0.8, start=None, threshold=1 / 3):
         self.max_limit = float(max_limit if max_limit is not None else limit)
         self.min_limit = float(min_limit)
         start = max(1.0, self.max_limit // 4) if start is None else start
         self.limit = float(min(max(start, min_limit), self.max_limit))
         self.decrease = decrease
+        self.threshold = threshold
         self.in_flight = 0
         self.cuts = 0
         self.slow_start = self.limit < self.max_limit
-        self._ceiling = None  # the level that overloaded last
-        self._burst = self._rejected = 0  # requests out at the last cut, and how many came back 429
+        self._recover_to = 0.0  # the level before the last cut: recover quickly up to there
         self._last_cut = float("-inf")
+        self._recent = []  # the last answers, True for a 429
         self._cond = None
 
     def _condition(self):
@@ -187,33 +274,31 @@ class AdaptiveLimiter:
         cond = self._condition()
         async with cond:
             self.in_flight -= 1
+            self._recent.append(overloaded)
+            del self._recent[: max(0, len(self._recent) - max(16, 2 * int(self.limit)))]
             if overloaded:
                 self._on_overload(started)
             else:
                 self._on_success()
-            cond.notify_all()
+            # wake only as many waiters as there is room for: notify_all would wake every one of
+            # hundreds of waiting workers on each answer, only to send all but one back to sleep
+            cond.notify(max(0, max(1, int(self.limit)) - self.in_flight))
 
     def _on_success(self):
         if self.slow_start:
             step = 1.0
         else:
-            step = 1.0 / self.limit
-            if self._ceiling is not None and self.limit >= 0.9 * self._ceiling:
-                step *= 0.25
+            step = (3.0 if self.limit < self._recover_to else 1.0) / self.limit
         self.limit = min(self.max_limit, self.limit + step)
         self.slow_start = self.slow_start and self.limit < self.max_limit
 
     def _on_overload(self, started):
         self.slow_start = False
-        if started < self._last_cut:  # same burst: settle on what the server accepted of it
-            self._rejected += 1
-            accepted = max(self.min_limit, self._burst - self._rejected)
-            self.limit = min(self.limit, accepted)
-            self._ceiling = min(self._ceiling, accepted + 1)
-            return
-        self._burst, self._rejected = self.in_flight + 1, 1  # requests out when this 429 came back
-        self._ceiling = min(self.limit, float(self._burst))
-        self.limit = max(self.min_limit, self._ceiling * self.decrease)
+        share = sum(self._recent) / max(8, len(self._recent))  # a first 429 alone is no burst
+        if started < self._last_cut or share < self.threshold:
+            return  # the same burst (already cut for), or an isolated 429
+        self._recover_to = self.limit
+        self.limit = max(self.min_limit, self.limit * min(self.decrease, 1.0 - share))
         self._last_cut = time.monotonic()
         self.cuts += 1
 

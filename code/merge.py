@@ -32,8 +32,9 @@ def pick_run(output_dir, batch_num=None):
     return runs[batch_num], batch_num
 
 
-def read_shard_results(shard_files):
-    """({id: (question, original answer, revised_response or None)} over all shards, [ids seen twice])."""
+def read_shard_results(shard_files, keep_first=False):
+    """({id: (question, original answer, revised_response or None)} over all shards, [ids seen twice]).
+    keep_first: an id seen again keeps its first line (the repair for a shard written twice)."""
     results, dupes = {}, []
     for i in sorted(shard_files):
         objs, _torn = read_jsonl_tolerant(shard_files[i])
@@ -45,6 +46,8 @@ def read_shard_results(shard_files):
                 raise DataError(f"{shard_files[i]}: record {n}: not a ReAlign record") from None
             if rid in results:
                 dupes.append(rid)
+                if keep_first:
+                    continue
             results[rid] = (asked, original, revised if isinstance(revised, str) else None)
     return results, dupes
 
@@ -59,11 +62,12 @@ def read_failures(output_dir, batch_num):
     return failed
 
 
-def merge(records, output_dir, batch_num=None, allow_partial=False):
+def merge(records, output_dir, batch_num=None, allow_partial=False, keep_first=False):
     """Return (merged_records, counts, problems): `problems` are the missing shards / ids that
-    `allow_partial` let through. Input records are not modified."""
+    `allow_partial` let through. Input records are not modified. `keep_first`: ids written twice
+    keep their first line (shards written by two processes at once, before shard locks)."""
     shard_files, batch_num = pick_run(output_dir, batch_num)
-    results, dupes = read_shard_results(shard_files)
+    results, dupes = read_shard_results(shard_files, keep_first)
     failed = {rid: why for rid, why in read_failures(output_dir, batch_num).items() if rid not in results}
     input_ids = {rec["id"] for rec in records}
     unknown = [rid for rid in results if rid not in input_ids]
@@ -74,8 +78,10 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
     missing_shards = sorted(set(range(batch_num)) - set(shard_files))
 
     hard, problems = [], []  # hard: the shards contradict the input; problems: something is not there
-    if dupes:
-        hard.append(f"{len(dupes)} ids appear more than once in the shards ({first_n(dupes)})")
+    if dupes and not keep_first:
+        hard.append(f"{len(dupes)} ids appear more than once in the shards ({first_n(dupes)}): two reformat.py "
+                    f"processes wrote the same shard (possible before shard locks)? rerun the merge with "
+                    f"--keep_first to keep each id's first line")
     if unknown:
         hard.append(f"{len(unknown)} ids in the shards are not in the input ({first_n(unknown)}); "
                     f"stale output from another dataset?")
@@ -94,7 +100,7 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
         hint = "" if hard else "; rerun the missing reformat.py shards, or pass --allow_partial to keep originals"
         raise DataError(f"{output_dir}: " + "; ".join(hard + problems) + hint)
 
-    counts = Counter()
+    counts = Counter({"duplicate lines dropped": len(dupes)} if dupes else {})
     merged = []
     for rec in records:
         rid = rec["id"]

@@ -61,6 +61,7 @@ class Summary:
     attempted: int | None = None   # --limit: records of the shard worked on this run
     later: int = 0             # records to rewrite that --limit left for a later run
     throttles: bool = True     # False for a model we run (local, vllm): no 429s, time per rewrite instead
+    stopped: str | None = None  # why the circuit breaker stopped the run early, when it did
 
     def line(self):
         head = (f"{self.attempted} of {self.total} records attempted (--limit)"
@@ -251,7 +252,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
         finally:
             bar.close()
             await backend.aclose()
-    summary.requests, summary.throttled = backend.calls, stats.throttled
+    summary.requests, summary.throttled, summary.stopped = backend.calls, stats.throttled, stats.stopped
     write_failures(fail_path, failures)
     summary.failures = failures
     summary.failed = len(failures)

@@ -3,14 +3,17 @@
 reformat.py process i of N writes, in `--output_directory`:
   rewrite_data_{i}_of_{N}_batch.jsonl   one finished record a line (appended as they finish)
   failures_{i}_of_{N}.jsonl             {"id", "reason"} a line for records that failed
+  rewrite_data_{i}_of_{N}_batch.jsonl.lock   held while a process writes the shard (ShardLock)
 parallel_data_merge.py finds them by these names. The split is contiguous and depends only on
 (number of records, i, N), so every machine agrees which records belong to which shard.
 """
 
+import fcntl
 import os
 import re
+import socket
 
-from realign.errors import DataError
+from realign.errors import DataError, UsageError
 
 SHARD_RE = re.compile(r"^rewrite_data_(\d+)_of_(\d+)_batch\.jsonl$")
 
@@ -48,3 +51,56 @@ def find_shards(output_dir):
             i, n = int(m.group(1)), int(m.group(2))
             found.setdefault(n, {})[i] = os.path.join(output_dir, name)
     return found
+
+
+class ShardLock:
+    """One writer per shard: `with ShardLock(shard_path(...)):` around writing it.
+
+    An exclusive flock on `<shard>.lock`, which also holds the writer's pid and host. A second
+    process on the same shard gets UsageError at once naming the holder; the kernel drops the
+    lock of a process that dies (kill -9 included), so its leftover file is simply taken over.
+    The file is removed on a clean exit; a process that opened it just before is told by the
+    inode check and tries again on the new file.
+    """
+
+    def __init__(self, shard_file):
+        self.path = f"{shard_file}.lock"
+        self._fd = None
+
+    def _holder(self):
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return f.read().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def __enter__(self):
+        for _ in range(100):  # bounded: only a race with unlinking makes it loop
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                pid, _, host = self._holder().partition(" ")
+                raise UsageError(f"{self.path[:-5]}: another reformat.py is writing this shard (pid {pid}"
+                                 f"{' on ' + host if host else ''}, lock {self.path}); wait for it or stop it, "
+                                 "then rerun") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                self._fd = fd
+                return self
+            os.close(fd)  # the holder removed it between our open and flock: take the new one
+        raise UsageError(f"{self.path}: could not take the shard lock")
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        return False

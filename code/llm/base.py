@@ -18,6 +18,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 
+from realign.endpoint import EndpointError
 from realign.errors import UsageError
 from realign.limits import CALL_TIMEOUT_SLACK
 from realign.redact import add_secret, scrub
@@ -51,18 +52,22 @@ class Outcome:
         return self.error is None
 
 
-class BackendError(Exception):
-    """A failed call. `retryable`: try again later; `overloaded`: the server said slow down (429);
-    `fatal`: no request can succeed (bad key, unknown model), so the run stops."""
+class BackendError(EndpointError):
+    """A failed call. `retryable`: transient, try again later; `overloaded`: the server said slow
+    down (429); `fatal`: no request can succeed (bad key, unknown model, nothing listening), so a run
+    that has not had one success yet stops at once. A failure that is not retryable has a `cause`
+    (by default its reason) for the runner's circuit breaker (realign.endpoint.Breaker)."""
 
-    def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False):
-        super().__init__(scrub(reason))
-        self.reason = scrub(reason)
+    def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False,
+                 cause=None, endpoint=None, hint=None, timed_out=False):
+        retryable = retryable or overloaded
+        super().__init__(reason, cause=cause or (None if retryable else scrub(reason)), fatal=fatal,
+                         endpoint=endpoint, hint=hint)
         self.status = status
-        self.retryable = retryable or overloaded
+        self.retryable = retryable
         self.overloaded = overloaded
         self.retry_after = retry_after
-        self.fatal = fatal
+        self.timed_out = timed_out  # no answer in time: transient, unless nothing ever answers
 
 
 class Unusable(Exception):
@@ -85,7 +90,7 @@ class Backend:
     default_concurrency = 32   # a sensible --concurrency when the user gives none
     # All three off for in-process engines, where no HTTP timeouts or 429s apply:
     timed_calls = True         # whoever drives it (run_all, a Ray worker) bounds each call; see call_timeout
-    slow_start = True          # run_all ramps up to --concurrency: no blind first burst at a remote server
+    slow_start = True          # run_all spreads the first wave until the first answer (realign.limits.ServerPace)
     throttles = True           # a server that may answer 429; False: a model run by us (summaries
                                # then speak of time per rewrite)
     key_env = None             # the environment variable holding its API key; None: it takes no key
@@ -133,12 +138,13 @@ def make_backend(name, config):
     return backend_class(name)(config)
 
 
-def api_key(name, given=None, *, base_url=None, required=True):
+def api_key(name, given=None, *, base_url=None, required=True, env=None):
     """The API key for backend `name`: `given` (--openai_key) wins over the environment variable the
-    backend declares (key_env). Registered with redact so no message shows it. UsageError when the
-    backend takes a key, none is found, it is `required`, and no --base_url points at a local
-    server (which may do without)."""
-    env = backend_class(name).key_env
+    backend declares (key_env; `env` instead where a flavour of it keeps its key elsewhere, e.g.
+    Azure OpenAI's AZURE_OPENAI_API_KEY). Registered with redact so no message shows it. UsageError
+    when the backend takes a key, none is found, it is `required`, and no --base_url points at a
+    local server (which may do without)."""
+    env = env or backend_class(name).key_env
     key = given or (os.environ.get(env) if env else None)
     add_secret(key)
     if env and required and not key and not base_url:

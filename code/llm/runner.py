@@ -2,22 +2,25 @@
 
     stats = await run_all(backend, requests, on_done, concurrency=64, rpm=600, check=parse)
 
-An AIMD limiter on requests in flight, optional rpm/tpm token buckets, bounded retries with
-backoff that honours Retry-After, a hard timeout per attempt, and a caller-supplied
-`check(texts)` that may raise `Unusable` to have bad output retried. Every request ends in
-exactly one `on_done(Outcome)` call, success or failure, unless a fatal error (bad key,
-unknown model) stops the whole run by raising; run_step turns that into the scripts' one-line
-error. The interface it drives (Backend, Request, Outcome) is in llm/base.py.
+An AIMD limiter on requests in flight, optional rpm/tpm token buckets, pacing by the server's
+own x-ratelimit-* headers, bounded retries with backoff that honours Retry-After, a hard timeout
+per attempt, and a caller-supplied `check(texts)` that may raise `Unusable` to have bad output
+retried. Transient failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
+at the start of a run a misconfigured endpoint raises its BackendError within seconds, later K
+requests in a row failing the same way stop the run (stats.stopped). Every request ends in exactly
+one `on_done(Outcome)` call, success or failure, unless the endpoint refused the run; run_step
+turns that into the scripts' one-line error. The interface it drives (Backend, Request, Outcome)
+is in llm/base.py.
 """
 
 import asyncio
 from dataclasses import dataclass
 
+from realign.endpoint import Breaker
 from realign.errors import UsageError
-from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, TokenBucket
+from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, ServerPace, TokenBucket
 from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
-
 
 @dataclass
 class Stats:
@@ -26,11 +29,19 @@ class Stats:
     succeeded: int = 0
     failed: int = 0
     in_flight: int = 0
+    stopped: str | None = None  # why the circuit breaker stopped the run, when it did
     limiter: AdaptiveLimiter | None = None
 
     @property
     def concurrency(self):
         return int(self.limiter.limit) if self.limiter else 0
+
+
+def _silent(reason, endpoint):
+    """The error for timeouts before any answer: a server that accepts connections and never answers."""
+    return BackendError(reason, cause="no answer", endpoint=endpoint,
+                        hint="the server accepts connections but does not answer; "
+                             "raise --request_timeout if it is only slow")
 
 
 async def _attempt(backend, request, check, timeout):
@@ -40,66 +51,88 @@ async def _attempt(backend, request, check, timeout):
     return check(texts) if check else texts
 
 
-async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, stats):
-    """Retry one request until it succeeds, fails for good, or retries run out."""
+async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, breaker, timeout, stats):
+    """Retry one request until it succeeds, fails for good, retries run out, or the run stops."""
     # `timeout` is per call: a server that ignores `n` is asked up to n times within one attempt
     limit = timeout * request.sampling.n if timeout else None
     for attempt in range(policy.max_retries + 1):
+        calls = backend.calls_per_attempt(request)
         if rpm:
-            for _ in range(backend.calls_per_attempt(request)):
+            for _ in range(calls):
                 await rpm.acquire()
         if tpm:
             await tpm.acquire(request.cost_tokens)
+        held = await pace.acquire(calls, request.cost_tokens)
         retry_after = None
         async with limiter.slot() as slot:
+            pace.launched(held)
             stats.sent += 1
             stats.in_flight += 1
             try:
                 result = await _attempt(backend, request, check, limit)
+                breaker.success()
                 return Outcome(request, result=result)
             except BackendError as e:
-                if e.fatal:
-                    raise
                 if e.overloaded:
-                    slot.overloaded()
+                    if not pace.exhausted:  # a 429 the server's own rate headers explain is paced, not cut
+                        slot.overloaded()
                     stats.throttled += 1
+                if e.timed_out and not breaker.succeeded:
+                    breaker.failure(_silent(e.reason, e.endpoint))
+                breaker.failure(e)
                 reason, retryable, retry_after = e.reason, e.retryable, e.retry_after
             except Unusable as e:
+                breaker.success()  # the server answered
                 reason, retryable = scrub(str(e)), True
             except asyncio.TimeoutError:
                 reason, retryable = f"no answer within {limit:g} s", True
+                if not breaker.succeeded:
+                    breaker.failure(_silent(reason, getattr(backend.config, "base_url", None)))
             finally:
                 stats.in_flight -= 1
-        if not retryable or attempt == policy.max_retries:
+                pace.answered = True
+        if not retryable or attempt == policy.max_retries or breaker.stopped:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
             return Outcome(request, error=reason + tries)
         await asyncio.sleep(policy.delay(attempt, retry_after))
 
 
 async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, rpm=None, tpm=None,
-                  timeout=None, check=None, stats=None):
+                  timeout=None, check=None, stats=None, breaker=None):
     """Drive `requests` (any iterable, consumed lazily) through `backend`; call on_done(Outcome)
-    once per request as it finishes. Returns the Stats. Raises BackendError on a fatal error.
+    once per request as it finishes. Returns the Stats. Raises BackendError when the endpoint
+    refuses the run (see realign.endpoint.Breaker); when the breaker stops a run later, the requests not sent end
+    as failures "not sent: ..." and stats.stopped says why.
 
     concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
-    rpm / tpm: client-side caps (requests / tokens per minute), None for none.
+    rpm / tpm: client-side caps (requests / tokens per minute), None for none; the server's own
+    x-ratelimit-* headers pace the run as well (realign.limits.ServerPace).
     timeout: seconds per call, an attempt of n candidates gets n times that (None: the backend's
     request_timeout plus CALL_TIMEOUT_SLACK for backends with timed_calls, none for the others).
     """
     concurrency = concurrency or backend.default_concurrency
     policy = policy or RetryPolicy()
+    breaker = breaker or Breaker()
     if timeout is None:
         timeout = call_timeout(backend, backend.config)
     stats = stats or Stats()
-    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.slow_start else concurrency)
+    # No slow start: a server that has refused nothing is not made to wait; 429s cut from there.
+    stats.limiter = AdaptiveLimiter(limit=concurrency, start=concurrency)
+    pace = ServerPace(wait_first_answer=backend.slow_start)
+    if hasattr(backend, "pace"):
+        backend.pace = pace
     rpm_bucket = TokenBucket.per_minute(rpm, burst_seconds=RPM_BURST_SECONDS) if rpm else None
     tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=TPM_BURST_SECONDS) if tpm else None
     pending = iter(requests)
 
     async def worker():
         for request in pending:  # a shared iterator: each request goes to exactly one worker
-            outcome = await _one(backend, request, check, limiter=stats.limiter, policy=policy,
-                                 rpm=rpm_bucket, tpm=tpm_bucket, timeout=timeout, stats=stats)
+            if breaker.stopped:
+                outcome = Outcome(request, error=f"not sent: the run stopped ({breaker.stopped})")
+            else:
+                outcome = await _one(backend, request, check, limiter=stats.limiter, policy=policy,
+                                     rpm=rpm_bucket, tpm=tpm_bucket, pace=pace, breaker=breaker,
+                                     timeout=timeout, stats=stats)
             if outcome.ok:
                 stats.succeeded += 1
             else:
@@ -114,13 +147,14 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        stats.stopped = breaker.stopped
     return stats
 
 
 async def run_step(backend, requests, on_done, **options):
-    """run_all for a script's whole run: a fatal BackendError (bad key, unknown model) becomes the
-    one-line UsageError that the script prints before exiting 2."""
+    """run_all for a script's whole run: the endpoint refusing the run (see realign.endpoint.Breaker)
+    becomes the one-line UsageError, naming the endpoint, that the script prints before exiting 2."""
     try:
         return await run_all(backend, requests, on_done, **options)
     except BackendError as e:
-        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        raise UsageError(f"the endpoint refused the run: {e.one_line()}") from None

@@ -73,7 +73,8 @@ class Worker:
 
 def _error(e):
     return {"error": dict(reason=e.reason, status=e.status, retryable=e.retryable, overloaded=e.overloaded,
-                          retry_after=e.retry_after, fatal=e.fatal)}
+                          retry_after=e.retry_after, fatal=e.fatal, cause=e.cause,
+                          endpoint=e.endpoint, hint=e.hint)}
 
 
 # ---------------------------------------------------------------- the driver's side

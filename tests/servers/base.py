@@ -61,6 +61,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        """A client that hung up (a run stopped early, a timeout) is normal here, not a traceback."""
+        import sys
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
 
 class FakeServer:
     """Start with `with Sub(...) as srv:`; `srv.url` is the base URL."""

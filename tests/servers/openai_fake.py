@@ -14,6 +14,16 @@ which candidate is the longest. Knobs:
     refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
     api_key          when set, other keys get 401 whose message echoes the key it was sent
     echo_key         put the caller's key into 500 error messages (for redaction tests)
+    refuse           (status, message, code): every request gets this error, like a misconfigured
+                     endpoint: (404, "This is a chat model…"), (429, "…", "insufficient_quota")
+    refuse_after     answer that many requests normally before `refuse` starts (a key revoked mid-run)
+    html             answer every request with a 200 HTML login page (a proxy, a web UI)
+    hang_all         never answer anything (accepts the connection, then silence)
+    no_system_role   400 "System role not supported" for a chat with a system message (Gemma)
+    ratelimit_headers  with rpm_cap: x-ratelimit-{limit,remaining,reset}-requests on every answer
+    random_429       that share of requests, drawn at random (seeded), get 429 with Retry-After
+    azure            serve Azure OpenAI's shape: POST /openai/deployments/{dep}/chat/completions
+                     ?api-version=…, key in the `api-key` header; `deployment` names the one that exists
 
 Per-record faults ride in the prompt: a prompt containing [[hang]] is never answered,
 [[malformed]] always gets a reply without the label, [[error500]] always gets a 500.
@@ -22,6 +32,7 @@ Per-record faults ride in the prompt: a prompt containing [[hang]] is never answ
 import hashlib
 import json
 import math
+import random
 import threading
 import time
 
@@ -43,8 +54,14 @@ def revised_text(prompt, i):
 
 class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
-                 malformed_first=0, ignore_n=False, refuse_n=False, api_key=None, echo_key=False, **kw):
+                 malformed_first=0, ignore_n=False, refuse_n=False, api_key=None, echo_key=False, refuse=None,
+                 refuse_after=0, html=False, hang_all=False, no_system_role=False, ratelimit_headers=False,
+                 random_429=0.0, azure=False, deployment="gpt-4o-dep", **kw):
         super().__init__(**kw)
+        self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
+        self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
+        self.random_429, self._rng = random_429, random.Random(13)
+        self.azure, self.deployment = azure, deployment
         self.latency = latency
         self.throttle_first = throttle_first
         self.retry_after = retry_after
@@ -79,39 +96,87 @@ class OpenAIFake(FakeServer):
         return self._reply(status, {"error": {"message": message, "type": "fake", "code": status}}, headers)
 
     def _rate_wait(self):
-        """0 when a request may pass the rpm cap now (and takes a slot), else seconds to wait."""
+        """(0 when a request may pass the rpm cap now (and takes a slot), else seconds to wait;
+        the x-ratelimit headers that answer carries when ratelimit_headers is on)."""
         with self._rate_lock:
             now = time.monotonic()
-            self._tokens = min(max(1.0, self._rate), self._tokens + (now - self._stamp) * self._rate)
+            cap = max(1.0, self._rate)
+            self._tokens = min(cap, self._tokens + (now - self._stamp) * self._rate)
             self._stamp = now
+            wait = 0.0
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self._rate
+            else:
+                wait = (1.0 - self._tokens) / self._rate
+            headers = {}
+            if self.ratelimit_headers:
+                headers = {"x-ratelimit-limit-requests": int(self.rpm_cap),
+                           "x-ratelimit-remaining-requests": int(self._tokens),
+                           "x-ratelimit-reset-requests": f"{(cap - self._tokens) / self._rate:.3f}s"}
+            return wait, headers
 
     # ------------------------------------------------------------ the endpoint
+
+    def _azure_route(self, path, headers):
+        """None when an Azure-shaped request is fine, else the error answer Azure would give."""
+        route, _, query = path.partition("?")
+        parts = route.strip("/").split("/")  # openai deployments DEP chat completions
+        if parts[:2] != ["openai", "deployments"] or len(parts) < 4 or "api-version=" not in query:
+            return self._error(404, "Resource not found")
+        if parts[2] != self.deployment:
+            return self._reply(404, {"error": {"code": "DeploymentNotFound", "message":
+                                               f"The API deployment for this resource does not exist: {parts[2]}"}})
+        sent = {k.lower(): v for k, v in headers.items()}.get("api-key")
+        if self.api_key is not None and sent != self.api_key:
+            return self._reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription "
+                                               "key or wrong API endpoint."}})
+        return None
 
     def respond(self, method, path, headers, body):
         if method == "GET" and path == "/stats":  # for benches running the server in another process
             with self.lock:
                 return self.json_body({"status_counts": self.status_counts, "ok_times": self.ok_times})
-        if method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
+        if self.hang_all:
+            raise Hang()
+        if self.html:
+            self._count(200)
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, (
+                b"<!DOCTYPE html><html><head><title>Sign in - Example Portal</title></head>"
+                b"<body><form>user <input name=u> password <input type=password></form></body></html>")
+        if self.azure:
+            refused = self._azure_route(path, headers)
+            if refused:
+                return refused
+        elif method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
             return self._error(404, f"no route {method} {path}")
         sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
-        if self.api_key is not None and sent_key != self.api_key:
+        if self.api_key is not None and not self.azure and sent_key != self.api_key:
             return self._error(401, f"Incorrect API key provided: {sent_key}.")
         with self.lock:
             self._arrivals += 1
             nth = self._arrivals  # 1-based arrival number of this request
+        if self.refuse and nth > self.refuse_after:
+            status, message, *code = self.refuse
+            return self._reply(status, {"error": {"message": message, "type": code[0] if code else "invalid_request_error",
+                                                  "code": code[0] if code else None}})
         if nth <= self.throttle_first:
             return self._error(429, "Rate limit reached (test)", {"Retry-After": self.retry_after})
+        if self.random_429:
+            with self.lock:
+                unlucky = self._rng.random() < self.random_429
+            if unlucky:
+                return self._error(429, "Rate limit reached (random)", {"Retry-After": self.retry_after})
+        limit_headers = {}
         if self.rpm_cap:
-            wait = self._rate_wait()
+            wait, limit_headers = self._rate_wait()
             if wait:
                 return self._error(429, "Rate limit reached (rpm cap)",
-                                   {"Retry-After": math.ceil(wait), "retry-after-ms": int(wait * 1000) + 1})
+                                   {"Retry-After": math.ceil(wait), "retry-after-ms": int(wait * 1000) + 1,
+                                    **limit_headers})
         req = json.loads(body or b"{}")
         prompt = prompt_text(req)
+        if self.no_system_role and any(m.get("role") == "system" for m in req.get("messages") or ()):
+            return self._error(400, "System role not supported")
         if self.refuse_n and int(req.get("n") or 1) != 1:
             return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
@@ -134,7 +199,7 @@ class OpenAIFake(FakeServer):
                                  "created": int(time.time()), "model": req.get("model", "fake"),
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
-                                           "total_tokens": len(prompt.split()) + 10 * n}})
+                                           "total_tokens": len(prompt.split()) + 10 * n}}, limit_headers)
 
 
 def main():
@@ -147,8 +212,13 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--rpm_cap", type=float, default=None)
+    p.add_argument("--ratelimit_headers", action="store_true")
+    p.add_argument("--random_429", type=float, default=0.0)
+    p.add_argument("--retry_after", type=float, default=1)
     args = p.parse_args()
-    with OpenAIFake(latency=args.latency, rpm_cap=args.rpm_cap, max_requests=1_000_000, max_seconds=3600) as srv:
+    with OpenAIFake(latency=args.latency, rpm_cap=args.rpm_cap, ratelimit_headers=args.ratelimit_headers,
+                    random_429=args.random_429, retry_after=args.retry_after,
+                    max_requests=1_000_000, max_seconds=3600) as srv:
         print(srv.url, flush=True)
         sys.stdin.read()
 

@@ -9,6 +9,8 @@ derived from the query). Knobs, all off by default:
     server_errors=n   the next n requests get 500
     failing=set()     queries that always get 500
     delay=s           every answer waits s seconds first (a slow server)
+    html=True         every request gets a 200 HTML page (a proxy's login page)
+    refuse=(status, message), refuse_after=n   after n answers, every request gets that error
 A wrong or missing key gets 403, as the real service answers.
 """
 
@@ -29,8 +31,9 @@ def default_reply(query):
 
 class SerperFake(FakeServer):
     def __init__(self, api_key="test-serper-key", answers=None, rate_limited=0, retry_after=1,
-                 server_errors=0, failing=(), delay=0.0, **kw):
+                 server_errors=0, failing=(), delay=0.0, html=False, refuse=None, refuse_after=0, **kw):
         super().__init__(**kw)
+        self.html, self.refuse, self.refuse_after, self._answered = html, refuse, refuse_after, 0
         self.api_key = api_key
         self.answers = answers or {}
         self.rate_limited = rate_limited
@@ -44,6 +47,8 @@ class SerperFake(FakeServer):
         return [json.loads(r["body"])["q"] for r in self.requests if r["body"]]
 
     def respond(self, method, path, headers, body):
+        if self.html:
+            return 200, {"Content-Type": "text/html"}, b"<!doctype html><html><title>Log in</title></html>"
         if method != "POST" or path != "/search":
             return self.json_body({"message": "not found"}, 404)
         key = {k.lower(): v for k, v in headers.items()}.get("x-api-key")
@@ -51,6 +56,9 @@ class SerperFake(FakeServer):
             return self.json_body({"message": "Unauthorized.", "statusCode": 403}, 403)
         query = json.loads(body)["q"]
         with self.lock:
+            if self.refuse and self._answered >= self.refuse_after:
+                return self.json_body({"message": self.refuse[1], "statusCode": self.refuse[0]}, self.refuse[0])
+            self._answered += 1
             if self.rate_limited > 0:
                 self.rate_limited -= 1
                 return self.json_body({"message": "Too many requests"}, 429, {"Retry-After": self.retry_after})

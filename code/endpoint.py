@@ -1,0 +1,134 @@
+"""What an HTTP endpoint's failure means: worth a retry or not, where it happened, and a hint.
+
+Shared by the OpenAI-compatible backend (realign.llm.openai_http) and the Serper client, so a
+misconfigured endpoint reads the same everywhere:
+
+    where("http://user:pw@host:8000/v1/chat/completions?api-version=x")  # 'http://host:8000/v1/chat/completions'
+    connect_failure(exc)   # (cause, hint) for an httpx error raised before any answer came
+    status_hint(status, message, path)   # a hint for a refused status, or None
+    is_html(content_type, text)          # an HTML page where JSON was expected (a login page, a proxy)
+    breaker = Breaker(); breaker.failure(err); breaker.success()   # stop a run no retry can save
+
+Transient (retried, backoff): timeouts, 5xx, 429 rate limits, dropped connections. Not transient
+(no retry can fix them): connection refused, unknown host, a bad scheme or URL, HTML instead of
+JSON, 401/403/404, a spent quota. The runner stops a run on those (realign.llm.runner).
+"""
+
+from urllib.parse import urlsplit
+
+import httpx
+
+from realign.redact import scrub
+
+BREAKER_AT_START = 3   # the same non-transient failure this many times before any success: refused
+BREAKER_LATER = 10     # ... this many times in a row later in a run: stop, keep what is done
+
+
+class EndpointError(Exception):
+    """A failed request. `cause` names a failure no retry fixes (None for transient ones), so a
+    Breaker can tell "K requests in a row failed the same way"; `fatal`: no request can succeed
+    (nothing listening, a bad URL, a rejected key), so a run without one success yet stops at
+    once; `endpoint` (scheme://host:port/path) and `hint` make the one line a user sees."""
+
+    def __init__(self, reason, *, cause=None, fatal=False, endpoint=None, hint=None):
+        super().__init__(scrub(reason))
+        self.reason = scrub(reason)
+        self.cause = cause
+        self.fatal = fatal
+        self.endpoint = endpoint
+        self.hint = hint
+
+    def one_line(self):
+        """'ENDPOINT: REASON (HINT)' for a stop message; secrets scrubbed."""
+        text = f"{self.endpoint}: {self.reason}" if self.endpoint else self.reason
+        return scrub(text + (f" ({self.hint})" if self.hint else ""))
+
+
+class Breaker:
+    """Stops a run that no retry can save.
+
+    Before the first success, a fatal failure is raised at once, and so is any other failure with
+    a cause (a 400 every request gets, silence) once `at_start` requests in a row got it: the
+    caller reports "the endpoint refused the run" and exits 2. After a success, `later` requests
+    in a row failing with the same cause set `stopped`: the caller sends nothing more and keeps
+    what is finished (exit 1; a rerun resumes). A success resets the count.
+    """
+
+    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER):
+        self.at_start, self.later = at_start, later
+        self.succeeded = False
+        self.cause, self.count = None, 0
+        self.stopped = None
+
+    def success(self):
+        self.succeeded = True
+        self.cause, self.count = None, 0
+
+    def failure(self, err):
+        """Count one failed attempt (an EndpointError); raises it when the run must not go on."""
+        if err.cause is None:
+            return
+        if not self.succeeded and err.fatal:
+            raise err
+        self.count = self.count + 1 if err.cause == self.cause else 1
+        self.cause = err.cause
+        if not self.succeeded and self.count >= self.at_start:
+            raise err
+        if self.succeeded and self.count >= self.later and self.stopped is None:
+            self.stopped = f"{self.count} requests in a row failed: {err.one_line()}"
+
+
+def where(url):
+    """scheme://host:port/path of a URL: no user info, no query (keys hide there), no fragment."""
+    try:
+        u = urlsplit(str(url))
+        host = u.hostname or ""
+        port = u.port
+    except ValueError:
+        return str(url).split("?")[0].split("@")[-1]
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(u.scheme)
+    port = port or default
+    return f"{u.scheme}://{host}{f':{port}' if port else ''}{u.path}"
+
+
+def connect_failure(exc):
+    """(cause, hint) for an httpx exception raised before any answer, or None when it is transient
+    (a timeout, a dropped connection: retry those)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return f"bad URL ({text})", "the URL must start with http:// or https://"
+    if isinstance(exc, httpx.ConnectError):
+        low = text.lower()
+        if "name or service not known" in low or "nodename nor servname" in low or "no address" in low \
+                or "temporary failure in name resolution" in low or "getaddrinfo" in low:
+            return "unknown host", "check the host name in the URL"
+        if "certificate" in low or "ssl" in low:
+            return f"TLS failed ({text[:120]})", "http:// vs https://? a self-signed certificate?"
+        return "connection refused", "is the server running, and on this port?"
+    return None
+
+
+def is_html(content_type, text):
+    """True for an HTML page (a login page, a proxy's error page) where a JSON reply was expected."""
+    head = (text or "")[:200].lstrip().lower()
+    return "html" in (content_type or "").lower() or head.startswith(("<!doctype", "<html"))
+
+
+def status_hint(status, message, path):
+    """A hint for a refused status, from the server's own message where it says more; or None."""
+    low = (message or "").lower()
+    if "chat/completions" in low and not path.rstrip("/").endswith("chat/completions"):
+        return "this is a chat model: did you mean v1/chat/completions? try --chat"
+    if "insufficient_quota" in low or "exceeded your current quota" in low:
+        return "the account's quota is spent: add credit, or use another key"
+    if status == 401:
+        return "authentication failed: check OPENAI_API_KEY / --openai_key (AZURE_OPENAI_API_KEY with --api_type azure)"
+    if status == 403:
+        return "permission denied: this key may not use this model or endpoint"
+    if status == 404:
+        if "/v1/" not in path and "/openai/" not in path:
+            return "the base URL of an OpenAI-compatible server usually ends in /v1"
+        return "check --model and --base_url"
+    return None
