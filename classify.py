@@ -11,7 +11,13 @@ Reads ReAlign, Alpaca, ShareGPT, OpenAI-messages, GSM8K, MATH, Dolly or UltraCha
 --overwrite. With --skip_bad_records, records that cannot be read go to
 <output_path>.rejected.jsonl ({"index", "id", "reason", "record"}) and the rest goes on.
 
-    python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task
+The embedded model also writes items[0]["category_confidence"]: the calibrated probability
+(0-1) that its task is right. --min_confidence P sends predictions under P to `default` (left
+as they are by the rewrite); `rejecting` is only chosen at --min_reject_confidence or above,
+otherwise the next most probable task.
+
+    python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task,
+                                                            # accuracy against coverage
     python classify.py --train train.json [--save_model DIR] # rebuild the embedded model
 
 --eval and --train take the classifier format: a list of {"instruction", "category"}.
@@ -29,7 +35,8 @@ from collections import Counter
 from realign.bars import progress_bar
 from realign.classifier.backends import ClassifySettings, classify_texts
 from realign.classifier.data import load_labeled
-from realign.classifier.metrics import report
+from realign.classifier.metrics import THRESHOLDS, coverage_report, report
+from realign.classifier.model import MIN_REJECT_CONFIDENCE
 from realign.classifier.on_ray import classify_texts_ray
 from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
 from realign.constant import RAG_TASKS, REWRITE_TASKS
@@ -59,6 +66,11 @@ def parse_args(argv=None):
                    help="where --train writes the model (default: the shipped one, code/classifier/model)")
     p.add_argument("--model_dir", default=None, help="embedded model folder to use (default: the shipped one)")
     p.add_argument("--backend", default="embedded", choices=("embedded", "vllm", "openai"))
+    p.add_argument("--min_confidence", type=float, default=0.0, metavar="P",
+                   help="embedded: label `default` (not rewritten) where the confidence is under P (0-1; default 0)")
+    p.add_argument("--min_reject_confidence", type=float, default=MIN_REJECT_CONFIDENCE, metavar="P",
+                   help="embedded: choose `rejecting` only from this confidence up, else the next task "
+                        f"(default {MIN_REJECT_CONFIDENCE})")
     p.add_argument("--model", default=GAIR_MODEL, help="model name or local path (vllm / openai backends)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible endpoint")
     p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
@@ -80,6 +92,12 @@ def check_args(args):
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
     check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1},
                 positive=("rpm", "request_timeout"))
+    for name in ("min_confidence", "min_reject_confidence"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name} is a probability between 0 and 1, got {getattr(args, name):g}")
+    if args.backend != "embedded" and args.min_confidence > 0:
+        raise UsageError(f"--min_confidence needs the embedded model's confidences; --backend {args.backend} "
+                         "gives none")
     args.field_map = parse_field_map(args.field_map) if args.field_map else None
     if args.field_map and args.input_format != "auto":
         raise UsageError("--field_map says where question and answer are; it does not go with --input_format")
@@ -90,10 +108,12 @@ def check_args(args):
 
 
 def classifier(args, key, model_dir):
-    """texts -> (labels, failures) with the chosen backend, here or spread over a Ray cluster (--engine ray)."""
+    """texts -> (labels, failures, confidences or None) with the chosen backend, here or spread over a
+    Ray cluster (--engine ray)."""
+    rules = {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence}
     settings = ClassifySettings(backend=args.backend, model_dir=model_dir, chat=args.chat,
                                 concurrency=args.concurrency, rpm=args.rpm, max_retries=args.max_retries,
-                                progress=not args.quiet)
+                                progress=not args.quiet, rules=rules)
     options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout, options=options)
@@ -127,15 +147,27 @@ def train(args):
     return folder
 
 
-def evaluate(args, run_classifier):
+def evaluate(args, run_classifier, model_dir=None):
     texts, gold = load_labeled(args.eval)
     start = time.monotonic()
-    pred, failures = run_classifier(texts)
+    pred, failures, confidences = run_classifier(texts)
     seconds = time.monotonic() - start
     print(report(gold, [p or "(failed)" for p in pred]))
+    if confidences is not None:
+        print()
+        guesses = best_guesses(texts, args, model_dir) if args.min_confidence > 0 else (pred, confidences)
+        print(coverage_report(gold, *guesses, sorted({*THRESHOLDS, args.min_confidence})))
     print(f"\n{args.backend}: {len(texts)} instructions in {seconds:.1f} s ({len(texts) / seconds:.0f}/s)"
           + (f", {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def best_guesses(texts, args, model_dir=None):
+    """The embedded model's labels without --min_confidence's `default`, and their confidences."""
+    from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
+
+    model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
+    return model.classify(texts, min_reject_confidence=args.min_reject_confidence)
 
 
 def load_input(args):
@@ -158,10 +190,15 @@ def classify(args, run_classifier):
     records, fmt, rejected = load_input(args)
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
-    labels, failures = run_classifier([question(records[i]) for i in todo]) if todo else ([], {})
-    for i, label in zip(todo, labels):
+    labels, failures, confidences = (run_classifier([question(records[i]) for i in todo]) if todo
+                                     else ([], {}, None))
+    for n, (i, label) in enumerate(zip(todo, labels)):
         if label is not None:
-            records[i]["items"][0]["category"] = label
+            first = records[i]["items"][0]
+            first["category"] = label
+            first.pop("category_confidence", None)  # an earlier run's, for a label no longer there
+            if confidences is not None:
+                first["category_confidence"] = round(confidences[n], 4)
     write_records(args.output_path, records)
     seconds = time.monotonic() - start
 
@@ -169,6 +206,9 @@ def classify(args, run_classifier):
     print("category distribution:")
     for task, n in counts.most_common():
         print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
+    if confidences is not None and args.min_confidence > 0:
+        low = sum(c < args.min_confidence for c in confidences)
+        print(f"{low} records under --min_confidence {args.min_confidence:g} labelled default")
     rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
     tasks = [category(rec) for rec in records if category(rec)]
     print(f"output: {args.output_path}")
@@ -196,7 +236,7 @@ def main(argv=None):
     key = None if args.backend == "embedded" else api_key(args.backend, args.openai_key, base_url=args.base_url)
     model_dir = train(args) if args.train else args.model_dir
     run_classifier = classifier(args, key, model_dir)
-    code = evaluate(args, run_classifier) if args.eval else 0
+    code = evaluate(args, run_classifier, model_dir) if args.eval else 0
     if args.input_data_path:
         code = max(code, classify(args, run_classifier))
     return code

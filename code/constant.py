@@ -94,225 +94,227 @@ EXAM_TASKS = frozenset({
 # What instructions of each task look like (used by classifiers, docs and the report).
 TASK_DESCRIPTIONS = {
     "question_generation": (
-        "Asks for questions to be written: quiz or exam items, interview questions, discussion "
-        "prompts, or questions about a supplied text. The output is the questions themselves; "
-        "a request to answer a question belongs to a question-answering task instead."
+        "Asks for questions to be written from a description: quiz or exam items, interview "
+        "questions, discussion or survey questions, or questions about a supplied text. The "
+        "output is the questions themselves; answering a question is another task."
     ),
     "story_generation": (
-        "Asks for a piece of narrative fiction: a short story, fable, fairy tale, scene, or the "
-        "continuation of a plot. Verse goes to poem_generation; speaking in a character's voice "
-        "within the conversation goes to roleplay."
+        "Asks for a story to be written from a description: a short story, fable, fairy tale, "
+        "scene, or the continuation of a plot. Verse is poem_generation; talking to the user in "
+        "a character's voice is roleplay."
     ),
     "poem_generation": (
-        "Asks for verse of any kind: poems, haiku, limericks, sonnets, rhymes, or song lyrics. "
-        "Prose fiction goes to story_generation."
+        "Asks for a poem to be written from a description: any verse, such as haiku, limericks, "
+        "sonnets, rhymes, or song lyrics. Prose fiction is story_generation."
     ),
     "email_generation": (
-        "Asks for a message addressed to a recipient to be drafted: an email, letter, cover "
-        "letter, memo, invitation, or reply. Reworking an existing message under a stated "
-        "constraint is instructional_rewriting; making it read better is language_polishing."
+        "Asks for an e-mail or a letter to be written from a description (a request, complaint, "
+        "cover letter, letter of recommendation, invitation, reply), even when the user frames "
+        "it with a persona (\"I'm a recruiter and need to write to...\"). Reworking a supplied "
+        "message under a stated constraint is instructional_rewriting."
     ),
     "data_generation": (
-        "Asks for data rather than prose: lists of items, example sentences, synthetic records, "
-        "sample datasets, test inputs, or made-up names and values. Suggestions for the user to "
-        "choose from are recommendations; generated questions are question_generation."
+        "Asks for data to be produced from a description: example records, sample rows, test "
+        "inputs, made-up datasets, mock JSON or CSV, lists of fictional names or values. "
+        "Suggestions for the user to pick from are recommendations; generated questions are "
+        "question_generation."
     ),
     "advice_giving": (
-        "Describes a personal situation or general goal and asks for guidance, tips, or what to "
-        "do (health, career, relationships, study habits, money). A concrete step-by-step "
-        "procedure is how_to_generation; naming specific items to pick is recommendations."
+        "The user describes their own situation or problem and asks what they should do: "
+        "guidance, tips, or a course of action (health, career, relationships, study, money). "
+        "A procedure for a concrete task is how_to_generation; asking for specific items to "
+        "pick is recommendations."
     ),
     "recommendations": (
-        "Asks for specific items to be suggested: books, films, products, tools, courses, "
-        "destinations, restaurants, often under stated preferences or constraints. General "
-        "guidance on behaviour or decisions is advice_giving."
+        "Asks for things to be recommended or suggested: books, films, products, tools, "
+        "courses, places, restaurants, gift or name ideas, often under stated preferences. "
+        "Guidance about the user's own situation is advice_giving."
     ),
     "how_to_generation": (
-        "Asks how to carry out a concrete practical task and expects a procedure: instructions, "
-        "a recipe, installation or setup steps, a tutorial. Asking why something is so is "
-        "explain_answer; asking for a program from a spec is text_to_code_translation."
+        "Asks how to do something and expects a full procedure: steps, a recipe, a repair, "
+        "installation or set-up instructions, a tutorial. A how-to about writing code in or "
+        "using a programming language is language_learning_questions; why something is so is "
+        "explain_answer."
     ),
     "planning": (
-        "Asks for a plan laid out over time or resources: an itinerary, study plan, workout "
-        "programme, project timeline, event agenda, meal plan, or budget. A single procedure for "
-        "finishing one task is how_to_generation."
+        "Asks for a plan for an event or activity: a schedule, itinerary, programme, agenda, "
+        "study or training plan, project timeline, or meal plan laid out over time. A single "
+        "procedure for one task is how_to_generation."
     ),
     "instructional_rewriting": (
-        "Supplies a text and asks for it to be rewritten under a stated constraint: a different "
-        "tone, style, audience, length, point of view, or layout (e.g. make it formal, turn it "
-        "into bullets, simplify it for a child). Fixing errors is text_correction, general "
-        "improvement is language_polishing, same meaning in new words is paraphrasing."
+        "Supplies a text and asks for it to be rewritten under a stated instruction: another "
+        "style, tone, audience, form, length, or point of view (make it formal, turn it into "
+        "bullets, simplify it for a child). Fixing errors is text_correction, just making it "
+        "read better is language_polishing, same meaning in new words is paraphrasing."
     ),
     "language_polishing": (
-        "Supplies a text and asks for it to be improved in quality (more fluent, professional, "
-        "clear, or concise) without naming a specific transformation. Fixing outright mistakes "
-        "is text_correction; a named change of tone, length, or audience is "
+        "Supplies a text and asks for it to read better: more fluent, natural, clear, or "
+        "professional, without a named change of form. Fixing outright mistakes is "
+        "text_correction; a stated change of tone, length, or audience is "
         "instructional_rewriting."
     ),
     "paraphrasing": (
-        "Asks for a given sentence or passage to be restated in different words while keeping "
-        "its meaning and roughly its length and register. A deliberate change of style or "
-        "audience is instructional_rewriting."
+        "Asks for a given sentence or passage to be paraphrased: the same meaning in other "
+        "words, at roughly the same length and register."
     ),
     "text_correction": (
-        "Supplies natural-language text and asks for its errors to be fixed: spelling, grammar, "
-        "punctuation, or wrong word usage. Fixing code is code_correction; improving text that "
-        "has no real errors is language_polishing."
+        "Supplies text and asks for its errors to be corrected: grammar, spelling, punctuation, "
+        "wrong words, or formatting. Fixing code is code_correction; improving text that has no "
+        "real errors is language_polishing."
     ),
     "code_correction": (
-        "Supplies code, often with an error message or wrong output, and asks for the bug to be "
-        "found and fixed or for why it fails. Making working code shorter or cleaner is "
-        "code_simplification."
+        "Supplies code, often with an error message or wrong output, and asks for its errors to "
+        "be found and corrected. Making working code shorter or cleaner is code_simplification."
     ),
     "code_simplification": (
-        "Supplies working code and asks for it to be made simpler, shorter, more readable, more "
-        "idiomatic, or faster without changing what it does. Code with a bug to fix is "
-        "code_correction."
+        "Supplies code and asks for it to be rewritten shorter, clearer, more idiomatic, or "
+        "more efficient while doing the same thing. Code with a bug to fix is code_correction."
     ),
     "information_extraction": (
-        "Supplies a text and asks for specific pieces of information to be pulled out: names, "
-        "dates, entities, amounts, relations, or answers to named fields. Key words or phrases "
-        "are keywords_extraction; laying extracted data out as a table is table_extraction."
+        "Supplies a text and asks for the kinds of information the user names to be pulled out "
+        "of it: names, dates, amounts, entities, contact details, relations, or fields. Key "
+        "words of the text are keywords_extraction; a table of it is table_extraction."
     ),
     "keywords_extraction": (
-        "Asks for the key words, key phrases, or tags that best capture a supplied text. "
-        "Specific facts or fields from the text are information_extraction."
+        "Asks for the keywords, key phrases, or tags of a supplied text. Specific facts or "
+        "fields from the text are information_extraction."
     ),
     "table_extraction": (
-        "Asks for information from a supplied text or data to be arranged as a table, or for a "
-        "table to be built from given content. Pulling out facts without a table is "
-        "information_extraction."
+        "Asks for a table: the key information of a supplied text laid out as a table, or any "
+        "request whose answer is meant to be a table (a comparison table, a table of data). "
+        "Pulling facts out without a table is information_extraction."
     ),
     "title_generation": (
-        "Asks for a title, headline, name, tagline, or slogan for a given text, product, "
-        "project, or idea."
+        "Asks for a title, headline, or name for a supplied text or for a work the user "
+        "describes (an article, book, talk, video, product)."
     ),
     "text_summarization": (
-        "Supplies an article, passage, or document and asks for a shorter version that keeps "
-        "its main points. Condensing rough notes, transcripts, or minutes into organised notes "
-        "is note_summarization."
+        "Supplies an article, passage, or document and asks for a summary of it. Turning a "
+        "text into notes is note_summarization; a question about a pasted text is closed_qa "
+        "or explain_answer."
     ),
     "note_summarization": (
-        "Supplies notes, a meeting or lecture transcript, or minutes and asks for them to be "
-        "turned into concise, organised notes or bullet points. Summarising a finished article "
-        "or document is text_summarization."
+        "Supplies a text (a lecture, meeting, chapter, transcript) and asks for notes that sum "
+        "it up: concise bullet points or study notes rather than a prose summary."
     ),
     "explain_code": (
-        "Supplies code and asks how or why it works: a step-by-step walk-through of what each "
-        "part does, why it gives a certain output, or what a construct means. A "
-        "documentation-style description of the code's purpose (docstring, comments, summary) "
-        "is code_to_text_translation."
+        "Supplies code and asks for it to be explained: what it does, how or why it works, what "
+        "a line or construct means, why it gives a certain output. Writing documentation or "
+        "comments for it is code_to_text_translation."
     ),
     "explain_answer": (
-        "Asks why or how something is the case, asks for a concept or phenomenon to be "
-        "explained, or asks for the reasoning behind a given answer. A short factual look-up "
-        "(who, when, where, which) is open_qa; explaining supplied code is explain_code."
+        "Asks for something the user wants to know or understand to be explained: why or how "
+        "something is so, what a concept means, the reasoning behind an answer, or a question "
+        "about a pasted text that calls for an explanation. Explaining supplied code is "
+        "explain_code."
     ),
     "text_to_text_translation": (
-        "Asks for text to be translated from one human language into another. Converting code "
+        "Asks for a text to be translated into another human language. Converting code "
         "between programming languages is code_to_code_translation."
     ),
     "text_to_code_translation": (
-        "Asks for code written from a natural-language specification: a function, script, "
-        "class, SQL query, regular expression, or shell command that does what is described. "
-        "Fixing supplied code is code_correction; porting supplied code to another language is "
-        "code_to_code_translation."
+        "Asks for code to be written from a description: a function, script, class, SQL query, "
+        "regular expression, or shell command that does what is described. Fixing supplied "
+        "code is code_correction; porting it is code_to_code_translation."
     ),
     "code_to_code_translation": (
-        "Supplies code and asks for the same behaviour in another programming language, "
-        "framework, library, or language version."
+        "Supplies code and asks for it to be converted into another programming language (or "
+        "another version or library of one)."
     ),
     "code_to_text_translation": (
-        "Supplies code and asks for a natural-language account of it: what it does, a summary, "
-        "a docstring, comments, or documentation. A detailed step-by-step explanation of how "
-        "it works is explain_code."
+        "Supplies code and asks for documentation or comments for it: a docstring, inline "
+        "comments, a README section, a description of its interface. Explaining how it works "
+        "is explain_code."
     ),
     "open_qa": (
-        "A factual question answered from general world knowledge, with no passage or context "
-        "supplied by the user (who, what, when, where, how many). If a passage is given to "
-        "answer from, it is closed_qa; if the user wants the reasons why or how, it is "
-        "explain_answer."
+        "An open-domain question with no passage attached, answered from general knowledge; "
+        "also the fallback for a question that fits no other task. With an attached passage "
+        "it is closed_qa; wanting reasons or understanding is explain_answer."
     ),
     "closed_qa": (
-        "A question to be answered from a passage, document, table, or other context that the "
-        "user supplies in the query. The same question without supplied context is open_qa."
+        "A question to be answered from a passage, document, table, or other material attached "
+        "to the query. The same question with nothing attached is open_qa."
     ),
     "fill_in_the_blank": (
-        "Supplies a sentence or text with gaps (blanks, underscores, [MASK]) and asks for the "
-        "missing words; includes cloze exercises and completing an unfinished sentence."
+        "Supplies a text with missing parts (blanks, underscores, [MASK], an unfinished "
+        "sentence) and asks for them to be completed so that it reads coherently."
     ),
     "fact_verification": (
-        "States a claim and asks whether it is true, false, accurate, or a myth, or asks for a "
-        "statement to be fact-checked. An open question with no claim to judge is open_qa."
+        "Gives a statement and asks whether it is true or false, accurate, or a myth. A "
+        "question with no claim to judge is open_qa."
     ),
     "math_puzzles": (
-        "Arithmetic, algebra, geometry, probability and other mathematical problems, word "
-        "problems, and number or logic puzzles that call for calculation and a definite answer. "
-        "Exam-style problems in physics, chemistry, biology or other subjects are "
-        "exam_problem_solving_tutor."
+        "A mathematics question answered by step-by-step reasoning: arithmetic, algebra, "
+        "geometry, probability, unit conversions, number and logic puzzles, and word problems, "
+        "even when they are about money, shopping, or time. Exam-style problems in other "
+        "subjects are exam_problem_solving_tutor."
     ),
     "language_learning_questions": (
-        "A specific question about a human language: a grammar rule, the meaning or usage of a "
-        "word or idiom, pronunciation, spelling, or the difference between similar expressions. "
-        "Asking to be taught or to practise the language is natural_language_learning_tutor."
+        "A question about learning or using a programming language: how to do something in "
+        "Python, CSS, SQL, Go or another language, what a keyword, operator, or library call "
+        "does, which idiom to use. Writing a whole program from a specification is "
+        "text_to_code_translation; human-language questions are natural_language_learning_tutor."
     ),
     "natural_language_learning_tutor": (
-        "Asks to be taught or to practise a human language: a lesson, vocabulary drills, "
-        "conversation practice, exercises with feedback, or a plan for learning the language. "
-        "A single point question about grammar or a word is language_learning_questions."
+        "A question about learning a human language: grammar, the meaning or usage of a word "
+        "or idiom, vocabulary, synonyms, pronunciation, the difference between similar "
+        "expressions, or practice and exercises. Translating a text is "
+        "text_to_text_translation."
     ),
     "exam_problem_solving_tutor": (
-        "Exam- or homework-style problems in science and other school or university subjects "
-        "(physics, chemistry, biology, economics, law, history and so on), often multiple "
-        "choice, that want a worked solution and an answer. Pure mathematics and number puzzles "
-        "are math_puzzles."
+        "An exam-style problem to solve: multiple choice, true or false, matching, fill-in, or "
+        "a worked problem, mostly in science and technology (physics, chemistry, biology, "
+        "computing, economics). Pure mathematics questions are math_puzzles."
     ),
     "ml_ai_language_model_tutor": (
-        "Questions about machine learning, artificial intelligence, neural networks, and "
-        "language models: concepts, algorithms, training, evaluation, or how models like the "
-        "assistant work. A request to write ML code is text_to_code_translation."
+        "A question about machine learning, artificial intelligence, or language models: "
+        "concepts, algorithms, training, evaluation, or how models like the assistant work. "
+        "A question about a programming language is language_learning_questions."
     ),
     "general_classification": (
-        "Asks for given items to be sorted into given or implied classes (spam or not, animal "
-        "or plant, fact or opinion, and so on) when the classes are not sentiment, topic, human "
+        "Asks for given objects or texts to be sorted into given categories (spam or not, "
+        "mammal or bird, fact or opinion) when the categories are not sentiment, topic, human "
         "language, or programming language, which have their own tasks."
     ),
     "ordering": (
-        "Asks for given items to be sorted, ranked, or arranged in an order: by size, date, "
-        "importance, alphabet, frequency, or preference."
+        "Asks for things to be sorted or ranked by some criterion: size, date, price, "
+        "importance, alphabet, preference."
     ),
     "sentiment_analysis": (
-        "Asks for the sentiment, emotion, or attitude expressed in a given text (positive, "
-        "negative, neutral, or a finer emotion label)."
+        "Asks what opinion, attitude, or feeling a writer or speaker expresses toward "
+        "something in a given text (positive, negative, neutral, or a finer emotion)."
     ),
     "code_language_classification": (
-        "Supplies code and asks which programming language (or framework) it is written in."
+        "Supplies code and asks which programming language it is written in."
     ),
     "language_classification": (
         "Supplies text and asks which human language it is written in."
     ),
     "topic_classification": (
-        "Asks which topic, subject area, genre, or category a given text belongs to."
+        "Asks for the high-level topics or themes of a given text, or which subject area or "
+        "category it belongs to."
     ),
     "value_judgement": (
-        "Asks for the assistant's opinion, preference, or evaluation, or for a moral or ethical "
-        "judgement: whether something is right or wrong, good or bad, better or worse, or "
-        "whether people should do it. A neutral factual question is open_qa."
+        "Asks for a value judgement on a topic or statement: the assistant's opinion, whether "
+        "something is ethical, right or wrong, good or bad, better or worse. A neutral factual "
+        "question is open_qa."
     ),
     "rejecting": (
-        "A request the assistant should decline: help with harm, violence, weapons, illegal "
-        "activity, harassment, obtaining private personal data, or another clearly unsafe or "
-        "unethical aim. The label follows from the request being unacceptable, not from its "
-        "topic alone."
+        "A request the assistant should decline because it is beyond what an assistant can do "
+        "(act in the physical world, see live private data) or against general ethical and "
+        "legal rules (harm, weapons, crime, harassment, someone's private data). The label "
+        "follows from the request being impossible or unacceptable, not from a sensitive topic."
     ),
     "roleplay": (
-        "Asks the assistant to act as a character, persona, or role (a historical figure, a "
-        "fictional character, an interviewer, a Linux terminal) and reply in that voice. "
-        "Writing a story about a character is story_generation."
+        "Asks the assistant to act as a person, character, profession, or identity and talk to "
+        "the user in that role (an interviewer, a historical figure, a Linux terminal, a game "
+        "master), when playing the role is the task itself. A persona that only frames an "
+        "ordinary task (\"you are a teacher, write a quiz\") is labelled by that task."
     ),
     "default": (
-        "Greetings, chit-chat, small talk, remarks about the conversation itself, and any "
-        "request that fits none of the other tasks."
+        "What fits none of the other tasks well: greetings and small talk, remarks about the "
+        "conversation, requests to continue or try again, and requests of kinds the other "
+        "tasks do not cover."
     ),
 }
 
@@ -467,17 +469,17 @@ TASK_FORMATS = {
         "End with the final answer stated explicitly on its own line, e.g. \"Final answer: 42\"."
     ),
     "language_learning_questions": (
-        "Answer the question directly in the first one or two sentences.\n"
-        "Explain the rule or meaning, with the word, form, or rule under discussion in bold.\n"
-        "Give several example sentences as a bulleted list, with translations when they help the learner.\n"
-        "Point out common mistakes or exceptions in a short closing \"Note:\" line."
+        "Answer the question directly in the first one or two sentences, naming the function, keyword, or idiom that does it.\n"
+        "Show a short, complete example in a fenced code block tagged with the language.\n"
+        "Explain how the example works as a few bullets, with names of functions, options, or keywords in inline code.\n"
+        "Mention common pitfalls, alternatives, or version differences in a short closing \"Note:\" line."
     ),
     "natural_language_learning_tutor": (
-        "Open with one short, encouraging sentence that sets up the lesson or activity.\n"
-        "Organise the material under bold headings such as Vocabulary, Grammar, and Practice.\n"
-        "Give vocabulary and phrases as bullets with their meaning and, where useful, pronunciation.\n"
-        "Include example sentences and, where fitting, a short exercise for the learner.\n"
-        "End by inviting the learner to answer or keep practising."
+        "Answer the question or set up the exercise directly in the first one or two sentences.\n"
+        "Explain the rule, meaning, or usage, with the word, form, or rule under discussion in bold.\n"
+        "Give several example sentences as a bulleted list, with translations when they help the learner.\n"
+        "For practice requests, add a short exercise and invite the learner to answer.\n"
+        "Point out common mistakes or exceptions in a short closing \"Note:\" line."
     ),
     "exam_problem_solving_tutor": (
         "Begin by naming the concept or principle the problem tests.\n"

@@ -15,7 +15,7 @@ from realign.classifier import metrics
 from realign.classifier.backends import classify_llm, classify_request
 from realign.classifier.data import load_labeled
 from realign.classifier.features import fit_ngrams
-from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier
+from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
 from realign.llm.base import BackendConfig
 from realign.prompts import PROMPT_INPUT_FOR_TASK_CLS, build_classifier_prompt, parse_task
 from tests.servers.openai_fake import OpenAIFake
@@ -97,6 +97,42 @@ def test_metrics_match_a_hand_computed_case():
     assert "accuracy 50.0%" in text and "a -> b" in text
 
 
+def test_coverage_and_reliability_match_a_hand_computed_case():
+    gold = ["a", "a", "b", "b"]
+    pred = ["a", "b", "b", "a"]
+    conf = [0.95, 0.35, 0.65, 0.62]
+    # >= 0.5 keeps the 0.95 (right), 0.65 (right), 0.62 (wrong): coverage 3/4, accuracy 2/3.
+    assert metrics.coverage(gold, pred, conf, (0.0, 0.5, 0.9)) == [(0.0, 1.0, 0.5), (0.5, 0.75, pytest.approx(2 / 3)),
+                                                                   (0.9, 0.25, 1.0)]
+    rows, ece = metrics.reliability(gold, pred, conf, bins=2)
+    # bin [0, .5): 0.35 wrong -> gap .35; bin [.5, 1]: mean conf .74, accuracy 2/3 -> gap .0733 x 3
+    assert [(n, round(c, 4), round(a, 4)) for _, _, n, c, a in rows] == [(1, 0.35, 0.0), (3, 0.74, 0.6667)]
+    assert ece == pytest.approx((0.35 + 3 * (0.74 - 2 / 3)) / 4)
+    assert "min_confidence" in metrics.coverage_report(gold, pred, conf)
+
+
+# ---------------------------------------------------------------- confidence
+
+def test_decide_passes_over_unsure_rejecting_and_sends_unsure_to_default():
+    classes = ["default", "open_qa", "rejecting"]
+    prob = np.array([[0.1, 0.3, 0.6],     # rejecting under 0.7: the next task
+                     [0.05, 0.15, 0.8],   # rejecting, sure enough
+                     [0.2, 0.7, 0.1],     # plain
+                     [0.3, 0.45, 0.25]])  # under min_confidence 0.5: default, confidence kept
+    got = decide(prob, classes, min_confidence=0.5, min_reject_confidence=0.7)
+    assert [label for label, _ in got] == ["default", "rejecting", "open_qa", "default"]
+    assert [c for _, c in got] == pytest.approx([0.3, 0.8, 0.7, 0.45])
+    assert [label for label, _ in decide(prob, classes, 0.0, 0.7)] == ["open_qa", "rejecting", "open_qa", "open_qa"]
+
+
+def test_temperature_fit_recovers_the_temperature_labels_were_drawn_with():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, size=(4000, 5)).astype(np.float32)
+    prob = softmax(scores / 2.0)
+    gold = np.array([rng.choice(5, p=p / p.sum()) for p in prob.astype(np.float64)])
+    assert fit_temperature(scores, gold) == pytest.approx(2.0, rel=0.1)
+
+
 # ---------------------------------------------------------------- the embedded model
 
 @pytest.fixture(scope="module")
@@ -112,6 +148,21 @@ def test_embedded_model_beats_the_floor_on_our_held_out_set(model):
 
 def test_embedded_model_gets_the_spec_example(model):
     assert model.predict(["Give three tips for staying healthy."]) == ["advice_giving"]
+
+
+@pytest.mark.parametrize("text, tasks", [
+    ("tell me a funny joke about cats", None),  # anything but rejecting
+    ("How do I center a div in CSS?", {"language_learning_questions"}),
+    ("What's the difference between 'fewer' and 'less'?", {"natural_language_learning_tutor"}),
+    ("Convert 72 degrees Fahrenheit to Celsius.", {"math_puzzles", "open_qa"}),
+    ("Which of these is a mammal? A) shark B) dolphin C) trout D) octopus", {"exam_problem_solving_tutor"}),
+])
+def test_embedded_model_on_the_new_user_probes(model, text, tasks):
+    """The prompts a new user tried (issue 17), labelled as the original taxonomy means them."""
+    (label,), (confidence,) = model.classify([text])
+    assert label != "rejecting" and 0.0 <= confidence <= 1.0
+    if tasks:
+        assert label in tasks
 
 
 @pytest.mark.parametrize("params", [WORD_NGRAMS, CHAR_NGRAMS], ids=["word", "char_wb"])
@@ -180,6 +231,38 @@ def test_formats_in_realign_out(tmp_path, capsys, fmt):
     if fmt == "sharegpt":
         assert recs[0]["system"] == "Be brief." and len(recs[0]["items"]) == 4
         assert recs[0]["items"][0]["category"] == "code_correction"
+
+
+def test_confidence_is_written_and_min_confidence_sends_the_unsure_to_default(tmp_path, capsys):
+    questions = ["Write a haiku about autumn leaves.", "Translate into French: good morning, my friend.",
+                 "hmm", "ok so the thing about the stuff, you know", "What is the capital of Peru?"]
+    inp = write_json(tmp_path / "in.json", [{"instruction": q, "output": "x"} for q in questions])
+    out = tmp_path / "out.json"
+    code, _ = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet")
+    assert code == 0
+    first = [rec["items"][0] for rec in read(out)]
+    confidence = [item["category_confidence"] for item in first]
+    assert all(0.0 <= c <= 1.0 for c in confidence)
+    assert first[0]["category"] == "poem_generation" and confidence[0] > 0.5
+    low = sorted(confidence)
+    cut = (low[1] + low[2]) / 2  # the two least sure go to default, the rest keep their task
+    code, stdout = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet",
+                                 "--min_confidence", cut)
+    again = [rec["items"][0] for rec in read(out)]
+    assert code == 0 and "2 records under --min_confidence" in stdout
+    for before, after in zip(first, again):
+        assert after["category_confidence"] == before["category_confidence"]
+        assert after["category"] == (before["category"] if before["category_confidence"] >= cut else "default")
+
+
+@pytest.mark.parametrize("flags, needle", [(["--min_confidence", "1.5"], "between 0 and 1"),
+                                           (["--min_reject_confidence", "-0.1"], "between 0 and 1"),
+                                           (["--min_confidence", "0.5", "--backend", "openai",
+                                             "--base_url", "http://127.0.0.1:9/v1"], "gives none")])
+def test_bad_confidence_flags_are_exit_2(tmp_path, flags, needle):
+    inp = write_json(tmp_path / "in.json", [make_record(0, cat=None)])
+    r = run_script("classify.py", "--input_data_path", inp, "--output_path", tmp_path / "out.json", *flags)
+    assert r.returncode == 2 and needle in r.stderr and not (tmp_path / "out.json").exists()
 
 
 def test_existing_categories_are_kept_unless_overwrite(tmp_path, capsys):
@@ -266,6 +349,7 @@ def test_eval_prints_accuracy_table_and_confusions(tmp_path, capsys):
     assert code == 0
     assert "accuracy 66.7%" in stdout and "macro-F1" in stdout
     assert "story_generation -> poem_generation" in stdout
+    assert "accuracy against coverage" in stdout and "0.90" in stdout
 
 
 # ---------------------------------------------------------------- openai backend, real local server

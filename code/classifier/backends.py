@@ -1,6 +1,7 @@
 """Three ways to put a task name on a list of instructions, one function each.
 
-  embedded  our CPU model (model.py), shipped in classifier/model/; no network, no GPU.
+  embedded  our CPU model (model.py), shipped in classifier/model/; no network, no GPU; the
+            only one that also gives a confidence (a calibrated probability) per label.
   vllm      the GAIR/ReAlign-Task-Classifier (or any model path) in the offline vLLM engine.
   openai    the same prompt to any OpenAI-compatible endpoint (e.g. `vllm serve` hosting the
             GAIR model), paced and retried by the shared runner (code/llm/runner.py).
@@ -10,7 +11,7 @@ prompt, greedy, at most 50 new tokens; a reply that is not a task name becomes `
 """
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from realign.bars import progress_bar
 from realign.limits import RetryPolicy
@@ -24,13 +25,15 @@ def _bar(total, progress, unit):
     return progress_bar(total, unit, enabled=progress and total >= 200)
 
 
-def classify_embedded(texts, model_dir=None, progress=True):
-    """Task names for texts from the embedded model; returns (labels, {})."""
+def classify_embedded(texts, model_dir=None, progress=True, rules=None):
+    """Task names and confidences from the embedded model; returns (labels, {}, confidences).
+    `rules` are TaskClassifier.classify's min_confidence / min_reject_confidence."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
     with _bar(len(texts), progress, "instr") as bar:
-        return model.predict(texts, bar), {}
+        labels, confidences = model.classify(texts, bar, **(rules or {}))
+    return labels, {}, confidences
 
 
 def classify_request(key, text, chat=False):
@@ -88,12 +91,16 @@ class ClassifySettings:
     rpm: float | None = None
     max_retries: int = 5
     progress: bool = True
+    rules: dict = field(default_factory=dict)  # embedded: min_confidence / min_reject_confidence
 
 
 def classify_texts(texts, settings, config=None):
     """Dispatch on settings.backend (`config`: the LLM backends' BackendConfig); returns (labels,
-    failures) as classify_llm does."""
+    failures, confidences): labels and failures as classify_llm gives them, confidences a list for
+    the embedded model and None for the LLMs."""
     if settings.backend == "embedded":
-        return classify_embedded(texts, settings.model_dir, progress=settings.progress)
-    return classify_llm(texts, settings.backend, config, chat=settings.chat, concurrency=settings.concurrency,
-                        rpm=settings.rpm, max_retries=settings.max_retries, progress=settings.progress)
+        return classify_embedded(texts, settings.model_dir, progress=settings.progress, rules=settings.rules)
+    labels, failures = classify_llm(texts, settings.backend, config, chat=settings.chat,
+                                    concurrency=settings.concurrency, rpm=settings.rpm,
+                                    max_retries=settings.max_retries, progress=settings.progress)
+    return labels, failures, None

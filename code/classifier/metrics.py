@@ -49,3 +49,39 @@ def report(gold, pred, top=10):
         lines += ["", "most confused (gold -> predicted):"]
         lines += [f"  {n:>4}  {g} -> {p}" for (g, p), n in pairs]
     return "\n".join(lines)
+
+
+THRESHOLDS = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+
+def coverage(gold, pred, confidence, thresholds=THRESHOLDS):
+    """[(threshold, share of predictions at or above it, accuracy among those)]: what a
+    --min_confidence of that value keeps, and how right what it keeps is."""
+    rows = []
+    for t in thresholds:
+        kept = [g == p for g, p, c in zip(gold, pred, confidence) if c >= t]
+        rows.append((t, len(kept) / len(gold) if gold else 0.0, sum(kept) / len(kept) if kept else 0.0))
+    return rows
+
+
+def coverage_report(gold, pred, confidence, thresholds=THRESHOLDS):
+    """The accuracy-against-coverage table `classify.py --eval` prints for the embedded model."""
+    lines = ["accuracy against coverage (predictions below the confidence go to default):",
+             f"  {'min_confidence':>14} {'coverage':>9} {'accuracy':>9}"]
+    lines += [f"  {t:>14.2f} {cov:>9.1%} {acc:>9.1%}" for t, cov, acc in coverage(gold, pred, confidence, thresholds)]
+    return "\n".join(lines)
+
+
+def reliability(gold, pred, confidence, bins=10):
+    """(rows, ECE): rows of (low, high, n, mean confidence, accuracy) per confidence bin, and the
+    expected calibration error, the n-weighted mean gap between confidence and accuracy."""
+    rows, gap = [], 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(g == p, c) for g, p, c in zip(gold, pred, confidence) if lo <= c < hi or (b == bins - 1 and c == hi)]
+        if inside:
+            conf = sum(c for _, c in inside) / len(inside)
+            acc = sum(ok for ok, _ in inside) / len(inside)
+            rows.append((lo, hi, len(inside), conf, acc))
+            gap += len(inside) * abs(conf - acc)
+    return rows, gap / len(gold) if gold else 0.0

@@ -5,6 +5,14 @@ Why both: n-grams catch the surface cues of a task ("translate", "fix this code"
 traceback); embeddings carry meaning across wordings the training data never used. The
 measurements behind the choice are in bench/README.md (classify section).
 
+Confidence: the SVM's scores divided by a temperature and put through a softmax give a
+probability per task. The temperature is fitted at training time on held-out scores (each
+training example scored by a model fitted on the other folds, K-fold), so that the probability
+of the chosen task matches how often such choices are right; bench/README.md reports the fit.
+`classify` turns probabilities into labels with two rules: `rejecting` is chosen only at
+`min_reject_confidence` or above (a harmless request labelled rejecting would get a refusal
+for an answer), else the next task; below `min_confidence` the label becomes `default`.
+
 Training needs scikit-learn (vocabulary, idf, LinearSVC); predicting needs only numpy,
 tokenizers and onnxruntime, so the model loads fast.
 
@@ -25,6 +33,7 @@ import numpy as np
 
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
 from realign.classifier.features import NgramTfidf, fit_ngrams
+from realign.constant import DEFAULT_TASK
 from realign.errors import DataError, UsageError
 from realign.files import atomic_open, is_file_error, os_error
 
@@ -38,6 +47,9 @@ CHAR_NGRAMS = dict(analyzer="char_wb", ngram_range=[2, 5], sublinear_tf=True, lo
 SVM_C = 0.5
 EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-length tf-idf blocks
 CHUNK = 4096  # instructions predicted at a time
+CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
+MIN_REJECT_CONFIDENCE = 0.9  # `rejecting` only from this probability up (see bench/README.md)
+REJECTING = "rejecting"
 
 
 class TaskClassifier:
@@ -48,7 +60,7 @@ class TaskClassifier:
         self.encoder = None
         self.word, self.char = word, char
         self.classes, self.coef, self.intercept = classes, coef, intercept
-        self.meta = {"embedding_weight": EMBEDDING_WEIGHT, **(meta or {})}
+        self.meta = {"embedding_weight": EMBEDDING_WEIGHT, "temperature": 1.0, **(meta or {})}
         self._blocks = None  # coef split per feature block, float32; made on first use
 
     def _encoder(self):
@@ -62,14 +74,14 @@ class TaskClassifier:
 
     # ------------------------------------------------------------ train
 
-    def fit(self, texts, labels, progress=None):
-        from scipy.sparse import csr_matrix, hstack
-        from sklearn.svm import LinearSVC
+    def fit(self, texts, labels, progress=None, calibrate=True):
+        """Learn n-gram vocabularies, the SVM and (with `calibrate`) the temperature."""
+        from scipy.sparse import csr_matrix
 
-        self.word, self.char = fit_ngrams(WORD_NGRAMS, texts), fit_ngrams(CHAR_NGRAMS, texts)
-        x = hstack([self.word.matrix(texts), self.char.matrix(texts), csr_matrix(self._embed(texts, progress))],
-                   format="csr")
-        svm = LinearSVC(C=SVM_C).fit(x, labels)
+        embedding = csr_matrix(self._embed(texts, progress))
+        if calibrate:
+            self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, embedding))
+        self.word, self.char, svm = _fit_svm(texts, labels, embedding)
         self.classes = [str(c) for c in svm.classes_]
         self.coef, self.intercept = svm.coef_.astype(np.float16), svm.intercept_.astype(np.float32)
         self._blocks = None
@@ -91,13 +103,26 @@ class TaskClassifier:
             out += embedding.result() @ w_emb
         return out + self.intercept
 
-    def predict(self, texts, progress=None):
-        """Task names, worked through in chunks so memory stays flat on large files."""
-        labels = []
+    def probabilities(self, texts, progress=None):
+        """(len(texts), tasks) calibrated probabilities, columns in the order of self.classes."""
+        return softmax(self.scores(texts, progress) / np.float32(self.meta["temperature"]))
+
+    def classify(self, texts, progress=None, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE):
+        """(labels, confidences): the most probable task and its probability, `rejecting` only
+        at min_reject_confidence or above (else the next task), `default` under min_confidence.
+        The confidence is always the probability of the task the model picked, so a record sent
+        to `default` shows how unsure it was. Worked through in chunks: memory stays flat."""
+        labels, confidences = [], []
         for start in range(0, len(texts), CHUNK):
-            best = self.scores(texts[start:start + CHUNK], progress).argmax(axis=1)
-            labels += [self.classes[i] for i in best]
-        return labels
+            prob = self.probabilities(texts[start:start + CHUNK], progress)
+            for label, confidence in decide(prob, self.classes, min_confidence, min_reject_confidence):
+                labels.append(label)
+                confidences.append(confidence)
+        return labels, confidences
+
+    def predict(self, texts, progress=None):
+        """Task names, with the default rules of `classify`."""
+        return self.classify(texts, progress)[0]
 
     # ------------------------------------------------------------ artifact
 
@@ -109,7 +134,8 @@ class TaskClassifier:
                                 word_vocab=np.array(self.word.vocab), word_idf=self.word.idf,
                                 char_vocab=np.array(self.char.vocab), char_idf=self.char.idf,
                                 coef=self.coef, intercept=self.intercept)
-        meta = {**self.meta, "word_ngrams": WORD_NGRAMS, "char_ngrams": CHAR_NGRAMS, "svm_c": SVM_C}
+        meta = {**self.meta, "word_ngrams": WORD_NGRAMS, "char_ngrams": CHAR_NGRAMS, "svm_c": SVM_C,
+                "calibration_folds": CALIBRATION_FOLDS}
         with atomic_open(os.path.join(folder, "meta.json")) as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
@@ -136,3 +162,75 @@ class TaskClassifier:
             return cls(folder, word, char, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta)
         except (KeyError, ValueError, OSError) as e:
             raise DataError(f"{folder}: damaged classifier model ({type(e).__name__}: {e})") from None
+
+
+def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE):
+    """[(label, confidence)] for rows of probabilities: the most probable task, passed over when
+    it is `rejecting` under min_reject_confidence (the next task instead), `default` when the
+    chosen task's probability is under min_confidence. The confidence is the chosen task's."""
+    reject = classes.index(REJECTING) if REJECTING in classes else -1
+    out = []
+    for row in prob:
+        best, second = np.argsort(-row, kind="stable")[:2] if len(row) > 1 else (int(np.argmax(row)), 0)
+        if best == reject and row[best] < min_reject_confidence:
+            best = second
+        confidence = float(row[best])
+        out.append((classes[best] if confidence >= min_confidence else DEFAULT_TASK, confidence))
+    return out
+
+
+# ------------------------------------------------------------ training helpers
+
+def _fit_svm(texts, labels, embedding):
+    """(word block, char block, fitted LinearSVC) on texts with their precomputed embedding rows."""
+    from scipy.sparse import hstack
+    from sklearn.svm import LinearSVC
+
+    word, char = fit_ngrams(WORD_NGRAMS, texts), fit_ngrams(CHAR_NGRAMS, texts)
+    x = hstack([word.matrix(texts), char.matrix(texts), embedding], format="csr")
+    return word, char, LinearSVC(C=SVM_C).fit(x, labels)
+
+
+def held_out_scores(texts, labels, embedding, folds=CALIBRATION_FOLDS, seed=0):
+    """(scores, gold index) for every text from a model that did not see it (stratified K-fold);
+    the features are rebuilt inside each fold, so the vocabulary does not leak either."""
+    from scipy.sparse import hstack
+    from sklearn.model_selection import StratifiedKFold
+
+    classes = sorted(set(labels))
+    gold = np.array([classes.index(label) for label in labels])
+    folds = min(folds, np.bincount(gold).min())
+    if folds < 2:
+        raise ValueError("calibration needs at least two examples of every task")
+    scores = np.zeros((len(texts), len(classes)), dtype=np.float32)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, gold):
+        part = [texts[i] for i in train]
+        word, char, svm = _fit_svm(part, [labels[i] for i in train], embedding[train])
+        held = [texts[i] for i in test]
+        x = hstack([word.matrix(held), char.matrix(held), embedding[test]], format="csr")
+        scores[test] = svm.decision_function(x)
+    return scores, gold
+
+
+def fit_temperature(scores, gold):
+    """The temperature T minimising the log-loss of softmax(scores / T) on held-out scores
+    (golden-section search over log T; the loss is unimodal in T)."""
+    def loss(log_t):
+        p = softmax(scores / np.float32(np.exp(log_t)))
+        return -np.log(np.maximum(p[np.arange(len(gold)), gold], 1e-12)).mean()
+
+    lo, hi = np.log(0.01), np.log(10.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    for _ in range(60):
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        if loss(a) < loss(b):
+            hi = b
+        else:
+            lo = a
+    return float(np.exp((lo + hi) / 2))
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -10,14 +10,16 @@ from realign.ray.cluster import connect
 
 def classify_texts_ray(texts, settings, config, cluster):
     """classifier.backends.classify_texts on a Ray cluster (`cluster`: RaySettings); returns (labels,
-    failures) the same way."""
+    failures, confidences) the same way."""
     cluster.check()
     if settings.backend == "embedded":
         return _classify_embedded_ray(texts, settings, cluster)
     # --rpm is enforced by the backend's cluster-wide pace, so not again by the runner
     backend = ray_backend(settings.backend, config, cluster, rpm=settings.rpm)
-    return asyncio.run(classify_with_backend(texts, backend, chat=settings.chat, concurrency=settings.concurrency,
-                                             max_retries=settings.max_retries, progress=settings.progress))
+    labels, failures = asyncio.run(classify_with_backend(
+        texts, backend, chat=settings.chat, concurrency=settings.concurrency, max_retries=settings.max_retries,
+        progress=settings.progress))
+    return labels, failures, None
 
 
 # ---------------------------------------------------------------- the embedded classifier on Ray Data
@@ -28,15 +30,17 @@ EMBEDDED_BATCH = 1024  # instructions per Ray Data batch
 class _EmbeddedClassifier:
     """A Ray Data map_batches callable: one embedded model per actor, a batch of texts per call."""
 
-    def __init__(self, model_dir=None):
+    def __init__(self, model_dir=None, rules=None):
         from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
         self.model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
+        self.rules = rules or {}
 
     def __call__(self, batch):
         import numpy as np
 
-        return {"i": batch["i"], "task": np.array(self.model.predict([str(t) for t in batch["text"]]), dtype=object)}
+        labels, confidences = self.model.classify([str(t) for t in batch["text"]], **self.rules)
+        return {"i": batch["i"], "task": np.array(labels, dtype=object), "confidence": np.array(confidences)}
 
 
 def _classify_embedded_ray(texts, settings, cluster):
@@ -44,11 +48,12 @@ def _classify_embedded_ray(texts, settings, cluster):
     workers = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     ray.data.DataContext.get_current().enable_progress_bars = settings.progress
     rows = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-    tasks = rows.map_batches(_EmbeddedClassifier, fn_constructor_kwargs={"model_dir": settings.model_dir},
-                             concurrency=workers, batch_size=EMBEDDED_BATCH, batch_format="numpy")
-    labels = [None] * len(texts)
+    tasks = rows.map_batches(_EmbeddedClassifier, concurrency=workers, batch_size=EMBEDDED_BATCH,
+                             fn_constructor_kwargs={"model_dir": settings.model_dir, "rules": settings.rules},
+                             batch_format="numpy")
+    labels, confidences = [None] * len(texts), [None] * len(texts)
     for batch in tasks.iter_batches(batch_size=None, batch_format="numpy"):
-        for i, task in zip(batch["i"], batch["task"]):
-            labels[int(i)] = str(task)
+        for i, task, confidence in zip(batch["i"], batch["task"], batch["confidence"]):
+            labels[int(i)], confidences[int(i)] = str(task), float(confidence)
     missing = [i for i, label in enumerate(labels) if label is None]
-    return labels, {i: "no label came back from the Ray workers" for i in missing}
+    return labels, {i: "no label came back from the Ray workers" for i in missing}, confidences
