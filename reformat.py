@@ -12,6 +12,12 @@ Any OpenAI-compatible server works through --base_url (vLLM serve, llama.cpp ser
 --concurrency requests in flight, backs off on 429 and adapts; rerunning the same command
 resumes (finished ids are skipped, failures retried). Shard i of N writes
 rewrite_data_{i}_of_{N}_batch.jsonl and failures_{i}_of_{N}.jsonl in --output_directory.
+
+Every candidate is read strictly: <think> blocks are dropped, a reply wrapped whole in a code
+fence is unwrapped, and a candidate cut at --target_length, empty, refused or echoing our prompt
+is not used. Empty originals are not sent. A model that finds the task's layout does not suit
+the record answers KEEP ORIGINAL; the record keeps its answer ("format does not fit", counted
+per task at the end).
 Exit code: 0 all rewritten or passed through, 1 some records failed (see the failures file),
 2 bad input or usage.
 """
@@ -89,6 +95,7 @@ def make_output_directory(path):
 def print_dry_run(plan, args, done):
     print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
           f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged"
+          + (f" ({plan['empty_original']} with an empty original)" if plan["empty_original"] else "")
           + (f"; {done} more already done (skipped on a rerun)" if done else ""))
     for task, count in plan["per_category"].items():
         print(f"  {count:8d}  {task}")
@@ -131,6 +138,8 @@ def main(argv=None):
                             progress=not args.quiet)
 
     print(summary.line())
+    for line in summary.does_not_fit_lines():
+        print(line)
     print(f"output: {out}")
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "

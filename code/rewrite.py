@@ -1,10 +1,18 @@
 """The rewrite step for one shard: plan, resume, rewrite through a backend, write, summarise.
 
 Per record: a task that is not rewritten (or no category at all, which counts as `default`)
-is written back unchanged without any request. Otherwise one request asks for `top_k`
-candidates; candidates without a `Revised response:` part are dropped; if none is left the
-request is retried (bounded), else the longest valid candidate becomes
-`items[1]["revised_response"]` and all of them `items[1]["revised_response_list"]`.
+is written back unchanged without any request; so is an empty or whitespace-only original
+(nothing to stay faithful to), marked `items[1]["kept_original"] = "empty original"`.
+Otherwise one request asks for `top_k` candidates, each read by prompts.read_reply:
+
+- a usable rewrite: the longest becomes `items[1]["revised_response"]`, all of them
+  `items[1]["revised_response_list"]`;
+- the valve (the model answered KEEP ORIGINAL): when at least as many candidates say so as give
+  a usable rewrite, the record is written unchanged with `kept_original = "format does not fit"`
+  and counted per task in the summary;
+- nothing usable: the request is retried (bounded by --max_retries) and then fails with the
+  candidates' reasons. A cut at --target_length or a refusal repeats itself, so those get at
+  most one more try (none at temperature 0, where the same prompt gives the same answer).
 
 Files (names from realign.shards): finished records are appended to the shard output one line
 at a time, so `kill -9` loses at most a torn last line; a rerun skips ids already there and
@@ -23,11 +31,14 @@ from tqdm import tqdm
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
 from realign.llm.base import BackendError, Request, Sampling, Stats, Unusable, run_all
 from realign.limits import RetryPolicy
-from realign.prompts import build_rewrite_messages, parse_reply
+from realign.prompts import (FORMAT_DOES_NOT_FIT, REPLY_KEEP, REPLY_OK, REPLY_REFUSED, REPLY_TRUNCATED,
+                             build_rewrite_messages, read_reply)
 from realign.records import DataError, UsageError, answer, atomic_open, category, dumps_line, question
 from realign.shards import JsonlAppender, read_jsonl_tolerant
 
 _REWRITE_SET = frozenset(REWRITE_TASKS)
+EMPTY_ORIGINAL = "empty original"
+REWRITE, KEEP = "rewrite", "keep"
 
 
 @dataclass
@@ -48,8 +59,10 @@ class Summary:
     total: int = 0             # records in the shard
     skipped: int = 0           # already in the shard output (resume)
     rewritten: int = 0
-    passed_through: int = 0
+    passed_through: int = 0    # all records written unchanged, whatever the reason
     no_category: int = 0       # records without a category, treated as default
+    empty_original: int = 0    # empty or whitespace-only originals, not sent
+    does_not_fit: Counter = field(default_factory=Counter)  # task -> records the model kept (the valve)
     failed: int = 0
     requests: int = 0
     throttled: int = 0
@@ -58,10 +71,17 @@ class Summary:
 
     def line(self):
         rate = (self.rewritten / self.seconds) if self.seconds else 0.0
+        kept = sum(self.does_not_fit.values())
         return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
-                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done; "
+                f"({self.no_category} without category, {self.empty_original} empty original, "
+                f"{kept} format does not fit), {self.failed} failed, {self.skipped} already done; "
                 f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                 f"{rate:.2f} rewritten/s")
+
+    def does_not_fit_lines(self):
+        """One line per task whose records the model kept as they were: a measure of how often the
+        classifier's task (or its layout) does not suit the record."""
+        return [f"  format does not fit: {n:6d}  {task}" for task, n in self.does_not_fit.most_common()]
 
 
 # ---------------------------------------------------------------- per record
@@ -75,23 +95,53 @@ def is_rewritten(rec):
     return task_of(rec) in _REWRITE_SET
 
 
+def is_empty_original(rec):
+    value = answer(rec)
+    return not isinstance(value, str) or not value.strip()
+
+
+def to_send(rec):
+    """True when the record goes to the model: a rewritten task with something to rewrite."""
+    return is_rewritten(rec) and not is_empty_original(rec)
+
+
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
     return build_rewrite_messages(task, question(rec), answer(rec), evidence)
 
 
-def make_check(length_fn):
-    """check(texts) -> (best, candidates): parse every candidate, keep the valid ones,
-    the longest (by `length_fn`) first. Raises Unusable when none is valid."""
+def make_check(length_fn, original_of=None, max_tokens=None, temperature=0.3):
+    """check(completions, request) -> (REWRITE, best, candidates) or (KEEP, reason, []).
 
-    def check(texts):
-        candidates = [parsed[1] for parsed in map(parse_reply, texts) if parsed]
-        if not candidates:
-            raise Unusable(f"no 'Revised response:' part in any of {len(texts)} candidate(s)")
-        return max(candidates, key=length_fn), candidates
+    Every candidate is read by prompts.read_reply against the record's original
+    (`original_of(request)`, "" when not given). The longest usable rewrite (by `length_fn`)
+    wins unless at least as many candidates used the valve. Raises Unusable, with the
+    candidates' reasons, when none is usable; only once more (or never at temperature 0) when
+    every reason is a cut at the token limit or a refusal."""
+
+    def check(completions, request=None):
+        original = original_of(request) if original_of and request is not None else ""
+        readings = [read_reply(c.text, original, c.finish_reason, c.refusal, max_tokens) for c in completions]
+        candidates = [value for verdict, value in readings if verdict == REPLY_OK]
+        keeps = sum(verdict == REPLY_KEEP for verdict, _ in readings)
+        if keeps and keeps >= len(candidates):
+            return KEEP, FORMAT_DOES_NOT_FIT, []
+        if candidates:
+            return REWRITE, max(candidates, key=length_fn), candidates
+        reasons = list(dict.fromkeys(value for _, value in readings)) or ["no candidate returned"]
+        repeats = all(verdict in (REPLY_TRUNCATED, REPLY_REFUSED) for verdict, _ in readings)
+        of = f" (all {len(readings)} candidates)" if len(readings) > 1 and len(reasons) == 1 else ""
+        raise Unusable("; ".join(reasons) + of, retries=(1 if temperature > 0 else 0) if repeats else None)
 
     return check
+
+
+def kept(rec, reason):
+    """A copy of the record, unchanged but for the reason it was not rewritten."""
+    items = list(rec["items"])
+    items[1] = {**items[1], "kept_original": reason}
+    return {**rec, "items": items}
 
 
 def with_rewrite(rec, best, candidates):
@@ -166,13 +216,22 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                 summary.passed_through += 1
                 summary.no_category += category(rec) is None
                 bar.update()
+            elif is_empty_original(rec):
+                out.write(kept(rec, EMPTY_ORIGINAL))
+                summary.passed_through += 1
+                summary.empty_original += 1
+                bar.update()
 
         stats = Stats()
 
         def on_done(outcome):
             rid = outcome.request.key
-            if outcome.ok:
-                best, candidates = outcome.result
+            if outcome.ok and outcome.result[0] == KEEP:
+                out.write(kept(by_id[rid], outcome.result[1]))
+                summary.passed_through += 1
+                summary.does_not_fit[task_of(by_id[rid])] += 1
+            elif outcome.ok:
+                _, best, candidates = outcome.result
                 out.write(with_rewrite(by_id[rid], best, candidates))
                 summary.rewritten += 1
             else:
@@ -182,12 +241,13 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
             bar.set_postfix(in_flight=stats.in_flight, conc=stats.concurrency, http429=stats.throttled,
                             failed=summary.failed, refresh=False)
 
-        requests = (make_request(rec, settings, length_fn) for rec in todo if is_rewritten(rec))
+        requests = (make_request(rec, settings, length_fn) for rec in todo if to_send(rec))
+        check = make_check(length_fn, original_of=lambda request: answer(by_id[request.key]),
+                           max_tokens=settings.target_length, temperature=settings.temperature)
         try:
             await run_all(backend, requests, on_done, concurrency=settings.concurrency,
                           policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
-                          tpm=settings.tpm, check=make_check(length_fn),
-                          stats=stats)
+                          tpm=settings.tpm, check=check, stats=stats)
         except BackendError as e:
             raise UsageError(f"the endpoint refused the run: {e.reason}") from None
         finally:
@@ -210,9 +270,10 @@ def estimate(shard, settings, length_fn):
     reasoning, capped at --target_length; input is the full prompt, counted once per record.
     """
     per_category = Counter(task_of(rec) if category(rec) else f"{DEFAULT_TASK} (no category)" for rec in shard)
-    rewrite = [rec for rec in shard if is_rewritten(rec)]
+    rewrite = [rec for rec in shard if to_send(rec)]
     tokens_in = sum(prompt_tokens(messages_for(rec, settings.use_evidence), length_fn) for rec in rewrite)
     tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
                      for rec in rewrite)
     return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
+            "empty_original": sum(is_rewritten(rec) and is_empty_original(rec) for rec in shard),
             "per_category": dict(per_category.most_common()), "tokens_in": tokens_in, "tokens_out": tokens_out}

@@ -420,7 +420,7 @@ def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
     done = []
     stats = asyncio.run(run_all(backend, requests, done.append, check=make_check(len)))
     assert stats.failed == 0 and sorted(o.request.key for o in done) == list(range(40))
-    assert all(len(o.result[1]) == 2 for o in done)
+    assert all(o.result[0] == "rewrite" and len(o.result[2]) == 2 for o in done)
     assert sum(map(len, _FakeVLLM.batches)) == 40 and len(_FakeVLLM.batches) < 5  # batched, not one by one
     assert _FakeVLLM.batches[0][0].startswith("<|user|>question") and _FakeVLLM.batches[0][0].endswith("<|assistant|>")
 

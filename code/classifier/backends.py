@@ -60,7 +60,7 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
     def on_done(outcome):
         i = outcome.request.key
         if outcome.ok:
-            labels[i] = parse_task(outcome.result[0] if outcome.result else "")
+            labels[i] = parse_task(outcome.result[0].text if outcome.result else "")
         else:
             failures[i] = outcome.error
         bar.update()

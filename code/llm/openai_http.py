@@ -6,6 +6,8 @@ runner in base.py owns retrying and pacing), and maps every failure to a Backend
 "overloaded" with the server's Retry-After, 5xx/timeouts/connection errors are retryable,
 401/403/404 are fatal (no request can succeed with that key or model), other 4xx fail the
 one request. Messages pass through `scrub`, so a server echoing the key cannot leak it.
+Each choice becomes a Completion (base.completion_from_choice): the message `content` only,
+never a reasoning model's `reasoning_content`, with `finish_reason` and any `refusal`.
 """
 
 import httpx
@@ -13,7 +15,7 @@ import openai
 from openai import AsyncOpenAI
 
 from realign.limits import RetryPolicy, retry_after_seconds
-from realign.llm.base import Backend, BackendError
+from realign.llm.base import Backend, BackendError, completion_from_choice
 
 FATAL_STATUS = {401: "authentication failed (check OPENAI_API_KEY / --openai_key)",
                 403: "permission denied for this key",
@@ -63,8 +65,7 @@ class OpenAIBackend(Backend):
             # (which cost about 3 ms of CPU per request at high concurrency).
             resp = await self.client.post("/chat/completions" if chat else "/completions",
                                           body=body, cast_to=httpx.Response)
-            choices = resp.json()["choices"]
-            return [(c["message"]["content"] if chat else c["text"]) or "" for c in choices]
+            return [completion_from_choice(c, chat) for c in resp.json()["choices"]]
         except openai.APIStatusError as e:
             raise _status_error(e) from None
         except openai.APITimeoutError:
@@ -73,11 +74,11 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
             raise BackendError(f"connection error ({cause})", retryable=True) from None
-        except (KeyError, IndexError, TypeError, ValueError) as e:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def generate(self, request):
-        """n texts in one call; servers that ignore `n` are topped up with further calls (at most n),
+        """n Completions in one call; servers that ignore `n` are topped up with further calls (at most n),
         and a server that refuses n > 1 with a 400 (llama.cpp's: "Only one completion choice is
         allowed") is asked for one choice per call from then on."""
         n = request.sampling.n
