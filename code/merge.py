@@ -31,7 +31,8 @@ def pick_run(output_dir, batch_num=None):
 
 
 def read_shard_results(shard_files):
-    """({id: (question, revised_response or None)} over all shards, [ids seen twice])."""
+    """({id: (question, revised_response or None, kept_original reason or None)} over all shards,
+    [ids seen twice])."""
     results, dupes = {}, []
     for i in sorted(shard_files):
         objs, _torn = read_jsonl_tolerant(shard_files[i])
@@ -39,11 +40,13 @@ def read_shard_results(shard_files):
             try:
                 rid, asked = obj["id"], obj["items"][0]["value"]
                 revised = obj["items"][1].get("revised_response")
+                why_kept = obj["items"][1].get("kept_original")
             except (KeyError, IndexError, TypeError, AttributeError):
                 raise DataError(f"{shard_files[i]}: record {n}: not a ReAlign record") from None
             if rid in results:
                 dupes.append(rid)
-            results[rid] = (asked, revised if isinstance(revised, str) else None)
+            results[rid] = (asked, revised if isinstance(revised, str) else None,
+                            why_kept if isinstance(why_kept, str) else None)
     return results, dupes
 
 
@@ -99,6 +102,8 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
         merged.append(rec)
         if rid in results:
             counts["passed through"] += 1
+            if results[rid][2]:  # reformat kept it on purpose: "format does not fit", "empty original"
+                counts[f"kept: {results[rid][2]}"] += 1
         elif rid in failed:
             counts["failed"] += 1
         else:

@@ -228,6 +228,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     revised = unwrap_fence(parsed[1], original).strip()
     if not revised:
         return REPLY_BAD, "no 'Revised response:' part"
+    if _KEEP_LINE.search(revised):  # "Revised response: KEEP ORIGINAL"
+        return REPLY_KEEP, FORMAT_DOES_NOT_FIT
     if is_refusal(revised) and not is_refusal(original):
         return REPLY_REFUSED, f"the model refused: {quote(revised)}"
     if echoes_prompt(revised):
