@@ -144,6 +144,10 @@ def main(argv=None):
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")
+        cut = sum(why.startswith("truncated at") for why in summary.failures.values())
+        if cut:
+            print(f"{cut} of them were cut at --target_length {args.target_length}: "
+                  "rerun with a larger --target_length for those")
         return 1
     return 0
 

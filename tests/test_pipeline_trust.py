@@ -8,6 +8,7 @@ or the untouched originals, and the filter must still accept nearly every faithf
 """
 
 import json
+import random
 
 import pytest
 
@@ -104,6 +105,7 @@ def dataset():
                                    f"Avoid screens for an hour before bed ({tag}).", task))
     records.append(make_record("empty-1", "How do I change a flat bicycle tyre?", "", "how_to_generation"))
     records.append(make_record("empty-2", "Suggest a name for my cat.", "   ", "recommendations"))
+    random.Random(12).shuffle(records)  # faults in both shards
     return records
 
 

@@ -557,6 +557,7 @@ def test_a_truncation_at_temperature_0_is_not_retried(tmp_path):
         sent = srv.request_count
     assert r.returncode == 1 and sent == 1
     assert outputs(tmp_path / "out")[1] == [{"id": 1, "reason": "truncated at --target_length 64"}]
+    assert "1 of them were cut at --target_length 64: rerun with a larger --target_length" in r.stdout
 
 
 def test_empty_originals_are_not_sent_and_counted(tmp_path):
