@@ -28,10 +28,11 @@ from tqdm import tqdm
 from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
-from realign.cli import check_flags, run
+from realign.classifier.on_ray import classify_texts_ray
+from realign.cli import add_ray_flags, check_flags, run
 from realign.convert import FORMATS, load_any
-from realign.ray_engine import add_ray_flags, classify_texts_ray
-from realign.records import DataError, UsageError, category, question, where, write_records
+from realign.errors import DataError, UsageError
+from realign.records import category, question, where, write_records
 from realign.redact import add_secret
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"

@@ -25,11 +25,12 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 import argparse
 import os
 
-from realign.cli import check_flags, first_n, run
+from realign.cli import add_ray_flags, check_flags, run
+from realign.errors import UsageError, first_n
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, make_backend
-from realign.ray_engine import add_ray_flags, ray_backend
-from realign.records import UsageError, load_records
+from realign.ray.backend import ray_backend
+from realign.records import load_records
 from realign.redact import add_secret
 from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
 from realign.shards import failures_path, shard_bounds, shard_path
@@ -129,7 +130,7 @@ def main(argv=None):
 
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout, options={"threads": args.threads})
-    if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (realign/ray_engine.py)
+    if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (code/ray/backend.py)
         backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
     else:
         backend = make_backend(args.backend, config)

@@ -17,11 +17,12 @@ import time
 
 from tqdm import tqdm
 
-from realign.cli import check_flags, check_not_input, first_n, run
+from realign.cli import check_flags, check_not_input, run
 from realign.constant import RAG_TASKS
+from realign.errors import UsageError, first_n
 from realign.limits import RetryPolicy
 from realign.redact import add_secret, scrub
-from realign.records import UsageError, category, load_records, question
+from realign.records import category, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
 from realign.search.clean import attach_hits, has_evidence

@@ -22,8 +22,10 @@ import re
 
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
+from realign.errors import UsageError
+from realign.files import write_json
 from realign.lengths import make_length_fn
-from realign.records import UsageError, load_records, write_json, write_records
+from realign.records import load_records, write_records
 from realign.report import write_report
 from realign.selection import ACCEPT, final_number, has_code, join_by_id, select, stats_as_json
 

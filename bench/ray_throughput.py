@@ -29,11 +29,11 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests.servers, used by them
 import ray  # noqa: E402
 
 from reformat_throughput import fake_server, make_records, server_counts  # noqa: E402
+from realign.files import read_jsonl_tolerant  # noqa: E402
 from realign.lengths import approx_tokens  # noqa: E402
 from realign.llm.base import BackendConfig, make_backend  # noqa: E402
-from realign.ray_engine import RayBackend  # noqa: E402
+from realign.ray.backend import RayBackend  # noqa: E402
 from realign.rewrite import Settings, rewrite_shard  # noqa: E402
-from realign.shards import read_jsonl_tolerant  # noqa: E402
 
 
 def measure(workers, n_records, concurrency, latency, rpm_cap=None, rpm=None):

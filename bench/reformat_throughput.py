@@ -27,10 +27,10 @@ from contextlib import contextmanager
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # for tests.servers
 
+from realign.files import read_jsonl_tolerant  # noqa: E402
 from realign.lengths import approx_tokens  # noqa: E402
 from realign.llm.base import BackendConfig, make_backend  # noqa: E402
 from realign.rewrite import Settings, rewrite_shard  # noqa: E402
-from realign.shards import read_jsonl_tolerant  # noqa: E402
 
 
 def make_records(n):

@@ -7,7 +7,8 @@ usage (one line on stderr, no traceback, no output written), 130 interrupted.
 import os
 import sys
 
-from realign.records import DataError, UsageError
+from realign.errors import DataError, UsageError
+from realign.ray.backend import DEFAULT_HTTP_WORKERS
 
 
 def run(main):
@@ -21,13 +22,6 @@ def run(main):
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code or 0)
-
-
-def first_n(items, n=10):
-    """'a, b, c … (+7 more)' for error messages about many ids."""
-    items = list(items)
-    shown = ", ".join(repr(x) for x in items[:n])
-    return shown + (f" … (+{len(items) - n} more)" if len(items) > n else "")
 
 
 def check_not_input(outputs, inputs):
@@ -50,3 +44,18 @@ def check_flags(args, at_least=None, positive=()):
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise UsageError(f"--{name} must be positive, got {value:g}")
+
+
+def add_ray_flags(parser):
+    """The flag group both scripts share; harmless when Ray is not installed."""
+    g = parser.add_argument_group("Ray cluster (optional: pip install -e .[ray])")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process does all the work; ray: spread it over a Ray cluster")
+    g.add_argument("--ray_address", default=None,
+                   help="cluster to join, e.g. auto or HEAD_IP:6379 (default: $RAY_ADDRESS, else start a local "
+                        "cluster on this machine)")
+    g.add_argument("--ray_workers", "--replicas", dest="ray_workers", type=int, default=None,
+                   help=f"worker actors, i.e. model replicas for vllm (default: {DEFAULT_HTTP_WORKERS} for HTTP, "
+                        "cluster GPUs / tensor_parallel_size for vllm, CPUs for the embedded classifier)")
+    if "--tensor_parallel_size" not in parser._option_string_actions:
+        g.add_argument("--tensor_parallel_size", type=int, default=None, help="GPUs per vLLM replica (default 1)")

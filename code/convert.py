@@ -11,7 +11,8 @@ Ids are kept when present and assigned (the record's index) when missing. A lead
 system turn is kept in the record's `system` field, since ReAlign items are human/gpt only.
 """
 
-from realign.records import DataError, check_unique_ids, read_json_any, validate_record
+from realign.errors import DataError
+from realign.records import check_unique_ids, read_json_any, validate_record
 
 FORMATS = ("auto", "realign", "alpaca", "sharegpt", "messages")
 

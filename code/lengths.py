@@ -13,7 +13,7 @@ English prose to within roughly ±30 %, good enough to compare candidates or app
 import os
 import re
 
-from realign.records import UsageError
+from realign.errors import UsageError
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _PIECES = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")  # CJK char | word run | mark

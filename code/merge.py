@@ -10,9 +10,10 @@ and counted.
 
 from collections import Counter
 
-from realign.cli import first_n
-from realign.records import DataError, question
-from realign.shards import failures_path, find_shards, read_jsonl_tolerant
+from realign.errors import DataError, first_n
+from realign.files import read_jsonl_tolerant
+from realign.records import question
+from realign.shards import failures_path, find_shards
 
 
 def pick_run(output_dir, batch_num=None):

@@ -1,4 +1,4 @@
-"""What we ask the rewriting model, and how we read its answer.
+"""Every prompt we send a model, and how we read its answer: the rewrite prompt, then the classifier's.
 
 The rewrite prompt carries the task's format (from constant.py), the question, the original
 response and, for knowledge tasks, the evidence. The model answers in two labelled parts,
@@ -17,11 +17,18 @@ is all thinking, no answer); a reply wrapped whole in a code fence is unwrapped 
 original has no fence; the KEEP ORIGINAL line is recognised; then the `Revised response:` part
 is taken, unwrapped from a fence the same way, and refused when it is a refusal the original
 was not, or a piece of our own prompt echoed back.
+
+The classifier prompt is the one the 13B GAIR/ReAlign-Task-Classifier was fine-tuned with; it
+only works well when it sees exactly that prompt, so the wording is the original project's,
+kept byte for byte (trailing space after "below:" included). Its task list is built from
+`constant.TASKS`, which holds the same names in the same order; tests compare the result with
+a fixture copy of the original template. A reply that is not a task name reads as the default
+task.
 """
 
 import re
 
-from realign.constant import TASK_DESCRIPTIONS, TASK_FORMATS
+from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASKS
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -235,3 +242,52 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     if echoes_prompt(revised):
         return REPLY_BAD, f"the revised response echoes the rewrite prompt: {quote(revised)}"
     return REPLY_OK, revised
+
+
+# ---------------------------------------------------------------- the classifier prompt
+
+_CLASSIFIER_HEAD = (
+    "\n"
+    "You will receive a user's query. Additionally, you are given some pre-defined tasks below: \n"
+    "\n"
+    "[Existing tasks start]\n"
+)
+
+_CLASSIFIER_TAIL = (
+    "[Existing tasks end]\n"
+    "\n"
+    "You objective is to choose the most appropriate task that can reflect the high-level "
+    "intention of this query. You should first clearly give out your choice. Your choice should "
+    "exactly match one of the task names provided above, without any modification. Do not "
+    "include the task description in your choice.\n"
+    "\n"
+    "Your output should be just the task name.\n"
+    "\n"
+    "User's query is below:\n"
+    "[User's query start]\n"
+    "{input}\n"
+    "[User's query end]\n"
+    "\n"
+    "Task name:\n"
+    "\n"
+)
+
+PROMPT_INPUT_FOR_TASK_CLS = _CLASSIFIER_HEAD + "".join(task + "\n" for task in TASKS) + _CLASSIFIER_TAIL
+
+# Sampling settings of the original example: greedy, short answer.
+CLASSIFIER_TEMPERATURE = 0.0
+CLASSIFIER_TOP_P = 1.0
+CLASSIFIER_MAX_TOKENS = 50
+
+_TASK_SET = frozenset(TASKS)
+
+
+def build_classifier_prompt(query):
+    """The full classifier prompt for one user query (str.format, as the original does)."""
+    return PROMPT_INPUT_FOR_TASK_CLS.format(input=query)
+
+
+def parse_task(reply):
+    """The model's reply, stripped, if it is a task name; otherwise the default task."""
+    name = (reply or "").strip()
+    return name if name in _TASK_SET else DEFAULT_TASK

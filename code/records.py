@@ -4,27 +4,17 @@ A record is `{"id": int|str, "items": [{"from": "human", "value": str, "category
 "evidence"?: [str]}, {"from": "gpt", "value": str, ...}, ...more turns]}`. The first
 human/gpt pair is the one classified and rewritten; later turns ride along untouched.
 
-Files are `.json` (a list) or `.jsonl` (one record a line). Writes are atomic: a temp
-file in the same folder, then a rename, so a crash never leaves half an output.
+Files are `.json` (a list) or `.jsonl` (one record a line). Writes are atomic (files.atomic_open:
+a temp file in the same folder, then a rename), so a crash never leaves half an output.
 User mistakes raise `DataError` with a one-line message naming file, record and problem.
 """
 
 import json
-import os
 import re
-import tempfile
-from contextlib import contextmanager
 
 from realign.constant import TASKS
-
-
-class DataError(Exception):
-    """Bad input the user can fix; scripts print it on one line and exit 2."""
-
-
-class UsageError(DataError):
-    """Bad flags or paths; handled like DataError."""
-
+from realign.errors import DataError
+from realign.files import atomic_open, dumps_line, iter_jsonl_lines
 
 _TASK_SET = frozenset(TASKS)
 
@@ -59,20 +49,6 @@ def _read_text(path):
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     return text
-
-
-def iter_jsonl_lines(text, path):
-    """Yield (line_number, object) for each non-blank line; a bad line is a DataError.
-
-    Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
-    characters that json.dumps(ensure_ascii=False) leaves raw inside strings."""
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg}); torn or corrupt line?") from None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -189,45 +165,6 @@ def category(rec):
 
 # ---------------------------------------------------------------- writing
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temp files are 0600
-
-
-@contextmanager
-def atomic_open(path, mode="w"):
-    """Open a temp file beside `path`; rename over it only if the block succeeds.
-
-    `mode` is "w" (UTF-8 text) or "wb" (bytes: figures, model files)."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a folder; give the path of a file to write")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fchmod(f.fileno(), _FILE_MODE)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def dumps_line(obj):
-    return json.dumps(obj, ensure_ascii=False)
-
-
 def write_records(path, records):
     """Write records as .jsonl (by extension) or a .json list with one record a line, atomically.
 
@@ -242,10 +179,3 @@ def write_records(path, records):
             for i, rec in enumerate(records):
                 f.write((",\n" if i else "") + dumps_line(rec))
             f.write("\n]\n")
-
-
-def write_json(path, obj):
-    """A plain JSON document (reports, summaries), atomically."""
-    with atomic_open(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2)
-        f.write("\n")

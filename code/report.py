@@ -27,7 +27,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from realign.records import atomic_open  # noqa: E402
+from realign.files import atomic_open  # noqa: E402
 
 SAMPLE_PAIRS = 12          # before/after pairs shown
 MAX_SAMPLE_CHARS = 4000    # per side; longer texts are cut (and say so)

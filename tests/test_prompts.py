@@ -5,9 +5,9 @@ import json
 import pytest
 
 from realign.constant import RAG_TASKS, REWRITE_TASKS, TASK_FORMATS
+from realign.errors import UsageError
 from realign.lengths import approx_tokens, make_length_fn
 from realign.prompts import build_rewrite_messages, parse_reply
-from realign.records import UsageError
 from realign.redact import add_secret, scrub
 
 

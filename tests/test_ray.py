@@ -26,7 +26,7 @@ except ImportError:
 from conftest import make_record, run_script, write_json
 from realign.lengths import make_length_fn
 from realign.llm.base import BackendConfig
-from realign.ray_engine import RayBackend
+from realign.ray.backend import RayBackend
 from realign.rewrite import Settings, rewrite_shard
 from realign.shards import failures_path, shard_path
 from tests.servers.openai_fake import OpenAIFake
@@ -227,7 +227,7 @@ def test_an_unreachable_cluster_address_is_a_quick_usage_error(tmp_path):
 
 
 def test_a_multi_gpu_replica_gets_a_packed_group_of_one_gpu_bundles(cluster):
-    from realign.ray_engine import worker_placement
+    from realign.ray.cluster import worker_placement
 
     http, none = worker_placement(0)
     assert none is None and http["num_cpus"] == 1 and http["num_gpus"] == 0

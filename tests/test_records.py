@@ -7,7 +7,9 @@ import os
 import pytest
 
 from conftest import make_record, write_json, write_jsonl
-from realign.records import DataError, atomic_open, load_records, write_records
+from realign.errors import DataError
+from realign.files import atomic_open
+from realign.records import load_records, write_records
 
 GOOD = [make_record(0), make_record("b", "Tell me a joke", "No.", cat=None)]
 

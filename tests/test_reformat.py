@@ -410,7 +410,8 @@ class _FakeVLLM:
 def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
     import asyncio
 
-    from realign.llm.base import BackendConfig, Request, Sampling, make_backend, run_all
+    from realign.llm.base import BackendConfig, Request, Sampling, make_backend
+    from realign.llm.runner import run_all
     from realign.rewrite import make_check
 
     monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
@@ -430,7 +431,8 @@ def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
 def test_vllm_a_cut_at_max_tokens_is_not_used(monkeypatch):
     import asyncio
 
-    from realign.llm.base import BackendConfig, Request, make_backend, run_all
+    from realign.llm.base import BackendConfig, Request, make_backend
+    from realign.llm.runner import run_all
     from realign.limits import RetryPolicy
     from realign.rewrite import make_check
 
@@ -449,7 +451,8 @@ def test_vllm_a_cut_at_max_tokens_is_not_used(monkeypatch):
 def test_vllm_a_prompt_the_engine_refuses_fails_alone(monkeypatch):
     import asyncio
 
-    from realign.llm.base import BackendConfig, Request, make_backend, run_all
+    from realign.llm.base import BackendConfig, Request, make_backend
+    from realign.llm.runner import run_all
 
     monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
     _FakeVLLM.batches = []
@@ -465,8 +468,8 @@ def test_vllm_a_prompt_the_engine_refuses_fails_alone(monkeypatch):
 
 
 def test_vllm_backend_without_vllm_is_a_usage_error(tmp_path, monkeypatch):
+    from realign.errors import UsageError
     from realign.llm.base import BackendConfig, make_backend
-    from realign.records import UsageError
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(UsageError, match="vllm"):
@@ -476,7 +479,8 @@ def test_vllm_backend_without_vllm_is_a_usage_error(tmp_path, monkeypatch):
 def test_a_fatal_error_stops_the_runner():
     import asyncio
 
-    from realign.llm.base import BackendConfig, BackendError, Request, make_backend, run_all
+    from realign.llm.base import BackendConfig, BackendError, Request, make_backend
+    from realign.llm.runner import run_all
 
     async def go(url):
         backend = make_backend("openai", BackendConfig(model="m", base_url=url, api_key="wrong-key"))
@@ -497,7 +501,8 @@ def test_runner_raw_prompts_and_client_rpm_cap():
     """A raw prompt goes to /v1/completions (the classifier's path); --rpm spaces the sends."""
     import asyncio
 
-    from realign.llm.base import BackendConfig, Request, Sampling, make_backend, run_all
+    from realign.llm.base import BackendConfig, Request, Sampling, make_backend
+    from realign.llm.runner import run_all
 
     async def go(url):
         backend = make_backend("openai", BackendConfig(model="m", base_url=url))

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
+from realign.files import read_jsonl_tolerant
 from realign.records import load_records
 from realign.search.bm25 import Bm25Corpus
 from realign.search.clean import NO_RESULT, clean_evidence, clean_record, serper_hits
-from realign.shards import read_jsonl_tolerant
 from tests.servers.serper_fake import SerperFake
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,9 +3,9 @@
   embedded  our CPU model (model.py), shipped in classifier/model/; no network, no GPU.
   vllm      the GAIR/ReAlign-Task-Classifier (or any model path) in the offline vLLM engine.
   openai    the same prompt to any OpenAI-compatible endpoint (e.g. `vllm serve` hosting the
-            GAIR model), paced and retried by the shared runner in realign.llm.base.
+            GAIR model), paced and retried by the shared runner (code/llm/runner.py).
 
-Both LLM backends send the original classifier prompt (prompt.py) as a raw completion
+Both LLM backends send the original classifier prompt (code/prompts.py) as a raw completion
 prompt, greedy, at most 50 new tokens; a reply that is not a task name becomes `default`.
 """
 
@@ -14,10 +14,12 @@ import sys
 
 from tqdm import tqdm
 
-from realign.classifier.prompt import MAX_TOKENS, TEMPERATURE, TOP_P, build_prompt, parse_task
+from realign.errors import UsageError
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend, run_all
-from realign.records import UsageError
+from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend
+from realign.llm.runner import run_all
+from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLASSIFIER_TOP_P,
+                             build_classifier_prompt, parse_task)
 
 
 def _bar(total, progress, unit):
@@ -36,8 +38,9 @@ def classify_embedded(texts, model_dir=None, progress=True):
 
 def classify_request(key, text, chat=False):
     """The request for one instruction: the template filled in, sampled as the original does."""
-    sampling = Sampling(n=1, temperature=TEMPERATURE, top_p=TOP_P, max_tokens=MAX_TOKENS)
-    prompt = build_prompt(text)
+    sampling = Sampling(n=1, temperature=CLASSIFIER_TEMPERATURE, top_p=CLASSIFIER_TOP_P,
+                        max_tokens=CLASSIFIER_MAX_TOKENS)
+    prompt = build_classifier_prompt(text)
     if chat:  # for endpoints that only serve chat completions
         return Request(key=key, messages=[{"role": "user", "content": prompt}], sampling=sampling)
     return Request(key=key, prompt=prompt, sampling=sampling)

@@ -4,7 +4,8 @@ task_classifier_{train,test}_dataset.json. Extra fields are ignored.
 """
 
 from realign.constant import TASKS
-from realign.records import DataError, read_json_any, where
+from realign.errors import DataError
+from realign.records import read_json_any, where
 
 _TASK_SET = frozenset(TASKS)
 

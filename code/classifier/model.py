@@ -25,7 +25,8 @@ import numpy as np
 
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
 from realign.classifier.features import NgramTfidf, fit_ngrams
-from realign.records import DataError, UsageError, atomic_open
+from realign.errors import DataError, UsageError
+from realign.files import atomic_open
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
 

@@ -18,7 +18,8 @@ import importlib.metadata
 import os
 import shutil
 
-from realign.records import UsageError, atomic_open
+from realign.errors import UsageError
+from realign.files import atomic_open
 
 PARTS = 22
 PART_VERSION = "0.2.0"

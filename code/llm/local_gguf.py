@@ -19,9 +19,9 @@ import os
 import sys
 import time
 
+from realign.errors import UsageError
 from realign.llm.base import Backend, BackendError, completion_from_choice
 from realign.llm.gguf_model import INSTALL_HINT, default_model_path
-from realign.records import UsageError
 
 DEFAULT_THREADS = 2
 DEFAULT_CTX = 8192

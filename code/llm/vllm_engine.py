@@ -13,8 +13,8 @@ max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
 
 import asyncio
 
+from realign.errors import UsageError
 from realign.llm.base import Backend, BackendError, Completion
-from realign.records import UsageError
 
 ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
 

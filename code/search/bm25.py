@@ -19,7 +19,8 @@ import tempfile
 import bm25s
 from bm25s.stopwords import STOPWORDS_EN
 
-from realign.records import DataError, iter_jsonl_lines
+from realign.errors import DataError
+from realign.files import iter_jsonl_lines
 from realign.search.clean import hit
 
 INDEX_VERSION = 2            # bump when tokenisation or the saved layout changes

@@ -12,9 +12,9 @@ journal is deleted once the final outputs are written.
 import os
 import time
 
+from realign.files import JsonlAppender, read_jsonl_tolerant
 from realign.records import load_records, question, write_records
 from realign.search.clean import clean_record, has_evidence
-from realign.shards import JsonlAppender, read_jsonl_tolerant
 
 EVIDENCE_KEYS = ("evidence", "evidence_sources")
 CHECKPOINT_SHARE = 0.05   # at most this share of wall time goes to rewriting the outputs

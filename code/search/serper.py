@@ -17,8 +17,8 @@ import asyncio
 
 import httpx
 
+from realign.errors import UsageError
 from realign.limits import RetryPolicy, retry_after_seconds
-from realign.records import UsageError
 from realign.search.cache import cache_key
 from realign.search.clean import serper_hits
 

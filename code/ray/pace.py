@@ -11,7 +11,7 @@ request, books a send time from it:
 
 Booking is a reservation (GCRA: the bucket may run into debt), so one round trip per request
 is enough, nobody polls, and requests leave in the order they booked. The caps mean what they
-mean in a local run (realign.limits / realign.llm.base.run_all): `rpm` with a burst of one
+mean in a local run (code/limits.py / code/llm/runner.py run_all): `rpm` with a burst of one
 second's worth, `tpm` with a burst of six seconds' worth, a request's `cost_tokens` clamped to
 the burst. How long a booking can ask a worker to wait is bounded by what is in flight: at most
 (requests in flight) x 60 / rpm seconds.
