@@ -83,3 +83,22 @@ def test_a_file_that_is_not_a_gguf_model_exits_2(tmp_path):
     proc = run_script("reformat.py", "--backend", "local", "--model", fake,
                       "--input_data_path", data, "--output_directory", tmp_path / "out")
     assert proc.returncode == 2 and "could not load it" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LOCAL and not os.environ.get("CI"),
+                    reason="local extra not installed (pip install -r requirements-local.txt); CI always runs this")
+def test_local_model_cut_at_target_length_is_a_failure_not_a_rewrite(tmp_path):
+    """llama.cpp reports the cut as finish_reason "length": the half-written reply is not used."""
+    assert HAVE_LOCAL, "CI is set but the local extra is missing: pip install -r requirements-local.txt"
+    data = write_json(tmp_path / "in.json", [make_record(7, "How do I boil an egg?",
+                                                         "Boil it for nine minutes, then cool it in cold water.",
+                                                         "how_to_generation")])
+    out = tmp_path / "out"
+    proc = run_script("reformat.py", "--backend", "local", "--threads", "2", "--target_length", "8",
+                      "--temperature", "0", "--input_data_path", data, "--output_directory", out,
+                      "--quiet", timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert (out / "rewrite_data_0_of_1_batch.jsonl").read_text() == ""
+    failed = [json.loads(line) for line in (out / "failures_0_of_1.jsonl").read_text().splitlines()]
+    assert failed == [{"id": 7, "reason": "truncated at --target_length 8"}]  # temperature 0: not retried
