@@ -12,8 +12,8 @@ and capitalised words that are in none of question, original and evidence, to be
 person: only reading tells a stated fact from a heading.
 
 Reformat resumes, so a rerun with the same --work_dir reuses the rewrites (and only retries
-failures); delete the folder to measure from scratch. The model run takes minutes per tree on
-two cores.
+failures; --reuse skips reformat altogether, to try other filter rules on the same rewrites);
+delete the folder to measure from scratch. The model run takes minutes per tree on two cores.
 """
 
 import argparse
@@ -55,14 +55,15 @@ def extract(ref, dest):
     return tree, shim
 
 
-def pipeline(name, tree, shim, retrieved, work, threads, rules):
+def pipeline(name, tree, shim, retrieved, work, threads, rules, reuse=False):
     """reformat -> merge -> filter with one tree's code; returns (counts, merged, final, seconds)."""
     out, merged, final = (os.path.join(work, name, p) for p in ("reformat", "merged.json", "final.json"))
     log = os.path.join(work, name, "log.txt")
     os.makedirs(os.path.join(work, name), exist_ok=True)
     started = time.monotonic()
-    run(tree, shim, "reformat.py", "--backend", "local", "--threads", threads, "--temperature", 0,
-        "--target_length", 512, "--input_data_path", retrieved, "--output_directory", out, "--quiet", log=log)
+    if not (reuse and os.path.isdir(out)):
+        run(tree, shim, "reformat.py", "--backend", "local", "--threads", threads, "--temperature", 0,
+            "--target_length", 512, "--input_data_path", retrieved, "--output_directory", out, "--quiet", log=log)
     seconds = time.monotonic() - started
     run(tree, shim, "parallel_data_merge.py", "--input_data_path", retrieved, "--output_directory", out,
         "--final_output_path", merged, log=log)
@@ -97,6 +98,7 @@ def main():
     p.add_argument("--work_dir", default=None, help="keep the runs here (reruns reuse the rewrites)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rules", default="open_platypus", help="filter preset for both trees")
+    p.add_argument("--reuse", action="store_true", help="keep the rewrites already in --work_dir (no model run)")
     p.add_argument("--show", type=int, default=100, help="accepted rewrites of this tree to print")
     args = p.parse_args()
     work = args.work_dir or tempfile.mkdtemp(prefix="demo_trust_")
@@ -121,7 +123,8 @@ def main():
     print(f"{'code':<22} {'rewritten':>9} {'failed':>6} {'kept':>5} {'accepted':>8} {'reformat s':>10}  failures / kept")
     results = {}
     for name, tree, shim in ((f"reference ({args.reference})", ref_tree, ref_shim), ("this tree", ROOT, here_shim)):
-        counts, final, seconds = pipeline(name.split()[0], tree, shim, retrieved, work, args.threads, args.rules)
+        counts, final, seconds = pipeline(name.split()[0], tree, shim, retrieved, work, args.threads, args.rules,
+                                          args.reuse)
         results[name] = final
         why = ", ".join(f"{n} {w}" for w, n in (counts["why"] + counts["kept"]).most_common()) or "-"
         print(f"{name:<22} {counts['rewritten']:>9} {counts['failed']:>6} {sum(counts['kept'].values()):>5} "
