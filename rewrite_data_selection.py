@@ -9,8 +9,14 @@ The two files are joined by id; both must hold the same ids with the same questi
 Every record is written, tagged "rewrite" (rewrite accepted) or "original" (not rewritten, or
 a rule rejected the rewrite). The rules are the plain functions below: edit them, add your
 own, and list them in RULESETS. A rule gets a Pair (p.question, p.original, p.rewrite,
-p.category, p.length) and returns None when it has no objection, a short reason string to
-reject the rewrite, or ACCEPT to accept it without asking the remaining rules.
+p.category, p.length, p.evidence, and p.twins / p.n_twins: the other records given the same
+rewrite for another original) and returns None when it has no objection, a short reason string
+to reject the rewrite (reject(reason, marks) to also name the words the report should
+highlight), or ACCEPT to accept it without asking the remaining rules.
+
+The first rules check that the rewrite is faithful (no new facts, no refusal, no echo of our
+prompt, not cut off, not one text for many records); the rest are the ReAlign paper's shape
+rules for each dataset.
 
 Lengths are counted with p.length: tokens of the --tokenizer_path tokenizer when given, else
 the tokenizer-free length described in realign/lengths.py.
@@ -23,14 +29,65 @@ import re
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
+from realign.facts import new_facts as facts_missing_from
 from realign.files import write_json
 from realign.lengths import make_length_fn
 from realign.records import load_records, write_records
 from realign.report import write_report
-from realign.selection import ACCEPT, final_number, has_code, join_by_id, select, stats_as_json
+from realign.selection import (ACCEPT, answer_numbers, code_from, ends_mid_sentence, final_number, has_code,
+                               join_by_id, open_code_block, prompt_echo_phrase, refusal_phrase, reject, select,
+                               stats_as_json, unwrap_prose_fence)
 
 
-# ---------------------------------------------------------------- the rules
+# ---------------------------------------------------------------- faithfulness rules (every preset)
+
+def empty_original(p):
+    """An empty original gives the rewriter nothing to be faithful to: whatever it wrote is invented."""
+    if not p.original.strip():
+        return "the original answer is empty: the rewrite can only be invented"
+
+
+def refusal_added(p):
+    """The rewrite declines or apologises where the original answered."""
+    phrase = refusal_phrase(p.rewrite)
+    if phrase and not refusal_phrase(p.original):
+        return f"the rewrite declines or apologises ({phrase!r}) where the original answered"
+
+
+def prompt_echo(p):
+    """The rewrite repeats our own prompt (its labels, rules or layout text) instead of answering."""
+    phrase = prompt_echo_phrase(p.rewrite, exclude=p.question + "\n" + p.original)
+    if phrase:
+        return f"the rewrite echoes our prompt: {phrase!r}"
+
+
+def same_rewrite_many_records(p):
+    """One rewrite text returned for records with different originals fits at most one of them."""
+    if p.n_twins:
+        ids = ", ".join(map(str, p.twins)) + (" …" if p.n_twins > len(p.twins) else "")
+        return f"the same rewrite was returned for {p.n_twins} other record(s) with a different original (ids {ids})"
+
+
+def truncated(p):
+    """A rewrite that stops mid-sentence or inside an open code block was cut off."""
+    if open_code_block(p.rewrite) and not open_code_block(p.original):
+        return "the rewrite ends inside an open ``` code block"
+    if ends_mid_sentence(p.rewrite) and not ends_mid_sentence(p.original):
+        last = p.rewrite.strip().splitlines()[-1].strip()
+        return f"the rewrite ends mid-sentence: {last[-40:]!r}"
+
+
+def new_facts(p):
+    """Numbers, URLs, e-mail addresses and names that the question, the original and the evidence
+    never state were invented by the rewriter. Layout (list numbers, headings, capitals at the
+    start of a sentence, 1,000 vs 1000) does not count; math tasks may show arithmetic steps."""
+    new = facts_missing_from(p.rewrite, [p.question, p.original, *p.evidence], arithmetic=p.category in EXAM_TASKS)
+    if new:
+        shown = ", ".join(repr(w) for w in new[:3]) + (f" and {len(new) - 3} more" if len(new) > 3 else "")
+        return reject(f"the rewrite states {shown}, found nowhere in the question, original or evidence", new)
+
+
+# ---------------------------------------------------------------- shape rules (ReAlign paper) and ours
 
 def length_ratio(p):
     """A rewrite at most half as long as the original has lost content."""
@@ -39,11 +96,13 @@ def length_ratio(p):
 
 
 def code_consistency(p):
-    """Code in the original must stay code in the rewrite, and no code may appear from nowhere."""
-    before, after = has_code(p.original), has_code(p.rewrite)
-    if before and not after:
+    """Code in the original must stay code in the rewrite, and no code may appear from nowhere
+    (a reply wrapped whole in a ``` fence around prose is not code, and fencing code the original
+    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it)."""
+    before, after = has_code(p.original), has_code(unwrap_prose_fence(p.rewrite))
+    if before and not after and not code_from(p.original, p.rewrite):
         return "the original has code, the rewrite does not"
-    if after and not before:
+    if after and not before and not code_from(p.rewrite, p.original):
         return "the rewrite adds code the original did not have"
 
 
@@ -92,23 +151,30 @@ def planning_needs_a_plan(p):
 
 
 def final_answer_kept(p):
-    """Ours: for math and exam tasks the rewrite must end on the original's final number."""
+    """Ours: for math and exam tasks the rewrite must end on the original's final number (the
+    last number, or the first after the last 'answer' marker), or state it in its answer line."""
     if p.category not in EXAM_TASKS:
         return None
     before = final_number(p.original)
     if before is None:
         return None
+    if any(abs(after - before) <= 1e-6 * max(1.0, abs(before)) for after in answer_numbers(p.rewrite)):
+        return None
     after = final_number(p.rewrite)
-    if after is None or abs(after - before) > 1e-6 * max(1.0, abs(before)):
-        return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
+    return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
 
+
+# Faithfulness first: true_false_original accepts outright, so everything that must hold for
+# every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
+# from 4 to 5" says more than "states '5'".
+FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
+            truncated, final_answer_kept, new_facts]
 
 RULESETS = {
-    "open_platypus": [true_false_original, prompt_template_leak, exam_original_too_short,
-                      single_char_answer_kept, length_ratio, code_consistency, final_answer_kept],
-    "alpaca": [length_ratio, code_consistency, no_leftover_label, final_answer_kept],
-    "no_robots": [not_default, no_leftover_label, planning_needs_a_plan, length_ratio,
-                  code_consistency, final_answer_kept],
+    "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
+                                 single_char_answer_kept, length_ratio, code_consistency],
+    "alpaca": FAITHFUL + [length_ratio, code_consistency],
+    "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency],
     "none": [],
 }
 

@@ -6,20 +6,22 @@
 `decisions` are what realign.selection.select returned, `length` the length function it used.
 The folder gets:
 
-    report.html              the numbers of the run, the figures, a sample of before/after pairs
+    report.html              the numbers of the run, the figures, and every record in a table
+                             filterable by task, outcome and rule, with the reason for each
+                             outcome; a row opens into its before/after
     outcome_per_task.png     records per task, split into rewrite accepted / rejected / not rewritten
     rejections_by_rule.png   how many rewrites each rule rejected
     length_ratio.png         histogram of rewrite length / original length
 
-The page has no scripts and no network references: images are relative files beside it.
-Samples are bounded (count and characters) so a 100k-record run gives a page of the same size.
+The page is one file with an inline script and no network references: images are relative
+files beside it, the records are JSON inside the page. Texts are cut per record, and past a
+page-wide budget (TEXT_BUDGET characters) records keep their row and reason but not their
+texts, so a 100k-record run still gives a page a browser opens.
 """
 
-import difflib
 import html
+import json
 import os
-import re
-from collections import defaultdict
 
 import matplotlib
 
@@ -27,12 +29,15 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from realign.constant import DEFAULT_TASK, NOT_REWRITTEN_TASKS  # noqa: E402
 from realign.files import atomic_open  # noqa: E402
+from realign.records import category  # noqa: E402
 
-SAMPLE_PAIRS = 12          # before/after pairs shown
-MAX_SAMPLE_CHARS = 4000    # per side; longer texts are cut (and say so)
-MAX_EVIDENCE = 5           # passages shown per sample
+MAX_TEXT_CHARS = 4000      # per answer; longer texts are cut (and say so)
+MAX_QUESTION_CHARS = 1500
+MAX_EVIDENCE = 5           # passages shown per record
 MAX_EVIDENCE_CHARS = 600   # per passage
+TEXT_BUDGET = 40_000_000   # characters of text embedded in the page; later records keep their row, not their texts
 RATIO_CAP = 4.0            # ratios above this land in the last histogram bin
 
 COLORS = {"accepted": "#2a9d8f", "rejected": "#e76f51", "not_rewritten": "#8d99ae"}
@@ -108,122 +113,57 @@ def fig_length_ratio(ratios, folder):
     return _save(fig, folder, "length_ratio.png")
 
 
-# ---------------------------------------------------------------- text helpers
+# ---------------------------------------------------------------- every record, as data for the page
 
-def _cut(text, limit=MAX_SAMPLE_CHARS):
+def _cut(text, limit=MAX_TEXT_CHARS):
     return text if len(text) <= limit else text[:limit] + f"\n… [{len(text) - limit} more characters]"
 
 
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+def not_rewritten_reason(task):
+    """Why a record reached the filter with its original answer."""
+    if task in NOT_REWRITTEN_TASKS:
+        return f"not rewritten: '{task}' answers are kept as they are (a task passed through by design)"
+    return ("not rewritten: the reformat step failed for this record or returned its answer unchanged "
+            "(failed ones are listed in the reformat failures files)")
 
 
-def diff_html(before, after):
-    """(before_html, after_html): word-level diff, removed words in <del>, added in <ins>."""
-    a, b = _TOKEN.findall(_cut(before)), _TOKEN.findall(_cut(after))
-    left, right = [], []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = html.escape("".join(a[i1:i2])), html.escape("".join(b[j1:j2]))
-        if op == "equal":
-            left.append(old)
-            right.append(new)
+def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
+    """One row per record, in input order: id, task, outcome, rule, reason and (while the page's
+    text budget lasts) the question, both answers, the evidence and the words to highlight."""
+    by_id = {d["id"]: d for d in decisions}
+    rows, used = [], 0
+    for orig, new in joined:
+        d = by_id.get(new["id"])
+        task = d["category"] if d else (category(new) or category(orig) or DEFAULT_TASK)
+        before, after = orig["items"][1]["value"], new["items"][1]["value"]
+        if d is None:
+            outcome, rule, reason = "not_rewritten", "", not_rewritten_reason(task)
+        elif d["accepted"]:
+            outcome, rule = "accepted", d["rule"] or ""
+            reason = f"accepted outright by {d['rule']}" if d["rule"] else "every rule passed"
         else:
-            if old:
-                left.append(f"<del>{old}</del>")
-            if new:
-                right.append(f"<ins>{new}</ins>")
-    return "".join(left), "".join(right)
+            outcome, rule, reason = "rejected", d["rule"] or "", d["reason"] or ""
+        row = {"id": str(new["id"]), "task": task, "outcome": outcome, "rule": rule, "reason": reason}
+        evidence = new["items"][0].get("evidence") or orig["items"][0].get("evidence") or []
+        texts = {"q": _cut(new["items"][0]["value"], MAX_QUESTION_CHARS), "before": _cut(before),
+                 "after": _cut(after) if d else "",
+                 "evidence": [_cut(str(p), MAX_EVIDENCE_CHARS) for p in evidence[:MAX_EVIDENCE]],
+                 "more_evidence": max(0, len(evidence) - MAX_EVIDENCE)}
+        size = len(texts["q"]) + len(texts["before"]) + len(texts["after"]) + sum(map(len, texts["evidence"]))
+        if used + size <= text_budget:
+            used += size
+            row.update(texts)
+            if d and d.get("marks"):
+                row["marks"] = d["marks"]
+        else:
+            row["cut"] = True
+        rows.append(row)
+    return rows
 
 
-def pick_samples(decisions, n=SAMPLE_PAIRS):
-    """Up to n decisions, spread over categories, rejected and accepted ones alternating,
-    in a stable order (same run, same page)."""
-    buckets = defaultdict(list)
-    for d in decisions:
-        buckets[(not d["accepted"], d["category"])].append(d)
-    queues = [buckets[k] for k in sorted(buckets, key=lambda k: (k[1], k[0]))]
-    rejected = [q for q in queues if not q[0]["accepted"]]
-    accepted = [q for q in queues if q[0]["accepted"]]
-    picked = []
-    while len(picked) < n and (rejected or accepted):
-        for group in (rejected, accepted):
-            if group and len(picked) < n:
-                queue = group.pop(0)
-                picked.append(queue.pop(0))
-                if queue:
-                    group.append(queue)
-    return picked
-
-
-# ---------------------------------------------------------------- the page
-
-CSS = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1200px; padding: 0 16px; color: #222; }
-h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 32px; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; }
-th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.cards { display: flex; gap: 12px; flex-wrap: wrap; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 130px; }
-.card b { display: block; font-size: 26px; }
-img { max-width: 100%; border: 1px solid #eee; margin: 6px 0; }
-.pair { border: 1px solid #ddd; border-radius: 6px; margin: 14px 0; padding: 8px 12px; }
-.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
-.sides pre { white-space: pre-wrap; word-wrap: break-word; background: #fafafa; padding: 8px; margin: 4px 0;
-             font: 13px/1.4 ui-monospace, monospace; }
-del { background: #ffd7d0; text-decoration: line-through; } ins { background: #d3f2d9; text-decoration: none; }
-.verdict-accepted { color: #1d6b61; font-weight: bold; } .verdict-rejected { color: #a63d22; font-weight: bold; }
-.muted { color: #666; font-size: 13px; }
-"""
-
-
-def _card(key, label, value):
-    return f'<div class="card"><b id="n-{key}">{value}</b>{html.escape(label)}</div>'
-
-
-def _category_table(per_category):
-    rows = ["<tr><th>task</th><th>records</th><th>rewrite accepted</th><th>rewrite rejected</th>"
-            "<th>not rewritten</th></tr>"]
-    for cat in sorted(per_category):
-        n = per_category[cat]
-        rows.append(f'<tr id="cat-{html.escape(cat)}"><td>{html.escape(cat)}</td><td class="n">{n.get("total", 0)}</td>'
-                    f'<td class="n">{n.get("accepted", 0)}</td><td class="n">{n.get("rejected", 0)}</td>'
-                    f'<td class="n">{n.get("not_rewritten", 0)}</td></tr>')
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _rule_table(rejected_by_rule):
-    if not rejected_by_rule:
-        return "<p>No rewrite was rejected.</p>"
-    rows = ["<tr><th>rule</th><th>rejected</th></tr>"]
-    for rule, n in sorted(rejected_by_rule.items(), key=lambda kv: (-kv[1], kv[0])):
-        rows.append(f'<tr id="rule-{html.escape(rule)}"><td>{html.escape(rule)}</td><td class="n">{n}</td></tr>')
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _evidence_html(evidence):
-    if not evidence:
-        return ""
-    items = "".join(f"<li>{html.escape(_cut(p, MAX_EVIDENCE_CHARS))}</li>" for p in evidence[:MAX_EVIDENCE])
-    more = f'<p class="muted">… and {len(evidence) - MAX_EVIDENCE} more passages</p>' if len(evidence) > MAX_EVIDENCE else ""
-    return f"<details open><summary>evidence used ({len(evidence)} passages)</summary><ol>{items}</ol>{more}</details>"
-
-
-def _pair_html(decision, orig, new):
-    before, after = orig["items"][1]["value"], new["items"][1]["value"]
-    left, right = diff_html(before, after)
-    if decision["accepted"]:
-        verdict = '<span class="verdict-accepted">accepted</span>'
-        if decision["rule"]:
-            verdict += f' <span class="muted">by {html.escape(decision["rule"])}</span>'
-    else:
-        verdict = (f'<span class="verdict-rejected">rejected</span> by {html.escape(decision["rule"] or "")}: '
-                   f'{html.escape(decision["reason"] or "")}')
-    evidence = new["items"][0].get("evidence") or orig["items"][0].get("evidence")
-    return (f'<div class="pair"><div><b>id {html.escape(str(decision["id"]))}</b> · '
-            f'{html.escape(decision["category"])} · {verdict}</div>'
-            f'<div class="muted">Q: {html.escape(_cut(new["items"][0]["value"], 600))}</div>'
-            f'<div class="sides"><div><div class="muted">original</div><pre>{left}</pre></div>'
-            f'<div><div class="muted">rewrite</div><pre>{right}</pre></div></div>'
-            f"{_evidence_html(evidence)}</div>")
+def _script_json(obj):
+    """JSON safe inside a <script> element."""
+    return json.dumps(obj, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def length_ratios(by_id, decisions, length):
@@ -236,6 +176,199 @@ def length_ratios(by_id, decisions, length):
     return out
 
 
+# ---------------------------------------------------------------- the page
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1280px; padding: 0 16px; color: #222; }
+h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 32px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; }
+th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 130px; }
+.card b { display: block; font-size: 26px; }
+img { max-width: 100%; border: 1px solid #eee; margin: 6px 0; }
+.filters { display: flex; gap: 10px; flex-wrap: wrap; align-items: center; margin: 8px 0; }
+#records { width: 100%; table-layout: fixed; } #records td { vertical-align: top; overflow-wrap: anywhere; }
+#records tr.rec { cursor: pointer; } #records tr.rec:hover { background: #f4f7fb; }
+#records col.c-id { width: 9%; } #records col.c-task { width: 17%; } #records col.c-out { width: 12%; }
+#records col.c-rule { width: 17%; }
+.o-accepted { color: #1d6b61; font-weight: bold; } .o-rejected { color: #a63d22; font-weight: bold; }
+.o-not_rewritten { color: #5a6275; }
+tr.detail > td { background: #fcfcfc; padding: 8px 12px 16px; }
+.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.sides pre { white-space: pre-wrap; word-wrap: break-word; background: #fafafa; padding: 8px; margin: 4px 0;
+             font: 13px/1.4 ui-monospace, monospace; border: 1px solid #eee; }
+del { background: #ffd7d0; text-decoration: line-through; } ins { background: #d3f2d9; text-decoration: none; }
+mark.fact { background: #ffd54f; outline: 2px solid #e0a800; font-weight: bold; }
+.muted { color: #666; font-size: 13px; } a { color: #2458a6; }
+"""
+
+# The page's only script: builds the record table from the JSON beside it, filters it (task,
+# outcome, rule, words; also from the address: #task=open_qa&outcome=rejected&rule=new_facts&q=...
+# &open=ID), shows rows a page at a time, and opens a row into its before/after: a word-level
+# diff with the words new_facts flagged highlighted.
+SCRIPT = r"""
+const DATA = JSON.parse(document.getElementById('data').textContent);
+const PAGE = 200;
+const $ = id => document.getElementById(id);
+const esc = s => String(s).replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
+const OUTCOME = {accepted: 'rewrite accepted', rejected: 'rejected, original kept', not_rewritten: 'not rewritten'};
+let shown = PAGE, opened = new Set();
+
+function fill(select, values) {
+  const counts = {};
+  DATA.forEach(r => { counts[r[values]] = (counts[r[values]] || 0) + 1; });
+  Object.keys(counts).filter(v => v).sort().forEach(v => {
+    const o = document.createElement('option');
+    o.value = v; o.textContent = (values === 'outcome' ? OUTCOME[v] : v) + ' (' + counts[v] + ')';
+    select.appendChild(o);
+  });
+}
+
+function tokens(s) { return s.match(/\s+|[\w\u00C0-\uFFFF]+|[^\w\s]/g) || []; }
+
+// Longest common subsequence of two token lists: [[kind, token], ...] for each side.
+// Case does not count: "review" and "Review" are the same word.
+function diff(a, b) {
+  const n = a.length, m = b.length;
+  if (n * m > 4e6) return [a.map(t => ['', t]), b.map(t => ['', t])];
+  const x = a.map(t => t.toLowerCase()), y = b.map(t => t.toLowerCase());
+  const w = m + 1, L = new Uint32Array((n + 1) * w);
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      L[i * w + j] = x[i] === y[j] ? L[(i + 1) * w + j + 1] + 1 : Math.max(L[(i + 1) * w + j], L[i * w + j + 1]);
+  const left = [], right = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { left.push(['', a[i++]]); right.push(['', b[j++]]); }
+    else if (L[(i + 1) * w + j] >= L[i * w + j + 1]) left.push(['del', a[i++]]);
+    else right.push(['ins', b[j++]]);
+  }
+  while (i < n) left.push(['del', a[i++]]);
+  while (j < m) right.push(['ins', b[j++]]);
+  return [left, right];
+}
+
+// Character ranges of `text` where one of `marks` occurs.
+function markRanges(text, marks) {
+  const out = [];
+  (marks || []).forEach(m => {
+    let at = text.indexOf(m);
+    while (m && at >= 0) { out.push([at, at + m.length]); at = text.indexOf(m, at + m.length); }
+  });
+  return out;
+}
+
+function render(parts, ranges) {
+  let pos = 0, html = '';
+  parts.forEach(([kind, t]) => {
+    let h = esc(t);
+    if (ranges.some(([s, e]) => s < pos + t.length && e > pos) && t.trim()) h = '<mark class="fact">' + h + '</mark>';
+    if (kind) h = '<' + kind + '>' + h + '</' + kind + '>';
+    html += h; pos += t.length;
+  });
+  return html;
+}
+
+function detail(r) {
+  if (r.cut) return '<p class="muted">Texts of this record are not embedded: the page reached its size budget. ' +
+                    'Find id ' + esc(r.id) + ' in the input and output files.</p>';
+  let sides;
+  if (r.outcome === 'not_rewritten') {
+    sides = '<div><div class="muted">answer (unchanged)</div><pre>' + esc(r.before) + '</pre></div>';
+  } else {
+    const [l, rr] = diff(tokens(r.before), tokens(r.after));
+    sides = '<div><div class="muted">original</div><pre class="before">' + render(l, []) + '</pre></div>' +
+            '<div><div class="muted">rewrite</div><pre class="after">' + render(rr, markRanges(r.after, r.marks)) + '</pre></div>';
+  }
+  let ev = '';
+  if (r.evidence && r.evidence.length) {
+    ev = '<details open><summary>evidence (' + (r.evidence.length + r.more_evidence) + ' passages)</summary><ol>' +
+         r.evidence.map(p => '<li>' + esc(p) + '</li>').join('') + '</ol>' +
+         (r.more_evidence ? '<p class="muted">… and ' + r.more_evidence + ' more passages</p>' : '') + '</details>';
+  }
+  const flagged = r.marks && r.marks.length
+    ? '<p>new_facts flagged: ' + r.marks.map(m => '<mark class="fact">' + esc(m) + '</mark>').join(' ') + '</p>' : '';
+  return '<p class="muted">Q: ' + esc(r.q) + '</p>' + flagged + '<div class="sides">' + sides + '</div>' + ev;
+}
+
+function matches(r, f) {
+  return (!f.task || r.task === f.task) && (!f.outcome || r.outcome === f.outcome) && (!f.rule || r.rule === f.rule) &&
+         (!f.q || (r.id + ' ' + r.reason + ' ' + (r.q || '') + ' ' + (r.after || '')).toLowerCase().includes(f.q.toLowerCase()));
+}
+
+function filters() { return {task: $('f-task').value, outcome: $('f-outcome').value, rule: $('f-rule').value, q: $('f-q').value}; }
+
+function draw() {
+  const f = filters(), hits = DATA.filter(r => matches(r, f));
+  const rows = hits.slice(0, shown).map(r => {
+    const open = opened.has(r.id);
+    return '<tr class="rec" data-id="' + esc(r.id) + '" id="rec-' + esc(r.id) + '"><td>' + esc(r.id) + '</td><td>' + esc(r.task) +
+           '</td><td class="o-' + r.outcome + '">' + OUTCOME[r.outcome] + '</td><td>' + esc(r.rule) + '</td><td>' + esc(r.reason) + '</td></tr>' +
+           (open ? '<tr class="detail" id="detail-' + esc(r.id) + '"><td colspan="5">' + detail(r) + '</td></tr>' : '');
+  });
+  $('rows').innerHTML = rows.join('');
+  $('shown').textContent = Math.min(shown, hits.length);
+  $('matching').textContent = hits.length;
+  $('more').hidden = hits.length <= shown;
+  const h = Object.entries(f).filter(([k, v]) => v).map(([k, v]) => k + '=' + encodeURIComponent(v));
+  opened.forEach(id => h.push('open=' + encodeURIComponent(id)));
+  history.replaceState(null, '', h.length ? '#' + h.join('&') : location.pathname);
+}
+
+function fromHash() {
+  const f = {task: '', outcome: '', rule: '', q: ''};
+  opened = new Set();
+  location.hash.slice(1).split('&').filter(x => x).forEach(kv => {
+    const [k, v] = kv.split('='), val = decodeURIComponent(v || '');
+    if (k === 'open') opened.add(val); else if (k in f) f[k] = val;
+  });
+  $('f-task').value = f.task; $('f-outcome').value = f.outcome; $('f-rule').value = f.rule; $('f-q').value = f.q;
+  shown = PAGE;
+  draw();
+}
+
+fill($('f-task'), 'task'); fill($('f-outcome'), 'outcome'); fill($('f-rule'), 'rule');
+['f-task', 'f-outcome', 'f-rule', 'f-q'].forEach(id => $(id).addEventListener('input', () => { shown = PAGE; draw(); }));
+$('more').addEventListener('click', () => { shown += PAGE; draw(); });
+$('rows').addEventListener('click', e => {
+  const tr = e.target.closest('tr.rec');
+  if (!tr) return;
+  const id = tr.dataset.id;
+  if (opened.has(id)) opened.delete(id); else opened.add(id);
+  draw();
+});
+window.addEventListener('hashchange', fromHash);
+fromHash();
+"""
+
+
+def _card(key, label, value):
+    return f'<div class="card"><b id="n-{key}">{value}</b>{html.escape(label)}</div>'
+
+
+def _category_table(per_category):
+    rows = ["<tr><th>task</th><th>records</th><th>rewrite accepted</th><th>rewrite rejected</th>"
+            "<th>not rewritten</th></tr>"]
+    for cat in sorted(per_category):
+        n, q = per_category[cat], html.escape(cat)
+        rows.append(f'<tr id="cat-{q}"><td><a href="#task={q}">{q}</a></td><td class="n">{n.get("total", 0)}</td>'
+                    f'<td class="n">{n.get("accepted", 0)}</td><td class="n">{n.get("rejected", 0)}</td>'
+                    f'<td class="n">{n.get("not_rewritten", 0)}</td></tr>')
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _rule_table(rejected_by_rule):
+    if not rejected_by_rule:
+        return "<p>No rewrite was rejected.</p>"
+    rows = ["<tr><th>rule</th><th>rejected</th></tr>"]
+    for rule, n in sorted(rejected_by_rule.items(), key=lambda kv: (-kv[1], kv[0])):
+        q = html.escape(rule)
+        rows.append(f'<tr id="rule-{q}"><td><a href="#outcome=rejected&amp;rule={q}">{q}</a></td>'
+                    f'<td class="n">{n}</td></tr>')
+    return "<table>" + "".join(rows) + "</table>"
+
+
 def write_report(folder, joined, stats, decisions, length, rules="", title="realign filter report"):
     """Write the figures and report.html into `folder`; returns the page's path."""
     os.makedirs(folder, exist_ok=True)
@@ -246,8 +379,8 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
     figures = [fig_outcome_per_task(per_category, folder), fig_rejections(rejected_by_rule, folder),
                fig_length_ratio(ratios, folder)]
 
-    samples = pick_samples(decisions)
-    pairs = "".join(_pair_html(d, *by_id[d["id"]]) for d in samples)
+    rows = record_rows(joined, decisions)
+    cut = sum(1 for r in rows if r.get("cut"))
     with_evidence = sum(1 for _, new in joined if new["items"][0].get("evidence"))
     cards = "".join([
         _card("total", "records", stats["total"]),
@@ -258,6 +391,8 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
         _card("evidence", "with evidence", with_evidence),
     ])
     images = "".join(f'<img src="{name}" alt="{name[:-4].replace("_", " ")}">' for name in figures)
+    cut_note = (f'<p class="muted">The texts of the last {cut} records are not embedded (the page keeps to '
+                f'{TEXT_BUDGET // 1_000_000} million characters); their rows and reasons are.</p>' if cut else "")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{CSS}</style></head><body>
@@ -270,9 +405,26 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
 {_category_table(per_category)}
 <h2>Rejections per rule</h2>
 {_rule_table(rejected_by_rule)}
-<h2>Before and after ({len(samples)} of {len(decisions)} rewrites)</h2>
-<p class="muted">Word-level differences: <del>removed</del> and <ins>added</ins> text.</p>
-{pairs or "<p>No record was rewritten.</p>"}
+<h2>Every record</h2>
+<p class="muted">Click a row to open its before/after: <del>removed</del> and <ins>added</ins> words, and in
+<mark class="fact">yellow</mark> the numbers and names that new_facts found nowhere in the question, the
+original or the evidence.</p>
+<noscript><p><b>This table needs JavaScript (inline, nothing is fetched).</b></p></noscript>
+<div class="filters">
+<label>task <select id="f-task"><option value="">all</option></select></label>
+<label>outcome <select id="f-outcome"><option value="">all</option></select></label>
+<label>rule <select id="f-rule"><option value="">all</option></select></label>
+<label>words <input id="f-q" type="search" placeholder="id, reason, text"></label>
+<span class="muted">showing <b id="shown">0</b> of <b id="matching">0</b> matching records
+(<span id="n-rows">{len(rows)}</span> in all)</span>
+</div>
+{cut_note}
+<table id="records"><colgroup><col class="c-id"><col class="c-task"><col class="c-out"><col class="c-rule"><col></colgroup>
+<thead><tr><th>id</th><th>task</th><th>outcome</th><th>rule</th><th>reason</th></tr></thead>
+<tbody id="rows"></tbody></table>
+<button id="more" hidden>show more</button>
+<script type="application/json" id="data">{_script_json(rows)}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """
     path = os.path.join(folder, "report.html")

@@ -1,8 +1,10 @@
 """The filter step's HTML report: written by `rewrite_data_selection.py --report_dir`, then
-opened in a real headless Debian chromium, which must show the run's numbers and render
-the figures. Chromium is installed in CI (`apt-get install -y chromium`); without it the
-browser test is skipped locally, never in CI."""
+opened in a real headless Debian chromium, which must show the run's numbers, render the
+figures, list every record with its reason, filter them from the address and open a row into
+its before/after with new_facts' words highlighted. Chromium is installed in CI
+(`apt-get install -y chromium`); without it the browser tests are skipped locally, never in CI."""
 
+import json
 import os
 import re
 import shutil
@@ -13,13 +15,13 @@ import pytest
 from matplotlib import image as mpimg
 
 from conftest import make_record, run_script, write_json
-from realign.report import COLORS, diff_html, pick_samples
+from realign.report import COLORS, record_rows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def make_run(tmp_path):
-    """A small before/after pair of files: 3 accepted, 2 rejected (two rules), 2 passed through."""
+    """A small before/after pair of files: 3 accepted, 3 rejected (three rules), 2 passed through."""
     long_answer = "Paris is the capital of France. It lies on the Seine and has about two million people."
     originals = [
         make_record(1, "What is the capital of France?", long_answer, "open_qa",),
@@ -29,6 +31,7 @@ def make_run(tmp_path):
         make_record(5, "What is 7 + 5?", "7 + 5 = 12. The answer is 12.", "math_puzzles"),
         make_record(6, "A poem about rain", "Rain on the roof.", "poem_generation"),
         make_record(7, "hello", "Hi there!", "default"),
+        make_record(8, "Who painted the Mona Lisa?", "Leonardo da Vinci painted it.", "open_qa"),
     ]
     originals[0]["items"][0]["evidence"] = ["Paris is the capital and largest city of France.",
                                             "The Seine flows through Paris."]
@@ -39,6 +42,7 @@ def make_run(tmp_path):
         3: "1. Go to bed at the same time every night.\n2. Avoid screens late in the evening.",
         4: "Scattering.",                                           # too short: length_ratio
         5: "Step 1: add 7 and 5.\n7 + 5 = 13.\n\nThe answer is 13.",  # changed: final_answer_kept
+        8: "**Leonardo da Vinci** painted it in 1503 in Florence.",  # invented: new_facts
     }
     merged = []
     for rec in originals:
@@ -65,12 +69,17 @@ def test_report_files_and_numbers(report):
     names = sorted(os.listdir(report))
     assert names == ["length_ratio.png", "outcome_per_task.png", "rejections_by_rule.png", "report.html"]
     page = (report / "report.html").read_text(encoding="utf-8")
-    for key, value in {"total": 7, "rewritten": 5, "accepted": 3, "rejected": 2, "not_rewritten": 2,
+    for key, value in {"total": 8, "rewritten": 6, "accepted": 3, "rejected": 3, "not_rewritten": 2,
                        "evidence": 1}.items():
         assert f'id="n-{key}">{value}<' in page
-    assert 'id="rule-length_ratio"' in page and 'id="rule-final_answer_kept"' in page
-    assert "<del>" in page and "<ins>" in page
-    assert "Paris is the capital and largest city of France." in page  # evidence shown
+    assert 'id="rule-length_ratio"' in page and 'id="rule-final_answer_kept"' in page and 'id="rule-new_facts"' in page
+    rows = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1))
+    assert [r["id"] for r in rows] == [str(i) for i in range(1, 9)]  # every record, in input order
+    assert all(r["reason"] for r in rows)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["8"]["marks"] == ["1503", "Florence"] and "'1503', 'Florence'" in by_id["8"]["reason"]
+    assert by_id["6"]["outcome"] == "not_rewritten" and "'poem_generation' answers are kept" in by_id["6"]["reason"]
+    assert by_id["1"]["evidence"][0] == "Paris is the capital and largest city of France."  # evidence shown
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched at view time
     for name in names[:-1]:
         img = mpimg.imread(report / name)
@@ -88,24 +97,44 @@ def test_bad_input_writes_no_report(tmp_path):
     assert not (tmp_path / "report").exists()
 
 
-def test_diff_marks_changes_and_escapes():
-    left, right = diff_html("keep <b> old", "keep <b> new")
-    assert left == "keep &lt;b&gt; <del>old</del>" and right == "keep &lt;b&gt; <ins>new</ins>"
+def _row(rid, question, before, after, cat="open_qa"):
+    orig = make_record(rid, question, before, cat)
+    return orig, {**orig, "items": [orig["items"][0], {**orig["items"][1], "value": after}]}
 
 
-def test_samples_are_bounded_and_mix_verdicts():
-    decisions = [{"id": i, "category": f"c{i % 4}", "accepted": i % 3 != 0} for i in range(100)]
-    picked = pick_samples(decisions, n=6)
-    assert len(picked) == 6 and len({d["id"] for d in picked}) == 6
-    assert {d["accepted"] for d in picked} == {True, False}
-    assert len({d["category"] for d in picked}) >= 3
+def test_rows_carry_a_reason_and_keep_to_the_text_budget():
+    joined = [_row(0, "q0", "a0", "b0"), _row(1, "q1", "a1", "a1"), _row(2, "q2", "a2", "a2", cat="poem_generation"),
+              _row(3, "q3 " + "x" * 50, "a3", "b3")]
+    decisions = [{"id": 0, "category": "open_qa", "accepted": True, "rule": None, "reason": None},
+                 {"id": 3, "category": "open_qa", "accepted": False, "rule": "r", "reason": "why"}]
+    rows = record_rows(joined, decisions, text_budget=40)
+    assert [(r["outcome"], r["reason"][:22]) for r in rows] == [
+        ("accepted", "every rule passed"), ("not_rewritten", "not rewritten: the ref"),
+        ("not_rewritten", "not rewritten: 'poem_g"), ("rejected", "why")]
+    assert rows[0]["after"] == "b0" and rows[1]["after"] == ""
+    assert rows[3].get("cut") and "q" not in rows[3]  # over the budget: the row stays, its texts go
 
 
-def _chromium(report, *mode, tmp_path):
+def test_page_survives_script_like_text(tmp_path):
+    orig, _ = make_run(tmp_path)
+    records = json.loads(open(orig).read())
+    records[0]["items"][1]["value"] = "</script><script>alert(1)</script> <!-- x"
+    write_json(tmp_path / "orig.json", records)
+    proc = run_script("rewrite_data_selection.py", "--input_original_data_path", orig,
+                      "--input_rewrite_data_path", tmp_path / "merged.json", "--output_path", tmp_path / "f.json",
+                      "--report_dir", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert page.count("</script>") == 2 and "alert(1)" in page and "<script>alert" not in page
+    rows = json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))
+    assert rows[0]["before"].startswith("</script><script>alert(1)")
+
+
+def _chromium(report, *mode, tmp_path, url=None):
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1200,1600",
-            *mode, (report / "report.html").as_uri()]
+            *mode, url or (report / "report.html").as_uri()]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -116,9 +145,13 @@ def _chromium(report, *mode, tmp_path):
 def test_headless_chromium_shows_numbers_and_figures(report, tmp_path):
     assert CHROMIUM, "CI is set but chromium is missing: apt-get install -y chromium"
     dom = _chromium(report, "--dump-dom", tmp_path=tmp_path)
-    for key, value in {"total": 7, "accepted": 3, "rejected": 2}.items():
+    for key, value in {"total": 8, "accepted": 3, "rejected": 3}.items():
         assert re.search(rf'id="n-{key}">{value}<', dom), key
     assert "final_answer_kept" in dom
+    # every record is a row of the table, with its reason
+    assert len(re.findall(r'<tr class="rec" data-id="\w+"', dom)) == 8
+    assert re.search(r'id="matching">8<', dom)
+    assert "answers are kept as they are" in dom and "rewrite is &lt;= 0.5x" in dom
 
     shot = tmp_path / "shot.png"
     _chromium(report, f"--screenshot={shot}", tmp_path=tmp_path)
@@ -129,3 +162,20 @@ def test_headless_chromium_shows_numbers_and_figures(report, tmp_path):
         rgb = np.array([int(COLORS[outcome][k:k + 2], 16) / 255 for k in (1, 3, 5)])
         near = np.abs(pixels - rgb).max(axis=-1) < 0.03
         assert near.sum() > 200, f"no {outcome}-coloured bar pixels: figure not rendered"
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
+                    reason="chromium not installed (apt-get install -y chromium); CI always runs this")
+def test_headless_chromium_filters_and_opens_a_row(report, tmp_path):
+    assert CHROMIUM, "CI is set but chromium is missing: apt-get install -y chromium"
+    page = report / "report.html"
+    dom = _chromium(report, "--dump-dom", tmp_path=tmp_path, url=page.as_uri() + "#outcome=rejected&open=8")
+    ids = re.findall(r'<tr class="rec" data-id="(\w+)"', dom)
+    assert ids == ["4", "5", "8"]  # the rejected ones only
+    detail = re.search(r'<tr class="detail" id="detail-8">(.*?)</tr>', dom, re.S).group(1)
+    assert '<mark class="fact">1503</mark>' in detail and '<mark class="fact">Florence</mark>' in detail
+    assert "<ins>" in detail and "<del>" not in detail.split('class="after"')[1]
+    assert "Who painted the Mona Lisa?" in detail
+
+    dom = _chromium(report, "--dump-dom", tmp_path=tmp_path, url=page.as_uri() + "#task=math_puzzles&rule=final_answer_kept")
+    assert re.findall(r'<tr class="rec" data-id="(\w+)"', dom) == ["5"]

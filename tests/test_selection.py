@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -153,3 +154,187 @@ def test_missing_tokenizer_folder_is_exit_2(tmp_path, script):
                "--output_path", tmp_path / "f.json", "--tokenizer_path", tmp_path / "no" / "such")
     assert r.returncode == 2 and "--tokenizer_path" in r.stderr and "not found" in r.stderr
     assert not (tmp_path / "f.json").exists()
+
+
+# ---------------------------------------------------------------- faithfulness rules
+
+FAITHFUL_RULES = {"empty_original", "refusal_added", "prompt_echo", "no_leftover_label", "same_rewrite_many_records",
+                  "truncated", "final_answer_kept", "new_facts"}
+
+
+def test_every_preset_but_none_has_the_faithfulness_rules():
+    for name, rules in sel.RULESETS.items():
+        names = {r.__name__ for r in rules}
+        assert names >= FAITHFUL_RULES if name != "none" else not names, name
+
+
+def test_faithfulness_rules_run_before_an_outright_accept():
+    rules = [r.__name__ for r in sel.RULESETS["open_platypus"]]
+    assert max(rules.index(r) for r in FAITHFUL_RULES) < rules.index("true_false_original")
+
+
+TEA_Q = "How long should I steep cold brew tea?"
+TEA = "Steep it in the fridge for 12 to 18 hours, then strain it."
+
+
+@pytest.mark.parametrize("rewrite,flagged", [
+    ("Steep it in the fridge for **12 to 24 hours**, then strain it.", ["24"]),
+    ("1. Steep it in the fridge for 12 to 18 hours.\n2. Strain it.\n\nBudget: $50", ["$50"]),
+    ("Steep it for 12 to 18 hours, as Ada Lovelace advised in 1843.", ["Ada", "Lovelace", "1843"]),
+    ("Steep it for 12 to 18 hours. See https://tea.example.org/guide or write to tea@example.org.",
+     ["https://tea.example.org/guide", "tea@example.org"]),
+])
+def test_new_facts_names_what_was_invented(rewrite, flagged):
+    reason = sel.new_facts(pair(TEA, rewrite, question=TEA_Q))
+    assert reason and reason.marks == tuple(flagged)
+    assert all(repr(w) in reason for w in flagged[:3])
+
+
+@pytest.mark.parametrize("original,rewrite", [
+    (TEA_Q + " " + TEA, "## Cold Brew Tea\n\n1. **Steep** it in the fridge for 12 to 18 hours.\n2. **Strain** it.\n\n"
+          "Step 3: Enjoy."),
+    ("The city has 1000 residents and grew 5 percent.", "**Residents:** 1,000\n\n- Growth: 5%"),
+    ("Paris has about two million people.", "Paris has about 2,000,000 people."),
+    ("Sales reached 1,500 units.", "| Metric | Value |\n|---|---|\n| Units Sold | 1.5k |"),
+    ("Use a for loop over the list and print each item.",
+     "Loop over the list:\n\n```python\nfor Item in [1, 2, 3]:\n    print(Item)\n```"),
+    ("paris is on the seine.", "Paris is on the Seine. In Paris, the Seine flows west."),
+])
+def test_new_facts_ignores_layout(original, rewrite):
+    assert sel.new_facts(pair(original, rewrite, question="Tell me.")) is None
+
+
+def test_new_facts_lets_math_show_its_arithmetic():
+    q, orig = "A box holds 12 eggs. How many eggs are in 3 boxes?", "There are 36 eggs."
+    rewrite = "Step 1: 12 eggs per box.\nStep 2: 3 boxes x 12 = 36.\n\nFinal answer: 36"
+    assert sel.new_facts(pair(orig, rewrite, cat="math_puzzles", question=q)) is None
+    assert sel.new_facts(pair(orig, rewrite.replace("12 = 36", "12 = 36, plus 7 spare"), cat="math_puzzles",
+                              question=q)).marks == ("7",)
+
+
+def test_new_facts_reads_the_evidence():
+    orig, rewrite = "Kilimanjaro.", "Kilimanjaro, in Tanzania, is 5,895 m high."
+    assert sel.new_facts(pair(orig, rewrite, question="Tallest mountain in Africa?")).marks == ("Tanzania", "5,895")
+    p = pair(orig, rewrite, question="Tallest mountain in Africa?")
+    p.evidence = ("Mount Kilimanjaro in Tanzania rises 5895 metres.",)
+    assert sel.new_facts(p) is None
+
+
+SHORT_ANSWERS = ["Paris.", "Four.", "Yes, water boils at 100 degrees Celsius at sea level."]
+
+
+@pytest.mark.parametrize("original", SHORT_ANSWERS)
+def test_refusal_added(original):
+    assert "declines or apologises" in sel.refusal_added(pair(original, "I'm sorry, but I can't help with that request."))
+    assert "declines" in sel.refusal_added(pair(original, "As an AI language model, I cannot answer that."))
+    assert sel.refusal_added(pair(original, "**Answer:** " + original)) is None
+
+
+def test_refusal_kept_from_the_original_is_not_added():
+    orig = "I'm sorry, but I can't help with making weapons."
+    assert sel.refusal_added(pair(orig, "**I'm sorry, but I can't help** with making weapons.")) is None
+
+
+def _prompt_lines():
+    """Lines of our rewrite prompt long enough to be an echo, read from realign.prompts."""
+    from realign import prompts
+    from realign.selection import ECHO_WORDS
+    text = prompts.SYSTEM_PROMPT + "\n" + prompts.REWRITE_TEMPLATE
+    lines = [re.sub(r"\{[a-z_]*\}", "", line).strip() for line in text.splitlines()]
+    return [line for line in lines if len(line.split()) > ECHO_WORDS]
+
+
+def test_prompt_echo_catches_every_line_of_our_prompt():
+    lines = _prompt_lines()
+    assert len(lines) >= 5
+    for line in lines:
+        assert sel.prompt_echo(pair(LONG, LONG + "\n\n" + line)), line
+    assert sel.prompt_echo(pair(LONG, "[Original answer]\n" + LONG)) == "the rewrite echoes our prompt: '[original answer]'"
+    assert sel.prompt_echo(pair(LONG, "Reasoning: it lacked a heading.\n\n" + LONG))
+    tail = " ".join(_prompt_lines()[-1].split()[-ECHO_TAIL:])
+    assert sel.prompt_echo(pair(LONG, tail))
+
+
+ECHO_TAIL = 8
+
+
+def test_prompt_echo_leaves_answers_alone():
+    assert sel.prompt_echo(pair(LONG, "## Answer\n\n" + LONG + "\n\nThe reasoning: it is the seat of government.")) is None
+    quoted = _prompt_lines()[0]
+    assert sel.prompt_echo(pair(quoted, "> " + quoted, question="Quote the line.")) is None
+
+
+@pytest.mark.parametrize("rewrite", [
+    LONG + "\n\nIt is also known for the",
+    LONG + "\n\n- museums,",
+    LONG + "\n\n```python\nprint('Paris')\n",
+    "The capital is Paris.\nParis sits on the Seine and has about two million people living",
+])
+def test_truncated(rewrite):
+    assert sel.truncated(pair(LONG, rewrite))
+
+
+@pytest.mark.parametrize("rewrite", [
+    "**Paris**\n\n" + LONG, "- Paris\n- Seine\n- two million people", "## Capital\nParis",
+    "```python\nprint('Paris')\n```", "| city | river |\n|---|---|\n| Paris | Seine |",
+])
+def test_not_truncated(rewrite):
+    assert sel.truncated(pair(LONG, rewrite)) is None
+
+
+def test_truncated_original_is_not_held_against_the_rewrite():
+    assert sel.truncated(pair("Paris has about two million people and the", "Paris has about two million people and the")) is None
+
+
+def test_empty_original():
+    assert "empty" in sel.empty_original(pair("  ", "Paris, founded in 250 BC."))
+    assert sel.empty_original(pair("Paris.", "**Paris.**")) is None
+
+
+def test_code_consistency_ignores_a_fence_around_prose():
+    prose = "Paris is the capital of France."
+    assert sel.code_consistency(pair(prose, "```\n" + prose + "\n```")) is None
+    assert sel.code_consistency(pair(prose, "```markdown\n**Paris** is the capital.\n```")) is None
+    assert sel.code_consistency(pair(prose, "```python\ndef capital():\n    return 'Paris'\n```"))
+
+
+def test_same_rewrite_for_many_records_rejects_them_all(tmp_path, script):
+    originals = [make_record(i, f"Question {i}?", f"Answer number {i} is here.", cat="open_qa") for i in range(3)]
+    originals += [make_record(3, "Same?", "Same answer.", cat="open_qa"), make_record(4, "Same?", "Same answer.", cat="open_qa")]
+    rewrites = json.loads(json.dumps(originals))
+    for rec in rewrites[:3]:
+        rec["items"][1]["value"] = "Here is the answer."
+    rewrites[1]["items"][1]["value"] = "**Here is the  answer.**"  # the same text once normalised
+    for rec in rewrites[3:]:
+        rec["items"][1]["value"] = "**Same answer.**"             # same original: not a duplicate rewrite
+    o, w = write_json(tmp_path / "o.json", originals), write_json(tmp_path / "w.json", rewrites)
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", w,
+               "--output_path", tmp_path / "f.json", "--report_path", tmp_path / "r.json", "--rules", "alpaca")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    verdicts = {d["id"]: (d["accepted"], d["rule"]) for d in report["decisions"]}
+    assert verdicts == {0: (False, "same_rewrite_many_records"), 1: (False, "same_rewrite_many_records"),
+                        2: (False, "same_rewrite_many_records"), 3: (True, None), 4: (True, None)}
+    assert "2 other record(s)" in report["decisions"][0]["reason"]
+
+
+def test_new_facts_marks_reach_the_decisions(tmp_path, script):
+    orig = [make_record(0, TEA_Q, TEA, cat="how_to_generation")]
+    new = json.loads(json.dumps(orig))
+    new[0]["items"][1]["value"] = "1. Steep for 12 to 24 hours.\n2. Strain it through a Hario filter."
+    o, w = write_json(tmp_path / "o.json", orig), write_json(tmp_path / "w.json", new)
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", w,
+               "--output_path", tmp_path / "f.json", "--report_path", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "r.json").read_text())["decisions"][0]
+    assert d["rule"] == "new_facts" and d["marks"] == ["24", "Hario"]
+
+
+def test_code_consistency_lets_code_move_between_inline_and_fenced():
+    inline = "Run `python3 -m venv .venv`, then activate it with `source .venv/bin/activate`."
+    fenced = "1. Create it:\n```bash\npython3 -m venv .venv\n```\n2. Activate it:\n```bash\nsource .venv/bin/activate\n```"
+    assert sel.code_consistency(pair(inline, fenced)) is None
+    assert sel.code_consistency(pair(inline, fenced.replace("source", "# then\nsource"))) is None  # comments
+    assert sel.code_consistency(pair(inline, fenced + "\n```bash\npip install requests flask gunicorn\n```"))
+    assert sel.code_consistency(pair(fenced, inline)) is None
+    assert sel.code_consistency(pair("def f(x):\n    return x * 2", "It doubles its input."))
