@@ -179,11 +179,7 @@ def test_form_faults_come_out_clean_and_accepted(pipeline):
         assert rec["items"][1]["value"].startswith("- Go to bed at the same time each night."), tag
 
 
-@pytest.mark.parametrize("traces", [
-    READER_TRACES,
-    pytest.param(FILTER_TRACES, marks=pytest.mark.xfail(
-        strict=False, reason="needs the filter rules new_facts and same_rewrite_many_records (issue 12, part 3)")),
-], ids=["read_by_reformat", "seen_by_the_filter"])
+@pytest.mark.parametrize("traces", [READER_TRACES, FILTER_TRACES], ids=["read_by_reformat", "seen_by_the_filter"])
 def test_no_trace_of_any_misbehaviour_reaches_the_final_data(pipeline, traces):
     _, final, _, _ = pipeline
     for rec in final:
@@ -199,10 +195,11 @@ def test_nearly_every_faithful_rewrite_is_accepted(pipeline):
     assert len(accepted) >= 0.95 * len(faithful), sorted(set(faithful) - set(accepted))
 
 
-@pytest.mark.xfail(strict=False, reason="needs the filter rules new_facts and same_rewrite_many_records "
-                                        "(issue 12, part 3)")
 def test_invented_facts_and_one_text_for_many_records_are_rejected(pipeline):
-    records, final, _, _ = pipeline
+    records, final, _, out = pipeline
     got, want = by_id(final), by_id(records)
     for rid in ["bad-new_number", "bad-new_name"] + [f"same-{i}" for i in range(len(SAME))]:
         assert got[rid]["tag"] == "original" and got[rid]["items"][1] == want[rid]["items"][1], rid
+    report = json.loads((out.parent / "report.json").read_text())
+    assert report["rejected_by_rule"]["same_rewrite_many_records"] == len(SAME)
+    assert report["rejected_by_rule"]["new_facts"] == 2
