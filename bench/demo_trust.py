@@ -128,7 +128,7 @@ def main():
         results[name] = final
         why = ", ".join(f"{n} {w}" for w, n in (counts["why"] + counts["kept"]).most_common()) or "-"
         print(f"{name:<22} {counts['rewritten']:>9} {counts['failed']:>6} {sum(counts['kept'].values()):>5} "
-              f"{counts['accepted']:>8} {seconds:>10.0f}  {why}", flush=True)
+              f"{counts['accepted']:>8} {'-' if args.reuse else format(seconds, '.0f'):>10}  {why}", flush=True)
 
     print("\naccepted rewrites of this tree, with words and numbers in none of question, original, evidence:")
     shown = 0
