@@ -573,8 +573,10 @@ def test_empty_originals_are_not_sent_and_counted(tmp_path):
         rec["items"][0]["category"] = "how_to_generation"
     inp = write_json(tmp_path / "in.json", records)
     with OpenAIFake(faithful=True) as srv:
+        plan = reformat(srv, inp, tmp_path / "plan", "--dry_run")
         r = reformat(srv, inp, tmp_path / "out")
         sent = bodies(srv)
+    assert "3 records, 1 to rewrite, 2 passed through unchanged (2 with an empty original)" in plan.stdout
     assert r.returncode == 0, r.stderr
     assert len(sent) == 1 and "cold brew" in sent[0]["messages"][-1]["content"]
     done, failed = outputs(tmp_path / "out")
