@@ -1,11 +1,11 @@
 """The parts of --engine ray that need no cluster, so they run even where Ray is not installed:
-the cluster-wide rate cap's arithmetic (realign/ray_pace.py) on a fake clock, and what the scripts
+the cluster-wide rate cap's arithmetic (code/ray/pace.py) on a fake clock, and what the scripts
 say when Ray is missing."""
 
 import pytest
 
 from conftest import make_record, run_script, write_json
-from realign.ray_pace import Pace, Schedule
+from realign.ray.pace import Pace, Schedule
 
 
 class Clock:
