@@ -1,11 +1,15 @@
 """Step 1: put a task name on every record (items[0]["category"]).
 
     python classify.py --input_data_path data.json --output_path classified.json
-        [--input_format auto|realign|alpaca|sharegpt|messages] [--overwrite]
+        [--input_format auto|realign|alpaca|sharegpt|messages|gsm8k|math|dolly|ultrachat]
+        [--field_map question=COL,answer=COL[,system=COL,id=COL]] [--skip_bad_records] [--overwrite]
         [--backend embedded|vllm|openai] [--model M] [--base_url URL]
 
-Reads ReAlign, Alpaca, ShareGPT or OpenAI-messages data and writes ReAlign JSON/JSONL.
-Records that already carry a valid category keep it unless --overwrite.
+Reads ReAlign, Alpaca, ShareGPT, OpenAI-messages, GSM8K, MATH, Dolly or UltraChat data (.json,
+.jsonl, .parquet, .csv or a Hugging Face dataset folder) and writes ReAlign records (.json, .jsonl,
+.parquet or .csv, by extension). Records that already carry a valid category keep it unless
+--overwrite. With --skip_bad_records, records that cannot be read go to
+<output_path>.rejected.jsonl ({"index", "id", "reason", "record"}) and the rest goes on.
 
     python classify.py --eval test.json [--backend ...]      # accuracy, macro-F1, per task
     python classify.py --train train.json [--save_model DIR] # rebuild the embedded model
@@ -29,8 +33,9 @@ from realign.classifier.backends import classify_texts as classify_here
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
 from realign.classifier.on_ray import classify_texts_ray
-from realign.cli import add_ray_flags, check_flags, run
-from realign.convert import FORMATS, load_any
+from realign.cli import add_ray_flags, check_flags, check_not_input, run
+from realign.constant import RAG_TASKS, REWRITE_TASKS
+from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, rejected_path, write_rejected
 from realign.errors import DataError, UsageError
 from realign.records import category, question, where, write_records
 from realign.redact import add_secret
@@ -40,9 +45,15 @@ GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_data_path", help="data to classify (.json/.jsonl)")
-    p.add_argument("--output_path", help="where to write the classified ReAlign records (.json/.jsonl)")
-    p.add_argument("--input_format", default="auto", choices=FORMATS)
+    p.add_argument("--input_data_path", help="data to classify (.json/.jsonl/.parquet/.csv or a dataset folder)")
+    p.add_argument("--output_path", help="where to write the classified ReAlign records (.json/.jsonl/.parquet/.csv)")
+    p.add_argument("--input_format", default="auto", choices=FORMATS,
+                   help="shape of the input records (default: auto, told from their fields)")
+    p.add_argument("--field_map", default=None, metavar="question=COL,answer=COL[,system=COL,id=COL]",
+                   help="read these columns as question, answer (and system prompt, id): any other shape")
+    p.add_argument("--skip_bad_records", action="store_true",
+                   help="set records that cannot be read aside in <output_path>.rejected.jsonl and go on "
+                        "(default: stop at the first one)")
     p.add_argument("--overwrite", action="store_true", help="reclassify records that already have a category")
     p.add_argument("--eval", metavar="FILE", help="score the backend on a labelled file instead of classifying")
     p.add_argument("--train", metavar="FILE", help="train the embedded model on a labelled file")
@@ -71,6 +82,12 @@ def check_args(args):
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
     check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1},
                 positive=("rpm", "request_timeout"))
+    args.field_map = parse_field_map(args.field_map) if args.field_map else None
+    if args.field_map and args.input_format != "auto":
+        raise UsageError("--field_map says where question and answer are; it does not go with --input_format")
+    if args.input_data_path and args.output_path:
+        # the output may be the input (a rerun classifies what is left), its rejected file may not
+        check_not_input({"rejected file": rejected_path(args.output_path)}, [args.input_data_path])
 
 
 def api_key(args):
@@ -122,8 +139,24 @@ def evaluate(args, key):
     return 1 if failures else 0
 
 
+def load_input(args):
+    """(records, format, rejected): bad records stop the run, or go aside with --skip_bad_records."""
+    rejected = [] if args.skip_bad_records else None
+    try:
+        records, fmt = load_any(args.input_data_path, args.input_format, rejected, args.field_map)
+    except BadRecordError as e:
+        raise DataError(f"{e} (or pass --skip_bad_records to set bad records aside and go on)") from None
+    if rejected is not None:  # written even when empty, so an old run's file does not linger
+        write_rejected(rejected_path(args.output_path), rejected)
+    if not records:
+        raise DataError(f"{args.input_data_path}: all {len(rejected)} records are bad "
+                        f"(first: record {rejected[0]['index']}: {rejected[0]['reason']}); "
+                        f"reasons in {rejected_path(args.output_path)}")
+    return records, fmt, rejected or []
+
+
 def classify(args, key):
-    records, fmt = load_any(args.input_data_path, args.input_format)
+    records, fmt, rejected = load_input(args)
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
     labels, failures = classify_texts([question(records[i]) for i in todo], args, key) if todo else ([], {})
@@ -138,9 +171,17 @@ def classify(args, key):
     for task, n in counts.most_common():
         print(f"  {n:8d}  {n / len(records):6.1%}  {task}")
     rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
-    print(f"{len(records)} records ({fmt}): {len(todo) - len(failures)} classified by {args.backend}, "
-          f"{len(records) - len(todo)} kept their category, {len(failures)} failed, {seconds:.1f} s{rate}")
+    tasks = [category(rec) for rec in records if category(rec)]
     print(f"output: {args.output_path}")
+    if rejected:
+        print(f"{len(rejected)} bad records set aside (first: record {rejected[0]['index']}: "
+              f"{rejected[0]['reason']}); all in {rejected_path(args.output_path)}")
+    print(f"classify ({args.backend}): {len(records)} records ({fmt}): {len(todo) - len(failures)} classified, "
+          f"{len(records) - len(todo)} kept their category, {len(failures)} failed"
+          + (f", {len(rejected)} bad records set aside" if rejected else "") + "; next steps: "
+          f"{sum(t in RAG_TASKS for t in tasks)} to search for evidence, {sum(t in REWRITE_TASKS for t in tasks)} "
+          f"to rewrite, {len(records) - sum(t in REWRITE_TASKS for t in tasks)} passed through unchanged; "
+          f"{seconds:.1f} s{rate}")
     if failures:
         i, why = next(iter(failures.items()))
         print(f"{len(failures)} records could not be classified (first: "

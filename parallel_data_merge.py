@@ -22,7 +22,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_data_path", required=True, help="the --input_data_path given to reformat.py")
     p.add_argument("--output_directory", required=True, help="the --output_directory given to reformat.py")
-    p.add_argument("--final_output_path", required=True, help="merged dataset (.json or .jsonl)")
+    p.add_argument("--final_output_path", required=True, help="merged dataset (.json, .jsonl, .parquet or .csv)")
     p.add_argument("--dataset_batch_num", type=int, default=None,
                    help="which run to merge when the folder holds shards of several N (default: the only one)")
     p.add_argument("--allow_partial", action="store_true",

@@ -98,8 +98,10 @@ def print_dry_run(plan, args, done):
           f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged"
           + (f" ({plan['empty_original']} with an empty original)" if plan["empty_original"] else "")
           + (f"; {done} more already done (skipped on a rerun)" if done else ""))
+    width = max(map(len, plan["per_category"]), default=0)
     for task, count in plan["per_category"].items():
-        print(f"  {count:8d}  {task}")
+        what = "passed through unchanged" if task in plan["unchanged_tasks"] else "rewritten"
+        print(f"  {count:8d}  {task:<{width}}  {what}")
     print(f"estimated tokens: {plan['tokens_in']:,} in, {plan['tokens_out']:,} out (top_k={args.top_k})")
     if args.price_in is not None or args.price_out is not None:
         cost = plan["tokens_in"] / 1e6 * (args.price_in or 0) + plan["tokens_out"] / 1e6 * (args.price_out or 0)
@@ -138,10 +140,10 @@ def main(argv=None):
     summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
                             progress=not args.quiet)
 
+    print(f"output: {out}")
     print(summary.line())
     for line in summary.does_not_fit_lines():
         print(line)
-    print(f"output: {out}")
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")

@@ -8,6 +8,8 @@ r"""Step 2: evidence for knowledge-intensive records (RAG tasks), from the web o
 Writes `dataset_retrieval.json` (raw evidence with its sources) and
 `dataset_retrieval_clean_evidence.json` (cleaned evidence: the input of reformat.py). Only records
 whose items[0]["category"] is a RAG task are searched; everything else passes through.
+Every hit must clear a relevance floor (--min_relevance, see realign/search/relevance.py): a
+record with no hit over it gets no evidence, which is better than off-topic evidence.
 Rerunning the same command resumes. Exit 0 all done, 1 some searches failed, 2 bad input.
 """
 
@@ -25,14 +27,15 @@ from realign.redact import add_secret, scrub
 from realign.records import category, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
-from realign.search.clean import attach_hits, has_evidence
+from realign.search.clean import attach_hits, has_evidence, is_junk
 from realign.search.progress import Progress, clean_path_for
+from realign.search.relevance import DEFAULT_MIN_RELEVANCE, RelevanceFloor
 from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_data_path", required=True, help="classified records, .json or .jsonl")
+    p.add_argument("--input_data_path", required=True, help="classified records (.json, .jsonl, .parquet, .csv)")
     p.add_argument("--output_path", required=True, help="raw results; the cleaned file is written beside it")
     p.add_argument("--batch_size", type=int, default=10, help="queries in flight together, and records per checkpoint")
     p.add_argument("--backend", choices=["serper", "bm25"],
@@ -40,13 +43,19 @@ def parse_args(argv=None):
     p.add_argument("--serper_url", default=DEFAULT_URL)
     p.add_argument("--corpus_path", help="bm25: a .jsonl of {text, title?, url?} or a folder of .jsonl/.txt/.md files")
     p.add_argument("--top_k", type=int, default=5, help="evidence snippets kept per record")
+    p.add_argument("--min_relevance", type=float, default=DEFAULT_MIN_RELEVANCE,
+                   help="relevance floor in [0, 1]: the share of the question's content words a hit must hold "
+                        "(weak words such as 'best' count a quarter); 0 turns the floor off "
+                        f"(default {DEFAULT_MIN_RELEVANCE})")
     p.add_argument("--cache_path", help="serper: SQLite per-query cache (default: <output>.serper_cache.sqlite)")
     p.add_argument("--timeout", type=float, default=30.0, help="serper: seconds per request")
     p.add_argument("--max_retries", type=int, default=4, help="serper: retries per query on 429/5xx/timeouts")
     args = p.parse_args(argv)
     check_flags(args, at_least={"batch_size": 1, "top_k": 1, "max_retries": 0}, positive=("timeout",))
-    if not args.output_path.endswith((".json", ".jsonl")):
-        raise UsageError(f"{args.output_path}: --output_path must end in .json or .jsonl")
+    if not 0 <= args.min_relevance <= 1:
+        raise UsageError(f"--min_relevance must be between 0 and 1, got {args.min_relevance:g}")
+    if not args.output_path.endswith((".json", ".jsonl", ".parquet", ".csv")):
+        raise UsageError(f"{args.output_path}: --output_path must end in .json, .jsonl, .parquet or .csv")
     check_not_input({"--output_path": args.output_path,
                      "--output_path (its _clean_evidence file)": clean_path_for(args.output_path)},
                     [args.input_data_path])
@@ -86,8 +95,9 @@ def main(argv=None):
     todo = [r for r in rag if not has_evidence(r)]
     backend = open_backend(args) if todo else None
 
-    # do: search a batch, attach what came back, persist, next
-    failed = {}
+    # do: search a batch, keep the hits over the relevance floor, attach them, persist, next
+    floor = RelevanceFloor(args.min_relevance)
+    failed, given, dropped = {}, 0, 0
     try:
         with tqdm(total=len(todo), unit="rec", desc="retrieval", disable=not todo) as bar:
             for start in range(0, len(todo), args.batch_size):
@@ -97,8 +107,11 @@ def main(argv=None):
                     found = results[question(rec)]
                     if isinstance(found, SearchFailed):
                         failed[rec["id"]] = str(found)
-                    else:
-                        attach_hits(rec, found)
+                        continue
+                    kept, away = floor.split(question(rec), found)
+                    attach_hits(rec, kept, away)
+                    given += any(not is_junk(h["text"]) for h in kept)
+                    dropped += len(away)
                 progress.save_batch([r for r in batch if has_evidence(r)])
                 bar.update(len(batch))
     except KeyboardInterrupt:
@@ -109,21 +122,23 @@ def main(argv=None):
     progress.finish()
     if backend is not None:
         backend.close()
-    kind = "none needed" if backend is None else ("bm25" if isinstance(backend, Bm25Corpus) else "serper")
-    print(f"retrieval ({kind}): {len(records)} records, {len(rag)} RAG-task: "
-          f"{len(todo) - len(failed)} searched, {len(rag) - len(todo)} already had evidence "
-          f"({resumed} from an earlier run), {len(failed)} failed; "
-          f"{len(records) - len(rag)} passed through unsearched")
     if isinstance(backend, SerperClient):
         print(f"serper: {backend.requests} requests, {backend.cache.hits} answered from cache {backend.cache.path}")
     if isinstance(backend, Bm25Corpus):
         print(f"bm25: {len(backend.docs)} documents, index {'built' if backend.rebuilt else 'reused'} at {backend.index_dir}")
+    print(f"output: {args.output_path} and {progress.clean_path}")
+    kind = "none needed" if backend is None else ("bm25" if isinstance(backend, Bm25Corpus) else "serper")
+    searched = len(todo) - len(failed)
+    print(f"retrieval ({kind}): {len(records)} records, {len(rag)} RAG-task: {searched} searched, "
+          f"{given} given evidence, {searched - given} left without (no hit over the floor {args.min_relevance:g}), "
+          f"{dropped} passages dropped by the floor; {len(rag) - len(todo)} already had evidence "
+          f"({resumed} from an earlier run), {len(failed)} failed; "
+          f"{len(records) - len(rag)} passed through unsearched; {time.monotonic() - started:.1f} s")
     if unclassified:
         print(f"note: {unclassified} record(s) have no category and were not searched; run classify.py first")
     if failed:
         print(f"failed, left without evidence (rerun to retry): ids {first_n(failed)}; "
               f"why: {scrub('; '.join(sorted(set(failed.values()))))}")
-    print(f"wrote {args.output_path} and {progress.clean_path} in {time.monotonic() - started:.1f} s")
     return 1 if failed else 0
 
 

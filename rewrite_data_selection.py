@@ -29,6 +29,7 @@ import re
 from realign.cli import check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
+from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
 from realign.files import write_json
 from realign.lengths import make_length_fn
@@ -85,6 +86,15 @@ def new_facts(p):
     if new:
         shown = ", ".join(repr(w) for w in new[:3]) + (f" and {len(new) - 3} more" if len(new) > 3 else "")
         return reject(f"the rewrite states {shown}, found nowhere in the question, original or evidence", new)
+
+
+def numbers_kept(p):
+    """Every number of the original must still be in the rewrite (by value: 1,000 = 1000): one that
+    is gone was lost or changed, as when "12 to 18 hours" becomes "12 to 24 hours"."""
+    gone = facts_missing_from(p.original, [p.rewrite], arithmetic=p.category in EXAM_TASKS, numbers_only=True)
+    if gone:
+        shown = ", ".join(repr(w) for w in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        return f"the original's {shown} no longer appear(s) in the rewrite"
 
 
 # ---------------------------------------------------------------- shape rules (ReAlign paper) and ours
@@ -168,7 +178,7 @@ def final_answer_kept(p):
 # every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
 # from 4 to 5" says more than "states '5'".
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
-            truncated, final_answer_kept, new_facts]
+            truncated, final_answer_kept, new_facts, numbers_kept]
 
 RULESETS = {
     "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
@@ -185,14 +195,19 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_original_data_path", required=True, help="the dataset before reformatting")
     p.add_argument("--input_rewrite_data_path", required=True, help="the merged output of parallel_data_merge.py")
-    p.add_argument("--output_path", required=True, help="the final dataset (.json or .jsonl)")
+    p.add_argument("--output_path", required=True, help="the final dataset (.json, .jsonl, .parquet or .csv)")
+    p.add_argument("--output_format", choices=OUTPUT_FORMATS, default="realign",
+                   help="shape of the final records: realign (default), or alpaca / sharegpt / messages "
+                        "for an SFT trainer (LLaMA-Factory, axolotl, TRL)")
     p.add_argument("--tokenizer_path", default=None,
                    help="HF tokenizer folder (tokenizer.json) to count tokens; default: tokenizer-free length")
     p.add_argument("--rules", choices=sorted(RULESETS), default="open_platypus",
-                   help="which combination of rules to apply (default: open_platypus)")
+                   help="which combination of rules to apply; every one but none starts with the faithfulness "
+                        "rules (default: open_platypus)")
     p.add_argument("--report_path", default=None, help="write the counts per rule and per category as JSON")
     p.add_argument("--report_dir", default=None,
-                   help="write report.html with figures and before/after samples into this folder")
+                   help="write report.html into this folder: figures and every record, filterable, with its "
+                        "before/after and the reason for its outcome")
     return p.parse_args(argv)
 
 
@@ -207,7 +222,7 @@ def main(argv=None):
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
     length = make_length_fn(args.tokenizer_path)
     out, stats, decisions = select(joined, RULESETS[args.rules], length)
-    write_records(args.output_path, out)
+    write_records(args.output_path, export_records(out, args.output_format, args.output_path))
     if args.report_path:
         write_json(args.report_path, {"rules": args.rules, **stats_as_json(stats), "decisions": decisions})
     if args.report_dir:
@@ -219,7 +234,8 @@ def main(argv=None):
     print(f"  {'category':<34} {'total':>6} {'rewrite':>8} {'rejected':>9} {'as is':>6}")
     for cat, n in sorted(stats["per_category"].items()):
         print(f"  {cat:<34} {n['total']:>6} {n['accepted']:>8} {n['rejected']:>9} {n['not_rewritten']:>6}")
-    print(f"selected {len(out)} records into {args.output_path}: {stats['accepted']} rewrites accepted, "
+    print(f"selected {len(out)} records into {args.output_path} ({args.output_format}): "
+          f"{stats['accepted']} rewrites accepted, "
           f"{stats['rejected']} rejected (original kept), {stats['not_rewritten']} not rewritten")
     if args.report_dir:
         print(f"report: {page}")

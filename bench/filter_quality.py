@@ -39,7 +39,7 @@ from realign.selection import select
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "bench", "data")
 NEW_RULES = {"empty_original", "refusal_added", "prompt_echo", "same_rewrite_many_records", "truncated",
-             "new_facts"}  # what issue 12 added; no_leftover_label and final_answer_kept were in some presets
+             "new_facts", "numbers_kept"}  # what issue 12 added; no_leftover_label and final_answer_kept were in some presets
 
 
 def load_rules(path=os.path.join(ROOT, "rewrite_data_selection.py")):

@@ -194,12 +194,17 @@ def _initial(line, col, start=0):
     return bool(_LIST_MARKER.match(before.strip()))
 
 
+_BOLD_LABEL = re.compile(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*\*\*([^*\n]+)\*\*")
+_COLON_LABEL = re.compile(r"^([^:.!?*]{1,60}):")
+_BOLD_LINE = re.compile(r"\*\*[^*]+\*\*:?")
+
+
 def _label_end(line):
     """Column where a leading label ends ('- **Best time to visit**:', '**Note:**', 'Cooking Time:'), else 0."""
-    m = re.match(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*\*\*([^*\n]+)\*\*", line)
+    m = _BOLD_LABEL.match(line)
     if m and (m.group(1).rstrip().endswith(":") or line[m.end():].lstrip()[:1] in (":", ".", "—", "–", "-")):
         return m.end()
-    m = re.match(r"^([^:.!?*]{1,60}):", line)
+    m = _COLON_LABEL.match(line)
     if m and len(m.group(1).split()) <= 6:
         return m.end()
     return 0
@@ -216,7 +221,7 @@ def _segments(line):
     "label": a leading label such as 'Best Time to Visit:') are where writers capitalise words
     for layout."""
     s = line.strip()
-    if s.startswith("#") or re.fullmatch(r"\*\*[^*]+\*\*:?", s):
+    if s.startswith("#") or s.startswith("**") and _BOLD_LINE.fullmatch(s):
         return [(0, len(line), True)]
     if s.startswith("|"):
         out, at = [], 0
@@ -248,8 +253,8 @@ def _names(text, known):
                         and m.group().lower() not in LAYOUT_WORDS]
                 if not caps:
                     continue
-                longer = [w for w in _WORD.findall(line[a:b]) if len(w) >= 4]
-                if titled == "label" or titled and longer and all(w[0].isupper() for w in longer):
+                longer = [w for w in _WORD.findall(line[a:b]) if len(w) >= 4] if titled is True else ()
+                if titled == "label" or longer and all(w[0].isupper() for w in longer):
                     if titled == "label" or any(w.lower() in LAYOUT_WORDS or known(w) for w in longer):
                         caps = [m for m in caps if _camel(m.group())]
                     else:
@@ -266,21 +271,21 @@ def _names(text, known):
 
 # ---------------------------------------------------------------- the check
 
-def new_facts(text, sources, arithmetic=False):
-    """The facts of `text` (numbers, URLs, e-mails, names) that no text in `sources` states, as
-    they are written in `text`, in order, each once."""
+def new_facts(text, sources, arithmetic=False, numbers_only=False):
+    """The facts of `text` (numbers, URLs, e-mails, names; only numbers with numbers_only) that no
+    text in `sources` states, as they are written in `text`, in order, each once."""
     src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
     found = []  # (position, surface)
     body = _mask(text, _CODE) if "`" in text else text
     if "://" in body or "www." in body:
-        for m in _URL.finditer(body):
+        for m in _URL.finditer(body) if not numbers_only else ():
             url = m.group().rstrip(".,;:!?)")
             bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
             if bare not in src.lower:
                 found.append((m.start(), url))
         body = _mask(body, _URL)
     if "@" in body:
-        for m in _EMAIL.finditer(body):
+        for m in _EMAIL.finditer(body) if not numbers_only else ():
             if m.group().lower() not in src.lower:
                 found.append((m.start(), m.group()))
         body = _mask(body, _EMAIL)
@@ -303,7 +308,8 @@ def new_facts(text, sources, arithmetic=False):
         if not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
             continue
         found.append((m.start(), key.strip()))
-    found.extend(_names(body, src.has_word))
+    if not numbers_only:
+        found.extend(_names(body, src.has_word))
 
     seen, out = set(), []
     for _, surface in sorted(found):

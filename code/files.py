@@ -52,7 +52,7 @@ def atomic_open(path, mode="w"):
 
 
 def dumps_line(obj):
-    return json.dumps(obj, ensure_ascii=False)
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)  # strict JSON: no NaN/Infinity
 
 
 def write_json(path, obj):
@@ -122,7 +122,7 @@ class JsonlAppender:
         self._f = open(path, "a", encoding="utf-8")
 
     def write(self, obj):
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self._f.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
         self._f.flush()
 
     def close(self):

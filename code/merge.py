@@ -3,7 +3,8 @@
 Every input id must be accounted for exactly once: rewritten or passed through (in a shard
 output file), or failed (in a failures file). Anything else — a missing shard, ids that are
 in no file, ids that appear twice, ids the input does not have, an id whose question in the
-shard is not the input's (stale output of another dataset) — is an error. `allow_partial`
+shard is not the input's (stale output of another dataset), an id whose original answer in the
+shard is not the input's (a rewrite of an answer edited since) — is an error. `allow_partial`
 relaxes only the missing ones (a missing shard, ids in no file): their originals are kept
 and counted.
 """
@@ -12,7 +13,7 @@ from collections import Counter
 
 from realign.errors import DataError, first_n
 from realign.files import read_jsonl_tolerant
-from realign.records import question
+from realign.records import answer, question
 from realign.shards import failures_path, find_shards
 
 
@@ -32,21 +33,21 @@ def pick_run(output_dir, batch_num=None):
 
 
 def read_shard_results(shard_files):
-    """({id: (question, revised_response or None, kept_original reason or None)} over all shards,
-    [ids seen twice])."""
+    """({id: (question, original answer, revised_response or None, kept_original reason or None)} over
+    all shards, [ids seen twice])."""
     results, dupes = {}, []
     for i in sorted(shard_files):
         objs, _torn = read_jsonl_tolerant(shard_files[i])
         for n, obj in enumerate(objs):
             try:
-                rid, asked = obj["id"], obj["items"][0]["value"]
+                rid, asked, original = obj["id"], obj["items"][0]["value"], obj["items"][1]["value"]
                 revised = obj["items"][1].get("revised_response")
                 why_kept = obj["items"][1].get("kept_original")
             except (KeyError, IndexError, TypeError, AttributeError):
                 raise DataError(f"{shard_files[i]}: record {n}: not a ReAlign record") from None
             if rid in results:
                 dupes.append(rid)
-            results[rid] = (asked, revised if isinstance(revised, str) else None,
+            results[rid] = (asked, original, revised if isinstance(revised, str) else None,
                             why_kept if isinstance(why_kept, str) else None)
     return results, dupes
 
@@ -70,6 +71,8 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
     input_ids = {rec["id"] for rec in records}
     unknown = [rid for rid in results if rid not in input_ids]
     changed = [rec["id"] for rec in records if rec["id"] in results and results[rec["id"]][0] != question(rec)]
+    edited = [rec["id"] for rec in records if rec["id"] in results and results[rec["id"]][0] == question(rec)
+              and results[rec["id"]][1] != answer(rec)]
     missing = [rec["id"] for rec in records if rec["id"] not in results and rec["id"] not in failed]
     missing_shards = sorted(set(range(batch_num)) - set(shard_files))
 
@@ -82,6 +85,10 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
     if changed:
         hard.append(f"{len(changed)} ids have a different question in the shards than in the input "
                     f"({first_n(changed)}); stale output from another dataset?")
+    if edited:
+        hard.append(f"{len(edited)} ids have a different original answer in the shards than in the input "
+                    f"({first_n(edited)}): their rewrites are of an older answer; rerun reformat.py on this "
+                    f"input, it redoes them")
     if missing_shards:
         problems.append(f"{len(missing_shards)} of {batch_num} shard files missing (batch ids {first_n(missing_shards)})")
     if missing:
@@ -94,7 +101,7 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
     merged = []
     for rec in records:
         rid = rec["id"]
-        revised = results[rid][1] if rid in results else None
+        revised = results[rid][2] if rid in results else None
         if revised is not None:
             gpt = {**rec["items"][1], "value": revised}
             merged.append({**rec, "items": [rec["items"][0], gpt, *rec["items"][2:]]})
@@ -103,8 +110,8 @@ def merge(records, output_dir, batch_num=None, allow_partial=False):
         merged.append(rec)
         if rid in results:
             counts["passed through"] += 1
-            if results[rid][2]:  # reformat kept it on purpose: "format does not fit", "empty original"
-                counts[f"kept: {results[rid][2]}"] += 1
+            if results[rid][3]:  # reformat kept it on purpose: "format does not fit", "empty original"
+                counts[f"kept: {results[rid][3]}"] += 1
         elif rid in failed:
             counts["failed"] += 1
         else:

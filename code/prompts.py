@@ -44,7 +44,7 @@ SYSTEM_PROMPT = (
 # what they read most recently, and an answer placed last tends to be copied back unchanged.
 REWRITE_TEMPLATE = """\
 Below are a user's request and the answer it received{evidence_intro}.
-
+{system_block}
 [Request]
 {question}
 
@@ -69,7 +69,7 @@ the single line {keep_marker} and nothing else.
 - Keep every fact, number, name, piece of code and the final answer of the original. If the \
 original reaches a conclusion, the rewrite reaches the same one.
 - Add explanation or structure where the layout asks for it, but no new claims{evidence_rule}.
-- Speak directly to the user. Do not mention the original answer, the layout or these rules.
+- Speak directly to the user. Do not mention the original answer, the layout or these rules.{system_rule}
 
 Reply in exactly two parts, in this order and with these labels:
 Reasoning: two or three sentences naming what the original lacks compared with the layout \
@@ -77,6 +77,11 @@ and how the rewrite adds it.
 Revised response: the complete rewritten answer, with nothing after it."""
 
 _EVIDENCE_RULE = " beyond what the evidence above supports"
+# The record's own system prompt ("Always answer in French", "Reply only with JSON") binds the
+# rewrite as it bound the original answer; where it and the layout disagree, it wins.
+_SYSTEM_BLOCK = "\n[System prompt the answer was written under]\n{system}\n"
+_SYSTEM_RULE = ("\n- The rewrite must keep obeying the system prompt above (its language, tone, length and "
+                "output format). Where it and the layout disagree, follow the system prompt.")
 
 
 def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
@@ -92,9 +97,11 @@ def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
     return "\n".join(lines)
 
 
-def build_rewrite_messages(task, question, response, evidence=None):
-    """Chat messages asking to rewrite `response` into `task`'s format (evidence optional)."""
+def build_rewrite_messages(task, question, response, evidence=None, system=None):
+    """Chat messages asking to rewrite `response` into `task`'s format (evidence and the
+    record's own system prompt optional)."""
     block = format_evidence(evidence) if evidence else ""
+    system = system.strip() if isinstance(system, str) else ""
     user = REWRITE_TEMPLATE.format(
         task=task,
         description=" ".join(TASK_DESCRIPTIONS[task].split()),
@@ -105,6 +112,8 @@ def build_rewrite_messages(task, question, response, evidence=None):
         evidence_intro=", with evidence retrieved for it" if block else "",
         evidence_block=f"\n[Evidence]\n{block}\n" if block else "",
         keep_marker=KEEP_MARKER,
+        system_block=_SYSTEM_BLOCK.format(system=system) if system else "",
+        system_rule=_SYSTEM_RULE if system else "",
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
@@ -137,7 +146,7 @@ def _prompt_sentences():
     prompt echoed back, not an answer."""
     fixed = (SYSTEM_PROMPT + "\n" + REWRITE_TEMPLATE.split("[Request]")[0] + "\n"
              + REWRITE_TEMPLATE.split("{evidence_block}")[1]).replace("\\\n", "")
-    texts = [fixed, *TASK_FORMATS.values(), *TASK_DESCRIPTIONS.values()]
+    texts = [fixed, _SYSTEM_RULE, *TASK_FORMATS.values(), *TASK_DESCRIPTIONS.values()]
     pieces = (piece for text in texts for line in text.splitlines()
               for piece in re.split(r"\{\w+\}|(?<=[.:;])\s+(?=[A-Z])", line))
     flat = (" ".join(piece.split()).lstrip("- ").lower() for piece in pieces)

@@ -15,6 +15,8 @@ import re
 from realign.constant import TASKS
 from realign.errors import DataError
 from realign.files import atomic_open, dumps_line, iter_jsonl_lines
+from realign.strictjson import may_hold_nonfinite, nonfinite_reason
+from realign.tabular import is_table, is_table_file, read_table, write_table
 
 _TASK_SET = frozenset(TASKS)
 
@@ -69,12 +71,31 @@ def _check_surrogates(objs, text, path):
 
 
 def read_json_any(path):
-    """Raw objects from a .json list or a .jsonl file, with one-line errors."""
+    """Raw objects from a .json list, a .jsonl file or a table (tabular.py), with one-line errors.
+
+    NaN and Infinity are refused here, naming the record (strictjson.py)."""
+    data, maybe_nonfinite = read_json_raw(path)
+    if maybe_nonfinite:
+        check_finite(data, path)
+    return data
+
+
+def check_finite(objs, path):
+    for i, obj in enumerate(objs):
+        reason = nonfinite_reason(obj)
+        if reason:
+            raise DataError(f"{where(path, i, obj)}: {reason}")
+
+
+def read_json_raw(path):
+    """(raw objects, whether they may hold NaN/Infinity): the reader without the strict-JSON check."""
+    if is_table(path):
+        return read_table(path)
     text = _read_text(path)
     if is_jsonl(path):
         data = [obj for _, obj in iter_jsonl_lines(text, path)]
         _check_surrogates(data, text, path)
-        return data
+        return data, may_hold_nonfinite(text)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -86,7 +107,7 @@ def read_json_any(path):
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of records, got a {type(data).__name__}")
     _check_surrogates(data, text, path)
-    return data
+    return data, may_hold_nonfinite(text)
 
 
 # ---------------------------------------------------------------- validation
@@ -169,7 +190,9 @@ def write_records(path, records):
     """Write records as .jsonl (by extension) or a .json list with one record a line, atomically.
 
     One record a line keeps big files greppable and diffable, and uses the fast C encoder
-    (indented output goes through the slow pure-Python one)."""
+    (indented output goes through the slow pure-Python one). `.parquet` and `.csv` go to tabular.py."""
+    if is_table_file(path):
+        return write_table(path, records)
     with atomic_open(path) as f:
         if is_jsonl(path):
             for rec in records:

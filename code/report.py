@@ -37,7 +37,7 @@ MAX_TEXT_CHARS = 4000      # per answer; longer texts are cut (and say so)
 MAX_QUESTION_CHARS = 1500
 MAX_EVIDENCE = 5           # passages shown per record
 MAX_EVIDENCE_CHARS = 600   # per passage
-TEXT_BUDGET = 40_000_000   # characters of text embedded in the page; later records keep their row, not their texts
+TEXT_BUDGET = 20_000_000   # characters of text embedded in the page; later records keep their row, not their texts
 RATIO_CAP = 4.0            # ratios above this land in the last histogram bin
 
 COLORS = {"accepted": "#2a9d8f", "rejected": "#e76f51", "not_rewritten": "#8d99ae"}
@@ -129,7 +129,8 @@ def not_rewritten_reason(task):
 
 def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
     """One row per record, in input order: id, task, outcome, rule, reason and (while the page's
-    text budget lasts) the question, both answers, the evidence and the words to highlight."""
+    text budget lasts) the question, both answers, the evidence (with its relevance scores when
+    retrieval.py recorded them) and the words to highlight."""
     by_id = {d["id"]: d for d in decisions}
     rows, used = [], 0
     for orig, new in joined:
@@ -144,11 +145,14 @@ def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
         else:
             outcome, rule, reason = "rejected", d["rule"] or "", d["reason"] or ""
         row = {"id": str(new["id"]), "task": task, "outcome": outcome, "rule": rule, "reason": reason}
-        evidence = new["items"][0].get("evidence") or orig["items"][0].get("evidence") or []
+        first = new["items"][0] if new["items"][0].get("evidence") else orig["items"][0]
+        evidence, scores = first.get("evidence") or [], first.get("evidence_scores")
         texts = {"q": _cut(new["items"][0]["value"], MAX_QUESTION_CHARS), "before": _cut(before),
                  "after": _cut(after) if d else "",
                  "evidence": [_cut(str(p), MAX_EVIDENCE_CHARS) for p in evidence[:MAX_EVIDENCE]],
                  "more_evidence": max(0, len(evidence) - MAX_EVIDENCE)}
+        if isinstance(scores, list) and len(scores) == len(evidence):  # relevance, as retrieval.py records it
+            texts["scores"] = [s if isinstance(s, (int, float)) else None for s in scores[:MAX_EVIDENCE]]
         size = len(texts["q"]) + len(texts["before"]) + len(texts["after"]) + sum(map(len, texts["evidence"]))
         if used + size <= text_budget:
             used += size
@@ -270,6 +274,8 @@ function render(parts, ranges) {
   return html;
 }
 
+function score(s) { return typeof s === 'number' ? '<span class="muted">relevance ' + s.toFixed(2) + '</span> ' : ''; }
+
 function detail(r) {
   if (r.cut) return '<p class="muted">Texts of this record are not embedded: the page reached its size budget. ' +
                     'Find id ' + esc(r.id) + ' in the input and output files.</p>';
@@ -284,7 +290,7 @@ function detail(r) {
   let ev = '';
   if (r.evidence && r.evidence.length) {
     ev = '<details open><summary>evidence (' + (r.evidence.length + r.more_evidence) + ' passages)</summary><ol>' +
-         r.evidence.map(p => '<li>' + esc(p) + '</li>').join('') + '</ol>' +
+         r.evidence.map((p, i) => '<li>' + score(r.scores && r.scores[i]) + esc(p) + '</li>').join('') + '</ol>' +
          (r.more_evidence ? '<p class="muted">… and ' + r.more_evidence + ' more passages</p>' : '') + '</details>';
   }
   const flagged = r.marks && r.marks.length

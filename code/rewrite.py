@@ -66,24 +66,49 @@ class Summary:
     empty_original: int = 0    # empty or whitespace-only originals, not sent
     does_not_fit: Counter = field(default_factory=Counter)  # task -> records the model kept (the valve)
     failed: int = 0
-    requests: int = 0
+    stale: int = 0             # written before, but the input's question or answer changed since: redone
+    requests: int = 0          # calls the backend really made (a server ignoring n: k per record)
     throttled: int = 0
     seconds: float = 0.0
     failures: dict = field(default_factory=dict)  # id -> reason, everything still failed
+    attempted: int | None = None   # --limit: records of the shard worked on this run
+    later: int = 0             # records to rewrite that --limit left for a later run
+    throttles: bool = True     # False for a model we run (local, vllm): no 429s, time per rewrite instead
 
     def line(self):
-        rate = (self.rewritten / self.seconds) if self.seconds else 0.0
-        kept = sum(self.does_not_fit.values())
-        return (f"{self.total} records: {self.rewritten} rewritten, {self.passed_through} passed through "
-                f"({self.no_category} without category, {self.empty_original} empty original, "
-                f"{kept} format does not fit), {self.failed} failed, {self.skipped} already done; "
-                f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
-                f"{rate:.2f} rewritten/s")
+        head = (f"{self.attempted} of {self.total} records attempted (--limit)"
+                if self.attempted is not None and self.attempted < self.total else f"{self.total} records")
+        per = self.seconds / self.rewritten if self.rewritten else 0.0
+        if self.throttles:
+            rate = (self.rewritten / self.seconds) if self.seconds else 0.0
+            pace = (f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
+                    f"{rate:.2f} rewritten/s")
+        else:
+            pace = f"{self.requests} model calls; {self.seconds:.1f} s" + (
+                f", {per:.{1 if per >= 1 else 2}f} s per rewrite" if per else "")
+        if self.later:
+            pace += f"; {self.later} left to rewrite" + (f", about {duration(self.later * per)} at this pace" if per else "")
+        return (f"{head}: {self.rewritten} rewritten, {self.passed_through} passed through "
+                f"({self.no_category} without category{self.kept_counts()}), {self.failed} failed, "
+                f"{self.skipped} already done"
+                + (f", {self.stale} redone because their input changed" if self.stale else "") + f"; {pace}")
+
+    def kept_counts(self):
+        """', 2 empty original, 1 format does not fit': records kept on purpose, when there are any."""
+        kept = ((self.empty_original, "empty original"), (sum(self.does_not_fit.values()), "format does not fit"))
+        return "".join(f", {n} {what}" for n, what in kept if n)
 
     def does_not_fit_lines(self):
         """One line per task whose records the model kept as they were: a measure of how often the
         classifier's task (or its layout) does not suit the record."""
         return [f"  format does not fit: {n:6d}  {task}" for task, n in self.does_not_fit.most_common()]
+
+
+def duration(seconds):
+    """'45 s', '12 min', '3.5 h': an estimate, rounded as one."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------- per record
@@ -110,7 +135,7 @@ def to_send(rec):
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
-    return build_rewrite_messages(task, question(rec), answer(rec), evidence)
+    return build_rewrite_messages(task, question(rec), answer(rec), evidence, system=rec.get("system"))
 
 
 def make_check(length_fn, original_of=None, max_tokens=None, temperature=0.3):
@@ -155,18 +180,43 @@ def with_rewrite(rec, best, candidates):
 
 # ---------------------------------------------------------------- resume
 
+def same_content(written, rec):
+    """A written record still belongs to the input record: same question, same original answer.
+    After a user edits an answer and reruns, the rewrite of the old answer is stale."""
+    try:
+        return written["items"][0]["value"] == question(rec) and written["items"][1]["value"] == answer(rec)
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
 def resume_state(shard, out_path, fail_path):
-    """(ids already written, earlier failures {id: reason}) for this shard."""
+    """(ids already done, earlier failures {id: reason}) for this shard. A written record counts
+    as done only while its question and original answer equal the input's (`same_content`)."""
     done, _torn = read_jsonl_tolerant(out_path)
-    done_ids = {obj.get("id") for obj in done if isinstance(obj, dict)}
-    shard_ids = {rec["id"] for rec in shard}
-    stray = done_ids - shard_ids
+    by_id = {rec["id"]: rec for rec in shard}
+    written = {obj.get("id") for obj in done if isinstance(obj, dict)}
+    done_ids = {obj["id"] for obj in done
+                if isinstance(obj, dict) and obj.get("id") in by_id and same_content(obj, by_id[obj["id"]])}
+    shard_ids = set(by_id)
+    stray = written - shard_ids
     if stray:
         raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
                         "(different input, or different --dataset_batch_num?); use another --output_directory")
     old, _ = read_jsonl_tolerant(fail_path)
     failures = {o["id"]: o.get("reason", "") for o in old if isinstance(o, dict) and o.get("id") in shard_ids}
     return done_ids, failures
+
+
+def drop_stale(out_path, done_ids):
+    """Rewrite the shard output without the records that are no longer done (stale: their input
+    changed), so that redoing them does not leave the same id twice. Returns how many were dropped."""
+    written, _torn = read_jsonl_tolerant(out_path)
+    keep = [obj for obj in written if isinstance(obj, dict) and obj.get("id") in done_ids]
+    if len(keep) < len(written):
+        with atomic_open(out_path) as f:
+            for obj in keep:
+                f.write(dumps_line(obj) + "\n")
+    return len(written) - len(keep)
 
 
 def write_failures(path, failures):
@@ -199,9 +249,13 @@ def rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, atte
 
 async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit, progress):
     start = time.monotonic()
-    summary = Summary(total=len(shard))
+    summary = Summary(total=len(shard), throttles=backend.throttles)
     done_ids, old_failures = resume_state(shard, out_path, fail_path)
+    summary.stale = drop_stale(out_path, done_ids)
     work = shard if attempt_limit is None else shard[:attempt_limit]
+    if attempt_limit is not None:
+        summary.attempted = len(work)
+        summary.later = sum(to_send(r) and r["id"] not in done_ids for r in shard[len(work):])
     todo = [rec for rec in work if rec["id"] not in done_ids]
     summary.skipped = len(work) - len(todo)
     attempted = {rec["id"] for rec in todo}
@@ -225,6 +279,15 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                 bar.update()
 
         stats = Stats()
+        to_rewrite, rewrites_from = sum(map(to_send, todo)), time.monotonic()
+
+        def pace():
+            """Progress-bar figures: HTTP ones for a server, time per rewrite and ETA for a local model."""
+            if backend.throttles:
+                return {"in_flight": stats.in_flight, "conc": stats.concurrency, "http429": stats.throttled}
+            finished = stats.succeeded + stats.failed
+            per = (time.monotonic() - rewrites_from) / max(1, finished)
+            return {"s_per_rewrite": f"{per:.1f}", "eta": duration(per * (to_rewrite - finished))}
 
         def on_done(outcome):
             rid = outcome.request.key
@@ -240,8 +303,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
                 failures[rid] = outcome.error
                 summary.failed += 1
             bar.update()
-            bar.set_postfix(in_flight=stats.in_flight, conc=stats.concurrency, http429=stats.throttled,
-                            failed=summary.failed, refresh=False)
+            bar.set_postfix(**pace(), failed=summary.failed, refresh=False)
 
         requests = (make_request(rec, settings, length_fn) for rec in todo if to_send(rec))
         check = make_check(length_fn, original_of=lambda request: answer(by_id[request.key]),
@@ -255,7 +317,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
         finally:
             bar.close()
             await backend.aclose()
-    summary.requests, summary.throttled = stats.sent, stats.throttled
+    summary.requests, summary.throttled = backend.calls, stats.throttled
     write_failures(fail_path, failures)
     summary.failures = failures
     summary.failed = len(failures)
@@ -276,6 +338,8 @@ def estimate(shard, settings, length_fn):
     tokens_in = sum(prompt_tokens(messages_for(rec, settings.use_evidence), length_fn) for rec in rewrite)
     tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
                      for rec in rewrite)
+    unchanged = {task for task in per_category if task.split(" ")[0] not in _REWRITE_SET}
     return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
             "empty_original": sum(is_rewritten(rec) and is_empty_original(rec) for rec in shard),
-            "per_category": dict(per_category.most_common()), "tokens_in": tokens_in, "tokens_out": tokens_out}
+            "per_category": dict(per_category.most_common()), "unchanged_tasks": unchanged,
+            "tokens_in": tokens_in, "tokens_out": tokens_out}

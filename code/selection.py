@@ -16,6 +16,7 @@ prompt's wording, and endings cut mid-sentence. New facts are found by realign.f
 import hashlib
 import inspect
 import re
+import string
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -285,12 +286,12 @@ def ends_mid_sentence(text):
     return len(last.split()) >= 8 and len(lines) > 1 and lines[-2][-1:] in ".!?"
 
 
-_NOT_WORD = re.compile(r"[^\w\s]+|_+")
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—…"})
 
 
 def normalized(text):
     """`text` compared loosely: case, punctuation, markdown and whitespace do not count."""
-    return " ".join(_NOT_WORD.sub(" ", text).casefold().split())
+    return " ".join(text.translate(_PUNCTUATION).casefold().split())
 
 
 def _digest(text):
@@ -299,24 +300,27 @@ def _digest(text):
 
 def find_twins(joined):
     """{id: [ids of other records with the same normalised rewrite and another original]}, for the
-    records that have any. Holds 32 bytes per rewritten record, not the texts."""
-    groups = defaultdict(lambda: defaultdict(list))  # rewrite digest -> original digest -> ids
-    for orig, new in joined:
-        original, rewrite = orig["items"][1]["value"], new["items"][1]["value"]
-        if rewrite != original:
-            groups[_digest(rewrite)][_digest(original)].append(new["id"])
+    records that have any. Holds 16 bytes per rewritten record, not the texts; originals are
+    normalised only where two rewrites are the same."""
+    by_rewrite = defaultdict(list)  # rewrite digest -> indexes into joined
+    for i, (orig, new) in enumerate(joined):
+        rewrite = new["items"][1]["value"]
+        if rewrite != orig["items"][1]["value"]:
+            by_rewrite[_digest(rewrite)].append(i)
     twins = {}
-    for by_original in groups.values():
-        if len(by_original) < 2:
+    for members in by_rewrite.values():
+        if len(members) < 2:
             continue
+        by_original = defaultdict(list)
+        for i in members:
+            by_original[_digest(joined[i][0]["items"][1]["value"])].append(joined[i][1]["id"])
         for key, ids in by_original.items():
             others = [rid for other, same in by_original.items() if other != key for rid in same]
             for rid in ids:
-                twins[rid] = others
+                if others:
+                    twins[rid] = others
     return twins
 
-
-# ---------------------------------------------------------------- applying rules
 
 def join_by_id(originals, rewrites, original_path, rewrite_path):
     """Pair each rewritten record with its original; ids must match one to one."""
@@ -357,7 +361,7 @@ def select(joined, rules, length):
     stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0,
              "rejected_by_rule": Counter(), "per_category": defaultdict(Counter)}
     decisions = []
-    twins = find_twins(joined)
+    twins = find_twins(joined) if rules else {}
     for orig, new in joined:
         stats["total"] += 1
         cat = category(new) or category(orig) or DEFAULT_TASK

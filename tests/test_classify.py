@@ -194,6 +194,9 @@ def test_existing_categories_are_kept_unless_overwrite(tmp_path, capsys):
     got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
     assert got == ["open_qa", "poem_generation", "poem_generation"]
     assert "1 kept their category" in stdout
+    assert stdout.strip().splitlines()[-1].startswith(  # the step ends with its one-line summary
+        "classify (embedded): 3 records (realign): 2 classified, 1 kept their category, 0 failed; next steps: "
+        "1 to search for evidence, 1 to rewrite, 2 passed through unchanged; ")  # poems are not rewritten
     classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet", "--overwrite")
     got = [json.loads(line)["items"][0]["category"] for line in out.read_text().splitlines()]
     assert got == ["poem_generation", "poem_generation", "poem_generation"]

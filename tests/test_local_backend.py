@@ -39,6 +39,14 @@ def test_join_hashes_what_it_writes(tmp_path):
     assert gguf_model.sha256_of(str(part)) == __import__("hashlib").sha256(part.read_bytes()).hexdigest()
 
 
+def test_models_we_run_are_summarised_in_time_per_rewrite_not_429s():
+    from realign.llm.base import Backend
+    from realign.llm.local_gguf import LocalGGUFBackend
+    from realign.llm.vllm_engine import VLLMBackend
+
+    assert Backend.throttles and not LocalGGUFBackend.throttles and not VLLMBackend.throttles
+
+
 def test_missing_gguf_path_is_a_usage_error():
     with pytest.raises(UsageError, match="GGUF file not found"):
         resolve_model("/nowhere/model.gguf")
@@ -78,6 +86,7 @@ def test_local_model_rewrites_one_record(tmp_path):
     assert rewrite.strip()  # a reply with a "Revised response:" part (the 1.5B model may keep the text as is)
     assert re.search(r"\b4\b", rewrite)  # the final answer survives
     assert "revised_response" not in rows[8]["items"][1]  # pass-through task: no request
+    assert re.search(r"\d+ model calls; [\d.]+ s, [\d.]+ s per rewrite", proc.stdout) and "429" not in proc.stdout
 
 
 @pytest.mark.skipif(not HAVE_LOCAL, reason="local extra not installed (pip install -r requirements-local.txt)")

@@ -104,6 +104,7 @@ def test_ray_rerun_resumes_like_a_local_rerun(tmp_path, cluster):
         second = reformat(srv, inp, out, "--engine", "ray", "--ray_address", cluster)
     assert first.returncode == 0 and second.returncode == 1, second.stderr
     assert sent_first == 3  # record 3 is passed through
+    assert "4 of 10 records attempted (--limit)" in first.stdout and "3 requests" in first.stdout  # the workers' calls
     assert sorted(by_id(read_lines(shard_path(out, 0, 1)))) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
     assert [f["id"] for f in read_lines(failures_path(out, 0, 1))] == [5]
     assert "4 already done" in second.stdout

@@ -88,6 +88,7 @@ def test_servers_that_refuse_n_get_one_choice_per_call(tmp_path):
     done, failed = outputs(tmp_path / "out")
     assert failed == [] and all(len(rec["items"][1]["revised_response_list"]) == 3 for rec in done)
     assert counts == {400: 1, 200: 12}  # refused once, then asked one choice at a time
+    assert "13 requests" in r.stdout  # the summary counts the calls made, not the 4 records
 
 
 def test_rpm_counts_every_call_to_a_server_that_ignores_n(tmp_path):
@@ -96,7 +97,7 @@ def test_rpm_counts_every_call_to_a_server_that_ignores_n(tmp_path):
         r = reformat(srv, inp, tmp_path / "out", "--top_k", "2", "--rpm", "60", "--concurrency", "1")
         times = sorted(req["t"] for req in srv.requests)
     assert r.returncode == 0, r.stderr
-    assert len(times) == 8
+    assert len(times) == 8 and "8 requests" in r.stdout
     # 1 request/s after a burst of 1. The first record finds out that n is ignored; the second
     # was already charged for one call while it waited; the last two are charged 2 each: 0, 1, 3, 5 s
     assert times[-1] - times[0] >= 4.5
@@ -119,6 +120,29 @@ def test_evidence_goes_into_rag_prompts_unless_no_retrieval(tmp_path):
         assert reformat(srv, inp, tmp_path / "b", "--no_retrieval").returncode == 0
         with_ev, without = (b["messages"][-1]["content"] for b in bodies(srv))
     assert "EVIDENCE-PASSAGE" in with_ev and "EVIDENCE-PASSAGE" not in without
+
+
+def test_limit_says_how_many_of_the_shard_were_attempted(tmp_path):
+    inp = write_json(tmp_path / "in.json", rewrite_records(4) + [make_record(9, cat="roleplay")])
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--limit", "2")
+        whole = reformat(srv, inp, tmp_path / "out")
+    assert r.returncode == 0 and whole.returncode == 0, r.stderr + whole.stderr
+    assert "2 of 5 records attempted (--limit): 2 rewritten" in r.stdout
+    assert "2 requests" in r.stdout and "2 left to rewrite, about " in r.stdout
+    assert "5 records: 2 rewritten, 1 passed through (0 without category), 0 failed, 2 already done" in whole.stdout
+    assert "attempted" not in whole.stdout and "left to rewrite" not in whole.stdout
+
+
+def test_summary_of_a_model_we_run_speaks_of_time_per_rewrite_not_429s():
+    from realign.rewrite import Summary
+
+    line = Summary(total=10, attempted=4, later=6, rewritten=4, passed_through=0, requests=5, seconds=120.0,
+                   throttles=False).line()
+    assert line.startswith("4 of 10 records attempted (--limit): 4 rewritten")
+    assert "5 model calls; 120.0 s, 30.0 s per rewrite; 6 left to rewrite, about 3 min at this pace" in line
+    assert "429" not in line and "requests" not in line
+    assert Summary(total=1, failed=1, requests=1, seconds=9.0, throttles=False).line().endswith("1 model calls; 9.0 s")
 
 
 # ---------------------------------------------------------------- faults
@@ -310,6 +334,9 @@ def test_dry_run_sends_nothing_and_prices_the_run(tmp_path):
     assert count == 0 and not (tmp_path / "out").exists()
     assert "6 records, 4 to rewrite, 2 passed through" in r.stdout
     assert "math_puzzles" in r.stdout and "default (no category)" in r.stdout
+    marks = {line.split()[1]: line.split(None, 2)[2].strip() for line in r.stdout.splitlines() if line.startswith("    ")}
+    assert marks == {"math_puzzles": "rewritten", "roleplay": "passed through unchanged",
+                     "default": "(no category)  passed through unchanged"}
     assert "estimated tokens" in r.stdout and "estimated cost: $" in r.stdout
 
 

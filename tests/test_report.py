@@ -35,6 +35,7 @@ def make_run(tmp_path):
     ]
     originals[0]["items"][0]["evidence"] = ["Paris is the capital and largest city of France.",
                                             "The Seine flows through Paris."]
+    originals[0]["items"][0]["evidence_scores"] = [0.9, 0.667]  # as retrieval.py's clean file has them
     rewrites = {
         1: "**Answer:** Paris.\n\nParis is the capital of France. It lies on the Seine and has about "
            "two million people, according to recent counts.",
@@ -80,6 +81,7 @@ def test_report_files_and_numbers(report):
     assert by_id["8"]["marks"] == ["1503", "Florence"] and "'1503', 'Florence'" in by_id["8"]["reason"]
     assert by_id["6"]["outcome"] == "not_rewritten" and "'poem_generation' answers are kept" in by_id["6"]["reason"]
     assert by_id["1"]["evidence"][0] == "Paris is the capital and largest city of France."  # evidence shown
+    assert by_id["1"]["scores"] == [0.9, 0.667]  # with its relevance scores
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched at view time
     for name in names[:-1]:
         img = mpimg.imread(report / name)
@@ -176,6 +178,10 @@ def test_headless_chromium_filters_and_opens_a_row(report, tmp_path):
     assert '<mark class="fact">1503</mark>' in detail and '<mark class="fact">Florence</mark>' in detail
     assert "<ins>" in detail and "<del>" not in detail.split('class="after"')[1]
     assert "Who painted the Mona Lisa?" in detail
+
+    dom = _chromium(report, "--dump-dom", tmp_path=tmp_path, url=page.as_uri() + "#open=1")
+    detail = re.search(r'<tr class="detail" id="detail-1">(.*?)</tr>', dom, re.S).group(1)
+    assert "relevance 0.90</span> Paris is the capital" in detail and "relevance 0.67" in detail  # evidence, scored
 
     dom = _chromium(report, "--dump-dom", tmp_path=tmp_path, url=page.as_uri() + "#task=math_puzzles&rule=final_answer_kept")
     assert re.findall(r'<tr class="rec" data-id="(\w+)"', dom) == ["5"]

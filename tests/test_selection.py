@@ -159,7 +159,7 @@ def test_missing_tokenizer_folder_is_exit_2(tmp_path, script):
 # ---------------------------------------------------------------- faithfulness rules
 
 FAITHFUL_RULES = {"empty_original", "refusal_added", "prompt_echo", "no_leftover_label", "same_rewrite_many_records",
-                  "truncated", "final_answer_kept", "new_facts"}
+                  "truncated", "final_answer_kept", "new_facts", "numbers_kept"}
 
 
 def test_every_preset_but_none_has_the_faithfulness_rules():
@@ -338,3 +338,10 @@ def test_code_consistency_lets_code_move_between_inline_and_fenced():
     assert sel.code_consistency(pair(inline, fenced + "\n```bash\npip install requests flask gunicorn\n```"))
     assert sel.code_consistency(pair(fenced, inline)) is None
     assert sel.code_consistency(pair("def f(x):\n    return x * 2", "It doubles its input."))
+
+
+def test_numbers_kept():
+    reason = sel.numbers_kept(pair(TEA, "Steep it in the fridge for 12 to 24 hours, then strain it."))
+    assert reason == "the original's '18' no longer appear(s) in the rewrite"
+    assert sel.numbers_kept(pair("It costs $1,000 and lasts 2 years.", "- **Cost:** 1000 dollars\n- **Lasts:** two years")) is None
+    assert sel.numbers_kept(pair("1. Boil.\n2. Steep.", "- Boil.\n- Steep.")) is None  # numbering is not a number

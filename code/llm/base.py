@@ -124,9 +124,12 @@ class Backend:
     name = "base"
     default_concurrency = 32   # a sensible --concurrency when the user gives none
     network = True             # False for in-process engines: no HTTP timeouts or 429s apply
+    throttles = True           # a server that may answer 429; False: a model run by us (summaries
+                               # then speak of time per rewrite)
 
     def __init__(self, config):
         self.config = config
+        self.calls = 0         # calls really made to the server or engine, retries and top-ups included
 
     async def generate(self, request):
         """A list of request.sampling.n Completions (fewer only if the engine gives fewer)."""

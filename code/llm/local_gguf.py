@@ -45,6 +45,7 @@ class LocalGGUFBackend(Backend):
     name = "local"
     default_concurrency = 1
     network = False
+    throttles = False
 
     def __init__(self, config):
         super().__init__(config)
@@ -90,6 +91,7 @@ class LocalGGUFBackend(Backend):
     def _complete(self, kind, body):
         """One blocking engine call -> Completion; BackendError on an engine error. The engine answers
         in the OpenAI shape, with finish_reason "length" when it stops at max_tokens."""
+        self.calls += 1
         try:
             if kind == "chat":
                 reply = self._server.handle_chat_completions(body)
@@ -105,7 +107,6 @@ class LocalGGUFBackend(Backend):
         self.prompt_seconds += float(timings.get("prompt_ms") or 0) / 1000
         self.tokens_out += int(timings.get("predicted_n") or 0)
         self.gen_seconds += float(timings.get("predicted_ms") or 0) / 1000
-        self.calls += 1
         try:
             return completion_from_choice(reply["choices"][0], chat=kind == "chat")
         except (KeyError, IndexError, TypeError, AttributeError) as e:

@@ -53,6 +53,7 @@ class OpenAIBackend(Backend):
         self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
 
     async def _call(self, request, n):
+        self.calls += 1
         s = request.sampling
         body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:

@@ -41,6 +41,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     default_concurrency = 256   # = batch size handed to the engine
     network = False
+    throttles = False
 
     def __init__(self, config):
         super().__init__(config)
@@ -68,6 +69,7 @@ class VLLMBackend(Backend):
                                          max_tokens=s.max_tokens or 1024)
 
     async def generate(self, request):
+        self.calls += 1  # one engine request (vLLM makes its n samples itself)
         future = asyncio.get_running_loop().create_future()
         self._queue.append((self.render(request), self._params(request.sampling), future))
         if self._drainer is None or self._drainer.done():

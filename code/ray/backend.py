@@ -46,11 +46,11 @@ class Worker:
             if self.pace is not None:
                 await self._wait_for_turn(request.cost_tokens, self.backend.calls_per_attempt(request))
             call = self.backend.generate(request)
-            return {"texts": await (asyncio.wait_for(call, limit) if limit else call)}
+            return {"texts": await (asyncio.wait_for(call, limit) if limit else call), "calls": self.backend.calls}
         except BackendError as e:
-            return _error(e)
+            return {**_error(e), "calls": self.backend.calls}
         except asyncio.TimeoutError:
-            return _error(BackendError(f"no answer within {limit:g} s", retryable=True))
+            return {**_error(BackendError(f"no answer within {limit:g} s", retryable=True)), "calls": self.backend.calls}
 
     async def _wait_for_turn(self, cost_tokens, calls=1):
         """Book a send time for `calls` requests from the cluster's Pace actor and sleep until the last
@@ -83,6 +83,7 @@ class _Slot:
         self.handle = handle
         self.in_flight = 0
         self.dead = False
+        self.calls = 0   # the worker backend's own count, as of its latest reply
 
 
 class RayBackend(Backend):
@@ -98,6 +99,7 @@ class RayBackend(Backend):
         self.backend_name = backend_name
         ray = connect(address, cpus=workers)
         inner = _backend_class(backend_name)
+        self.throttles = inner.throttles
         self.default_concurrency = workers * inner.default_concurrency
         self._bound = (config.request_timeout + 5.0) if inner.network else None  # per call; see generate
         self._run = uuid.uuid4().hex[:12]
@@ -154,6 +156,8 @@ class RayBackend(Backend):
             raise BackendError(f"Ray worker unavailable ({type(e).__name__})", retryable=True) from None
         finally:
             slot.in_flight -= 1
+        slot.calls = max(slot.calls, reply.pop("calls", 0))  # replies may arrive out of order
+        self.calls = sum(s.calls for s in self._slots)
         if "error" in reply:
             err = reply["error"]
             raise BackendError(err.pop("reason"), **err)

@@ -17,48 +17,19 @@ import shutil
 import tempfile
 
 import bm25s
-from bm25s.stopwords import STOPWORDS_EN
 
 from realign.errors import DataError
 from realign.files import iter_jsonl_lines
 from realign.search.clean import hit
+from realign.search.relevance import STOPWORDS, light_stem
 
-INDEX_VERSION = 2            # bump when tokenisation or the saved layout changes
+INDEX_VERSION = 4            # bump when tokenisation or the saved layout changes
 SNIPPET_CHARS = 1000         # a long document is cut to this many characters as evidence
-MIN_SHARE_OF_BEST = 0.5      # a hit scoring under half the best one is dropped: on a small corpus
-                             # it is mostly an unrelated document sharing one common word
 TEXT_SUFFIXES = (".txt", ".md")
 CORPUS_SUFFIXES = (".jsonl", *TEXT_SUFFIXES)
 
 
 # ---------------------------------------------------------------- tokens
-
-def light_stem(words):
-    """A deliberately small English suffix stripper (plurals, -ing, -ed), so that "cooking"
-    meets "cook" and "vitamins" meets "vitamin". bm25s calls it on the list of unique words."""
-    out = []
-    for w in words:
-        if len(w) > 4 and w.endswith("ies"):
-            w = w[:-3] + "y"
-        elif len(w) > 4 and w.endswith(("ches", "shes", "sses", "xes")):
-            w = w[:-2]
-        elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-            w = w[:-1]
-        if len(w) > 5 and w.endswith("ing"):
-            w = w[:-3]
-        elif len(w) > 4 and w.endswith("ed"):
-            w = w[:-2]
-        out.append(w)
-    return out
-
-
-# bm25s's English list is short; questions are full of words that match everything.
-QUESTION_WORDS = ("how what why when where which who whom whose do does did done can could would "
-                  "should shall may might must i me my mine you your yours we our us he she him her "
-                  "they them their am been being has have had much many some any please tell give "
-                  "know want need get got also just very really from").split()
-STOPWORDS = sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
-
 
 def tokenize(texts, return_ids=True):
     return bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=light_stem,
@@ -173,8 +144,8 @@ class Bm25Corpus:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def search(self, query, top_k=5):
-        """Up to top_k hits, best first; documents sharing no word with the query, or scoring under
-        MIN_SHARE_OF_BEST of the best hit, are left out."""
+        """Up to top_k hits, best BM25 score first; documents sharing no word with the query are
+        left out. Whether a hit is on topic is the relevance floor's call (search/relevance.py)."""
         words = tokenize([query], return_ids=False)[0]
         if not words or top_k < 1:
             return []
@@ -182,9 +153,9 @@ class Bm25Corpus:
         if not known:
             return []
         ids, scores = self.model.retrieve([known], k=min(top_k, len(self.docs)), show_progress=False)
-        floor = float(scores[0][0]) * MIN_SHARE_OF_BEST
-        docs = [self.docs[int(i)] for i, score in zip(ids[0], scores[0]) if score > 0 and score >= floor]
-        return [hit(d["text"][:SNIPPET_CHARS], "corpus", d["title"], d["url"]) for d in docs]
+        found = [(self.docs[int(i)], float(score)) for i, score in zip(ids[0], scores[0]) if score > 0]
+        return [{**hit(d["text"][:SNIPPET_CHARS], "corpus", d["title"], d["url"]), "bm25": round(score, 3)}
+                for d, score in found]
 
     def search_many(self, queries, top_k=5):
         """{query: [hits]} — the same shape the Serper client returns; a local search never fails."""

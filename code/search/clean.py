@@ -5,9 +5,11 @@ A *hit* is one piece of evidence with where it came from:
      "title": "...", "link": "..."}
 
 The raw output file stores a record's hits as two parallel lists on its question turn:
-`items[0]["evidence"]` (the texts) and `items[0]["evidence_sources"]` (the rest).
-The clean file, which reformat.py reads, keeps only `evidence`, cleaned by `clean_evidence`,
-and drops the key altogether when nothing survives.
+`items[0]["evidence"]` (the texts) and `items[0]["evidence_sources"]` (the rest: source, title,
+link, the relevance `score`, and `bm25` for corpus hits), plus `items[0]["evidence_dropped"]`:
+the hits the relevance floor (relevance.py) turned away, with their scores, to tune it by.
+The clean file, which reformat.py reads, keeps `evidence`, cleaned by `clean_evidence`, and
+`evidence_scores` beside it (the report shows them), and drops both when nothing survives.
 """
 
 # What a Google search with nothing usable leaves in the raw evidence (kept for compatibility
@@ -59,11 +61,19 @@ def serper_hits(reply, top_k=5):
 
 # ---------------------------------------------------------------- records
 
-def attach_hits(rec, hits):
-    """Put hits on the record's question turn, in the raw-file shape (mutates `rec`)."""
+SOURCE_KEYS = ("source", "title", "link", "score", "bm25")
+RAW_KEYS = ("evidence", "evidence_sources", "evidence_dropped", "evidence_scores")
+
+
+def attach_hits(rec, hits, dropped=()):
+    """Put hits (and those the floor dropped) on the record's question turn, in the raw-file
+    shape (mutates `rec`)."""
     first = rec["items"][0]
     first["evidence"] = [h["text"] for h in hits]
-    first["evidence_sources"] = [{k: h[k] for k in ("source", "title", "link")} for h in hits]
+    first["evidence_sources"] = [{k: h[k] for k in SOURCE_KEYS if k in h} for h in hits]
+    first.pop("evidence_dropped", None)
+    if dropped:
+        first["evidence_dropped"] = [{k: h[k] for k in ("text", *SOURCE_KEYS) if k in h} for h in dropped]
 
 
 def has_evidence(rec):
@@ -76,20 +86,33 @@ def is_junk(snippet):
     return not text or text == NO_RESULT or text.startswith(JUNK_PREFIXES)
 
 
-def clean_evidence(snippets):
-    """Drop NO_RESULT, blank snippets, snippets starting with a JUNK_PREFIXES entry and exact
-    repeats; order kept."""
-    kept = []
-    for s in snippets:
-        if not is_junk(s) and s.strip() not in kept:
-            kept.append(s.strip())
+def _kept_positions(snippets):
+    seen, kept = set(), []
+    for i, s in enumerate(snippets):
+        if not is_junk(s) and s.strip() not in seen:
+            seen.add(s.strip())
+            kept.append(i)
     return kept
 
 
+def clean_evidence(snippets):
+    """Drop NO_RESULT, blank snippets, snippets starting with a JUNK_PREFIXES entry and exact
+    repeats; order kept."""
+    return [snippets[i].strip() for i in _kept_positions(snippets)]
+
+
 def clean_record(rec):
-    """A copy of `rec` in the clean-file shape: cleaned `evidence` (absent when empty), no sources."""
-    first = {k: v for k, v in rec["items"][0].items() if k not in ("evidence", "evidence_sources")}
-    evidence = clean_evidence(rec["items"][0].get("evidence") or [])
-    if evidence:
-        first["evidence"] = evidence
+    """A copy of `rec` in the clean-file shape: cleaned `evidence` and its `evidence_scores`
+    (both absent when nothing is left; scores only when every passage has one), no sources."""
+    old = rec["items"][0]
+    first = {k: v for k, v in old.items() if k not in RAW_KEYS}
+    snippets, sources = old.get("evidence") or [], old.get("evidence_sources") or []
+    kept = _kept_positions(snippets)
+    if kept:
+        first["evidence"] = [snippets[i].strip() for i in kept]
+        scores = ([s.get("score") if isinstance(s, dict) else None for s in sources] if sources
+                  else list(old.get("evidence_scores") or []))  # an already clean record keeps its scores
+        picked = [scores[i] if i < len(scores) else None for i in kept]
+        if None not in picked:
+            first["evidence_scores"] = picked
     return {**rec, "items": [first, *rec["items"][1:]]}

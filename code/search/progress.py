@@ -16,7 +16,7 @@ from realign.files import JsonlAppender, read_jsonl_tolerant
 from realign.records import load_records, question, write_records
 from realign.search.clean import clean_record, has_evidence
 
-EVIDENCE_KEYS = ("evidence", "evidence_sources")
+EVIDENCE_KEYS = ("evidence", "evidence_sources", "evidence_dropped")
 CHECKPOINT_SHARE = 0.05   # at most this share of wall time goes to rewriting the outputs
 
 
