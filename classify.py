@@ -29,16 +29,16 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from realign.classifier.backends import classify_texts as classify_here
+from realign.classifier.backends import ClassifySettings, classify_texts
 from realign.classifier.data import load_labeled
 from realign.classifier.metrics import report
 from realign.classifier.on_ray import classify_texts_ray
-from realign.cli import add_ray_flags, check_flags, check_not_input, run
+from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
 from realign.constant import RAG_TASKS, REWRITE_TASKS
 from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, rejected_path, write_rejected
 from realign.errors import DataError, UsageError
+from realign.llm.base import BackendConfig, api_key
 from realign.records import category, question, where, write_records
-from realign.redact import add_secret
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
 
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--eval", metavar="FILE", help="score the backend on a labelled file instead of classifying")
     p.add_argument("--train", metavar="FILE", help="train the embedded model on a labelled file")
     p.add_argument("--save_model", metavar="DIR", default=None,
-                   help="where --train writes the model (default: the shipped one, realign/classifier/model)")
+                   help="where --train writes the model (default: the shipped one, code/classifier/model)")
     p.add_argument("--model_dir", default=None, help="embedded model folder to use (default: the shipped one)")
     p.add_argument("--backend", default="embedded", choices=("embedded", "vllm", "openai"))
     p.add_argument("--model", default=GAIR_MODEL, help="model name or local path (vllm / openai backends)")
@@ -71,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--request_timeout", type=float, default=60.0, help="seconds per HTTP request")
     p.add_argument("--tensor_parallel_size", type=int, default=None, help="GPUs for --backend vllm (default all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_ray_flags(p)
+    add_ray_flags(p, tensor_parallel_size=False)  # classify.py has its own --tensor_parallel_size
     return p.parse_args(argv)
 
 
@@ -90,22 +90,22 @@ def check_args(args):
         check_not_input({"rejected file": rejected_path(args.output_path)}, [args.input_data_path])
 
 
-def api_key(args):
-    key = args.openai_key or os.environ.get("OPENAI_API_KEY")
-    add_secret(key)
-    if args.backend == "openai" and not key and not args.base_url:
-        raise UsageError("no API key: set OPENAI_API_KEY, or point --base_url at a local server")
-    return key
-
-
-def classify_texts(texts, args, key):
-    """(labels, failures) from the chosen backend, here or spread over a Ray cluster (--engine ray)."""
+def classifier(args, key, model_dir):
+    """texts -> (labels, failures) with the chosen backend, here or spread over a Ray cluster (--engine ray)."""
+    settings = ClassifySettings(backend=args.backend, model_dir=model_dir, chat=args.chat,
+                                concurrency=args.concurrency, rpm=args.rpm, max_retries=args.max_retries,
+                                progress=not args.quiet)
+    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
+    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
+                           request_timeout=args.request_timeout, options=options)
     if args.engine == "ray":
-        return classify_texts_ray(texts, args, key)
-    return classify_here(texts, args, key)
+        cluster = ray_settings(args)
+        return lambda texts: classify_texts_ray(texts, settings, config, cluster)
+    return lambda texts: classify_texts(texts, settings, config)
 
 
 def train(args):
+    """Train the embedded model on --train and save it; returns the folder it went to."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     texts, labels = load_labeled(args.train)
@@ -125,13 +125,13 @@ def train(args):
     model.save(folder)
     print(f"trained on {len(texts)} instructions, {len(set(labels))} tasks, in {time.monotonic() - start:.1f} s; "
           f"model saved to {folder}")
-    args.model_dir = folder
+    return folder
 
 
-def evaluate(args, key):
+def evaluate(args, run_classifier):
     texts, gold = load_labeled(args.eval)
     start = time.monotonic()
-    pred, failures = classify_texts(texts, args, key)
+    pred, failures = run_classifier(texts)
     seconds = time.monotonic() - start
     print(report(gold, [p or "(failed)" for p in pred]))
     print(f"\n{args.backend}: {len(texts)} instructions in {seconds:.1f} s ({len(texts) / seconds:.0f}/s)"
@@ -155,11 +155,11 @@ def load_input(args):
     return records, fmt, rejected or []
 
 
-def classify(args, key):
+def classify(args, run_classifier):
     records, fmt, rejected = load_input(args)
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
-    labels, failures = classify_texts([question(records[i]) for i in todo], args, key) if todo else ([], {})
+    labels, failures = run_classifier([question(records[i]) for i in todo]) if todo else ([], {})
     for i, label in zip(todo, labels):
         if label is not None:
             records[i]["items"][0]["category"] = label
@@ -193,12 +193,12 @@ def classify(args, key):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    key = api_key(args)
-    if args.train:
-        train(args)
-    code = evaluate(args, key) if args.eval else 0
+    key = None if args.backend == "embedded" else api_key(args.backend, args.openai_key, base_url=args.base_url)
+    model_dir = train(args) if args.train else args.model_dir
+    run_classifier = classifier(args, key, model_dir)
+    code = evaluate(args, run_classifier) if args.eval else 0
     if args.input_data_path:
-        code = max(code, classify(args, key))
+        code = max(code, classify(args, run_classifier))
     return code
 
 

@@ -25,13 +25,12 @@ Exit code: 0 all rewritten or passed through, 1 some records failed (see the fai
 import argparse
 import os
 
-from realign.cli import add_ray_flags, check_flags, run
+from realign.cli import add_ray_flags, check_flags, ray_settings, run
 from realign.errors import UsageError, first_n
 from realign.lengths import make_length_fn
-from realign.llm.base import BACKENDS, BackendConfig, make_backend
+from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.ray.backend import ray_backend
 from realign.records import load_records
-from realign.redact import add_secret
 from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
 from realign.shards import failures_path, shard_bounds, shard_path
 
@@ -75,15 +74,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def api_key(args):
-    """--openai_key wins over OPENAI_API_KEY; a local --base_url may do without a key."""
-    key = args.openai_key or os.environ.get("OPENAI_API_KEY")
-    add_secret(key)
-    if args.backend == "openai" and not key and not args.base_url and not args.dry_run:
-        raise UsageError("no API key: set OPENAI_API_KEY (or pass --openai_key), or point --base_url at a local server")
-    return key
-
-
 def make_output_directory(path):
     try:
         os.makedirs(path, exist_ok=True)
@@ -112,7 +102,7 @@ def main(argv=None):
     args = parse_args(argv)
     check_flags(args, at_least={"top_k": 1, "target_length": 1, "max_retries": 0, "concurrency": 1, "limit": 1},
                 positive=("request_timeout", "rpm", "tpm"))
-    key = api_key(args)
+    key = api_key(args.backend, args.openai_key, base_url=args.base_url, required=not args.dry_run)
     records = load_records(args.input_data_path)
     start, end = shard_bounds(len(records), args.dataset_batch_id, args.dataset_batch_num)
     shard = records[start:end]
@@ -133,7 +123,8 @@ def main(argv=None):
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout, options={"threads": args.threads})
     if args.engine == "ray":  # the same run, its model calls spread over a Ray cluster (code/ray/backend.py)
-        backend, settings.rpm, settings.tpm = ray_backend(args, config), None, None  # caps: cluster-wide there
+        backend = ray_backend(args.backend, config, ray_settings(args), rpm=args.rpm, tpm=args.tpm)
+        settings.rpm = settings.tpm = None  # the caps are cluster-wide there
     else:
         backend = make_backend(args.backend, config)
     make_output_directory(args.output_directory)

@@ -19,7 +19,7 @@ prompt, not cut off, not one text for many records); the rest are the ReAlign pa
 rules for each dataset.
 
 Lengths are counted with p.length: tokens of the --tokenizer_path tokenizer when given, else
-the tokenizer-free length described in realign/lengths.py.
+the tokenizer-free length described in code/lengths.py.
 """
 
 import argparse

@@ -8,7 +8,7 @@ import os
 import sys
 
 from realign.errors import DataError, UsageError
-from realign.ray.backend import DEFAULT_HTTP_WORKERS
+from realign.ray.backend import DEFAULT_HTTP_WORKERS, RaySettings
 
 
 def run(main):
@@ -46,8 +46,9 @@ def check_flags(args, at_least=None, positive=()):
             raise UsageError(f"--{name} must be positive, got {value:g}")
 
 
-def add_ray_flags(parser):
-    """The flag group both scripts share; harmless when Ray is not installed."""
+def add_ray_flags(parser, tensor_parallel_size=True):
+    """The flag group both scripts share; harmless when Ray is not installed. `tensor_parallel_size`:
+    add that flag too (False for a script that has its own)."""
     g = parser.add_argument_group("Ray cluster (optional: pip install -e .[ray])")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process does all the work; ray: spread it over a Ray cluster")
@@ -57,5 +58,11 @@ def add_ray_flags(parser):
     g.add_argument("--ray_workers", "--replicas", dest="ray_workers", type=int, default=None,
                    help=f"worker actors, i.e. model replicas for vllm (default: {DEFAULT_HTTP_WORKERS} for HTTP, "
                         "cluster GPUs / tensor_parallel_size for vllm, CPUs for the embedded classifier)")
-    if "--tensor_parallel_size" not in parser._option_string_actions:
+    if tensor_parallel_size:
         g.add_argument("--tensor_parallel_size", type=int, default=None, help="GPUs per vLLM replica (default 1)")
+
+
+def ray_settings(args):
+    """The RaySettings that add_ray_flags' flags ask for."""
+    return RaySettings(address=args.ray_address, workers=args.ray_workers,
+                       tensor_parallel_size=args.tensor_parallel_size)

@@ -53,6 +53,7 @@ TASKS = (
     "roleplay",
     "default",
 )
+TASK_SET = frozenset(TASKS)  # for "is this a task name?"
 
 DEFAULT_TASK = "default"
 

@@ -1,7 +1,9 @@
-"""The two errors a user can cause, and the helper their messages share; every layer imports this.
+"""The two errors a user can cause, and the helpers that raise them; every layer imports this.
 
 Scripts print either on one line and exit 2 (realign.cli.run); bugs stay tracebacks.
 """
+
+import importlib
 
 
 class DataError(Exception):
@@ -10,6 +12,15 @@ class DataError(Exception):
 
 class UsageError(DataError):
     """Bad flags or paths; handled like DataError."""
+
+
+def import_extra(module, missing):
+    """`module` imported now, when a run first needs it (vllm, xllamacpp, ray are optional extras);
+    UsageError(`missing`, which says what to install) when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(missing) from None
 
 
 def first_n(items, n=10):

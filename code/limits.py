@@ -1,6 +1,6 @@
 """Being a polite, fast client: retry/backoff, client-side rate caps, adaptive concurrency.
 
-Provider-agnostic; used by the LLM runner (realign.llm.base) and by the Serper client.
+Provider-agnostic; used by the LLM runner (realign.llm.runner) and by the Serper client.
 
     policy = RetryPolicy(max_retries=5, base=1.0, cap=60.0)
     policy.delay(attempt, retry_after=retry_after_seconds(headers))   # seconds to wait
@@ -24,6 +24,10 @@ import time
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_RETRY_AFTER = 120.0  # never trust a server to park us longer than this per attempt
+CALL_TIMEOUT_SLACK = 5.0  # s on top of a backend's request_timeout for the hard bound on one call:
+                          # the HTTP client's own timeout, with its clearer message, fires first
+RPM_BURST_SECONDS = 1.0   # an --rpm cap lets one second's worth of requests go at once
+TPM_BURST_SECONDS = 6.0   # a --tpm cap lets six seconds' worth of tokens go at once
 
 
 # ---------------------------------------------------------------- retry policy

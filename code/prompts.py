@@ -28,7 +28,7 @@ task.
 
 import re
 
-from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASKS
+from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -288,8 +288,6 @@ CLASSIFIER_TEMPERATURE = 0.0
 CLASSIFIER_TOP_P = 1.0
 CLASSIFIER_MAX_TOKENS = 50
 
-_TASK_SET = frozenset(TASKS)
-
 
 def build_classifier_prompt(query):
     """The full classifier prompt for one user query (str.format, as the original does)."""
@@ -299,4 +297,4 @@ def build_classifier_prompt(query):
 def parse_task(reply):
     """The model's reply, stripped, if it is a task name; otherwise the default task."""
     name = (reply or "").strip()
-    return name if name in _TASK_SET else DEFAULT_TASK
+    return name if name in TASK_SET else DEFAULT_TASK

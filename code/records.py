@@ -12,13 +12,11 @@ User mistakes raise `DataError` with a one-line message naming file, record and 
 import json
 import re
 
-from realign.constant import TASKS
+from realign.constant import TASK_SET
 from realign.errors import DataError
 from realign.files import atomic_open, dumps_line, iter_jsonl_lines
 from realign.strictjson import may_hold_nonfinite, nonfinite_reason
 from realign.tabular import is_table, is_table_file, read_table, write_table
-
-_TASK_SET = frozenset(TASKS)
 
 
 def is_jsonl(path):
@@ -142,8 +140,8 @@ def validate_record(rec, path, index):
     if items[1]["from"] != "gpt":
         raise DataError(f"{at}: items[1].from must be 'gpt', got {items[1]['from']!r}")
     cat = items[0].get("category")
-    if cat is not None and cat not in _TASK_SET:
-        raise DataError(f"{at}: unknown category {cat!r} (see realign/constant.py for the 46 task names)")
+    if cat is not None and cat not in TASK_SET:
+        raise DataError(f"{at}: unknown category {cat!r} (see code/constant.py for the 46 task names)")
     ev = items[0].get("evidence")
     if ev is not None and not (isinstance(ev, list) and all(isinstance(s, str) for s in ev)):
         raise DataError(f"{at}: items[0].evidence must be a list of strings")

@@ -1,6 +1,6 @@
 """Keep secrets out of everything we print or write.
 
-Call `add_secret(key)` as soon as a key is known (reformat.py does it for the OpenAI key,
+Call `add_secret(key)` as soon as a key is known (llm.base.api_key does it for a backend's key,
 retrieval.py for the Serper key); `scrub(text)` then replaces every registered secret, plus
 anything shaped like a provider key or a bearer token, with `***`. Every failure reason,
 log line and error message built from a server's answer goes through `scrub`.

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
-from realign.errors import DataError, UsageError
+from realign.errors import DataError
 from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tolerant
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendError, Request, Sampling, Unusable
-from realign.llm.runner import Stats, run_all
+from realign.llm.base import Request, Sampling, Unusable
+from realign.llm.runner import Stats, run_step
 from realign.prompts import (FORMAT_DOES_NOT_FIT, REPLY_KEEP, REPLY_OK, REPLY_REFUSED, REPLY_TRUNCATED,
                              build_rewrite_messages, read_reply)
 from realign.records import answer, category, question
@@ -309,11 +309,9 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
         check = make_check(length_fn, original_of=lambda request: answer(by_id[request.key]),
                            max_tokens=settings.target_length, temperature=settings.temperature)
         try:
-            await run_all(backend, requests, on_done, concurrency=settings.concurrency,
-                          policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
-                          tpm=settings.tpm, check=check, stats=stats)
-        except BackendError as e:
-            raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+            await run_step(backend, requests, on_done, concurrency=settings.concurrency,
+                           policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
+                           tpm=settings.tpm, check=check, stats=stats)
         finally:
             bar.close()
             await backend.aclose()

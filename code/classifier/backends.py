@@ -11,13 +11,13 @@ prompt, greedy, at most 50 new tokens; a reply that is not a task name becomes `
 
 import asyncio
 import sys
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from realign.errors import UsageError
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendConfig, BackendError, Request, Sampling, make_backend
-from realign.llm.runner import run_all
+from realign.llm.base import Request, Sampling, make_backend
+from realign.llm.runner import run_step
 from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLASSIFIER_TOP_P,
                              build_classifier_prompt, parse_task)
 
@@ -53,10 +53,13 @@ def classify_llm(texts, backend_name, config, *, chat=False, concurrency=None, r
     labels[i] is None where request i failed for good; failures maps i to the reason.
     """
     backend = make_backend(backend_name, config)
-    return asyncio.run(_classify_llm(texts, backend, chat, concurrency, rpm, max_retries, progress))
+    return asyncio.run(classify_with_backend(texts, backend, chat=chat, concurrency=concurrency, rpm=rpm,
+                                             max_retries=max_retries, progress=progress))
 
 
-async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, progress):
+async def classify_with_backend(texts, backend, *, chat=False, concurrency=None, rpm=None, max_retries=5,
+                                progress=True):
+    """classify_llm with a backend already built (and closed here at the end): a RayBackend, say."""
     labels, failures = [None] * len(texts), {}
     bar = _bar(len(texts), progress, "instr")
 
@@ -70,22 +73,30 @@ async def _classify_llm(texts, backend, chat, concurrency, rpm, max_retries, pro
 
     requests = (classify_request(i, t, chat) for i, t in enumerate(texts))
     try:
-        await run_all(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
-                      policy=RetryPolicy(max_retries=max_retries))
-    except BackendError as e:
-        raise UsageError(f"the endpoint refused the run: {e.reason}") from None
+        await run_step(backend, requests, on_done, concurrency=concurrency, rpm=rpm,
+                       policy=RetryPolicy(max_retries=max_retries))
     finally:
         bar.close()
         await backend.aclose()
     return labels, failures
 
 
-def classify_texts(texts, args, api_key=None):
-    """Dispatch on args.backend; returns (labels, failures) as classify_llm does."""
-    if args.backend == "embedded":
-        return classify_embedded(texts, args.model_dir, progress=not args.quiet)
-    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=api_key,
-                           request_timeout=args.request_timeout, options=options)
-    return classify_llm(texts, args.backend, config, chat=args.chat, concurrency=args.concurrency,
-                        rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
+@dataclass
+class ClassifySettings:
+    """How classify.py asks for task names (it builds this from its flags)."""
+    backend: str = "embedded"      # embedded | vllm | openai
+    model_dir: str | None = None   # the embedded model's folder; None: the shipped one
+    chat: bool = False             # send the prompt as a chat message (chat-only endpoints)
+    concurrency: int | None = None
+    rpm: float | None = None
+    max_retries: int = 5
+    progress: bool = True
+
+
+def classify_texts(texts, settings, config=None):
+    """Dispatch on settings.backend (`config`: the LLM backends' BackendConfig); returns (labels,
+    failures) as classify_llm does."""
+    if settings.backend == "embedded":
+        return classify_embedded(texts, settings.model_dir, progress=settings.progress)
+    return classify_llm(texts, settings.backend, config, chat=settings.chat, concurrency=settings.concurrency,
+                        rpm=settings.rpm, max_retries=settings.max_retries, progress=settings.progress)

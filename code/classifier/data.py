@@ -3,11 +3,9 @@
 task_classifier_{train,test}_dataset.json. Extra fields are ignored.
 """
 
-from realign.constant import TASKS
+from realign.constant import TASK_SET
 from realign.errors import DataError
 from realign.records import read_json_any, where
-
-_TASK_SET = frozenset(TASKS)
 
 
 def load_labeled(path):
@@ -22,7 +20,7 @@ def load_labeled(path):
         text, label = row.get("instruction"), row.get("category")
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where(path, i, row)}: 'instruction' must be a non-empty string")
-        if label not in _TASK_SET:
+        if label not in TASK_SET:
             raise DataError(f"{where(path, i, row)}: 'category' must be one of the 46 task names, got {label!r}")
         texts.append(text)
         labels.append(label)

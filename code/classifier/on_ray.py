@@ -3,24 +3,21 @@ the embedded model with Ray Data (`map_batches` over an actor pool, one model pe
 
 import asyncio
 
-from realign.llm.base import BackendConfig
-from realign.ray.backend import check_ray_args, ray_backend
+from realign.classifier.backends import classify_with_backend
+from realign.ray.backend import ray_backend
 from realign.ray.cluster import connect
 
 
-def classify_texts_ray(texts, args, api_key=None):
-    """classify.py's classify_texts on a Ray cluster; returns (labels, failures) the same way."""
-    check_ray_args(args)
-    if args.backend == "embedded":
-        return _classify_embedded_ray(texts, args)
-    from realign.classifier.backends import _classify_llm
-
-    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    config = BackendConfig(model=args.model, base_url=args.base_url, api_key=api_key,
-                           request_timeout=args.request_timeout, options=options)
-    backend = ray_backend(args, config)  # --rpm is enforced by the backend's cluster-wide pace, so not again
-    return asyncio.run(_classify_llm(texts, backend, args.chat, args.concurrency, None, args.max_retries,
-                                     not args.quiet))
+def classify_texts_ray(texts, settings, config, cluster):
+    """classifier.backends.classify_texts on a Ray cluster (`cluster`: RaySettings); returns (labels,
+    failures) the same way."""
+    cluster.check()
+    if settings.backend == "embedded":
+        return _classify_embedded_ray(texts, settings, cluster)
+    # --rpm is enforced by the backend's cluster-wide pace, so not again by the runner
+    backend = ray_backend(settings.backend, config, cluster, rpm=settings.rpm)
+    return asyncio.run(classify_with_backend(texts, backend, chat=settings.chat, concurrency=settings.concurrency,
+                                             max_retries=settings.max_retries, progress=settings.progress))
 
 
 # ---------------------------------------------------------------- the embedded classifier on Ray Data
@@ -42,12 +39,12 @@ class _EmbeddedClassifier:
         return {"i": batch["i"], "task": np.array(self.model.predict([str(t) for t in batch["text"]]), dtype=object)}
 
 
-def _classify_embedded_ray(texts, args):
-    ray = connect(args.ray_address)
-    workers = args.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    ray.data.DataContext.get_current().enable_progress_bars = not args.quiet
+def _classify_embedded_ray(texts, settings, cluster):
+    ray = connect(cluster.address)
+    workers = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ray.data.DataContext.get_current().enable_progress_bars = settings.progress
     rows = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-    tasks = rows.map_batches(_EmbeddedClassifier, fn_constructor_kwargs={"model_dir": args.model_dir},
+    tasks = rows.map_batches(_EmbeddedClassifier, fn_constructor_kwargs={"model_dir": settings.model_dir},
                              concurrency=workers, batch_size=EMBEDDED_BATCH, batch_format="numpy")
     labels = [None] * len(texts)
     for batch in tasks.iter_batches(batch_size=None, batch_format="numpy"):

@@ -18,10 +18,12 @@ the whole run by raising.
 """
 
 import importlib
+import os
 from dataclasses import dataclass, field
 
 from realign.errors import UsageError
-from realign.redact import scrub
+from realign.limits import CALL_TIMEOUT_SLACK
+from realign.redact import add_secret, scrub
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,6 @@ class Outcome:
     request: Request
     result: object = None            # check(completions, request) on success (the Completions without a check)
     error: str | None = None         # one-line reason on failure, secrets scrubbed
-    attempts: int = 0
 
     @property
     def ok(self):
@@ -123,9 +124,12 @@ class Backend:
 
     name = "base"
     default_concurrency = 32   # a sensible --concurrency when the user gives none
-    network = True             # False for in-process engines: no HTTP timeouts or 429s apply
+    # All three off for in-process engines, where no HTTP timeouts or 429s apply:
+    timed_calls = True         # whoever drives it (run_all, a Ray worker) bounds each call; see call_timeout
+    slow_start = True          # run_all ramps up to --concurrency: no blind first burst at a remote server
     throttles = True           # a server that may answer 429; False: a model run by us (summaries
                                # then speak of time per rewrite)
+    key_env = None             # the environment variable holding its API key; None: it takes no key
 
     def __init__(self, config):
         self.config = config
@@ -143,6 +147,11 @@ class Backend:
         pass
 
 
+def call_timeout(backend_class, config):
+    """Seconds one call of this backend may take before its driver gives up, None for no bound."""
+    return config.request_timeout + CALL_TIMEOUT_SLACK if backend_class.timed_calls else None
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> "module:Class", imported only when chosen, so CPU installs never import vllm.
@@ -153,8 +162,26 @@ BACKENDS = {
 }
 
 
-def make_backend(name, config):
+def backend_class(name):
+    """The class registered as `name` (its module imported now; engines inside import lazily)."""
     if name not in BACKENDS:
         raise UsageError(f"--backend {name!r}: choose one of {', '.join(sorted(BACKENDS))}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(name, config):
+    return backend_class(name)(config)
+
+
+def api_key(name, given=None, *, base_url=None, required=True):
+    """The API key for backend `name`: `given` (--openai_key) wins over the environment variable the
+    backend declares (key_env). Registered with redact so no message shows it. UsageError when the
+    backend takes a key, none is found, it is `required`, and no --base_url points at a local
+    server (which may do without)."""
+    env = backend_class(name).key_env
+    key = given or (os.environ.get(env) if env else None)
+    add_secret(key)
+    if env and required and not key and not base_url:
+        raise UsageError(f"no API key: set {env} (or pass --openai_key), or point --base_url at a local server")
+    return key

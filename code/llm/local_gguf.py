@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from realign.errors import UsageError
+from realign.errors import UsageError, import_extra
 from realign.llm.base import Backend, BackendError, completion_from_choice
 from realign.llm.gguf_model import INSTALL_HINT, default_model_path
 
@@ -44,15 +44,11 @@ def _log(message):
 class LocalGGUFBackend(Backend):
     name = "local"
     default_concurrency = 1
-    network = False
-    throttles = False
+    timed_calls = slow_start = throttles = False  # an in-process engine
 
     def __init__(self, config):
         super().__init__(config)
-        try:
-            import xllamacpp
-        except ImportError:
-            raise UsageError(f"--backend local needs xllamacpp; {INSTALL_HINT}") from None
+        xllamacpp = import_extra("xllamacpp", f"--backend local needs xllamacpp; {INSTALL_HINT}")
         threads = int(config.options.get("threads") or DEFAULT_THREADS)
         if threads < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")

@@ -44,6 +44,7 @@ def _status_error(err):
 class OpenAIBackend(Backend):
     name = "openai"
     default_concurrency = 32
+    key_env = "OPENAI_API_KEY"
 
     def __init__(self, config):
         super().__init__(config)

@@ -7,14 +7,16 @@ backoff that honours Retry-After, a hard timeout per attempt, and a caller-suppl
 `check(completions, request)` that may raise `Unusable` to have bad output retried (or, for a
 fault that repeats itself, retried at most `Unusable.retries` more times). Every request ends in
 exactly one `on_done(Outcome)` call, success or failure, unless a fatal error (bad key,
-unknown model) stops the whole run by raising. The backends themselves are in llm/base.py.
+unknown model) stops the whole run by raising; run_step turns that into the scripts' one-line
+error. The interface it drives (Backend, Request, Outcome) is in llm/base.py.
 """
 
 import asyncio
 from dataclasses import dataclass
 
-from realign.limits import AdaptiveLimiter, RetryPolicy, TokenBucket
-from realign.llm.base import BackendError, Outcome, Unusable
+from realign.errors import UsageError
+from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter, RetryPolicy, TokenBucket
+from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
 
 
@@ -22,7 +24,6 @@ from realign.redact import scrub
 class Stats:
     sent: int = 0          # attempts that reached the backend
     throttled: int = 0     # attempts answered 429 / overloaded
-    retried: int = 0
     succeeded: int = 0
     failed: int = 0
     in_flight: int = 0
@@ -56,7 +57,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
             stats.in_flight += 1
             try:
                 result = await _attempt(backend, request, check, limit)
-                return Outcome(request, result=result, attempts=attempt + 1)
+                return Outcome(request, result=result)
             except BackendError as e:
                 if e.fatal:
                     raise
@@ -72,8 +73,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, timeout, s
                 stats.in_flight -= 1
         if not retryable or attempt == policy.max_retries:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
-            return Outcome(request, error=reason + tries, attempts=attempt + 1)
-        stats.retried += 1
+            return Outcome(request, error=reason + tries)
         await asyncio.sleep(policy.delay(attempt, retry_after))
 
 
@@ -85,17 +85,16 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
     concurrency: most requests in flight (the AIMD limiter starts there and adapts below it).
     rpm / tpm: client-side caps (requests / tokens per minute), None for none.
     timeout: seconds per call, an attempt of n candidates gets n times that (None: the backend's
-    request_timeout plus 5 s for network backends, none for in-process engines).
+    request_timeout plus CALL_TIMEOUT_SLACK for backends with timed_calls, none for the others).
     """
     concurrency = concurrency or backend.default_concurrency
     policy = policy or RetryPolicy()
-    if timeout is None and backend.network:
-        timeout = backend.config.request_timeout + 5.0  # the HTTP client's own timeout fires first
+    if timeout is None:
+        timeout = call_timeout(backend, backend.config)
     stats = stats or Stats()
-    # Slow start protects a remote server from a blind first burst; a local engine has no 429s.
-    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.network else concurrency)
-    rpm_bucket = TokenBucket.per_minute(rpm) if rpm else None
-    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=6.0) if tpm else None
+    stats.limiter = AdaptiveLimiter(limit=concurrency, start=None if backend.slow_start else concurrency)
+    rpm_bucket = TokenBucket.per_minute(rpm, burst_seconds=RPM_BURST_SECONDS) if rpm else None
+    tpm_bucket = TokenBucket.per_minute(tpm, burst_seconds=TPM_BURST_SECONDS) if tpm else None
     pending = iter(requests)
 
     async def worker():
@@ -117,3 +116,12 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return stats
+
+
+async def run_step(backend, requests, on_done, **options):
+    """run_all for a script's whole run: a fatal BackendError (bad key, unknown model) becomes the
+    one-line UsageError that the script prints before exiting 2."""
+    try:
+        return await run_all(backend, requests, on_done, **options)
+    except BackendError as e:
+        raise UsageError(f"the endpoint refused the run: {e.reason}") from None

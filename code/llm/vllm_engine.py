@@ -13,7 +13,7 @@ max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
 
 import asyncio
 
-from realign.errors import UsageError
+from realign.errors import import_extra
 from realign.llm.base import Backend, BackendError, Completion
 
 ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
@@ -40,16 +40,11 @@ def _gpu_count():
 class VLLMBackend(Backend):
     name = "vllm"
     default_concurrency = 256   # = batch size handed to the engine
-    network = False
-    throttles = False
+    timed_calls = slow_start = throttles = False  # an in-process engine
 
     def __init__(self, config):
         super().__init__(config)
-        try:
-            import vllm  # lazy: only GPU installs have it
-        except ImportError:
-            raise UsageError("--backend vllm needs vLLM on a GPU machine: pip install -e '.[vllm]'") from None
-
+        vllm = import_extra("vllm", "--backend vllm needs vLLM on a GPU machine: pip install -e '.[vllm]'")
         self._vllm = vllm
         opts = {k: v for k, v in config.options.items() if k in ENGINE_OPTIONS and v is not None}
         opts.setdefault("tensor_parallel_size", _gpu_count())

@@ -1,17 +1,17 @@
 """RayBackend: a Backend whose requests run in worker actors, each holding the real backend.
 
 See the package docstring (code/ray/__init__.py) for the picture; ray_backend() builds the one
-the scripts' flags ask for.
+a script asks for, from the RaySettings it built from its flags.
 """
 
 import asyncio
-import importlib
 import itertools
 import os
 import uuid
+from dataclasses import dataclass
 
 from realign.errors import UsageError
-from realign.llm.base import BACKENDS, Backend, BackendError, make_backend
+from realign.llm.base import Backend, BackendError, backend_class, call_timeout, make_backend
 from realign.ray.cluster import connect, worker_placement
 from realign.redact import add_secret, scrub
 
@@ -35,7 +35,7 @@ class Worker:
         add_secret(config.api_key)  # this process scrubs the key from its own messages too
         self.backend = make_backend(backend_name, config)
         self.pace = ray.get_actor(pace_name) if pace_name else None
-        self.timeout = config.request_timeout + 5.0 if self.backend.network else None
+        self.timeout = call_timeout(self.backend, config)
 
     def ready(self):
         return os.getpid()
@@ -90,18 +90,17 @@ class RayBackend(Backend):
     """A Backend that runs `backend_name` in `workers` Ray actors; see the module docstring."""
 
     name = "ray"
-    network = False  # run_all adds no timeout of its own: the rate-cap wait happens in the workers
+    timed_calls = False  # run_all adds no bound: the workers bound each call, generate() waits longer
+    slow_start = False   # (the rate-cap wait happens in the workers)
 
     def __init__(self, backend_name, config, *, workers, address=None, rpm=None, tpm=None, gpus_per_worker=0):
-        if backend_name not in BACKENDS:
-            raise UsageError(f"--backend {backend_name!r}: choose one of {', '.join(sorted(BACKENDS))}")
+        inner = backend_class(backend_name)  # UsageError for an unknown name, before any cluster starts
         super().__init__(config)
         self.backend_name = backend_name
         ray = connect(address, cpus=workers)
-        inner = _backend_class(backend_name)
         self.throttles = inner.throttles
         self.default_concurrency = workers * inner.default_concurrency
-        self._bound = (config.request_timeout + 5.0) if inner.network else None  # per call; see generate
+        self._bound = call_timeout(inner, config)  # per call; see generate
         self._run = uuid.uuid4().hex[:12]
         self._pace = None
         pace_name = None
@@ -181,31 +180,32 @@ async def _awaited(ref):
     return await ref
 
 
-def _backend_class(name):
-    """The backend's class, for its defaults; backend modules import their engine lazily (no vllm here)."""
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
 # ---------------------------------------------------------------- for the scripts
 
-def check_ray_args(args):
-    if args.ray_workers is not None and args.ray_workers < 1:
-        raise UsageError(f"--ray_workers must be positive, got {args.ray_workers}")
+@dataclass
+class RaySettings:
+    """Which cluster an --engine ray run joins and how wide it goes (the scripts build it from their flags)."""
+    address: str | None = None               # --ray_address; None: $RAY_ADDRESS, else a local cluster
+    workers: int | None = None               # --ray_workers; None: a default per backend (see ray_backend)
+    tensor_parallel_size: int | None = None  # GPUs per vLLM replica; None: 1
+
+    def check(self):
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--ray_workers must be positive, got {self.workers}")
 
 
-def ray_backend(args, config):
-    """The RayBackend that the flags ask for (reformat.py and classify.py)."""
-    check_ray_args(args)
-    tp = args.tensor_parallel_size or 1
+def ray_backend(backend_name, config, cluster, *, rpm=None, tpm=None):
+    """The RayBackend for `backend_name` on `cluster` (RaySettings), with cluster-wide --rpm/--tpm caps."""
+    cluster.check()
+    tp = cluster.tensor_parallel_size or 1
     gpus = 0
-    workers = args.ray_workers
-    if args.backend == "vllm":  # each worker is one engine replica on `tp` GPUs of one node
+    workers = cluster.workers
+    if backend_name == "vllm":  # each worker is one engine replica on `tp` GPUs of one node
         config.options["tensor_parallel_size"] = gpus = tp
-        have = connect(args.ray_address).cluster_resources().get("GPU", 0)
+        have = connect(cluster.address).cluster_resources().get("GPU", 0)
         if have < tp:
             raise UsageError(f"--backend vllm on Ray needs GPUs: the cluster has {have:g}, a replica needs {tp} "
                              "(--tensor_parallel_size)")
         workers = workers or int(have // tp)
-    return RayBackend(args.backend, config, workers=workers or DEFAULT_HTTP_WORKERS, address=args.ray_address,
-                      rpm=args.rpm, tpm=getattr(args, "tpm", None), gpus_per_worker=gpus)
+    return RayBackend(backend_name, config, workers=workers or DEFAULT_HTTP_WORKERS, address=cluster.address,
+                      rpm=rpm, tpm=tpm, gpus_per_worker=gpus)

@@ -3,18 +3,14 @@
 import os
 import socket
 
-from realign.errors import UsageError
+from realign.errors import UsageError, import_extra
 
 WORKER_RESTARTS = 3          # per worker: process restarts (and replays of its calls in flight)
 
 
 def connect(address=None, cpus=None):
     """Join the cluster at `address` ($RAY_ADDRESS when None), else start a local one."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install -e .[ray]  (or pip install -r requirements-ray.txt)") \
-            from None
+    ray = import_extra("ray", "--engine ray needs Ray: pip install -e .[ray]  (or pip install -r requirements-ray.txt)")
     if ray.is_initialized():
         return ray
     quiet = dict(include_dashboard=False, configure_logging=True, logging_level="WARNING")

@@ -11,8 +11,8 @@ request, books a send time from it:
 
 Booking is a reservation (GCRA: the bucket may run into debt), so one round trip per request
 is enough, nobody polls, and requests leave in the order they booked. The caps mean what they
-mean in a local run (code/limits.py / code/llm/runner.py run_all): `rpm` with a burst of one
-second's worth, `tpm` with a burst of six seconds' worth, a request's `cost_tokens` clamped to
+mean in a local run (code/limits.py / code/llm/runner.py run_all): the same bursts
+(limits.RPM_BURST_SECONDS, limits.TPM_BURST_SECONDS), a request's `cost_tokens` clamped to
 the burst. How long a booking can ask a worker to wait is bounded by what is in flight: at most
 (requests in flight) x 60 / rpm seconds.
 
@@ -22,8 +22,7 @@ schedule below is the same bucket written as "earliest send time" arithmetic.
 
 import time
 
-RPM_BURST_SECONDS = 1.0   # as TokenBucket.per_minute(rpm) in run_all
-TPM_BURST_SECONDS = 6.0   # as TokenBucket.per_minute(tpm, burst_seconds=6.0) in run_all
+from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS
 
 
 class Schedule:
@@ -63,7 +62,6 @@ class Pace:
         self._requests = Schedule.per_minute(rpm, RPM_BURST_SECONDS) if rpm else None
         self._tokens = Schedule.per_minute(tpm, TPM_BURST_SECONDS) if tpm else None
         self._clock = clock
-        self.booked = 0
 
     def book(self, cost_tokens=1):
         """Seconds the caller must wait before sending one request that costs `cost_tokens`."""
@@ -74,7 +72,6 @@ class Pace:
             at = schedule.earliest(at, amount)
         for schedule, amount in plan:
             schedule.commit(at, amount)
-        self.booked += 1
         return at - now
 
 
