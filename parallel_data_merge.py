@@ -46,9 +46,10 @@ def main(argv=None):
     write_records(args.final_output_path, merged)
     for problem in problems:
         print(f"warning (--allow_partial, originals kept): {problem}")
+    why = ", ".join(f"{n} {key.removeprefix('kept: ')}" for key, n in sorted(counts.items()) if key.startswith("kept: "))
     print(f"merged {len(merged)} records into {args.final_output_path}: "
-          f"{counts['rewritten']} rewritten, {counts['passed through']} passed through, "
-          f"{counts['failed']} failed (original kept), {counts['missing']} missing (original kept)"
+          f"{counts['rewritten']} rewritten, {counts['passed through']} passed through" + (f" ({why})" if why else "")
+          + f", {counts['failed']} failed (original kept), {counts['missing']} missing (original kept)"
           + (f"; {counts['duplicate lines dropped']} duplicate lines dropped (--keep_first)" if args.keep_first else ""))
     return 0
 

@@ -12,6 +12,12 @@ Any OpenAI-compatible server works through --base_url (vLLM serve, llama.cpp ser
 --concurrency requests in flight, backs off on 429 and adapts; rerunning the same command
 resumes (finished ids are skipped, failures retried). Shard i of N writes
 rewrite_data_{i}_of_{N}_batch.jsonl and failures_{i}_of_{N}.jsonl in --output_directory.
+
+Every candidate is read strictly: <think> blocks are dropped, a reply wrapped whole in a code
+fence is unwrapped, and a candidate cut at --target_length, empty, refused or echoing our prompt
+is not used. Empty originals are not sent. A model that finds the task's layout does not suit
+the record answers KEEP ORIGINAL; the record keeps its answer ("format does not fit", counted
+per task at the end).
 Exit code: 0 all rewritten or passed through, 1 some records failed (see the failures file),
 2 bad input or usage.
 """
@@ -90,6 +96,7 @@ def make_output_directory(path):
 def print_dry_run(plan, args, done):
     print(f"dry run: shard {args.dataset_batch_id} of {args.dataset_batch_num}, {plan['records']} records, "
           f"{plan['rewrite']} to rewrite, {plan['pass_through']} passed through unchanged"
+          + (f" ({plan['empty_original']} with an empty original)" if plan["empty_original"] else "")
           + (f"; {done} more already done (skipped on a rerun)" if done else ""))
     width = max(map(len, plan["per_category"]), default=0)
     for task, count in plan["per_category"].items():
@@ -152,6 +159,8 @@ def main(argv=None):
 
     print(f"output: {out}")
     print(summary.line())
+    for line in summary.does_not_fit_lines():
+        print(line)
     if summary.stopped:  # the circuit breaker: what is finished is kept, a rerun resumes
         print(f"error: stopped early, {summary.stopped}; {len(summary.failures)} records not done "
               f"(reasons in {fails}); fix the endpoint and rerun the same command to resume", file=sys.stderr)
@@ -159,6 +168,10 @@ def main(argv=None):
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")
+        cut = sum(why.startswith("truncated at") for why in summary.failures.values())
+        if cut:
+            print(f"{cut} of them were cut at --target_length {args.target_length}: "
+                  "rerun with a larger --target_length for those")
         return 1
     return 0
 

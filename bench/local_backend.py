@@ -42,12 +42,12 @@ async def rewrite_one(backend, rec, task):
                       sampling=Sampling(n=1, temperature=0.3, max_tokens=1024))
     before = backend.tokens_in, backend.prompt_seconds, backend.tokens_out, backend.gen_seconds
     started = time.monotonic()
-    [text] = await backend.generate(request)
+    [completion] = await backend.generate(request)
     wall = time.monotonic() - started
     p_tok, p_s, g_tok, g_s = (now - then for now, then in zip(
         (backend.tokens_in, backend.prompt_seconds, backend.tokens_out, backend.gen_seconds), before))
     return wall, int(p_tok), p_tok / p_s if p_s else 0.0, int(g_tok), g_tok / g_s if g_s else 0.0, \
-        parse_reply(text) is not None
+        parse_reply(completion.text) is not None
 
 
 async def rewrite_all(backend, records):

@@ -32,16 +32,17 @@ def pick_run(output_dir, batch_num=None):
 
 
 def read_shard_results(shard_files, keep_first=False):
-    """({id: (question, original answer, revised_response or None)} over all shards, [ids seen twice]).
-    keep_first: an id seen again keeps its first line (the repair for a shard written twice)."""
+    """({id: (question, original answer, revised_response or None, kept_original reason or None)} over
+    all shards, [ids seen twice]). keep_first: an id seen again keeps its first line (the repair for a
+    shard written twice)."""
     results, dupes = {}, []
     for i in sorted(shard_files):
-        for rid, asked, original, revised in read_shard(shard_files[i]):
+        for rid, *row in read_shard(shard_files[i]):
             if rid in results:
                 dupes.append(rid)
                 if keep_first:
                     continue
-            results[rid] = (asked, original, revised)
+            results[rid] = tuple(row)
     return results, dupes
 
 
@@ -103,6 +104,8 @@ def merge(records, output_dir, batch_num=None, allow_partial=False, keep_first=F
         merged.append(rec)
         if rid in results:
             counts["passed through"] += 1
+            if results[rid][3]:  # reformat kept it on purpose: "format does not fit", "empty original"
+                counts[f"kept: {results[rid][3]}"] += 1
         elif rid in failed:
             counts["failed"] += 1
         else:

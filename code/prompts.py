@@ -6,6 +6,18 @@ response and, for knowledge tasks, the evidence. The model answers in two labell
 (any case, markdown bold or headings around the label, extra whitespace) but refuses an
 answer that has no `Revised response:` label at all.
 
+The safety valve of the method: when the task's layout does not suit the request (a record
+put under the wrong task, say), the model is told to answer with the line `KEEP ORIGINAL`
+(KEEP_MARKER) instead, and the record keeps its original answer ("format does not fit").
+
+`read_reply` is what reformat applies to every candidate, from any backend. In order:
+a candidate cut at the token limit is not used; an empty reply or a provider's refusal is
+named as such; `<think>` blocks of reasoning models are removed (an unclosed one at the start
+is all thinking, no answer); a reply wrapped whole in a code fence is unwrapped when the
+original has no fence; the KEEP ORIGINAL line is recognised; then the `Revised response:` part
+is taken, unwrapped from a fence the same way, and refused when it is a refusal the original
+was not, or a piece of our own prompt echoed back.
+
 The classifier prompt is the one the 13B GAIR/ReAlign-Task-Classifier was fine-tuned with; it
 only works well when it sees exactly that prompt, so the wording is the original project's,
 kept byte for byte (trailing space after "below:" included). Its task list is built from
@@ -19,6 +31,8 @@ import re
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
+KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
+FORMAT_DOES_NOT_FIT = "format does not fit"
 
 SYSTEM_PROMPT = (
     "You edit answers in an instruction-tuning dataset. You change how an answer is laid out "
@@ -49,6 +63,9 @@ Layout the rewritten answer must follow:
 Rules:
 - Apply the layout for real: restructure the answer even when it is short or already correct. \
 Returning it unchanged is not a rewrite.
+- Only if this layout clearly does not suit the request (the request is really of another kind, \
+or the answer cannot take this layout without inventing content), do not rewrite: reply with \
+the single line {keep_marker} and nothing else.
 - Keep every fact, number, name, piece of code and the final answer of the original. If the \
 original reaches a conclusion, the rewrite reaches the same one.
 - Add explanation or structure where the layout asks for it, but no new claims{evidence_rule}.
@@ -94,6 +111,7 @@ def build_rewrite_messages(task, question, response, evidence=None, system=None)
         response=response,
         evidence_intro=", with evidence retrieved for it" if block else "",
         evidence_block=f"\n[Evidence]\n{block}\n" if block else "",
+        keep_marker=KEEP_MARKER,
         system_block=_SYSTEM_BLOCK.format(system=system) if system else "",
         system_rule=_SYSTEM_RULE if system else "",
     )
@@ -106,6 +124,81 @@ _LABEL = r"revised[ _-]*response\s*[*_]*\s*:\s*[*_]*"  # "Revised response:", "*
 _LABEL_AT_LINE_START = re.compile(r"^[ \t>#*_]*" + _LABEL, re.IGNORECASE | re.MULTILINE)
 _LABEL_ANYWHERE = re.compile(r"\b" + _LABEL, re.IGNORECASE)
 _REASONING_LABEL = re.compile(r"^[\s>#*_]*reasoning\s*[*_]*\s*:\s*[*_]*", re.IGNORECASE)
+
+_THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<(?:think|thinking)>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
+# a whole text in one fence: ```lang … ```, with no other fence inside
+_WHOLE_FENCE = re.compile(r"\A\s*```[\w+.-]*[ \t]*\n((?:(?!```).)*?)\n?[ \t]*```\s*\Z", re.DOTALL)
+# KEEP ORIGINAL on a line of its own, allowing markdown or quotes around it and a full stop
+_KEEP_LINE = re.compile(r"^[\s>#*_`\"'\[(]*keep[ _-]+original[\s*_`\"'\]).!]*$", re.IGNORECASE | re.MULTILINE)
+_REFUSAL = re.compile(
+    r"\A\W*(?:(?:i'?m|i am) sorry|i apologi[sz]e|sorry|unfortunately)?[,.!\s]*(?:but\s+)?"
+    r"(?:as an ai[\w\s-]*,\s*)?i\s+(?:can(?:no|')?t|can not|won't|will not|am unable|'m unable|am not able)"
+    r"\s+(?:to\s+)?(?:help|assist|provide|comply|fulfil|fulfill|answer|do that|support|create|write|engage)",
+    re.IGNORECASE)
+
+
+
+def _prompt_sentences():
+    """Sentences of our own instructions (system prompt, template, every task's description and
+    layout), lower-cased, 30 characters or more: a revised response holding one of them is the
+    prompt echoed back, not an answer."""
+    fixed = (SYSTEM_PROMPT + "\n" + REWRITE_TEMPLATE.split("[Request]")[0] + "\n"
+             + REWRITE_TEMPLATE.split("{evidence_block}")[1]).replace("\\\n", "")
+    texts = [fixed, _SYSTEM_RULE, *TASK_FORMATS.values(), *TASK_DESCRIPTIONS.values()]
+    pieces = (piece for text in texts for line in text.splitlines()
+              for piece in re.split(r"\{\w+\}|(?<=[.:;])\s+(?=[A-Z])", line))
+    flat = (" ".join(piece.split()).lstrip("- ").lower() for piece in pieces)
+    return sorted({piece for piece in flat if len(piece) >= 30})
+
+
+_PROMPT_SENTENCES = _prompt_sentences()
+_PROMPT_TEXT = "\n".join(_PROMPT_SENTENCES)
+
+REPLY_OK, REPLY_KEEP, REPLY_TRUNCATED, REPLY_REFUSED, REPLY_BAD = "ok", "keep", "truncated", "refused", "bad"
+
+
+def strip_think(text, original=""):
+    """The text without reasoning-model `<think>…</think>` blocks. A closing tag with no opening
+    one (the chat template opened it) drops everything before it; an opening tag never closed
+    drops everything after it. Left alone when the original itself talks about <think> tags."""
+    if "<think" in original.lower():
+        return text
+    text = _THINK_BLOCK.sub("", text)
+    close = _THINK_CLOSE.search(text)
+    if close:
+        text = text[close.end():]
+    opened = _THINK_OPEN.search(text)
+    if opened:
+        text = text[:opened.start()]
+    return text
+
+
+def unwrap_fence(text, original=""):
+    """The inside of a text wrapped whole in one ``` fence, when the original has no fence."""
+    match = _WHOLE_FENCE.match(text)
+    if match and "```" not in original:
+        return match.group(1)
+    return text
+
+
+def is_refusal(text):
+    """True for text that opens by declining to help ("I'm sorry, but I can't help with that.")."""
+    return bool(_REFUSAL.match(text.replace("\u2019", "'")))
+
+
+def echoes_prompt(text):
+    """True when `text` is our own instructions handed back: it contains a sentence of the prompt,
+    or it is (20 characters or more of) one."""
+    flat = " ".join(text.split()).lower()
+    return any(piece in flat for piece in _PROMPT_SENTENCES) or (len(flat) >= 20 and flat in _PROMPT_TEXT)
+
+
+def quote(text, limit=60):
+    """The start of `text` on one line, for a reason string."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
 def parse_reply(text):
@@ -121,6 +214,43 @@ def parse_reply(text):
         return None
     reasoning = _REASONING_LABEL.sub("", text[: match.start()], count=1).strip()
     return reasoning, revised
+
+
+def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=None):
+    """How one candidate reads: (verdict, value).
+
+    (REPLY_OK, revised response) a usable rewrite; (REPLY_KEEP, FORMAT_DOES_NOT_FIT) the model
+    used the valve; otherwise (verdict, reason) with REPLY_TRUNCATED (cut at max_tokens),
+    REPLY_REFUSED (a refusal, as a field or as the answer) or REPLY_BAD (anything else)."""
+    if finish_reason == "length":
+        limit = f"--target_length {max_tokens}" if max_tokens else "the token limit"
+        return REPLY_TRUNCATED, f"truncated at {limit}"
+    if refusal:
+        return REPLY_REFUSED, f"the model refused: {quote(refusal)}"
+    if not isinstance(text, str) or not text.strip():
+        return REPLY_BAD, "empty reply (no content)"
+    answer = strip_think(text, original)
+    if not answer.strip():
+        return REPLY_BAD, "the reply is only a <think> block, no answer after it"
+    answer = unwrap_fence(answer, original)
+    if _KEEP_LINE.search(answer):
+        return REPLY_KEEP, FORMAT_DOES_NOT_FIT
+    labels = len(_LABEL_AT_LINE_START.findall(answer))
+    if labels > 1:
+        return REPLY_BAD, f"{labels} 'Revised response:' parts in one reply (a draft and a final?)"
+    parsed = parse_reply(answer)
+    if parsed is None:
+        return REPLY_BAD, "no 'Revised response:' part"
+    revised = unwrap_fence(parsed[1], original).strip()
+    if not revised:
+        return REPLY_BAD, "no 'Revised response:' part"
+    if _KEEP_LINE.search(revised):  # "Revised response: KEEP ORIGINAL"
+        return REPLY_KEEP, FORMAT_DOES_NOT_FIT
+    if is_refusal(revised) and not is_refusal(original):
+        return REPLY_REFUSED, f"the model refused: {quote(revised)}"
+    if echoes_prompt(revised):
+        return REPLY_BAD, f"the revised response echoes the rewrite prompt: {quote(revised)}"
+    return REPLY_OK, revised
 
 
 # ---------------------------------------------------------------- the classifier prompt

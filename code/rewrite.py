@@ -1,10 +1,18 @@
 """The rewrite step for one shard: plan, resume, rewrite through a backend, write, summarise.
 
 Per record: a task that is not rewritten (or no category at all, which counts as `default`)
-is written back unchanged without any request. Otherwise one request asks for `top_k`
-candidates; candidates without a `Revised response:` part are dropped; if none is left the
-request is retried (bounded), else the longest valid candidate becomes
-`items[1]["revised_response"]` and all of them `items[1]["revised_response_list"]`.
+is written back unchanged without any request; so is an empty or whitespace-only original
+(nothing to stay faithful to), marked `items[1]["kept_original"] = "empty original"`.
+Otherwise one request asks for `top_k` candidates, each read by prompts.read_reply:
+
+- a usable rewrite: the longest becomes `items[1]["revised_response"]`, all of them
+  `items[1]["revised_response_list"]`;
+- the valve (the model answered KEEP ORIGINAL): when at least as many candidates say so as give
+  a usable rewrite, the record is written unchanged with `kept_original = "format does not fit"`
+  and counted per task in the summary;
+- nothing usable: the request is retried (bounded by --max_retries) and then fails with the
+  candidates' reasons. A cut at --target_length or a refusal repeats itself, so those get at
+  most one more try (none at temperature 0, where the same prompt gives the same answer).
 
 Files (names from realign.shards): finished records are appended to the shard output one line
 at a time, so `kill -9` loses at most a torn last line; a rerun skips ids already there and
@@ -24,11 +32,14 @@ from realign.files import JsonlAppender, atomic_open, dumps_line, read_jsonl_tol
 from realign.limits import RetryPolicy
 from realign.llm.base import Request, Sampling, Unusable
 from realign.llm.runner import Stats, run_step
-from realign.prompts import build_rewrite_messages, parse_reply
+from realign.prompts import (FORMAT_DOES_NOT_FIT, REPLY_KEEP, REPLY_OK, REPLY_REFUSED, REPLY_TRUNCATED,
+                             build_rewrite_messages, read_reply)
 from realign.records import answer, category, question
 from realign.shards import read_failures, read_shard
 
 _REWRITE_SET = frozenset(REWRITE_TASKS)
+EMPTY_ORIGINAL = "empty original"
+REWRITE, KEEP = "rewrite", "keep"
 
 
 @dataclass
@@ -49,8 +60,10 @@ class Summary:
     total: int = 0             # records in the shard
     skipped: int = 0           # already in the shard output (resume)
     rewritten: int = 0
-    passed_through: int = 0
+    passed_through: int = 0    # all records written unchanged, whatever the reason
     no_category: int = 0       # records without a category, treated as default
+    empty_original: int = 0    # empty or whitespace-only originals, not sent
+    does_not_fit: Counter = field(default_factory=Counter)  # task -> records the model kept (the valve)
     failed: int = 0
     stale: int = 0             # written before, but the input's question or answer changed since: redone
     requests: int = 0          # calls the backend really made (a server ignoring n: k per record)
@@ -76,8 +89,19 @@ class Summary:
         if self.later:
             pace += f"; {self.later} left to rewrite" + (f", about {duration(self.later * per)} at this pace" if per else "")
         return (f"{head}: {self.rewritten} rewritten, {self.passed_through} passed through "
-                f"({self.no_category} without category), {self.failed} failed, {self.skipped} already done"
+                f"({self.no_category} without category{self.kept_counts()}), {self.failed} failed, "
+                f"{self.skipped} already done"
                 + (f", {self.stale} redone because their input changed" if self.stale else "") + f"; {pace}")
+
+    def kept_counts(self):
+        """', 2 empty original, 1 format does not fit': records kept on purpose, when there are any."""
+        kept = ((self.empty_original, "empty original"), (sum(self.does_not_fit.values()), "format does not fit"))
+        return "".join(f", {n} {what}" for n, what in kept if n)
+
+    def does_not_fit_lines(self):
+        """One line per task whose records the model kept as they were: a measure of how often the
+        classifier's task (or its layout) does not suit the record."""
+        return [f"  format does not fit: {n:6d}  {task}" for task, n in self.does_not_fit.most_common()]
 
 
 def duration(seconds):
@@ -98,23 +122,53 @@ def is_rewritten(rec):
     return task_of(rec) in _REWRITE_SET
 
 
+def is_empty_original(rec):
+    value = answer(rec)
+    return not isinstance(value, str) or not value.strip()
+
+
+def to_send(rec):
+    """True when the record goes to the model: a rewritten task with something to rewrite."""
+    return is_rewritten(rec) and not is_empty_original(rec)
+
+
 def messages_for(rec, use_evidence=True):
     task = task_of(rec)
     evidence = rec["items"][0].get("evidence") if use_evidence and task in RAG_TASKS else None
     return build_rewrite_messages(task, question(rec), answer(rec), evidence, system=rec.get("system"))
 
 
-def make_check(length_fn):
-    """check(texts) -> (best, candidates): parse every candidate, keep the valid ones,
-    the longest (by `length_fn`) first. Raises Unusable when none is valid."""
+def make_check(length_fn, original_of=None, max_tokens=None, temperature=0.3):
+    """check(completions, request) -> (REWRITE, best, candidates) or (KEEP, reason, []).
 
-    def check(texts):
-        candidates = [parsed[1] for parsed in map(parse_reply, texts) if parsed]
-        if not candidates:
-            raise Unusable(f"no 'Revised response:' part in any of {len(texts)} candidate(s)")
-        return max(candidates, key=length_fn), candidates
+    Every candidate is read by prompts.read_reply against the record's original
+    (`original_of(request)`, "" when not given). The longest usable rewrite (by `length_fn`)
+    wins unless at least as many candidates used the valve. Raises Unusable, with the
+    candidates' reasons, when none is usable; only once more (or never at temperature 0) when
+    every reason is a cut at the token limit or a refusal."""
+
+    def check(completions, request=None):
+        original = original_of(request) if original_of and request is not None else ""
+        readings = [read_reply(c.text, original, c.finish_reason, c.refusal, max_tokens) for c in completions]
+        candidates = [value for verdict, value in readings if verdict == REPLY_OK]
+        keeps = sum(verdict == REPLY_KEEP for verdict, _ in readings)
+        if keeps and keeps >= len(candidates):
+            return KEEP, FORMAT_DOES_NOT_FIT, []
+        if candidates:
+            return REWRITE, max(candidates, key=length_fn), candidates
+        reasons = list(dict.fromkeys(value for _, value in readings)) or ["no candidate returned"]
+        repeats = all(verdict in (REPLY_TRUNCATED, REPLY_REFUSED) for verdict, _ in readings)
+        of = f" (all {len(readings)} candidates)" if len(readings) > 1 and len(reasons) == 1 else ""
+        raise Unusable("; ".join(reasons) + of, retries=(1 if temperature > 0 else 0) if repeats else None)
 
     return check
+
+
+def kept(rec, reason):
+    """A copy of the record, unchanged but for the reason it was not rewritten."""
+    items = list(rec["items"])
+    items[1] = {**items[1], "kept_original": reason}
+    return {**rec, "items": items}
 
 
 def with_rewrite(rec, best, candidates):
@@ -132,7 +186,7 @@ def resume_state(shard, out_path, fail_path):
     parallel_data_merge.py refuses it. A written record whose original answer was edited since
     is not done: the rewrite of the old answer is stale, and the record is redone."""
     by_id = {rec["id"]: rec for rec in shard}
-    rows = read_shard(out_path)  # (id, question, original answer, rewrite)
+    rows = read_shard(out_path)  # (id, question, original answer, rewrite, kept reason)
     stray = {rid for rid, *_ in rows} - by_id.keys()
     if stray:
         raise DataError(f"{out_path}: holds {len(stray)} id(s) that are not in this shard of the input "
@@ -141,7 +195,7 @@ def resume_state(shard, out_path, fail_path):
     if changed:
         raise DataError(f"{out_path}: {len(changed)} id(s) have a different question there than in the input "
                         f"({first_n(changed)}); stale output from another dataset? use another --output_directory")
-    done_ids = {rid for rid, _, original, _ in rows if original == answer(by_id[rid])}
+    done_ids = {rid for rid, _, original, *_ in rows if original == answer(by_id[rid])}
     failures = {rid: why for rid, why in read_failures(fail_path).items() if rid in by_id}
     return done_ids, failures
 
@@ -194,7 +248,7 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     work = shard if attempt_limit is None else shard[:attempt_limit]
     if attempt_limit is not None:
         summary.attempted = len(work)
-        summary.later = sum(is_rewritten(r) and r["id"] not in done_ids for r in shard[len(work):])
+        summary.later = sum(to_send(r) and r["id"] not in done_ids for r in shard[len(work):])
     todo = [rec for rec in work if rec["id"] not in done_ids]
     summary.skipped = len(work) - len(todo)
     attempted = {rec["id"] for rec in todo}
@@ -205,18 +259,23 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
     with JsonlAppender(out_path) as out:
         # Pass-through records are written once the endpoint has answered a record (or at the end),
         # so an endpoint that refuses the whole run (404, bad key: exit 2) leaves the shard as it was.
-        passing = [rec for rec in todo if not is_rewritten(rec)]
+        # Empty originals of rewritten tasks are not sent either (nothing to stay faithful to).
+        passing = [rec for rec in todo if not to_send(rec)]
 
         def write_passing():
             for rec in passing:
-                out.write(rec)
+                if is_rewritten(rec):  # an empty original
+                    out.write(kept(rec, EMPTY_ORIGINAL))
+                    summary.empty_original += 1
+                else:
+                    out.write(rec)
+                    summary.no_category += category(rec) is None
                 summary.passed_through += 1
-                summary.no_category += category(rec) is None
                 bar.update()
             passing.clear()
 
         stats = Stats()
-        to_rewrite, rewrites_from = sum(map(is_rewritten, todo)), time.monotonic()
+        to_rewrite, rewrites_from = sum(map(to_send, todo)), time.monotonic()
 
         def pace():
             """Progress-bar figures: HTTP ones for a server, time per rewrite and ETA for a local model."""
@@ -229,8 +288,12 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
         def on_done(outcome):
             write_passing()
             rid = outcome.request.key
-            if outcome.ok:
-                best, candidates = outcome.result
+            if outcome.ok and outcome.result[0] == KEEP:
+                out.write(kept(by_id[rid], outcome.result[1]))
+                summary.passed_through += 1
+                summary.does_not_fit[task_of(by_id[rid])] += 1
+            elif outcome.ok:
+                _, best, candidates = outcome.result
                 out.write(with_rewrite(by_id[rid], best, candidates))
                 summary.rewritten += 1
             else:
@@ -239,12 +302,13 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
             bar.update()
             bar.set_postfix(**pace(), failed=summary.failed, refresh=False)
 
-        requests = (make_request(rec, settings, length_fn) for rec in todo if is_rewritten(rec))
+        requests = (make_request(rec, settings, length_fn) for rec in todo if to_send(rec))
+        check = make_check(length_fn, original_of=lambda request: answer(by_id[request.key]),
+                           max_tokens=settings.target_length, temperature=settings.temperature)
         try:
             await run_step(backend, requests, on_done, concurrency=settings.concurrency,
                            policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
-                           tpm=settings.tpm, check=make_check(length_fn),
-                           stats=stats)
+                           tpm=settings.tpm, check=check, stats=stats)
             write_passing()
             out.touch()  # merge finds a shard by its file, even one whose records all failed
         finally:
@@ -267,11 +331,12 @@ def estimate(shard, settings, length_fn):
     reasoning, capped at --target_length; input is the full prompt, counted once per record.
     """
     per_category = Counter(task_of(rec) if category(rec) else f"{DEFAULT_TASK} (no category)" for rec in shard)
-    rewrite = [rec for rec in shard if is_rewritten(rec)]
+    rewrite = [rec for rec in shard if to_send(rec)]
     tokens_in = sum(prompt_tokens(messages_for(rec, settings.use_evidence), length_fn) for rec in rewrite)
     tokens_out = sum(settings.top_k * min(settings.target_length, int(1.3 * length_fn(answer(rec))) + 60)
                      for rec in rewrite)
     unchanged = {task for task in per_category if task.split(" ")[0] not in _REWRITE_SET}
     return {"records": len(shard), "rewrite": len(rewrite), "pass_through": len(shard) - len(rewrite),
+            "empty_original": sum(is_rewritten(rec) and is_empty_original(rec) for rec in shard),
             "per_category": dict(per_category.most_common()), "unchanged_tasks": unchanged,
             "tokens_in": tokens_in, "tokens_out": tokens_out}

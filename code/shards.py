@@ -50,7 +50,8 @@ def _damaged(path, n, problem):
 
 
 def read_shard(path):
-    """[(id, question, original answer, revised_response or None)] of a shard output file, each line checked."""
+    """[(id, question, original answer, revised_response or None, kept_original reason or None)] of a
+    shard output file, each line checked."""
     rows = []
     for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
         if not isinstance(obj, dict):
@@ -61,8 +62,9 @@ def read_shard(path):
         if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(i, dict) for i in items[:2])
                 and isinstance(items[0].get("value"), str) and isinstance(items[1].get("value"), str)):
             raise _damaged(path, n, "'items' must start with a human and a gpt turn, each with a string value")
-        revised = items[1].get("revised_response")
-        rows.append((obj["id"], items[0]["value"], items[1]["value"], revised if isinstance(revised, str) else None))
+        revised, why_kept = items[1].get("revised_response"), items[1].get("kept_original")
+        rows.append((obj["id"], items[0]["value"], items[1]["value"], revised if isinstance(revised, str) else None,
+                     why_kept if isinstance(why_kept, str) else None))
     return rows
 
 

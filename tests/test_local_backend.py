@@ -61,6 +61,13 @@ def test_reformat_local_with_missing_model_exits_2(tmp_path):
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
+def reformat_local(data, out, target_length):
+    """reformat.py with the embedded model, greedy, two threads."""
+    return run_script("reformat.py", "--backend", "local", "--threads", "2", "--target_length", target_length,
+                      "--temperature", "0", "--input_data_path", data, "--output_directory", out,
+                      "--quiet", timeout=600)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_LOCAL and not os.environ.get("CI"),
                     reason="local extra not installed (pip install -r requirements-local.txt); CI always runs this")
@@ -72,9 +79,7 @@ def test_local_model_rewrites_one_record(tmp_path):
                                             make_record(8, "A poem about rain", "Rain on the roof.",
                                                         "poem_generation")])
     out = tmp_path / "out"
-    proc = run_script("reformat.py", "--backend", "local", "--threads", "2", "--target_length", "400",
-                      "--temperature", "0", "--input_data_path", data, "--output_directory", out,
-                      "--quiet", timeout=600)
+    proc = reformat_local(data, out, target_length=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["id"]: r for r in map(json.loads, (out / "rewrite_data_0_of_1_batch.jsonl").read_text().splitlines())}
     rewrite = rows[7]["items"][1]["revised_response"]
@@ -92,3 +97,20 @@ def test_a_file_that_is_not_a_gguf_model_exits_2(tmp_path):
     proc = run_script("reformat.py", "--backend", "local", "--model", fake,
                       "--input_data_path", data, "--output_directory", tmp_path / "out")
     assert proc.returncode == 2 and "could not load it" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LOCAL and not os.environ.get("CI"),
+                    reason="local extra not installed (pip install -r requirements-local.txt); CI always runs this")
+def test_local_model_cut_at_target_length_is_a_failure_not_a_rewrite(tmp_path):
+    """llama.cpp reports the cut as finish_reason "length": the half-written reply is not used."""
+    assert HAVE_LOCAL, "CI is set but the local extra is missing: pip install -r requirements-local.txt"
+    data = write_json(tmp_path / "in.json", [make_record(7, "How do I boil an egg?",
+                                                         "Boil it for nine minutes, then cool it in cold water.",
+                                                         "how_to_generation")])
+    out = tmp_path / "out"
+    proc = reformat_local(data, out, target_length=8)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert (out / "rewrite_data_0_of_1_batch.jsonl").read_text() == ""
+    failed = [json.loads(line) for line in (out / "failures_0_of_1.jsonl").read_text().splitlines()]
+    assert failed == [{"id": 7, "reason": "truncated at --target_length 8"}]  # temperature 0: not retried

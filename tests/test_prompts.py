@@ -125,3 +125,114 @@ def test_chat_rendering_falls_back_without_a_template():
 
     text = render_chat(Plain(), [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
     assert text == "System: S\n\nUser: U\n\nAssistant:"
+
+
+# ---------------------------------------------------------------- reading replies strictly
+
+from realign.llm.base import Completion, completion_from_choice  # noqa: E402
+from realign.prompts import (FORMAT_DOES_NOT_FIT, KEEP_MARKER, REPLY_BAD, REPLY_KEEP, REPLY_OK,  # noqa: E402
+                             REPLY_REFUSED, REPLY_TRUNCATED, read_reply)
+
+EGG = "Boil the egg for nine minutes, then cool it in cold water and peel it."
+LIST = "1. Boil the egg for nine minutes.\n2. Cool it in cold water and peel it."
+
+
+@pytest.mark.parametrize("reply", [
+    f"<think>\nRevised response: DRAFT\n</think>\n\nReasoning: a list.\nRevised response: {LIST}",
+    f"<THINK>draft one</THINK><think>Revised response: DRAFT</think>Revised response: {LIST}",
+    f"The template opened the block. Revised response: DRAFT\n</think>\nRevised response: {LIST}",
+    f"<thinking>\nRevised response: DRAFT\n</thinking>\nRevised response: {LIST}",
+    f"```\nReasoning: a list.\n\nRevised response: {LIST}\n```",
+    f"```markdown\nReasoning: a list.\nRevised response: {LIST}\n```\n",
+    f"Reasoning: a list.\n\nRevised response:\n```\n{LIST}\n```",
+    f"<think>Revised response: DRAFT</think>\n```\nReasoning: a list.\nRevised response: {LIST}\n```",
+])
+def test_think_blocks_and_whole_fences_are_removed(reply):
+    assert read_reply(reply, EGG) == (REPLY_OK, LIST)
+
+
+def test_a_fence_is_kept_when_the_original_has_one():
+    original = "```\nprint('hi')\n```"
+    assert read_reply(f"Revised response:\n```\nprint('hi')\n```", original) == (REPLY_OK, original)
+
+
+def test_think_tags_the_original_talks_about_are_left_alone():
+    original = "Wrap the model's reasoning in <think> and </think> tags."
+    assert read_reply(f"Revised response: {original}", original) == (REPLY_OK, original)
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ("<think>\nThe user wants a list. Revised response: DRAFT", "only a <think> block"),
+    ("<think>all thought</think>\n  ", "only a <think> block"),
+    ("", "empty reply"),
+    (None, "empty reply"),
+    ("   \n", "empty reply"),
+    ("Reasoning: x\nRevised response: DRAFT\nHmm, better:\nRevised response: final", "2 'Revised response:' parts"),
+    ("Reasoning: list.\nRevised response: the complete rewritten answer, with nothing after it.", "echoes"),
+    ("Revised response: Reply in exactly two parts, in this order and with these labels:\nReasoning: two or three "
+     "sentences naming what the original lacks", "echoes"),
+    ("Sure, here it is: 1. Boil. 2. Peel.", "no 'Revised response:' part"),
+])
+def test_unusable_replies_say_why(reply, reason):
+    verdict, why = read_reply(reply, EGG)
+    assert verdict == REPLY_BAD and reason in why
+
+
+def test_a_cut_at_the_token_limit_is_never_used():
+    verdict, why = read_reply(f"Revised response: {LIST[:20]}", EGG, finish_reason="length", max_tokens=64)
+    assert (verdict, why) == (REPLY_TRUNCATED, "truncated at --target_length 64")
+
+
+@pytest.mark.parametrize("reply, refusal", [
+    (None, "I'm sorry, I cannot assist with that request because it breaks a rule that is long enough to cut"),
+    ("Reasoning: I should not.\n\nRevised response: I'm sorry, but I can't help with that request.", None),
+    ("Revised response: I\u2019m sorry, I cannot provide that.", None),
+    ("Revised response: As an AI language model, I cannot answer this.", None),
+    ("Revised response: I can't assist with that.", None),
+])
+def test_refusals_are_named_and_quoted(reply, refusal):
+    verdict, why = read_reply(reply, EGG, refusal=refusal)
+    assert verdict == REPLY_REFUSED and why.startswith("the model refused: ")
+    assert ("I'm sorry" in why or "I cannot" in why or "As an AI" in why or "I can't" in why) and len(why) < 100
+
+
+def test_a_refusal_the_original_already_made_is_a_faithful_rewrite():
+    original = "I'm sorry, but I can't help with making weapons."
+    assert read_reply(f"Revised response: {original}", original) == (REPLY_OK, original)
+
+
+@pytest.mark.parametrize("reply", ["I'm sorry to hear that. Here is how to cope: rest.",
+                                   "Sorry for the wait! The answer is 4."])
+def test_sympathy_is_not_a_refusal(reply):
+    assert read_reply(f"Revised response: {reply}", "x")[0] == REPLY_OK
+
+
+@pytest.mark.parametrize("reply", [KEEP_MARKER, "keep original", "**KEEP ORIGINAL**", "`KEEP ORIGINAL`.",
+                                   "Reasoning: this is a poem, not a plan.\n\nRevised response: KEEP ORIGINAL",
+                                   "<think>Revised response: DRAFT</think>\nKEEP ORIGINAL\n"])
+def test_the_valve_line_keeps_the_original(reply):
+    assert read_reply(reply, EGG) == (REPLY_KEEP, FORMAT_DOES_NOT_FIT)
+
+
+def test_the_valve_is_a_line_of_its_own_not_a_phrase():
+    reply = "Reasoning: no need to keep original wording.\nRevised response: " + LIST
+    assert read_reply(reply, EGG) == (REPLY_OK, LIST)
+
+
+def test_the_prompt_offers_the_valve_in_our_words():
+    _, user = build_rewrite_messages(REWRITE_TASKS[0], "q", "a")
+    assert f"the single line {KEEP_MARKER} and nothing else" in user["content"]
+
+
+@pytest.mark.parametrize("choice, expected", [
+    ({"message": {"content": "hi"}, "finish_reason": "stop"}, Completion("hi", "stop")),
+    ({"message": {"content": "hi", "reasoning_content": "Revised response: DRAFT"}, "finish_reason": "length"},
+     Completion("hi", "length")),
+    ({"message": {"content": None, "refusal": "I can't."}, "finish_reason": "stop"}, Completion("", "stop", "I can't.")),
+    ({"message": {"content": None, "refusal": None}}, Completion("", None)),
+    ({"text": "cut", "finish_reason": "max_tokens"}, Completion("cut", "length")),
+    ({"text": "cut", "stop_type": "limit"}, Completion("cut", "length")),   # llama.cpp's native shape
+    ({"text": "cut", "finish_reason": None, "truncated": True}, Completion("cut", "length")),
+])
+def test_completions_carry_how_generation_ended(choice, expected):
+    assert completion_from_choice(choice, chat="message" in choice) == expected

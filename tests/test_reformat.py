@@ -427,7 +427,9 @@ class _FakeVLLM:
 
             class Out:
                 def __init__(self, prompt, n):
-                    self.outputs = [type("C", (), {"text": f"Revised response: {prompt[-30:]} {i}"})()
+                    finish = "length" if "[[cut]]" in prompt else "stop"  # CompletionOutput.finish_reason
+                    self.outputs = [type("C", (), {"text": f"Revised response: {prompt[-30:]} {i}",
+                                                   "finish_reason": finish})()
                                     for i in range(n)]
             return [Out(p, sp.n) for p, sp in zip(prompts, params)]
 
@@ -448,9 +450,29 @@ def test_vllm_backend_batches_requests_through_the_chat_template(monkeypatch):
     done = []
     stats = asyncio.run(run_all(backend, requests, done.append, check=make_check(len)))
     assert stats.failed == 0 and sorted(o.request.key for o in done) == list(range(40))
-    assert all(len(o.result[1]) == 2 for o in done)
+    assert all(o.result[0] == "rewrite" and len(o.result[2]) == 2 for o in done)
     assert sum(map(len, _FakeVLLM.batches)) == 40 and len(_FakeVLLM.batches) < 5  # batched, not one by one
     assert _FakeVLLM.batches[0][0].startswith("<|user|>question") and _FakeVLLM.batches[0][0].endswith("<|assistant|>")
+
+
+def test_vllm_a_cut_at_max_tokens_is_not_used(monkeypatch):
+    import asyncio
+
+    from realign.llm.base import BackendConfig, Request, make_backend
+    from realign.llm.runner import run_all
+    from realign.limits import RetryPolicy
+    from realign.rewrite import make_check
+
+    monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
+    backend = make_backend("vllm", BackendConfig(model="m"))
+    requests = [Request(key=i, messages=[{"role": "user", "content": f"q {i}" + (" [[cut]]" if i == 1 else "")}])
+                for i in range(3)]
+    done = []
+    asyncio.run(run_all(backend, requests, done.append, check=make_check(len, max_tokens=77),
+                        policy=RetryPolicy(max_retries=5, base=0.01)))
+    by_key = {o.request.key: o for o in done}
+    assert by_key[0].ok and by_key[2].ok
+    assert by_key[1].error == "truncated at --target_length 77 (after 2 attempts)"
 
 
 def test_vllm_a_prompt_the_engine_refuses_fails_alone(monkeypatch):
@@ -526,3 +548,121 @@ def test_runner_raw_prompts_and_client_rpm_cap():
     assert paths == {"/v1/completions"}
     assert sorted(o.request.key for o in done) == list(range(6)) and all(len(o.result) == 2 for o in done)
     assert times[5] - times[2] >= 1.3  # 120 rpm, burst 2: after the burst, one send every 0.5 s
+
+
+# ---------------------------------------------------------------- reading replies (tests/fixtures/cases)
+
+CASES = ROOT / "tests" / "fixtures" / "cases"
+EGG_Q, EGG_A = "How do I boil an egg?", "Boil the egg for about nine minutes, then cool it in cold water and peel it."
+EGG_LIST = "1. Put the egg in boiling water for about nine minutes.\n2. Then cool it in cold water and peel it."
+
+
+def case(name):
+    return json.loads((CASES / name).read_text())
+
+
+@pytest.mark.parametrize("name, revised, failure", [
+    ("reply_think.json", EGG_LIST, None),            # the draft inside <think> is not the answer
+    ("reply_fence.json", EGG_LIST, None),            # unwrapped, not "adds code"
+    ("reply_truncate.json", None, "truncated at --target_length 300 (after 2 attempts)"),
+    ("reply_refuse_label.json", None, "the model refused: \"I'm sorry, but I can't help with that request.\" (after 2 attempts)"),
+])
+def test_recorded_replies_are_read_strictly(tmp_path, name, revised, failure):
+    inp = write_json(tmp_path / "in.json", [make_record(1, EGG_Q, EGG_A, "how_to_generation")])
+    with OpenAIFake(replay=case(name)) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--target_length", "300", "--max_retries", "5")
+        sent = srv.request_count
+    done, failed = outputs(tmp_path / "out")
+    if revised:
+        assert r.returncode == 0, r.stderr
+        assert done[0]["items"][1]["revised_response"] == revised and failed == [] and sent == 1
+    else:
+        assert r.returncode == 1 and done == []
+        assert failed == [{"id": 1, "reason": failure}]
+        assert sent == 2  # a repeatable fault: one more try, not five
+
+
+def test_a_truncation_at_temperature_0_is_not_retried(tmp_path):
+    inp = write_json(tmp_path / "in.json", [make_record(1, EGG_Q, EGG_A, "how_to_generation")])
+    with OpenAIFake(replay=case("reply_truncate.json")) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--target_length", "64")
+        sent = srv.request_count
+    assert r.returncode == 1 and sent == 1
+    assert outputs(tmp_path / "out")[1] == [{"id": 1, "reason": "truncated at --target_length 64"}]
+    assert "1 of them were cut at --target_length 64: rerun with a larger --target_length" in r.stdout
+
+
+def test_empty_originals_are_not_sent_and_counted(tmp_path):
+    from realign.convert import convert_records
+
+    records, _ = convert_records(case("alpaca_empty_output.json"), "alpaca_empty_output.json")
+    for rec in records:
+        rec["items"][0]["category"] = "how_to_generation"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(faithful=True) as srv:
+        plan = reformat(srv, inp, tmp_path / "plan", "--dry_run")
+        r = reformat(srv, inp, tmp_path / "out")
+        sent = bodies(srv)
+    assert "3 records, 1 to rewrite, 2 passed through unchanged (2 with an empty original)" in plan.stdout
+    assert r.returncode == 0, r.stderr
+    assert len(sent) == 1 and "cold brew" in sent[0]["messages"][-1]["content"]
+    done, failed = outputs(tmp_path / "out")
+    by_id = {rec["id"]: rec for rec in done}
+    assert failed == [] and len(done) == 3
+    for rec in records[:2]:  # unchanged but for the reason
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "empty original"}
+    assert "2 empty original" in r.stdout and "1 rewritten" in r.stdout
+    merged = tmp_path / "merged.json"
+    m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
+                   "--final_output_path", merged)
+    assert m.returncode == 0, m.stderr
+    assert "2 passed through (2 empty original)" in m.stdout
+    assert [rec["items"][1]["value"] for rec in json.loads(merged.read_text())[:2]] == ["", "   "]
+
+
+def test_the_valve_keeps_the_original_and_counts_per_task(tmp_path):
+    records = [make_record(1, "Write a poem about rain [[keep]]", "Rain on the roof.", "planning"),
+               make_record(2, "Plan my week [[keep]]", "Study. Rest.", "planning"),
+               make_record(3, "Tell me a joke [[keep]]", "Why did the egg cross?", "recommendations"),
+               make_record(4, "Plan a trip", "Pack a bag. Book a train.", "planning")]
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake(faithful=True) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--top_k", "2")
+        again = reformat(srv, inp, tmp_path / "out")  # a rerun: all four are done, none is asked again
+        sent = srv.request_count
+    assert r.returncode == 0, r.stderr
+    assert "4 already done" in again.stdout and sent == 4
+    done, failed = outputs(tmp_path / "out")
+    by_id = {rec["id"]: rec for rec in done}
+    assert failed == [] and len(done) == 4
+    for rec in records[:3]:
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "format does not fit"}
+    assert by_id[4]["items"][1]["revised_response"] == "- Pack a bag.\n- Book a train."
+    assert "3 format does not fit" in r.stdout
+    assert "format does not fit:      2  planning" in r.stdout and "format does not fit:      1  recommendations" in r.stdout
+    merged = tmp_path / "merged.json"
+    m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
+                   "--final_output_path", merged)
+    assert m.returncode == 0 and "1 rewritten, 3 passed through (3 format does not fit), 0 failed" in m.stdout
+    assert json.loads(merged.read_text())[:3] == records[:3]  # originals, accounted once
+
+
+def test_the_valve_needs_as_many_votes_as_the_rewrites():
+    from realign.llm.base import Completion, Unusable
+    from realign.rewrite import KEEP, REWRITE, make_check
+
+    check = make_check(len, original_of=lambda request: "Rest. Study.", max_tokens=99)
+    ok, keep = Completion("Revised response: - Rest.\n- Study."), Completion("KEEP ORIGINAL")
+    cut, refused = Completion("Revised response: - Re", "length"), Completion("", "stop", "I can't do that.")
+    assert check([ok, keep], None)[0] == KEEP and check([keep, cut], None)[0] == KEEP
+    assert check([ok, ok, keep], None)[:2] == (REWRITE, "- Rest.\n- Study.")
+    assert check([cut, ok], None)[0] == REWRITE  # a cut candidate is dropped, the other one is used
+    with pytest.raises(Unusable) as err:
+        check([cut, cut], None)
+    assert str(err.value) == "truncated at --target_length 99 (all 2 candidates)" and err.value.retries == 1
+    with pytest.raises(Unusable) as err:
+        check([cut, refused], None)
+    assert "truncated" in str(err.value) and "refused: \"I can't do that.\"" in str(err.value)
+    with pytest.raises(Unusable) as err:
+        check([cut, Completion("no label")], None)
+    assert err.value.retries is None  # an ordinary bad reply: the usual --max_retries

@@ -66,7 +66,7 @@ async def classify_with_backend(texts, backend, *, chat=False, concurrency=None,
     def on_done(outcome):
         i = outcome.request.key
         if outcome.ok:
-            labels[i] = parse_task(outcome.result[0] if outcome.result else "")
+            labels[i] = parse_task(outcome.result[0].text if outcome.result else "")
         else:
             failures[i] = outcome.error
         bar.update()

@@ -8,10 +8,13 @@ to the runner (realign.llm.runner):
     stats = await run_all(backend, requests, on_done, concurrency=64, rpm=600, check=parse)
     await backend.aclose()
 
-A backend only knows how to turn one Request into a list of `n` texts (`async generate`), and
-raises `BackendError` saying whether a failure is worth retrying. Everything about pacing lives
-in the runner. Every request ends in exactly one `on_done(Outcome)` call, success or failure,
-unless a fatal error (bad key, unknown model) stops the whole run by raising.
+A backend only knows how to turn one Request into a list of `n` `Completion`s (`async generate`):
+the text plus how the generation ended (`finish_reason`, "length" when it hit max_tokens, in
+every backend's words mapped to OpenAI's) and a provider's `refusal`, so that callers decide about
+cut-off or refused answers in one place. It raises `BackendError` saying whether a failure is
+worth retrying. Everything about pacing lives in the runner. Every request ends in exactly one
+`on_done(Outcome)` call, success or failure, unless a fatal error (bad key, unknown model) stops
+the whole run by raising.
 """
 
 import importlib
@@ -33,6 +36,39 @@ class Sampling:
 
 
 @dataclass
+class Completion:
+    """One generated candidate. `text` is the answer only ("" when the server sent none); a
+    reasoning model's separate `reasoning_content` is never put here."""
+    text: str
+    finish_reason: str | None = None   # "stop", "length" (cut at max_tokens), ... as reported
+    refusal: str | None = None         # a provider's refusal message, when it sent one
+
+    @property
+    def truncated(self):
+        return self.finish_reason == "length"
+
+
+# How servers say "stopped at the token limit": OpenAI/vLLM/llama.cpp "length", Anthropic-style
+# "max_tokens", llama.cpp's native stop_type "limit".
+_LENGTH_REASONS = {"length", "max_tokens", "limit"}
+
+
+def completion_from_choice(choice, chat=True):
+    """A Completion from one OpenAI-shaped choice (HTTP servers and llama.cpp's in-process server).
+    Raises KeyError/TypeError on a choice of the wrong shape."""
+    if chat:
+        message = choice["message"]
+        text, refusal = message.get("content"), message.get("refusal")
+    else:
+        text, refusal = choice["text"], None
+    reason = choice.get("finish_reason") or choice.get("stop_type")
+    if reason in _LENGTH_REASONS or choice.get("truncated") is True:
+        reason = "length"
+    return Completion(text if isinstance(text, str) else "", reason,
+                      refusal if isinstance(refusal, str) and refusal.strip() else None)
+
+
+@dataclass
 class Request:
     key: object                      # the caller's handle, e.g. a record id
     messages: list | None = None     # [{"role": ..., "content": ...}, ...]
@@ -44,7 +80,7 @@ class Request:
 @dataclass
 class Outcome:
     request: Request
-    result: object = None            # check(texts) on success (the texts without a check)
+    result: object = None            # check(completions, request) on success (the Completions without a check)
     error: str | None = None         # one-line reason on failure, secrets scrubbed
 
     @property
@@ -71,7 +107,12 @@ class BackendError(EndpointError):
 
 
 class Unusable(Exception):
-    """Raised by a caller's check() when the texts came back but cannot be used; retried."""
+    """Raised by a caller's check() when the completions came back but cannot be used; retried,
+    at most `retries` more times when given (a deterministic fault: a cut at max_tokens)."""
+
+    def __init__(self, reason, retries=None):
+        super().__init__(reason)
+        self.retries = retries
 
 
 @dataclass
@@ -100,7 +141,7 @@ class Backend:
         self.calls = 0         # calls really made to the server or engine, retries and top-ups included
 
     async def generate(self, request):
-        """A list of request.sampling.n texts (fewer only if the engine gives fewer)."""
+        """A list of request.sampling.n Completions (fewer only if the engine gives fewer)."""
         raise NotImplementedError
 
     def calls_per_attempt(self, request):

@@ -20,7 +20,7 @@ import sys
 import time
 
 from realign.errors import UsageError, import_extra
-from realign.llm.base import Backend, BackendError
+from realign.llm.base import Backend, BackendError, completion_from_choice
 from realign.llm.gguf_model import INSTALL_HINT, default_model_path
 
 DEFAULT_THREADS = 2
@@ -85,7 +85,8 @@ class LocalGGUFBackend(Backend):
         return "text", {**body, "prompt": request.prompt}
 
     def _complete(self, kind, body):
-        """One blocking engine call -> text; BackendError on an engine error."""
+        """One blocking engine call -> Completion; BackendError on an engine error. The engine answers
+        in the OpenAI shape, with finish_reason "length" when it stops at max_tokens."""
         self.calls += 1
         try:
             if kind == "chat":
@@ -102,16 +103,18 @@ class LocalGGUFBackend(Backend):
         self.prompt_seconds += float(timings.get("prompt_ms") or 0) / 1000
         self.tokens_out += int(timings.get("predicted_n") or 0)
         self.gen_seconds += float(timings.get("predicted_ms") or 0) / 1000
-        choice = reply["choices"][0]
-        return choice["message"]["content"] if kind == "chat" else choice["text"]
+        try:
+            return completion_from_choice(reply["choices"][0], chat=kind == "chat")
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            raise BackendError(f"local engine: malformed reply ({type(e).__name__})") from None
 
     async def generate(self, request):
-        texts = []
+        completions = []
         async with self._lock:
             for k in range(request.sampling.n):
                 kind, body = self._body(request, seed=1234 + k)
-                texts.append(await asyncio.to_thread(self._complete, kind, body))
-        return texts
+                completions.append(await asyncio.to_thread(self._complete, kind, body))
+        return completions
 
     @property
     def tokens_per_second(self):

@@ -17,6 +17,8 @@ it. Two provider quirks are handled for the rest of the run once seen: a server 
 ignores `n` gets one choice per call, and a chat template without a system role (Gemma: 400 "System
 role not supported") gets the system text folded into the user turn. Every response's
 x-ratelimit-* headers go to `self.pace` (set by the runner) so the run paces by the server.
+Each choice becomes a Completion (base.completion_from_choice): the message `content` only,
+never a reasoning model's `reasoning_content`, with `finish_reason` and any `refusal`.
 """
 
 import re
@@ -27,7 +29,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from realign.endpoint import connect_failure, is_html, status_hint, where
 from realign.limits import RetryPolicy, retry_after_seconds
-from realign.llm.base import Backend, BackendError
+from realign.llm.base import Backend, BackendError, completion_from_choice
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 _SYSTEM_ROLE_REFUSED = re.compile(r"system role (is )?not supported|does not support (the )?system", re.I)
@@ -154,14 +156,14 @@ class OpenAIBackend(Backend):
     def _texts(self, resp, chat):
         try:
             choices = resp.json()["choices"]
-            return [(c["message"]["content"] if chat else c["text"]) or "" for c in choices]
+            return [completion_from_choice(c, chat) for c in choices]
         except ValueError:  # not JSON at all: a web page, a proxy, something that is not the API
             html = is_html(resp.headers.get("content-type"), resp.text)
             what = f"an HTML page{_html_title(resp.text)}" if html else "a reply that is not JSON"
             raise BackendError(f"HTTP {resp.status_code}: {what}, not an API reply", fatal=True,
                                cause="not JSON", endpoint=where(resp.request.url),
                                hint="--base_url must point at the API (it usually ends in /v1)") from None
-        except (KeyError, IndexError, TypeError, RecursionError) as e:
+        except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def _call_folding(self, request, n):
@@ -177,7 +179,7 @@ class OpenAIBackend(Backend):
             return await self._call(request, n)
 
     async def generate(self, request):
-        """n texts in one call; servers that ignore `n` are topped up with further calls (at most n),
+        """n Completions in one call; servers that ignore `n` are topped up with further calls (at most n),
         and a server that refuses n > 1 with a 400 (llama.cpp's: "Only one completion choice is
         allowed") is asked for one choice per call from then on."""
         n = request.sampling.n

@@ -4,8 +4,9 @@
 
 An AIMD limiter on requests in flight, optional rpm/tpm token buckets, pacing by the server's
 own x-ratelimit-* headers, bounded retries with backoff that honours Retry-After, a hard timeout
-per attempt, and a caller-supplied `check(texts)` that may raise `Unusable` to have bad output
-retried. Transient failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
+per attempt, and a caller-supplied `check(completions, request)` that may raise `Unusable` to have
+bad output retried (a fault that repeats itself at most `Unusable.retries` more times). Transient
+failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
 at the start of a run a misconfigured endpoint raises its BackendError within seconds, later K
 requests in a row failing the same way stop the run (stats.stopped). Every request ends in exactly
 one `on_done(Outcome)` call, success or failure, unless the endpoint refused the run; run_step
@@ -47,8 +48,8 @@ def _silent(reason, endpoint):
 async def _attempt(backend, request, check, timeout):
     """One try: the result, or raise BackendError/Unusable/TimeoutError."""
     coro = backend.generate(request)
-    texts = await (asyncio.wait_for(coro, timeout) if timeout else coro)
-    return check(texts) if check else texts
+    completions = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+    return check(completions, request) if check else completions
 
 
 async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, breaker, timeout, stats):
@@ -83,7 +84,7 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
                 reason, retryable, retry_after = e.reason, e.retryable, e.retry_after
             except Unusable as e:
                 breaker.success()  # the server answered
-                reason, retryable = scrub(str(e)), True
+                reason, retryable = scrub(str(e)), e.retries is None or attempt < e.retries
             except asyncio.TimeoutError:
                 reason, retryable = f"no answer within {limit:g} s", True
                 if not breaker.succeeded:

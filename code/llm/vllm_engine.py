@@ -14,7 +14,7 @@ max_model_len, gpu_memory_utilization, dtype — passed to vllm.LLM when given.
 import asyncio
 
 from realign.errors import import_extra
-from realign.llm.base import Backend, BackendError
+from realign.llm.base import Backend, BackendError, Completion
 
 ENGINE_OPTIONS = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "dtype")
 
@@ -72,12 +72,14 @@ class VLLMBackend(Backend):
         return await future
 
     def _run_batch(self, batch):
-        """Per request: its texts, or a BackendError. vLLM refuses a whole batch for one bad request
+        """Per request: its Completions (vLLM's CompletionOutput.finish_reason is "length" at
+        max_tokens, as OpenAI's), or a BackendError. vLLM refuses a whole batch for one bad request
         (e.g. a prompt longer than max_model_len), so a failed batch is split in halves until the
         culprits stand alone: they fail, the rest of the batch is still generated."""
         try:
             outputs = self.llm.generate([p for p, _, _ in batch], [sp for _, sp, _ in batch], use_tqdm=False)
-            return [[c.text for c in out.outputs] for out in outputs]
+            return [[Completion(c.text or "", getattr(c, "finish_reason", None)) for c in out.outputs]
+                    for out in outputs]
         except Exception as e:
             if len(batch) == 1:
                 return [BackendError(f"vllm: {type(e).__name__}: {' '.join(str(e).split())[:200]}")]

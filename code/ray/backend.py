@@ -26,8 +26,8 @@ CALL_SLACK = 60.0            # s on top of the request timeout before the driver
 class Worker:
     """Holds one real backend in a worker process and answers one request per call.
 
-    Replies are plain dicts ({"texts": [...]} or {"error": {...}}) so a BackendError crosses the
-    process boundary with its retry flags intact."""
+    Replies are plain dicts ({"texts": [Completion, ...]} or {"error": {...}}) so a BackendError
+    crosses the process boundary with its retry flags intact."""
 
     def __init__(self, backend_name, config, pace_name=None):
         import ray

@@ -25,14 +25,31 @@ which candidate is the longest. Knobs:
     azure            serve Azure OpenAI's shape: POST /openai/deployments/{dep}/chat/completions
                      ?api-version=…, key in the `api-key` header; `deployment` names the one that exists
 
+    replay           a recorded reply ({"status", "retry_after_header", "body"}, as in
+                     tests/fixtures/cases/reply_*.json) sent back to every request
+    faithful         the revised response is the original answer itself, restructured (its
+                     sentences as a bulleted list): a rewrite every filter should accept
+
 Per-record faults ride in the prompt: a prompt containing [[hang]] is never answered,
 [[malformed]] always gets a reply without the label, [[error500]] always gets a 500.
+Misbehaviours of real models, one tag each (see MISBEHAVIOURS), planted around the faithful
+rewrite: [[think]] a <think> block drafting its own "Revised response:" before the real reply,
+[[think_open]] the opening <think> left to the chat template (only "</think>" in the reply),
+[[think_unclosed]] a reply that is all thinking, [[truncate]] the reply cut mid-sentence with
+finish_reason "length", [[fence]] the whole reply in a ``` fence, [[fence_revised]] only the
+revised part fenced, [[refusal_field]] null content and a `refusal`, [[null_content]] null
+content, [[refuse_label]] "Revised response: I'm sorry, but I can't help…", [[echo]] the tail
+of the prompt handed back, [[new_number]] a number changed and one added, [[new_name]] an
+invented person and year, [[same]] one short text whatever the record, [[keep]] the valve
+line KEEP ORIGINAL, [[reasoning_content]] the answer as content and a draft in the separate
+`reasoning_content` field.
 """
 
 import hashlib
 import json
 import math
 import random
+import re
 import threading
 import time
 
@@ -47,6 +64,72 @@ def prompt_text(req):
     return str(req.get("prompt", ""))
 
 
+REFUSAL = "I'm sorry, but I can't help with that request."
+SAME_TEXT = "Sure! Here is a clear, well-structured answer to your question."
+MISBEHAVIOURS = ("think", "think_open", "think_unclosed", "truncate", "fence", "fence_revised", "refusal_field",
+                 "null_content", "refuse_label", "echo", "new_number", "new_name", "same", "keep",
+                 "reasoning_content")
+
+
+def original_answer(prompt):
+    """The [Original answer] block of a rewrite prompt ("" when the prompt has none)."""
+    _, found, rest = prompt.partition("[Original answer]\n")
+    if not found:
+        return ""
+    end = min(i for i in (rest.find("\n[Evidence]"), rest.find("\nYour job:"), len(rest)) if i >= 0)
+    return rest[:end].strip()
+
+
+def faithful_text(prompt):
+    """The original answer's sentences as bullets: new layout, nothing added, nothing lost."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", original_answer(prompt)) if s.strip()]
+    return "\n".join(f"- {s.strip()}" for s in sentences)
+
+
+def misbehaviour(prompt):
+    """The first [[tag]] of MISBEHAVIOURS in the prompt, or None."""
+    return next((tag for tag in MISBEHAVIOURS if f"[[{tag}]]" in prompt), None)
+
+
+def planted_reply(tag, prompt):
+    """(content, extra message fields, finish_reason) of a reply showing misbehaviour `tag`."""
+    good = faithful_text(prompt)
+    reply = f"Reasoning: the layout asks for a list, so each sentence becomes a bullet.\n\nRevised response: {good}"
+    if tag == "think":
+        return (f"<think>\nThe user wants a list. Let me draft it.\nRevised response: DRAFT-NOT-FINAL\n"
+                f"Hmm, better keep every sentence.\n</think>\n\n{reply}", {}, "stop")
+    if tag == "think_open":
+        return f"Let me draft.\nRevised response: DRAFT-NOT-FINAL\n</think>\n{reply}", {}, "stop"
+    if tag == "think_unclosed":
+        return "<think>\nThe user wants a list. Revised response: DRAFT-NOT-FINAL and then", {}, "stop"
+    if tag == "truncate":
+        return reply[: len(reply) - max(3, len(good) // 2)], {}, "length"
+    if tag == "fence":
+        return f"```\n{reply}\n```", {}, "stop"
+    if tag == "fence_revised":
+        return f"Reasoning: bullets.\n\nRevised response:\n```markdown\n{good}\n```", {}, "stop"
+    if tag == "refusal_field":
+        return None, {"refusal": "I'm sorry, I cannot assist with that request."}, "stop"
+    if tag == "null_content":
+        return None, {}, "stop"
+    if tag == "refuse_label":
+        return f"Reasoning: I should not answer this.\n\nRevised response: {REFUSAL}", {}, "stop"
+    if tag == "echo":
+        return prompt[-400:], {}, "stop"
+    if tag == "new_number":
+        changed = re.sub(r"\d+", lambda m: str(int(m.group()) * 2 + 6), good, count=1)
+        return f"Reasoning: bullets.\nRevised response: {changed}\n- Budget: $50.", {}, "stop"
+    if tag == "new_name":
+        return f"{reply}\n- This was first described by Margaret Holloway in 1931.", {}, "stop"
+    if tag == "same":
+        return f"Reasoning: short.\nRevised response: {SAME_TEXT}", {}, "stop"
+    if tag == "keep":
+        return "KEEP ORIGINAL", {}, "stop"
+    if tag == "reasoning_content":
+        return reply, {"reasoning_content": "Revised response: DRAFT-NOT-FINAL"}, "stop"
+    raise ValueError(tag)
+
+
 def revised_text(prompt, i):
     tag = hashlib.sha1(prompt.encode()).hexdigest()[:10]
     return f"rewrite-{tag}-{i}" + " word" * CANDIDATE_WORDS[i % len(CANDIDATE_WORDS)]
@@ -56,7 +139,7 @@ class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
                  malformed_first=0, ignore_n=False, refuse_n=False, api_key=None, echo_key=False, refuse=None,
                  refuse_after=0, html=False, hang_all=False, no_system_role=False, ratelimit_headers=False,
-                 random_429=0.0, azure=False, deployment="gpt-4o-dep", **kw):
+                 random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None, **kw):
         super().__init__(**kw)
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -71,6 +154,8 @@ class OpenAIFake(FakeServer):
         self.refuse_n = refuse_n
         self.api_key = api_key
         self.echo_key = echo_key
+        self.faithful = faithful
+        self.replay = replay
         self.rpm_cap = rpm_cap
         self._rate = (rpm_cap or 0) / 60.0
         self._tokens = max(1.0, self._rate)
@@ -173,6 +258,9 @@ class OpenAIFake(FakeServer):
                 return self._error(429, "Rate limit reached (rpm cap)",
                                    {"Retry-After": math.ceil(wait), "retry-after-ms": int(wait * 1000) + 1,
                                     **limit_headers})
+        if self.replay:
+            headers = {"Retry-After": self.replay["retry_after_header"]} if self.replay.get("retry_after_header") else {}
+            return self._reply(self.replay["status"], self.replay["body"], headers)
         req = json.loads(body or b"{}")
         prompt = prompt_text(req)
         if self.no_system_role and any(m.get("role") == "system" for m in req.get("messages") or ()):
@@ -188,13 +276,18 @@ class OpenAIFake(FakeServer):
             time.sleep(self.latency)
         malformed = nth <= self.malformed_first or "[[malformed]]" in prompt
         n = 1 if self.ignore_n else int(req.get("n") or 1)
-        texts = [("Here is a better answer, but I forgot the label." if malformed else
-                  f"Reasoning: the layout asks for a direct answer first.\nRevised response: {revised_text(prompt, i)}")
-                 for i in range(n)]
+        tag = misbehaviour(prompt)
+        replies = [planted_reply(tag, prompt) if tag else
+                   ("Here is a better answer, but I forgot the label." if malformed else
+                    "Reasoning: the layout asks for a list, so each sentence becomes a bullet.\n\n"
+                    f"Revised response: {faithful_text(prompt)}" if self.faithful else
+                    f"Reasoning: the layout asks for a direct answer first.\nRevised response: {revised_text(prompt, i)}",
+                    {}, "stop")
+                   for i in range(n)]
         chat = "messages" in req
-        choices = [{"index": i, "finish_reason": "stop",
-                    **({"message": {"role": "assistant", "content": t}} if chat else {"text": t})}
-                   for i, t in enumerate(texts)]
+        choices = [{"index": i, "finish_reason": finish,
+                    **({"message": {"role": "assistant", "content": t, **extra}} if chat else {"text": t or ""})}
+                   for i, (t, extra, finish) in enumerate(replies)]
         return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion" if chat else "text_completion",
                                  "created": int(time.time()), "model": req.get("model", "fake"),
                                  "choices": choices,
