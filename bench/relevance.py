@@ -85,7 +85,7 @@ def main():
     with open(args.pairs, encoding="utf-8") as f:
         pairs = json.load(f)
     for p in pairs:
-        p["score"] = passage_score(content_words(p["question"]), p["title"], p["passage"])
+        p["score"] = passage_score(p["question"], p["title"], p["passage"])
     old = relative_rule(pairs, Bm25Corpus(args.corpus))
     for name in ("tuning", "held-out"):
         table(name, [p for p in pairs if p["set"] == name], old)

@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT, make_record, run_script, write_json
 from realign.records import load_records
 from realign.search.clean import NO_RESULT
-from realign.search.relevance import (DEFAULT_MIN_RELEVANCE, RelevanceFloor, content_words, precision_recall,
-                                      relevance)
+from realign.search.relevance import (DEFAULT_MIN_RELEVANCE, RelevanceFloor, content_words, passage_score,
+                                      precision_recall, relevance)
 from tests.servers.serper_fake import SerperFake
 
 PAIRS = ROOT / "bench" / "data" / "relevance_pairs.json"
@@ -45,6 +45,28 @@ def test_content_words_drop_stopwords_and_stem():
 ])
 def test_floor_keeps_on_topic_and_drops_off_topic(question, text, kept):
     assert (score(question, text) >= DEFAULT_MIN_RELEVANCE) is kept
+
+
+def test_passages_about_something_else_are_dropped_though_they_share_words():
+    """A user's question drew a tea-brewing guide and the Pacific Ocean, both sharing 3 of its
+    4 content words; their titles say they are about something else."""
+    question = "what is the boiling point of water at altitude"
+    tea = ("Brewing the perfect cup of tea", "Black tea wants water at a full boil. Green tea is best "
+           "made with water just off the boil; past that point the leaves turn bitter.")
+    ocean = ("Pacific Ocean", "The Pacific holds about half of Earth's free water. Its deepest point, the "
+             "Challenger Deep, lies 10,935 m below sea level; its volcanic islands rise to altitudes of 4,000 m.")
+    cooking = ("Cooking at high altitude", "Water boils at 100 C at sea level, but its boiling point falls "
+               "by about 1 C for every 300 m climbed, so food cooks more slowly in the mountains.")
+    assert score(question, tea[0] + "\n" + tea[1]) == score(question, ocean[0] + "\n" + ocean[1]) == 0.75
+    assert passage_score(question, *tea) < DEFAULT_MIN_RELEVANCE
+    assert passage_score(question, *ocean) < DEFAULT_MIN_RELEVANCE
+    assert passage_score(question, *cooking) == 1.0
+    # a namesake: the title's bracketed qualifier is not what the question asks about
+    assert passage_score("Recommend a movie for a rainy Sunday.", "Rainy Sunday (song)",
+                         "Rainy Sunday is a 1997 movie soundtrack single.") == 0.0
+    # the answer's name as title: "mount" begins "mountain", so the title is on topic
+    assert passage_score("What is the tallest mountain in Africa?", "Mount Kilimanjaro",
+                         "Kilimanjaro, in Tanzania, is the highest mountain in Africa.") >= DEFAULT_MIN_RELEVANCE
 
 
 def test_text_without_spaces_is_matched_by_character_pairs():

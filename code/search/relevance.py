@@ -12,8 +12,20 @@ so every hit, from either backend, is scored here against the question alone and
 The score is absolute, not relative to the other hits: the share of the question's content
 words found in the passage, strong words weighing 1 and weak ones WEAK_WEIGHT, out of at most
 COVER_WEIGHT (a passage holding four strong words of a long, chatty question covers it as
-well as one holding both words of "Why is the sea salty?"). It lies in [0, 1] and depends on
-the two texts only, so Serper snippets and corpus passages are judged by the same rule.
+well as one holding both words of "Why is the sea salty?"). Sharing words cannot tell a
+passage that is *about* the question from one that merely mentions its words (a tea-brewing
+guide for "boiling point of water at altitude"), so the title, which says what a passage is
+about, then adjusts it (see passage_score):
+
+  - a title sharing no strong word (or its start, see related) with the question multiplies it by OFF_TITLE (the passage
+    is about something else: "Brewing tea", "Pacific Ocean");
+  - a title's bracketed qualifier sharing no word with the question makes it 0 (a namesake:
+    "Rainy Sunday (song)" for a movie on a rainy Sunday);
+  - two adjacent content words of the question found adjacent in the passage ("boiling
+    point", "jet lag") add PAIR_BONUS.
+
+It lies in [0, 1] and depends on the texts only, so Serper snippets and corpus passages are
+judged by the same rule.
 
 The floor was calibrated on bench/data/relevance_pairs.json (questions x passages as BM25
 and web search return them, each marked relevant or not); bench/relevance.py prints its
@@ -31,6 +43,8 @@ TRUSTED_SOURCES = ("answerBox",)   # kept whatever their score; see RelevanceFlo
 WEAK_WEIGHT = 0.25
 COVER_WEIGHT = 4.0
 MIN_STRONG = 2
+OFF_TITLE = 0.7    # factor for a passage whose title shares no strong word with the question
+PAIR_BONUS = 0.1   # added when the passage holds two adjacent question words side by side
 
 WORD = re.compile(r"(?u)\b\w\w+\b")   # bm25s's default token pattern
 
@@ -87,6 +101,16 @@ QUESTION_CHARS = 4000  # a question is judged by its first 4000 characters, as b
                        # all words of a 50 MB question would take a gigabyte
 
 
+def word_sequence(text):
+    """The text's content words in order (stopwords out, lightly stemmed), for adjacent pairs."""
+    return light_stem([w for w in WORD.findall(text.lower()) if w not in STOPWORDS])
+
+
+def adjacent_pairs(text):
+    words = word_sequence(text)
+    return set(zip(words, words[1:]))
+
+
 def content_words(text):
     """The text's distinct content words: lower-cased, stopwords out, lightly stemmed. A run of
     Chinese, Japanese or Korean script (no spaces between words) gives its character pairs."""
@@ -111,9 +135,32 @@ def relevance(question_words, passage_words):
     return round(min(1.0, sum(map(weight, shared)) / total), 3)
 
 
-def passage_score(question_words, title, text):
-    """The relevance of one passage (its title counts as part of it)."""
-    return relevance(question_words, content_words(f"{title}\n{text}"))
+def passage_score(question, title, text):
+    """The relevance of one passage to the question (texts; the title counts as part of the
+    passage), adjusted by what its title says it is about and by shared adjacent word pairs."""
+    question = question[:QUESTION_CHARS]
+    words = content_words(question)
+    score = relevance(words, content_words(f"{title}\n{text}"))
+    if not score:
+        return 0.0
+    if any(not content_words(qualifier) & words for qualifier in BRACKETS.findall(title)):
+        return 0.0
+    topic = content_words(TITLE_SITE.split(title)[0]) - WEAK_WORDS   # "Why Is the Sky Blue? | NASA" -> sky, blue
+    if topic and not any(related(t, w) for t in topic for w in words):
+        score *= OFF_TITLE
+    if adjacent_pairs(question) & adjacent_pairs(f"{title}\n{text}"):
+        score += PAIR_BONUS
+    return round(min(1.0, score), 3)
+
+
+def related(a, b):
+    """Same word, or one begins the other ("mount" / "mountain", "rain" / "rainy"): a title's
+    word need not be the question's exact form to say the passage is about it."""
+    return a == b or min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a))
+
+
+BRACKETS = re.compile(r"\(([^)]*)\)")       # "Inflation (cosmology)" -> cosmology
+TITLE_SITE = re.compile(r" [-|\u2013\u2014] ")   # "Mount Everest - Britannica": the site's name follows
 
 
 def clears(score, min_relevance):
@@ -135,13 +182,12 @@ class RelevanceFloor:
         self.min_relevance = min_relevance
 
     def split(self, question, hits):
-        words = content_words(question[:QUESTION_CHARS])
         kept, dropped = [], []
         for h in hits:
             if is_junk(h["text"]):
                 kept.append(h)
                 continue
-            score = passage_score(words, h["title"], h["text"])
+            score = passage_score(question, h["title"], h["text"])
             keep = clears(score, self.min_relevance) or h["source"] in TRUSTED_SOURCES
             (kept if keep else dropped).append({**h, "score": score})
         return kept, dropped
@@ -150,7 +196,7 @@ class RelevanceFloor:
 def precision_recall(pairs, min_relevance=DEFAULT_MIN_RELEVANCE):
     """(kept, precision, recall) of the floor on labelled pairs
     [{"question", "title", "passage", "relevant"}] (bench/data/relevance_pairs.json)."""
-    kept = [p for p in pairs if clears(passage_score(content_words(p["question"]), p["title"], p["passage"]),
+    kept = [p for p in pairs if clears(passage_score(p["question"], p["title"], p["passage"]),
                                        min_relevance)]
     right = sum(p["relevant"] for p in kept)
     return len(kept), right / max(1, len(kept)), right / max(1, sum(p["relevant"] for p in pairs))
