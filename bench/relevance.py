@@ -13,7 +13,8 @@ pair was used to choose the floor ("tuning") or written and labelled after it wa
 Printed: precision of the kept passages and recall of the relevant ones, per source and
 overall, for the floor at several values of --min_relevance, beside the rule used before the
 floor existed (BM25's top 5 minus hits under half the best one's score; web snippets all kept),
-measured in the same run, and the floor combined with that relative rule.
+measured in the same run, the floor's word share alone (the rule before titles counted, see
+relevance.py), and the floor combined with that relative rule.
 """
 
 import argparse
@@ -25,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from realign.search.bm25 import Bm25Corpus  # noqa: E402
-from realign.search.relevance import DEFAULT_MIN_RELEVANCE, clears, content_words, passage_score  # noqa: E402
+from realign.search.relevance import DEFAULT_MIN_RELEVANCE, clears, content_words, passage_score, relevance  # noqa: E402
 
 FLOORS = (0.0, 0.5, 0.6, 0.7, 0.8)   # 0 is no floor: every hit kept
 SHARE_OF_BEST = 0.5   # the relative rule used before the floor
@@ -65,6 +66,7 @@ def table(name, pairs, old):
     print(f"{'':<34}{'corpus':>20}   {'web':>20}   {'all':>20}")
     print(f"{'rule':<34}" + "  kept  prec%   rec%   " * 3)
     row("before: >= 0.5 x best BM25 hit", pairs, lambda p: old.get(id(p), True))
+    row(f"word share only {DEFAULT_MIN_RELEVANCE} (no title)", pairs, lambda p: clears(p["share"], DEFAULT_MIN_RELEVANCE))
     for floor in FLOORS:
         mark = " (default)" if floor == DEFAULT_MIN_RELEVANCE else " (off)" if floor == 0 else ""
         row(f"floor {floor}{mark}", pairs, lambda p, f=floor: clears(p["score"], f))
@@ -86,6 +88,7 @@ def main():
         pairs = json.load(f)
     for p in pairs:
         p["score"] = passage_score(p["question"], p["title"], p["passage"])
+        p["share"] = relevance(content_words(p["question"]), content_words(f"{p['title']}\n{p['passage']}"))
     old = relative_rule(pairs, Bm25Corpus(args.corpus))
     for name in ("tuning", "held-out"):
         table(name, [p for p in pairs if p["set"] == name], old)

@@ -20,9 +20,7 @@ about, then adjusts it (see passage_score):
   - a title sharing no strong word (or its start, see related) with the question multiplies it by OFF_TITLE (the passage
     is about something else: "Brewing tea", "Pacific Ocean");
   - a title's bracketed qualifier sharing no word with the question makes it 0 (a namesake:
-    "Rainy Sunday (song)" for a movie on a rainy Sunday);
-  - two adjacent content words of the question found adjacent in the passage ("boiling
-    point", "jet lag") add PAIR_BONUS.
+    "Rainy Sunday (song)" for a movie on a rainy Sunday).
 
 It lies in [0, 1] and depends on the texts only, so Serper snippets and corpus passages are
 judged by the same rule.
@@ -44,7 +42,6 @@ WEAK_WEIGHT = 0.25
 COVER_WEIGHT = 4.0
 MIN_STRONG = 2
 OFF_TITLE = 0.7    # factor for a passage whose title shares no strong word with the question
-PAIR_BONUS = 0.1   # added when the passage holds two adjacent question words side by side
 
 WORD = re.compile(r"(?u)\b\w\w+\b")   # bm25s's default token pattern
 
@@ -101,16 +98,6 @@ QUESTION_CHARS = 4000  # a question is judged by its first 4000 characters, as b
                        # all words of a 50 MB question would take a gigabyte
 
 
-def word_sequence(text):
-    """The text's content words in order (stopwords out, lightly stemmed), for adjacent pairs."""
-    return light_stem([w for w in WORD.findall(text.lower()) if w not in STOPWORDS])
-
-
-def adjacent_pairs(text):
-    words = word_sequence(text)
-    return set(zip(words, words[1:]))
-
-
 def content_words(text):
     """The text's distinct content words: lower-cased, stopwords out, lightly stemmed. A run of
     Chinese, Japanese or Korean script (no spaces between words) gives its character pairs."""
@@ -137,7 +124,7 @@ def relevance(question_words, passage_words):
 
 def passage_score(question, title, text):
     """The relevance of one passage to the question (texts; the title counts as part of the
-    passage), adjusted by what its title says it is about and by shared adjacent word pairs."""
+    passage), adjusted by what its title says it is about."""
     question = question[:QUESTION_CHARS]
     words = content_words(question)
     score = relevance(words, content_words(f"{title}\n{text}"))
@@ -148,9 +135,7 @@ def passage_score(question, title, text):
     topic = content_words(TITLE_SITE.split(title)[0]) - WEAK_WORDS   # "Why Is the Sky Blue? | NASA" -> sky, blue
     if topic and not any(related(t, w) for t in topic for w in words):
         score *= OFF_TITLE
-    if adjacent_pairs(question) & adjacent_pairs(f"{title}\n{text}"):
-        score += PAIR_BONUS
-    return round(min(1.0, score), 3)
+    return round(score, 3)
 
 
 def related(a, b):
