@@ -112,11 +112,11 @@ def test_labelled_pairs_precision_and_recall():
 
 
 def test_held_out_pairs_do_not_regress():
-    """Pairs written after the floor was fixed: web namesakes ("Inflation (cosmology)") pull
-    precision under the goal there (bench/README.md, relevance); this guards what it reaches."""
+    """Pairs written after the floor was fixed: namesakes without brackets keep precision just
+    under the goal there (89.5 %, bench/README.md, relevance); this guards what it reaches."""
     held_out = [p for p in json.loads(PAIRS.read_text(encoding="utf-8")) if p["set"] == "held-out"]
     kept, precision, recall = precision_recall(held_out)
-    assert len(held_out) >= 100 and precision >= 0.80 and recall >= 0.70, (kept, precision, recall)
+    assert len(held_out) >= 100 and precision >= 0.85 and recall >= 0.70, (kept, precision, recall)
 
 
 # ---------------------------------------------------------------- retrieval.py

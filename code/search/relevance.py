@@ -17,8 +17,9 @@ passage that is *about* the question from one that merely mentions its words (a 
 guide for "boiling point of water at altitude"), so the title, which says what a passage is
 about, then adjusts it (see passage_score):
 
-  - a title sharing no strong word (or its start, see related) with the question multiplies it by OFF_TITLE (the passage
-    is about something else: "Brewing tea", "Pacific Ocean");
+  - a title sharing no strong word with the question (nor a word's start, see related)
+    multiplies it by OFF_TITLE: the passage is about something else ("Brewing tea", "Pacific
+    Ocean" for the boiling point), unless its words answer well enough to clear the floor anyway;
   - a title's bracketed qualifier sharing no word with the question makes it 0 (a namesake:
     "Rainy Sunday (song)" for a movie on a rainy Sunday).
 
@@ -122,6 +123,10 @@ def relevance(question_words, passage_words):
     return round(min(1.0, sum(map(weight, shared)) / total), 3)
 
 
+BRACKETS = re.compile(r"\(([^)]*)\)")       # "Inflation (cosmology)" -> cosmology
+TITLE_SITE = re.compile(r" [-|\u2013\u2014] ")   # "Mount Everest - Britannica": the site's name follows
+
+
 def passage_score(question, title, text):
     """The relevance of one passage to the question (texts; the title counts as part of the
     passage), adjusted by what its title says it is about."""
@@ -142,10 +147,6 @@ def related(a, b):
     """Same word, or one begins the other ("mount" / "mountain", "rain" / "rainy"): a title's
     word need not be the question's exact form to say the passage is about it."""
     return a == b or min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a))
-
-
-BRACKETS = re.compile(r"\(([^)]*)\)")       # "Inflation (cosmology)" -> cosmology
-TITLE_SITE = re.compile(r" [-|\u2013\u2014] ")   # "Mount Everest - Britannica": the site's name follows
 
 
 def clears(score, min_relevance):
