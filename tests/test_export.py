@@ -1,12 +1,11 @@
 """Shapes out (--output_format) and files in and out (.parquet, .csv, dataset folders): round trips."""
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from conftest import make_record, run_script, write_json
+from conftest import make_record, run_script
 from realign.convert import convert_records, load_any
 from realign.errors import DataError
 from realign.export import OUTPUT_FORMATS, export_records
