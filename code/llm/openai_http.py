@@ -119,17 +119,24 @@ class OpenAIBackend(Backend):
         if self.pace is not None and headers is not None:
             self.pace.observe(headers)
 
-    async def _call(self, request, n):
-        self.calls += 1
+    def request_body(self, request, n):
+        """The JSON body this backend sends now for `request` asking `n` choices, in the shape the
+        server has accepted so far (e.g. the system text folded in). The Batch API request file uses
+        the same body, so online and batch requests never differ."""
         s = request.sampling
         body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:
             body["max_tokens"] = s.max_tokens
-        chat = request.messages is not None
-        if chat:
+        if request.messages is not None:
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:
             body["prompt"] = request.prompt
+        return body
+
+    async def _call(self, request, n):
+        self.calls += 1
+        body = self.request_body(request, n)
+        chat = request.messages is not None
         try:
             # client.post is the SDK's documented route for raw calls: same auth, timeouts and
             # error classes as .create(), without re-validating our plain-dict body and reply
