@@ -104,7 +104,7 @@ def meaning_kept(p):
     "unsupported": an added claim, a contradiction, a changed conclusion); every sentence of the
     original must still be in the rewrite (else "lost"); and the rewrite must answer the request,
     not restate it. The reason names the sentence, the direction and the score."""
-    v = shared_checker().check(p.question, p.original, p.rewrite, p.evidence)
+    v = shared_checker().check(p.question, p.original, p.rewrite, p.evidence, arithmetic=p.category in EXAM_TASKS)
     if not v.flagged:
         return None
     if v.direction == "restates the request":

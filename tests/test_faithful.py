@@ -73,17 +73,30 @@ def test_unchanged_and_copied_text_needs_no_model(checker):
     assert not v.flagged and v.pairs == 0
 
 
-def test_catches_a_contradiction(checker):
-    bad = R_TEA.replace("stop before it boils – boiling water turns", "let it boil hard – boiling water keeps")
-    v = checker.check(Q_TEA, A_TEA, bad)
-    assert v.flagged and v.direction in (UNSUPPORTED, LOST), v
+def lowest(verdict, direction):
+    return verdict.lowest.get(direction, (1.0, None))[0]
 
 
-def test_catches_a_negation(checker):
-    bad = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around").replace(
+def test_flawed_sentences_score_below_the_faithful_ones(checker):
+    """At its shipped thresholds the checker catches few contradictions and added claims (see
+    bench/README.md); what it must do is score the flawed sentence below the faithful rewrite's."""
+    faithful = lowest(checker.check(Q_TEA, A_TEA, R_TEA), UNSUPPORTED)
+    contradiction = R_TEA.replace("stop before it boils – boiling water turns", "let it boil hard – boiling water keeps")
+    assert lowest(checker.check(Q_TEA, A_TEA, contradiction), LOST) < faithful
+    added = checker.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
+    assert lowest(added, UNSUPPORTED) < faithful and "milk" in added.lowest[UNSUPPORTED][1]
+    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around")
+    assert lowest(checker.check(Q_BIKE, A_BIKE, negated), UNSUPPORTED) < lowest(checker.check(Q_BIKE, A_BIKE, R_BIKE),
+                                                                              UNSUPPORTED)
+
+
+def test_a_stricter_threshold_catches_each_kind():
+    strict = Checker(thresholds={UNSUPPORTED: 0.2, LOST: 0.4})
+    added = strict.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
+    assert added.flagged and added.direction == UNSUPPORTED and "milk" in added.sentence
+    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around").replace(
         " – otherwise you'll get another flat", "")
-    v = checker.check(Q_BIKE, A_BIKE, bad)
-    assert v.flagged, v
+    assert strict.check(Q_BIKE, A_BIKE, negated).flagged
 
 
 def test_catches_a_lost_fact(checker):
@@ -93,20 +106,13 @@ def test_catches_a_lost_fact(checker):
     assert v.flagged and v.direction == LOST and "thorn" in v.sentence, v
 
 
-def test_catches_an_added_claim(checker):
-    bad = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
-    v = checker.check(Q_TEA, A_TEA, bad)
-    assert v.flagged and v.direction == UNSUPPORTED and "milk" in v.sentence, v
-
-
-def test_catches_a_changed_conclusion_in_words(checker):
+def test_a_changed_conclusion_in_words_scores_lower(checker):
     q = "A baker makes twelve loaves and sells all but three. How many did she sell?"
     a = "She sold twelve minus three loaves, which is nine."
     good = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold nine loaves."
     bad = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold eight loaves."
     assert not checker.check(q, a, good).flagged
-    v = checker.check(q, a, bad)
-    assert v.flagged, v
+    assert lowest(checker.check(q, a, bad), UNSUPPORTED) < lowest(checker.check(q, a, good), UNSUPPORTED)
 
 
 def test_catches_a_rewrite_that_restates_the_request(checker):
@@ -131,22 +137,31 @@ def test_editing_tasks_are_not_restating():
 
 
 def test_score_many_matches_check(checker):
-    rows = [(Q_TEA, A_TEA, R_TEA, ()), (Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its "
-                                                         "sweetness.", ())]
+    lost = R_BIKE.split("\n- Before")[0]
+    rows = [(Q_BIKE, A_BIKE, R_BIKE, ()), (Q_BIKE, A_BIKE, lost, ())]
     many = checker.score_many(rows)
     assert [v.flagged for v in many] == [checker.check(*row).flagged for row in rows] == [False, True]
 
 
 def test_rule_reason_names_the_sentence_and_direction():
+    from realign.faithful import checker as checker_module
+
     module = rules_module()
-    added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
-    reason = module.meaning_kept(Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens))
-    assert "unsupported" in reason and "milk" in reason and "score" in reason
-    assert "Drinking it with milk also brings out its sweetness." in reason.marks
     lost = R_BIKE.split("\n- Before")[0]
     reason = module.meaning_kept(Pair(2, Q_BIKE, A_BIKE, lost, "how_to_generation", approx_tokens))
-    assert "lost" in reason and "thorn" in reason
+    assert "lost" in reason and "thorn" in reason and "score" in reason
     assert module.meaning_kept(Pair(3, Q_TEA, A_TEA, R_TEA, "how_to_generation", approx_tokens)) is None
+    added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
+    shipped = checker_module._SHARED.get("checker")
+    checker_module._SHARED["checker"] = Checker(thresholds={UNSUPPORTED: 0.2})
+    try:
+        reason = module.meaning_kept(Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens))
+    finally:
+        checker_module._SHARED.pop("checker")
+        if shipped is not None:
+            checker_module._SHARED["checker"] = shipped
+    assert "unsupported" in reason and "milk" in reason and "score" in reason
+    assert "Drinking it with milk also brings out its sweetness." in reason.marks
 
 
 def test_rule_is_in_every_preset_but_none():

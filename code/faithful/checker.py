@@ -1,12 +1,13 @@
-"""Does a rewrite keep the meaning of its original? A small cross-encoder on CPU (onnxruntime, no torch).
+"""Does a rewrite keep the meaning of its original? A small checker on CPU (onnxruntime + numpy, no torch).
 
     from realign.faithful import Checker
-    checker = Checker()                       # ~0.3 s: an int8 ONNX model and a tokenizer
+    checker = Checker()                       # ~0.3 s: the classifier's sentence encoder and a head
     v = checker.check(question, original, rewrite, evidence=())
     v.flagged, v.direction, v.sentence, v.score
     verdicts = checker.score_many([(question, original, rewrite, evidence), ...])   # batched
 
-It judges in both directions, sentence by sentence (SummaC's idea; the model is FactCC's idea):
+It judges in both directions, sentence by sentence (SummaC's idea; training on rule-made
+perturbations of our own texts is FactCC's):
 - "unsupported": every claim of the rewrite must be supported by question + original + evidence;
 - "lost": every claim of the original must still be supported by the rewrite;
 and one lexical check, "restates the request": a rewrite whose content words come from the
@@ -15,22 +16,27 @@ request rather than the original (the incoming e-mail copied back, the asker's c
 Each claim is read against its window: the K claims of the other side that share the most words
 with it (text.py). Claims the other side states word for word, or whose content words all stand in
 one sentence of the other side with the same negations and no order words, are settled without the
-model; the rest are scored in batches. The model is all-MiniLM-L6-v2 cut to a few layers and trained
-by us (train.py, pairs.py) as (premise, claim) -> P(supported). A record is flagged when its lowest
-score in a direction is under that direction's threshold (meta.json, tuned on our dev sets).
+model; the rest are scored in one batch. The shipped model (model/head.npz, train_head.py) is a
+logistic regression on alignment facts and the cosines of the sentence encoder the classifier
+already ships (features.py), so the checker adds about 1 KB to the package; a folder holding a
+cross-encoder instead (checker.int8.onnx, train.py) is read too, and with both their mean is used.
+A record is flagged when its lowest score in a direction is under that direction's threshold
+(model/meta.json, tuned on the dev sets: see bench/README.md, "faithfulness checker").
 """
 
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from realign.faithful.text import Source, bigrams, claims, stems, words
+from realign.faithful.text import Source, bigrams, claims, stem, stems, words
 
 MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
-ONNX_FILE = "checker.int8.onnx"
+ONNX_FILE = "checker.int8.onnx"   # a cross-encoder (train.py), or ...
+HEAD_FILE = "head.npz"            # ... a head on the classifier's sentence encoder (train_head.py)
 META_FILE = "meta.json"
 TOKENIZER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classifier", "model",
                          "tokenizer.json")   # the same MiniLM word pieces the classifier ships
@@ -41,6 +47,12 @@ BATCH = 32
 UNSUPPORTED, LOST, RESTATES = "unsupported", "lost", "restates the request"
 ORDER_WORDS = frozenset("before after then first last than until earlier later prior following".split())
 NEGATIONS = frozenset("not never no without nor none neither".split())
+# words of layout and lead-ins ("In short:", "Key points", "Step 2", "Answer"): a heading made of
+# them says nothing to check
+LAYOUT = frozenset(stem(w) for w in """short summary overview step steps tip tips note notes answer conclusion
+explanation example examples key point points detail details introduction option options final result results
+bottom line quick version here following below above follow these main takeaway takeaways why how what
+solution working method approach background context recap reminder important list""".split())
 DEFAULT_THRESHOLDS = {UNSUPPORTED: 0.5, LOST: 0.5, RESTATES: 0.6}
 RESTATE_LEAST = 5  # content words from the request, at least, before a rewrite can count as restating it
 
@@ -64,12 +76,15 @@ def _negations(ws):
     return sum(w in NEGATIONS for w in ws)
 
 
+_ARITHMETIC = re.compile(r"[=×÷+*/−^√]|\d\s*-\s*\d")
+
+
 def settled_unsupported(ws, cs, src):
     """Is a claim of the rewrite (its words `ws`, stems `cs`) plainly stated by `src` (question +
     original + evidence): said word for word, or all its content words in one sentence there with
     as many negations and no order words ("before", "then", "than")? A claim of one content word
     that the source has (a heading) or of none (a filler line: "Here's how:") is settled too."""
-    named = {s for s in cs if not s.isdigit()}
+    named = {s for s in cs if not s.isdigit() and s not in LAYOUT}
     if not named or (len(named) == 1 and named <= src.all_stems):
         return True
     if bigrams(ws) <= src.bigrams:
@@ -114,18 +129,28 @@ class Checker:
 
         from realign.classifier.encoder import usable_cpus
 
-        self.tokenizer = Tokenizer.from_file(TOKENIZER)
-        self.tokenizer.enable_truncation(MAX_TOKENS, strategy="only_first")
-        self.tokenizer.no_padding()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(os.path.join(folder, ONNX_FILE), opts, providers=["CPUExecutionProvider"])
+        self.workers = workers or min(usable_cpus(), 8)
+        self.head = self.session = None
+        if os.path.exists(os.path.join(folder, HEAD_FILE)):
+            from realign.classifier.encoder import SentenceEncoder
+            from realign.classifier.model import DEFAULT_MODEL_DIR
+
+            with np.load(os.path.join(folder, HEAD_FILE)) as f:
+                self.head = {k: f[k] for k in f.files}
+            self.encoder = SentenceEncoder(DEFAULT_MODEL_DIR, workers=self.workers)
+        if os.path.exists(os.path.join(folder, ONNX_FILE)):
+            self.tokenizer = Tokenizer.from_file(TOKENIZER)
+            self.tokenizer.enable_truncation(MAX_TOKENS, strategy="only_first")
+            self.tokenizer.no_padding()
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            self.session = ort.InferenceSession(os.path.join(folder, ONNX_FILE), opts,
+                                                providers=["CPUExecutionProvider"])
         meta_path = os.path.join(folder, META_FILE)
         self.meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
         self.thresholds = {**DEFAULT_THRESHOLDS, **self.meta.get("thresholds", {}), **(thresholds or {})}
-        self.workers = workers or min(usable_cpus(), 8)
 
     # ------------------------------------------------------------ the model
 
@@ -140,9 +165,18 @@ class Checker:
             ids[i, :n], types[i, :n], mask[i, :n] = e.ids, e.type_ids, 1
         return self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
 
-    def score_pairs(self, premises, claims_):
-        """P(supported) for each (premise, claim), float32 array; batched by length, in input order."""
-        pairs = list(zip(premises, claims_))
+    def score_pairs(self, pairs):
+        """P(supported) for each (direction, window, claim), float32 array, in input order: the
+        cross-encoder's, the head's, or the mean of both where the folder has both."""
+        scores = []
+        if self.head is not None:
+            scores.append(self._head(pairs))
+        if self.session is not None:
+            scores.append(self._cross(pairs))
+        return np.mean(scores, axis=0).astype(np.float32) if pairs else np.ones(0, dtype=np.float32)
+
+    def _cross(self, pairs):
+        pairs = [(" ".join(window), claim) for _, window, claim in pairs]
         out = np.ones(len(pairs), dtype=np.float32)
         if not pairs:
             return out
@@ -157,21 +191,38 @@ class Checker:
             out[ch] = probs
         return out
 
+    def _head(self, pairs):
+        from realign.faithful.features import features
+
+        x = features(pairs, self.encoder)
+        if "cols" in self.head:
+            x = x[:, self.head["cols"]]
+        h = (x - self.head["mean"]) / self.head["scale"]
+        layer = 0
+        while f"w{layer + 1}" in self.head:
+            h = np.maximum(h @ self.head[f"w{layer}"] + self.head[f"b{layer}"], 0)
+            layer += 1
+        z = (h @ self.head[f"w{layer}"] + self.head[f"b{layer}"]).ravel()
+        return (1 / (1 + np.exp(-z))).astype(np.float32)
+
     # ------------------------------------------------------------ records
 
-    def _plan(self, question, original, rewrite, evidence):
-        """The model inputs one record needs: [(direction, premise, claim)], and a restates score."""
+    def _plan(self, question, original, rewrite, evidence, arithmetic=False):
+        """The model inputs one record needs: [(direction, window, claim)], and a restates score."""
         share = restated_share(question, original, rewrite)
-        src = Source([question, original, *evidence])
-        rsrc = Source([rewrite])
+        src = Source([question, original, *evidence], code=True)
+        own = Source([rewrite])
+        rsrc = Source([rewrite], code=True)
         todo = []
-        for c, ws, cs in list(zip(rsrc.claims, rsrc.words, rsrc.stems))[:MAX_CLAIMS]:
+        for c, ws, cs in list(zip(own.claims, own.words, own.stems))[:MAX_CLAIMS]:
+            if arithmetic and _ARITHMETIC.search(c):
+                continue   # a worked step: the number rules check its numbers
             if not settled_unsupported(ws, cs, src):
-                todo.append((UNSUPPORTED, src.premise(cs, K), c))
+                todo.append((UNSUPPORTED, [src.claims[i] for i in src.window(cs, K)], c))
         osrc = Source([original])
         for c, ws, cs in list(zip(osrc.claims, osrc.words, osrc.stems))[:MAX_CLAIMS]:
             if not settled_lost(ws, cs, rsrc):
-                todo.append((LOST, rsrc.premise(cs, K), c))
+                todo.append((LOST, [rsrc.claims[i] for i in rsrc.window(cs, K)], c))
         return todo, share, rewrite
 
     def _verdict(self, todo, scores, share, rewrite):
@@ -194,16 +245,17 @@ class Checker:
             v.flagged, v.threshold = True, self.thresholds[v.direction]
         return v
 
-    def check(self, question, original, rewrite, evidence=()):
-        """The Verdict on one record."""
-        return self.score_many([(question, original, rewrite, evidence)])[0]
+    def check(self, question, original, rewrite, evidence=(), arithmetic=False):
+        """The Verdict on one record (arithmetic=True for math tasks: worked steps are not read)."""
+        return self.score_many([(question, original, rewrite, evidence)], arithmetic=arithmetic)[0]
 
-    def score_many(self, records, progress=None):
+    def score_many(self, records, progress=None, arithmetic=False):
         """Verdicts for many records at once: records are (question, original, rewrite, evidence)
-        tuples; all their model inputs go through the model together, batched by length."""
-        plans = [self._plan(q, o, r, tuple(e or ())) for q, o, r, e in records]
-        flat = [(p, c) for todo, _, _ in plans for _, p, c in todo]
-        scores = self.score_pairs([p for p, _ in flat], [c for _, c in flat])
+        tuples, or with a fifth item, arithmetic (True for a math task: see check); all their model
+        inputs go through the model together."""
+        plans = [self._plan(*rec[:3], tuple(rec[3] or ()), rec[4] if len(rec) > 4 else arithmetic)
+                 for rec in records]
+        scores = self.score_pairs([pair for todo, _, _ in plans for pair in todo])
         out, at = [], 0
         for todo, share, rewrite in plans:
             out.append(self._verdict(todo, scores[at:at + len(todo)], share, rewrite))

@@ -79,7 +79,8 @@ def _Claims(claim_list):
 
 
 def _pair(source, claim, label, kind, direction):
-    return {"premise": source.premise(set(stems(claim)), K), "claim": claim, "label": label, "kind": kind,
+    window = [source.claims[i] for i in source.window(set(stems(claim)), K)]
+    return {"premise": " ".join(window), "window": window, "claim": claim, "label": label, "kind": kind,
             "direction": direction}
 
 

@@ -63,9 +63,14 @@ def _is_item(raw):
     return bool(re.match(r"^[ \t>]*(?:\*\*)?(?:[-*+•·▪][ \t]+|\(?\d{1,3}[.)][ \t]+)", raw))
 
 
-def claims(text):
-    """The statements of `text`, one string each, in order (see the module docstring)."""
-    text = _CODE_BLOCK.sub("\n", text.replace("\r\n", "\n"))
+def claims(text, code=False):
+    """The statements of `text`, one string each, in order (see the module docstring). With
+    code=True the lines of its ``` blocks come too, one claim each (a premise may need them: an
+    original's inline command the rewrite moved into a block)."""
+    text = text.replace("\r\n", "\n")
+    lines_of_code = [ln.strip() for b in _CODE_BLOCK.findall(text) for ln in b.strip("`").split("\n")[1:]
+                     if ln.strip() and ln.strip() != "```"] if code else []
+    text = _CODE_BLOCK.sub("\n", text)
     out = []
     header = None
     pending = None  # [head text, [short items], took_long_items] while a lead-in collects its items
@@ -104,7 +109,7 @@ def claims(text):
         out.extend(_sentences(line))
     if pending is not None:
         out.extend(_join(pending))
-    return [c for c in out if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c)]
+    return [c for c in out + lines_of_code if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c)]
 
 
 def _join(pending):
@@ -165,8 +170,9 @@ class Source:
     .claims, and for each claim its .words and set of .stems; .idf of each stem, .all_stems,
     .bigrams of all claims."""
 
-    def __init__(self, texts=(), claim_list=None):
-        self.claims = list(claim_list) if claim_list is not None else [c for t in texts if t for c in claims(t)]
+    def __init__(self, texts=(), claim_list=None, code=False):
+        self.claims = (list(claim_list) if claim_list is not None
+                       else [c for t in texts if t for c in claims(t, code=code)])
         self.words = [words(c) for c in self.claims]
         self.stems = [set(content(ws)) for ws in self.words]
         self.index = defaultdict(list)
