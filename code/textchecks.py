@@ -1,0 +1,431 @@
+"""Every check we make on the text of an answer, in one place.
+
+reformat's reply reader (realign.prompts.read_reply), the filter rules
+(rewrite_data_selection.py) and the fact finder (realign.facts) import these, so a refusal, an
+echo of our prompt, a fence or a number reads the same in every step:
+
+    refusal_phrase(text)              "I'm sorry, but I" / "As an AI" / None
+    echoed_prompt(text, exclude="")     the piece of our rewrite prompt found in text, or None
+    template_token(text)              a chat-template token ("<|im_end|>") in text, or None
+    whole_fence(text)                 (tag, inside) of a text wrapped whole in one ``` fence, or None
+    unwrap_prose_fence(text)          the inside of such a fence when it holds prose, not code
+    has_code / code_blocks / code_from / mask_code
+    numbers(text)                     every number stated: digits of any script, 3k, 50%, twelve, 12小时
+    final_number / answer_numbers     the number a worked solution ends on
+    open_code_block / ends_mid_sentence
+    normalized(text)                  text compared loosely (case, punctuation, whitespace)
+
+Each function is a plain detector: it says what it found, and the caller decides what that
+means for its step.
+"""
+
+import re
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+
+from realign.constant import TASK_DESCRIPTIONS, TASK_FORMATS
+
+# ---------------------------------------------------------------- code and fences
+
+_FENCE = re.compile(r"```")
+# a whole text in one fence: ```tag info … ```; group 1 the tag, group 2 what is inside
+_WHOLE_FENCE = re.compile(r"\A\s*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)\n?[ \t]*```\s*\Z", re.S)
+_PROSE_TAGS = ("", "text", "txt", "plain", "plaintext", "markdown", "md")
+_DEF_RETURN = re.compile(r"\bdef\s+\w+\s*\(.*?\breturn\b", re.S)
+_FENCED_BLOCK = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+_CODE_SPAN = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)  # fenced blocks (an open one to the end) and `inline code`
+_CODE_TOKEN = re.compile(r"\w+|[^\w\s]")
+_COMMENT = re.compile(r"(?:^|(?<=\s))(?:#|//|--)[^\n]*|/\*.*?\*/|<!--.*?-->", re.S)
+_FENCE_LINE = re.compile(r"^[ \t]*```", re.M)
+
+
+def has_code(text):
+    """A fenced block, or a Python function with a return."""
+    return bool(_FENCE.search(text) or _DEF_RETURN.search(text))
+
+
+def code_blocks(text):
+    """The contents of the ``` blocks of `text`."""
+    return _FENCED_BLOCK.findall(text)
+
+
+def mask_code(text):
+    """`text` with fenced blocks and `inline code` blanked out (same length, so offsets hold):
+    code is not a claim."""
+    if "`" not in text:
+        return text
+    return _CODE_SPAN.sub(lambda m: " " * len(m.group()), text)
+
+
+def code_from(text, source, share=0.75):
+    """Is every ``` block of `text` made (share of its tokens, at least; comments left out) of
+    tokens that `source` has? Then the rewrite fenced code the original already gave inline or
+    unfenced: moved, not added."""
+    blocks = code_blocks(text) or ([text] if has_code(text) else [])
+    if not blocks:
+        return False
+    have = set(_CODE_TOKEN.findall(source))
+    for block in blocks:
+        tokens = _CODE_TOKEN.findall(_COMMENT.sub("", block))
+        if tokens and sum(t in have for t in tokens) < share * len(tokens):
+            return False
+    return True
+
+
+def whole_fence(text):
+    """(tag, inside) when `text` is wrapped whole in one ``` fence with no other fence inside
+    (tag is "" for an untagged fence), else None."""
+    m = _WHOLE_FENCE.match(text)
+    if m and "```" not in m.group(2):
+        return m.group(1), m.group(2)
+    return None
+
+
+def unwrap_prose_fence(text):
+    """The inside of a reply wrapped whole in one ``` fence (untagged, or tagged text/markdown)
+    when what is inside is not code; otherwise `text` unchanged. Some rewriters fence their
+    whole answer; that wrapping is not code."""
+    fence = whole_fence(text)
+    if fence and fence[0].lower() in _PROSE_TAGS and not has_code(fence[1]):
+        return fence[1]
+    return text
+
+
+def open_code_block(text):
+    """Does `text` end inside a ``` block (an odd number of fence lines)?"""
+    return len(_FENCE_LINE.findall(text)) % 2 == 1
+
+
+# ---------------------------------------------------------------- endings cut off
+
+_DANGLING = frozenset("""the a an and or but nor of that which whose who is are was were be been being its their
+his her my your our this these those than because if when while such very from into onto across between
+among including like also then whether""".split())
+
+
+def ends_mid_sentence(text):
+    """Does `text` stop where no sentence, list item or line can end: after a comma, colon or
+    open bracket, on a word like 'the' or 'and', with bold or a bracket left open, or on a long
+    line without a full stop right after a line that had one?"""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return False
+    last = lines[-1]
+    if last.startswith(("```", "|", "#")) or open_code_block(text):
+        return False
+    if last[-1] in ",:([{-–—/&" or last.count("**") % 2 == 1 or last.count("(") > last.count(")"):
+        return True
+    words = re.findall(r"[A-Za-z']+", last)
+    if not last[-1].isalnum() or not words:
+        return False
+    if words[-1].lower() in _DANGLING:
+        return True
+    # a long line with no full stop after one that had it: the text was cut
+    return len(last.split()) >= 8 and len(lines) > 1 and lines[-2][-1:] in ".!?"
+
+
+# ---------------------------------------------------------------- refusals
+
+_REFUSAL = re.compile(r"""
+      \bi(?:'m|’m|\s+am)\s+(?:very\s+|so\s+)?sorry,?\s+(?:but\s+)?(?:i|that|this)\b
+    | \bi(?:\s+|'|’)(?:can(?:'|’)?t|cannot|can\s+not|(?:m|am)\s+(?:unable|not\s+able)\s+to|won(?:'|’)t(?:\s+be\s+able\s+to)?|
+            will\s+not(?:\s+be\s+able\s+to)?|must\s+decline\s+to)\s+(?:help|assist|provide|fulfil+|comply|answer|
+            complete|do\s+that|support|create|generate|write|share|give|respond|engage)
+    | \bas\s+an?\s+(?:ai|artificial\s+intelligence|language\s+model|large\s+language\s+model)\b
+    | \bi\s+(?:must|have\s+to)\s+(?:respectfully\s+)?(?:decline|refuse)
+    | \bi\s+apologi[sz]e,?\s+(?:but|for\s+any\s+confusion)
+    | \b(?:unfortunately|sorry),?\s+(?:but\s+)?i\s+(?:can(?:no|'|’)?t|cannot|am\s+unable|don(?:'|’)t\s+have)
+    | \bi(?:'m|’m|\s+am)\s+afraid\s+(?:that\s+)?i\s+(?:can(?:no|'|’)?t|cannot|am\s+unable|won(?:'|’)t)
+    | \bi\s+(?:do\s+not|don(?:'|’)t)\s+(?:feel\s+comfortable|have\s+(?:access|the\s+ability))
+    | \bi(?:'m|’m|\s+am)\s+not\s+(?:allowed|permitted|comfortable)\b
+    | \bit\s+(?:is|would\s+be)\s+(?:not\s+appropriate|inappropriate)\s+for\s+me\b
+    """, re.I | re.X)
+
+# a text holding none of these cannot match _REFUSAL: most answers are passed over without a regex search
+_REFUSAL_HINTS = ("sorry", "can't", "can’t", "cannot", "can not", "unable", "not able", "won't", "won’t",
+                  "will not", "decline", "refuse", "apologi", "as a", "as an", "afraid", "comfortable",
+                  "have access", "the ability", "allowed", "permitted", "appropriate")
+
+
+def refusal_phrase(text):
+    """The first phrase of `text` that declines or apologises ("I'm sorry, but I", "I cannot
+    help", "As an AI"), whitespace collapsed, or None. Sympathy ("I'm sorry to hear that") is
+    not a refusal."""
+    lower = text.lower()
+    if not any(k in lower for k in _REFUSAL_HINTS):
+        return None
+    m = _REFUSAL.search(text)
+    return " ".join(m.group().split()) if m else None
+
+
+# ---------------------------------------------------------------- chat-template tokens
+
+# Special tokens of chat templates that a server may leave in a reply: ChatML, Llama 3, Gemma,
+# Phi, Mistral, DeepSeek, GPT-2/Qwen end of text, and the generic </s>.
+_TEMPLATE_TOKEN = re.compile(
+    r"<\|(?:im_end|im_start|endoftext|eot_id|end_of_text|start_header_id|end_header_id|end|assistant|user|"
+    r"system|eom_id|return|call)\|>|<(?:end_of_turn|start_of_turn)>|</s>|\[/?INST\]|<｜end▁of▁sentence｜>")
+
+
+def template_token(text):
+    """The first chat-template special token in `text` ("<|im_end|>", "<end_of_turn>", "</s>"), or None."""
+    m = _TEMPLATE_TOKEN.search(text) if "<" in text or "[" in text else None
+    return m.group() if m else None
+
+
+# ---------------------------------------------------------------- our own prompt echoed back
+
+ECHO_WORDS = 7  # a run of this many words of the prompt's fixed text is an echo (a heading taken
+# from a layout line is shorter)
+_PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+# what the model's own "Reasoning:" part talks about (our prompt asks it to name what the
+# original lacks compared with the layout)
+_REWRITE_TALK = ("original", "layout", "rewrit", "revis", "format", "structur", "lack", "heading", "bullet",
+                 "table", "section")
+_WORDS = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class PromptWording:
+    """Our rewrite prompt's wording, as echoed_prompt looks for it."""
+    grams: frozenset      # ECHO_WORDS-word runs of its fixed text
+    firsts: frozenset     # the first words of those runs
+    phrases: tuple        # labels and names found anywhere: "[original answer]", "revised response:"
+    line_labels: object   # regex: one-word labels where a line starts ("Reasoning:")
+    fixed: str            # all its fixed text, lower case, words joined by spaces
+
+
+@lru_cache(maxsize=1)
+def prompt_wording():
+    """Everything we put in a rewrite prompt: every text constant of realign.prompts (system
+    prompt, template, section labels, added rules) and the task descriptions and layouts of
+    constant.py, with the {placeholders} taken out."""
+    from realign import prompts  # the rewrite prompt lives there; imported late: prompts imports us
+
+    own = [v for k, v in vars(prompts).items()  # the rewrite prompt's texts, not the classifier's
+           if k.isupper() and isinstance(v, str) and len(v) > 12 and "CLS" not in k and "CLASSIFIER" not in k]
+    grams, labels, pieces = set(), set(), []
+    for text in own + list(TASK_DESCRIPTIONS.values()) + list(TASK_FORMATS.values()):
+        for piece in _PLACEHOLDER.split(text):
+            words = _WORDS.findall(piece.lower())
+            pieces.append(" ".join(words))
+            grams.update(tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+    for text in own:
+        # how the prompt names the answers: "original answer", "rewritten answer"
+        labels.update(m.group().lower() for m in re.finditer(r"\b(?:original|rewritten|revised) (?:answer|response)\b",
+                                                             text, re.I))
+        # labels starting a line: "Revised response:", "Kind of request:", "Reasoning:"
+        labels.update(m.group(1).lower() + ":" for m in re.finditer(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", text, re.M))
+        # section labels: "[Original answer]", "[Evidence]"
+        labels.update(m.group().lower() for m in re.finditer(r"\[[A-Z][a-z]+(?: [a-z]+){0,2}\]", text))
+    phrases = tuple(sorted((x for x in labels if " " in x or x.startswith("[")), key=lambda x: (-len(x), x)))
+    single = sorted(x for x in labels if x not in phrases)
+    line_labels = re.compile(r"^[ \t*#_>]*(" + "|".join(map(re.escape, single)) + ")", re.M) if single else None
+    return PromptWording(frozenset(grams), frozenset(g[0] for g in grams), phrases, line_labels, "\n".join(pieces))
+
+
+def echoed_prompt(text, exclude=""):
+    """The piece of our rewrite prompt's wording found in `text` and not in `exclude` (the
+    question and original: a dataset about prompts may quote them), as the prompt has it, or
+    None: a label ("revised response:", "[original answer]"), a one-word label starting a line
+    ("reasoning:") with text after it on its line, or heading a paragraph that talks about the
+    original, the layout or the rewrite, a short
+    text made only of prompt words, or a run of ECHO_WORDS words of it."""
+    w = prompt_wording()
+    lower, excluded = text.lower(), exclude.lower()
+    for phrase in w.phrases:
+        if phrase in lower and phrase not in excluded:
+            return phrase
+    for m in w.line_labels.finditer(lower) if w.line_labels else ():
+        # a one-word label ("Reasoning:") where a line starts, with its text on that line (as our
+        # reply format has it) or followed by talk of the rewriting itself; "Reasoning:" alone
+        # on a line over the steps of a worked solution is the answer's own heading
+        paragraph = lower[m.end(): m.end() + 400].split("\n\n", 1)[0]
+        inline = paragraph.split("\n", 1)[0].strip(" \t*_")
+        if m.group(1) not in excluded and (inline or any(word in paragraph for word in _REWRITE_TALK)):
+            return m.group(1)
+    words = _WORDS.findall(lower)
+    if 3 <= len(words) < ECHO_WORDS and " ".join(words) in w.fixed and " ".join(words) not in excluded:
+        return " ".join(words)  # a short reply made only of prompt words
+    hits = [i for i in range(len(words) - ECHO_WORDS + 1)
+            if words[i] in w.firsts and tuple(words[i:i + ECHO_WORDS]) in w.grams]
+    if hits:
+        excluded_words = " ".join(_WORDS.findall(excluded))
+        for i in hits:
+            phrase = " ".join(words[i:i + ECHO_WORDS])
+            if phrase not in excluded_words:
+                return phrase
+    return None
+
+
+# ---------------------------------------------------------------- numbers
+
+# Scripts written without spaces between words: a number glued to them ("浸泡12小时") is a number.
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CURRENCY = "$€£¥₹"
+# \d is any script's digits (1, ١, １); a number starts after a space, mark or CJK character, never
+# inside a word ("H2O", "mp3") or after . , / (the tail of 1.5.3 or 12/25/2023)
+_NUMBER = re.compile(rf"""
+    (?=[\d{CURRENCY}])(?:(?<![\w.,/])|(?<=[{CJK_CHARS}]))
+    (?P<cur>[{CURRENCY}]\s?)?
+    (?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:/(?P<den>\d+))?(?![.,]?\d)
+    (?P<suf>\s?(?:%|％|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b|[千万萬亿億])
+           |(?:k|K|M|bn|B)\b)?
+    """, re.X)
+_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
+          "trillion": 1e12, "千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
+_PERCENT = ("%", "％", "percent", "per cent", "percent")
+
+# Number words: cardinals (and "dozen", "half", "quarter") state a quantity; ordinals and
+# "once", "twice", "double", "triple" are kept apart (ORDINAL_WORDS): they number a list or a
+# step as often as they state anything.
+CARDINAL_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+CARDINAL_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                       "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9,
+                       "dozen": 12, "half": 0.5, "quarter": 0.25})
+ORDINAL_WORDS = {"twice": 2, "double": 2, "triple": 3, "once": 1, "first": 1, "second": 2, "third": 3,
+                 "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+NUMBER_WORDS = {**CARDINAL_WORDS, **ORDINAL_WORDS}
+_ALTERNATION = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# one number word, or two joined by a space or hyphen ("twenty-five", "two million")
+_NUMBER_WORD = re.compile(rf"\b({_ALTERNATION})(?:[\s-]+({_ALTERNATION}))?\b", re.I)
+
+
+@dataclass(frozen=True)
+class Number:
+    """One number a text states, as `numbers` finds it.
+
+    start, end: where it stands; at: where its digits or word start (after a currency sign); surface: the text there ("$1,200", "3k", "twelve", "3/4");
+    written: how its digits are written ("1,200"; the words in lower case), for a same-writing
+    match; value: what it means (1200, 3000, 12, 0.75; a percent as its number: 50% -> 50);
+    values: every value it may stand for (also 0.5 for 50%, 3 for 3k, 3 for 3/4);
+    word: written in words; ordinal: an ordinal or once/twice/double/triple; plain: digits with
+    no currency, no suffix, no fraction."""
+    start: int
+    end: int
+    at: int
+    surface: str
+    written: str
+    value: float
+    values: tuple
+    word: bool = False
+    ordinal: bool = False
+    plain: bool = False
+
+
+def _digits_number(m):
+    num, den, suffix = m.group("num"), m.group("den"), (m.group("suf") or "").strip().lower()
+    try:
+        bare = float(num.replace(",", ""))
+        value = bare / float(den) if den else bare
+    except (ValueError, ZeroDivisionError):
+        return None
+    values = [value] if not den else [value, bare]
+    if suffix in _PERCENT:
+        values.append(value / 100)
+    elif suffix:
+        value = value * _SCALE[suffix]
+        values.insert(0, value)
+    return Number(m.start(), m.end(), m.start("num"), m.group().strip(), num + ("/" + den if den else ""), value,
+                  tuple(values), plain=not (m.group("cur") or suffix or den))
+
+
+def _word_number(m):
+    a = NUMBER_WORDS[m.group(1).lower()]
+    if not m.group(2):
+        return Number(m.start(), m.end(), m.start(), m.group(), m.group().lower(), a, (a,), word=True,
+                      ordinal=m.group(1).lower() in ORDINAL_WORDS)
+    b = NUMBER_WORDS[m.group(2).lower()]
+    value = a * b if b >= 100 else a + b
+    return Number(m.start(), m.end(), m.start(), m.group(), " ".join(m.group().lower().replace("-", " ").split()), value,
+                  (value, a, b), word=True, ordinal=m.group(2).lower() in ORDINAL_WORDS)
+
+
+def numbers(text, words=True):
+    """Every number `text` states, in order: digits in any script, with thousands commas,
+    decimals, a fraction, a currency sign, a percent or a scale (1,200; $5; 3/4; 50%; 3k;
+    2 million; 3万), also glued to CJK text (12小时); and, with words=True, number words (twelve,
+    twenty-five, two million, half). One pass over the text for each kind."""
+    found = [n for n in map(_digits_number, _NUMBER.finditer(text)) if n is not None]
+    if words:
+        spans = iter(found)
+        span = next(spans, None)
+        word_numbers = []
+        for m in _NUMBER_WORD.finditer(text):  # "million" of "2 million" is part of that number
+            while span is not None and span.end <= m.start():
+                span = next(spans, None)
+            if span is None or m.end() <= span.start:
+                word_numbers.append(_word_number(m))
+        if word_numbers:
+            found = sorted(found + word_numbers, key=lambda n: n.start)
+    return found
+
+
+_FINAL_MARK = re.compile(r"(?:final answer|the answer is|answer\s*:|####|\\boxed\{)", re.I)
+_MINUS = "-−"
+
+
+def _answer_values(text, start=0, end=None):
+    """The values of the numbers of text[start:end] that can be an answer (not ordinals), a
+    minus sign read where one stands before the number and after no word."""
+    out = []
+    for n in numbers(text[start:end] if start or end is not None else text):
+        if n.ordinal:
+            continue
+        at = start + n.start
+        negative = (not n.word and at > 0 and text[at - 1] in _MINUS
+                    and (at < 2 or not text[at - 2].isalnum()))
+        out.append(-n.value if negative else n.value)
+    return out
+
+
+def final_number(text):
+    """The final numeric answer of a solution: the first number after the last answer marker
+    ('Final answer', 'The answer is', 'Answer:', '####', '\\boxed{'), else the last number.
+    Numbers as `numbers` reads them: 3k is 3000, 3/4 is 0.75, twelve is 12; None when there is none."""
+    marks = list(_FINAL_MARK.finditer(text))
+    if marks:
+        after = _answer_values(text, marks[-1].end())
+        if after:
+            return after[0]
+    values = _answer_values(text)
+    return values[-1] if values else None
+
+
+def same_value(a, b):
+    """Are two numbers the same answer (equal to a millionth of the larger, at least 1e-6)?"""
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def _closing_line(text):
+    """(start, end) of the last line of `text` that holds anything."""
+    end = len(text.rstrip())
+    return text.rfind("\n", 0, end) + 1, end
+
+
+def answer_numbers(text):
+    """The numbers where a solution states its answer: after the last answer marker to the end
+    of that line, on the closing line, and final_number(text)."""
+    out = []
+    marks = list(_FINAL_MARK.finditer(text))
+    if marks:
+        end = text.find("\n", marks[-1].end())
+        out = _answer_values(text, marks[-1].end(), end if end >= 0 else None)
+    start, end = _closing_line(text)  # the closing line, where a worked answer states its result
+    if start < end:
+        out += _answer_values(text, start, end)
+    last = final_number(text)
+    return out + ([last] if last is not None else [])
+
+
+# ---------------------------------------------------------------- loose comparison
+
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—…"})
+
+
+def normalized(text):
+    """`text` compared loosely: case, punctuation, markdown and whitespace do not count."""
+    return " ".join(text.translate(_PUNCTUATION).casefold().split())
