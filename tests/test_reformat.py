@@ -429,7 +429,8 @@ class _FakeVLLM:
             class Out:
                 def __init__(self, prompt, n):
                     finish = "length" if "[[cut]]" in prompt else "stop"  # CompletionOutput.finish_reason
-                    self.outputs = [type("C", (), {"text": f"Revised response: {prompt[-30:]} {i}",
+                    asked = prompt.removesuffix("<|assistant|>").rsplit("|>", 1)[-1][-30:]  # no template token
+                    self.outputs = [type("C", (), {"text": f"Revised response: {asked} {i}",
                                                    "finish_reason": finish})()
                                     for i in range(n)]
             return [Out(p, sp.n) for p, sp in zip(prompts, params)]

@@ -149,6 +149,62 @@ def test_a_200_carrying_an_error_names_the_providers_message(tmp_path):
     assert failed[0]["reason"] == "HTTP 200 carrying an error: Provider returned error (code 502) (after 2 attempts)"
 
 
+def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path):
+    """Trailing end tokens are stripped; a reply running into a new turn, one cut by a content
+    filter and one cut at the token limit in Gemini's upper case are not used (and the filtered
+    one is not retried five times)."""
+    tags = {0: "[[im_end]]", 1: "[[run_on]]", 2: "[[content_filter]]", 3: "[[truncate]]"}
+    recs = records(6)
+    for i, tag in tags.items():
+        recs[i]["items"][0]["value"] += f" {tag}"
+    inp = write_json(tmp_path / "in.json", recs)
+    out = tmp_path / "out"
+    with OpenAIFake(faithful=True, upper_finish=True) as srv:
+        r = reformat(f"{srv.url}/v1", inp, out)
+        asked = [prompt for prompt in map(json.dumps, bodies(srv))]
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(out)
+    reasons = {f["id"]: f["reason"] for f in failed}
+    assert reasons[1].startswith("the reply holds the chat-template token '<|im_end|>' (the model ran past its turn)")
+    assert reasons[2] == "cut by the provider's content filter (finish_reason content_filter) (after 2 attempts)"
+    assert reasons[3] == "truncated at --target_length 4096 (after 2 attempts)"
+    assert sum("[[content_filter]]" in a for a in asked) == 2  # one more try at most, not five
+    assert done[0]["id"] == 0 and done[0]["items"][1]["revised_response"] == "- The answer is 0.\n- It follows from the rule."
+    merged, final = tmp_path / "merged.json", tmp_path / "final.json"
+    assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
+                      "--final_output_path", merged, "--allow_partial").returncode == 0
+    assert run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path",
+                      merged, "--output_path", final).returncode == 0
+    text = final.read_text(encoding="utf-8")
+    assert "<|" not in text and "DRAFT" not in text
+
+
+@pytest.mark.parametrize("original, reply, verdict, value", [
+    # an original that is itself an edited text with a "Revised response:" line
+    ("Draft: teh cat.\nRevised response: The cat.", "Reasoning: bullets.\nRevised response: - Draft: teh cat.\n"
+     "Revised response: The cat.", "ok", "- Draft: teh cat.\nRevised response: The cat."),
+    ("Draft: teh cat.\nRevised response: The cat.", "- Draft: teh cat.\nRevised response: The cat.", "bad",
+     "no 'Revised response:' part (the original's own are part of the answer)"),
+    ("Draft: teh cat.\nRevised response: The cat.", "Revised response: a\nRevised response: b\nRevised response: c",
+     "bad", "2 'Revised response:' parts in one reply (a draft and a final?)"),
+    # an original that says KEEP ORIGINAL on a line of its own (a merge tool's instructions)
+    ("When git asks, choose:\nKEEP ORIGINAL\nThen save.", "Reasoning: steps.\nRevised response: 1. When git "
+     "asks, choose:\nKEEP ORIGINAL\n2. Then save.", "ok", "1. When git asks, choose:\nKEEP ORIGINAL\n2. Then save."),
+    ("When git asks, choose:\nKEEP ORIGINAL\nThen save.", "Reasoning: does not fit.\nRevised response: KEEP ORIGINAL",
+     "keep", "format does not fit"),
+    ("Plain answer.", "Reasoning: no.\n\nKEEP ORIGINAL", "keep", "format does not fit"),
+    # template tokens
+    ("A.", "Revised response: - A.<|im_end|>\n<|endoftext|>", "ok", "- A."),
+    ("A.", "Revised response: - A.<end_of_turn>", "ok", "- A."),
+    ("Use <s>old</s> for struck text.", "Revised response: - Use <s>old</s>", "ok", "- Use <s>old</s>"),
+    ("A.", "Revised response: - A.<|eot_id|><|start_header_id|>user<|end_header_id|>", "bad",
+     "the reply holds the chat-template token '<|eot_id|>' (the model ran past its turn)"),
+])
+def test_protocol_markers_inside_the_data_are_data(original, reply, verdict, value):
+    from realign.prompts import read_reply
+    assert read_reply(reply, original) == (verdict, value)
+
+
 # ---------------------------------------------------------------- 3. a record's own refusal fails that record
 
 def _case(name):
