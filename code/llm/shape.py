@@ -22,8 +22,8 @@ request; the server's answer decides. A 400 (or 422) whose message, or `param` f
 parameter we sent is learned for the rest of the run: the token limit moves to the other field
 (or down to the most the model says it allows), `temperature` falls back to the server's
 default, `top_p` is dropped beside `temperature`, `n` becomes one choice per call, `stream` and
-`response_format` are left out. Each change is made once and noted; a refusal naming nothing we can change is not
-learned (it stays the caller's error).
+`response_format` are left out. Each change is made once and noted; a refusal naming nothing we
+can change is not learned (it stays the caller's error).
 """
 
 import re
