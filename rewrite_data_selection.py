@@ -44,7 +44,8 @@ from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
-from realign.selection import ACCEPT, batched, join_by_id, reject, select, stats_as_json  # noqa: F401
+from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
+                               select, stats_as_json)
 from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
                                 echoed_prompt, refusal_phrase, same_value, unwrap_prose_fence)
 
@@ -213,7 +214,7 @@ def judge_reason(v):
             text, why = items[0]
             more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
             return reject(f"the judge: {what} {text[:200]!r}" + (f": {why[:200]}" if why else "") + more,
-                          [t for t, _ in v.unsupported if t])
+                          marks=[t for t, _ in v.unsupported], original_marks=[t for t, _ in v.lost])
 
 
 # ---------------------------------------------------------------- the step
@@ -337,8 +338,11 @@ def main(argv=None):
     if judge:
         print(judge.line())
     print(f"selected {len(out)} records into {args.output_path} ({args.output_format}): "
-          f"{stats['accepted']} rewrites accepted, "
-          f"{stats['rejected']} rejected (original kept), {stats['not_rewritten']} not rewritten")
+          f"{stats['accepted']} rewrites accepted, {stats['rejected']} rejected (original kept), {kept_line(stats)}")
+    identical = stats["kept"].get(IDENTICAL, 0)
+    if identical:
+        print(f"  (parallel_data_merge.py counted {stats['rewritten'] + identical} rewritten: these "
+              f"{stats['rewritten']} and the {identical} identical to their original)")
     if args.report_dir:
         print(f"report: {page}")
     return 0

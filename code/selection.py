@@ -44,15 +44,37 @@ class Pair:
 
 
 class Reason(str):
-    """A rejection reason that also names the words of the rewrite it is about."""
+    """A rejection reason that also names the words of the rewrite (marks) and of the original
+    (original_marks) it is about."""
     marks = ()
+    original_marks = ()
 
 
-def reject(reason, marks=()):
-    """A reason string carrying `marks`: the report highlights them in the rewrite."""
+def reject(reason, marks=(), original_marks=()):
+    """A reason string carrying `marks`: the report highlights them in the rewrite, and
+    `original_marks` in the original (a fact the rewrite lost)."""
     out = Reason(reason)
-    out.marks = tuple(marks)
+    out.marks = tuple(m for m in marks if m)
+    out.original_marks = tuple(m for m in original_marks if m)
     return out
+
+
+def kept_reason(merged_record):
+    """Why a merged record holds its original answer, as parallel_data_merge.py wrote it in
+    `items[1]["kept_original"]` ("failed: …", "format does not fit", "task not rewritten", …);
+    IDENTICAL when reformat's rewrite is the original word for word; None when the merged file
+    records no reason (written by a merge before kept_original was carried)."""
+    gpt = merged_record["items"][1]
+    why = gpt.get("kept_original")
+    if isinstance(why, str) and why:
+        return why
+    if "input_hash" in gpt:  # a merge that writes every kept record's reason: this one was rewritten
+        return IDENTICAL
+    return None
+
+
+IDENTICAL = "the rewrite is the original word for word"
+NO_REASON = "no reason recorded"
 
 
 def _digest(text):
@@ -161,12 +183,17 @@ def make_pairs(joined, length, twins=None):
 
 
 def select(joined, rules, length):
-    """Apply rules to every record; returns (output_records, stats, decisions)."""
+    """Apply rules to every record; returns (output_records, stats, decisions).
+
+    stats: total; rewritten (rewrites the rules judged: the merged answer differs from the
+    original), accepted, rejected; not_rewritten (records that kept their answer before any
+    rule: `kept` counts them by kept_reason, IDENTICAL among them, so that merge's "rewritten"
+    is accepted + rejected + kept[IDENTICAL]); rejected_by_rule; per_category."""
     indexed = make_pairs(joined, length, find_twins(joined) if rules else {})
     verdicts = apply_rules([pair for _, pair in indexed], rules)
     by_index = {at: verdicts[k] for k, (at, _) in enumerate(indexed)}
     out = []
-    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0,
+    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0, "kept": Counter(),
              "rejected_by_rule": Counter(), "per_category": defaultdict(Counter)}
     decisions = []
     for at, (orig, new) in enumerate(joined):
@@ -176,6 +203,7 @@ def select(joined, rules, length):
         per_cat["total"] += 1
         if at not in by_index:
             stats["not_rewritten"] += 1
+            stats["kept"][kept_reason(new) or NO_REASON] += 1
             per_cat["not_rewritten"] += 1
             out.append({**orig, "tag": "original"})
             continue
@@ -185,6 +213,8 @@ def select(joined, rules, length):
                     "reason": None if reason is None else str(reason)}
         if getattr(reason, "marks", ()):
             decision["marks"] = list(reason.marks)
+        if getattr(reason, "original_marks", ()):
+            decision["original_marks"] = list(reason.original_marks)
         decisions.append(decision)
         if accepted:
             stats["accepted"] += 1
@@ -198,7 +228,19 @@ def select(joined, rules, length):
     return out, stats, decisions
 
 
+def kept_line(stats):
+    """The not-rewritten records by reason, in words: '3 not rewritten (2 failed: …, 1 identical …)'."""
+    kept = stats["kept"]
+    if not kept:
+        return f"{stats['not_rewritten']} not rewritten"
+    failed = sum(n for why, n in kept.items() if why.startswith("failed"))
+    parts = ([f"{failed} failed in reformat"] if failed else []) + [
+        f"{n} {why}" for why, n in kept.most_common() if not why.startswith("failed")]
+    return f"{stats['not_rewritten']} not rewritten ({', '.join(parts)})"
+
+
 def stats_as_json(stats):
     return {**{k: v for k, v in stats.items() if not isinstance(v, (Counter, defaultdict))},
+            "kept": dict(stats["kept"].most_common()),
             "rejected_by_rule": dict(stats["rejected_by_rule"].most_common()),
             "per_category": {c: dict(n) for c, n in sorted(stats["per_category"].items())}}
