@@ -380,3 +380,29 @@ def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     assert fresh.stopped is None
     fresh.transient(err)
     assert fresh.stopped.startswith("no request has succeeded, 50 attempts failed")
+
+
+# ---------------------------------------------------------------- the real llama.cpp server
+
+@pytest.mark.slow
+def test_the_real_llama_cpp_server_with_a_small_context(tmp_path):
+    """llama.cpp's own HTTP server (xllamacpp's llama-server front end, the embedded model, 2048
+    tokens of context): a record too long for it fails alone with llama.cpp's message, n above 1 is
+    learned from its own 400, and the short records are answered."""
+    pytest.importorskip("xllamacpp")
+    from tests.servers.llama_http import LlamaServer
+
+    recs = [make_record("long", q="Summarise this.", a="The river floods every spring. " * 500),
+            make_record("s1", q="What is 2+2?", a="4.")]
+    inp = write_json(tmp_path / "in.json", recs)
+    with LlamaServer(n_ctx=2048) as url:
+        r = reformat(f"{url}/v1", inp, tmp_path / "out", "--top_k", "2", "--target_length", "32", "--max_retries",
+                     "0", "--request_timeout", "900", timeout=1800)
+    assert r.returncode in (0, 1) and "stopped early" not in r.stderr, (r.stdout, r.stderr)
+    done, failed = outputs(tmp_path / "out")
+    reasons = {f["id"]: f["reason"] for f in failed}
+    assert reasons["long"].startswith("context size exceeded: HTTP 400: request (")
+    assert "exceeds the available context size (2048 tokens)" in reasons["long"]
+    assert sorted([rec["id"] for rec in done] + list(reasons)) == ["long", "s1"]
+    assert not reasons.get("s1", "").startswith("HTTP")  # the short one was answered
+    assert "adapted to the server: one choice per call" in r.stdout and "Field 'n'" in r.stdout
