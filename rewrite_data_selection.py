@@ -239,6 +239,9 @@ def parse_args(argv=None):
     p.add_argument("--dry_run", action="store_true",
                    help="apply the rules and print what would be kept and what the judge would be asked (and "
                         "its cost, with --price_in/--price_out); write nothing, ask nothing")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that apply the rules, each on one CPU (default: the CPUs this process may "
+                        "use; runs of up to 2,000 rewrites use one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
                              "that states what the original does not support or loses a fact of it")
@@ -261,6 +264,10 @@ def parse_args(argv=None):
     g.add_argument("--price_in", type=float, default=None, help="$ per 1M judge input tokens (for --dry_run)")
     g.add_argument("--price_out", type=float, default=None, help="$ per 1M judge output tokens (for --dry_run)")
     return p.parse_args(argv)
+
+
+def usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def make_judge(args, length):
@@ -297,6 +304,7 @@ def print_dry_run(args, stats, judge):
 def main(argv=None):
     args = parse_args(argv)
     check_data_output("--output_path", args.output_path)
+    check_flags(args, at_least={"workers": 1})
     check_not_input({"--output_path": args.output_path, "--report_path": args.report_path,
                      "--judge_journal": args.judge_journal},
                     [args.input_original_data_path, args.input_rewrite_data_path])
@@ -309,7 +317,8 @@ def main(argv=None):
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
     rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
     try:
-        out, stats, decisions = select(joined, rules, length)
+        out, stats, decisions = select(joined, rules, length, workers=args.workers or usable_cpus(),
+                                       progress=not args.quiet)
     finally:
         if judge:
             judge.close()
