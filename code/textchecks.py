@@ -7,6 +7,7 @@ echo of our prompt, a fence or a number reads the same in every step:
     refusal_phrase(text)              "I'm sorry, but I" / "As an AI" / None
     echoed_prompt(text, exclude="")     the piece of our rewrite prompt found in text, or None
     template_token(text)              a chat-template token ("<|im_end|>") in text, or None
+    strip_end_tokens(text, keep="")   text without the end-of-turn tokens trailing it
     whole_fence(text)                 (tag, inside) of a text wrapped whole in one ``` fence, or None
     unwrap_prose_fence(text)          the inside of such a fence when it holds prose, not code
     has_code / code_blocks / code_from / mask_code
@@ -172,6 +173,24 @@ def template_token(text):
     """The first chat-template special token in `text` ("<|im_end|>", "<end_of_turn>", "</s>"), or None."""
     m = _TEMPLATE_TOKEN.search(text) if "<" in text or "[" in text else None
     return m.group() if m else None
+
+
+# the tokens that end a turn or a text: trailing a reply, they are the template's, not the answer's
+_END_TOKEN = re.compile(r"(<\|(?:im_end|endoftext|eot_id|end_of_text|end|eom_id|return)\|>|<end_of_turn>|</s>"
+                        r"|<｜end▁of▁sentence｜>)\s*\Z")
+
+
+def strip_end_tokens(text, keep=""):
+    """`text` without the end-of-turn tokens trailing it ("answer.<|im_end|>\n<|endoftext|>", as
+    a server that does not strip them sends it), save a token that `keep` (the original) holds
+    itself (an HTML answer's </s>)."""
+    while "<" in text[-32:]:
+        tail = text[-32:]
+        m = _END_TOKEN.search(tail)
+        if not m or m.group(1) in keep:
+            break
+        text = text[: len(text) - len(tail) + m.start()].rstrip()
+    return text
 
 
 # ---------------------------------------------------------------- our own prompt echoed back
