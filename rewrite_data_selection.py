@@ -250,8 +250,10 @@ def parse_args(argv=None):
                    help="as reformat.py's --backend (default: openai, any OpenAI-compatible endpoint)")
     g.add_argument("--judge_base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint of the judge (default: $OPENAI_BASE_URL)")
-    g.add_argument("--judge_key", default=None, help="API key of the judge (prefer the OPENAI_API_KEY environment "
-                                                      "variable)")
+    g.add_argument("--judge_key", default=None,
+                   help="API key of the judge (visible to other users in `ps`: prefer OPENAI_API_KEY or "
+                        "--judge_key_file)")
+    g.add_argument("--judge_key_file", default=None, metavar="PATH", help="read the judge's API key from this file")
     g.add_argument("--judge_max_tokens", type=int, default=1024, help="most tokens of one verdict (default 1024)")
     g.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight (default 32)")
     g.add_argument("--judge_rpm", type=float, default=None, help="client-side cap on judge requests per minute")
@@ -276,7 +278,8 @@ def make_judge(args, length):
         return None
     check_flags(args, at_least={"judge_max_tokens": 16, "judge_concurrency": 1, "judge_max_retries": 0},
                 positive=("judge_rpm", "judge_tpm", "judge_request_timeout"))
-    key = api_key(args.judge_backend, args.judge_key, base_url=args.judge_base_url, required=not args.dry_run)
+    key = api_key(args.judge_backend, args.judge_key, key_file=args.judge_key_file, base_url=args.judge_base_url,
+                  required=not args.dry_run, flag="--judge_key", url_flag="--judge_base_url")
     config = BackendConfig(model=args.judge_model, base_url=args.judge_base_url, api_key=key,
                            request_timeout=args.judge_request_timeout)
     settings = JudgeSettings(model=args.judge_model, max_tokens=args.judge_max_tokens,
