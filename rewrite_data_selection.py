@@ -110,24 +110,32 @@ def numbers_kept(p):
         return f"the original's {shown} no longer appear(s) in the rewrite"
 
 
-def meaning_kept(p):
-    """Ours: the CPU faithfulness checker (realign.faithful, a small cross-encoder) reads meaning.
-    Every sentence of the rewrite must be supported by the question, original and evidence (else
-    "unsupported": an added claim, a contradiction, a changed conclusion); every sentence of the
-    original must still be in the rewrite (else "lost"); and the rewrite must answer the request,
-    not restate it. The reason names the sentence, the direction and the score."""
-    v = shared_checker().check(p.question, p.original, p.rewrite, p.evidence, arithmetic=p.category in EXAM_TASKS)
-    if not v.flagged:
-        return None
-    if v.direction == "restates the request":
-        return reject(f"the checker: the rewrite restates the request instead of answering it "
-                      f"({v.score:.0%} of it is the request's text): {v.sentence[:120]!r}", [v.sentence])
-    if v.direction == "unsupported":
-        return reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
-                      f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
-                      [v.sentence] if v.sentence in p.rewrite else [])
-    return f"the checker: original sentence lost in the rewrite (score {v.score:.2f} < {v.threshold:.2f}): " \
-           f"{v.sentence[:200]!r}"
+@batched
+def meaning_kept(pairs):
+    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. Every sentence of the
+    rewrite must be supported by the question, original and evidence (else "unsupported": an added
+    claim, a contradiction, a changed conclusion); every sentence of the original must still be in
+    the rewrite (else "lost"); and the rewrite must answer the request, not restate it. The reason
+    names the sentence, the direction and the score. Batched: the model reads many records at once."""
+    verdicts = shared_checker().score_many([(p.question, p.original, p.rewrite, p.evidence, p.category in EXAM_TASKS)
+                                            for p in pairs])
+    out = []
+    for p, v in zip(pairs, verdicts):
+        if not v.flagged:
+            out.append(None)
+        elif v.direction == "restates the request":
+            out.append(reject(f"the checker: the rewrite restates the request instead of answering it "
+                              f"({v.score:.0%} of its own words are the request's): {v.sentence[:120]!r}",
+                              [v.sentence] if v.sentence in p.rewrite else []))
+        elif v.direction == "unsupported":
+            out.append(reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
+                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
+                              [v.sentence] if v.sentence in p.rewrite else []))
+        else:
+            out.append(reject(f"the checker: original sentence lost in the rewrite "
+                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
+                              original_marks=[v.sentence] if v.sentence in p.original else []))
+    return out
 
 
 # ---------------------------------------------------------------- shape rules (ReAlign paper) and ours

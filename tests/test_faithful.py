@@ -148,14 +148,15 @@ def test_rule_reason_names_the_sentence_and_direction():
 
     module = rules_module()
     lost = R_BIKE.split("\n- Before")[0]
-    reason = module.meaning_kept(Pair(2, Q_BIKE, A_BIKE, lost, "how_to_generation", approx_tokens))
+    reason = module.meaning_kept([Pair(2, Q_BIKE, A_BIKE, lost, "how_to_generation", approx_tokens)])[0]
     assert "lost" in reason and "thorn" in reason and "score" in reason
-    assert module.meaning_kept(Pair(3, Q_TEA, A_TEA, R_TEA, "how_to_generation", approx_tokens)) is None
+    assert "Before putting the tyre back" in reason.original_marks[0]
+    assert module.meaning_kept([Pair(3, Q_TEA, A_TEA, R_TEA, "how_to_generation", approx_tokens)]) == [None]
     added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
     shipped = checker_module._SHARED.get("checker")
     checker_module._SHARED["checker"] = Checker(thresholds={UNSUPPORTED: 0.2})
     try:
-        reason = module.meaning_kept(Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens))
+        reason = module.meaning_kept([Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens)])[0]
     finally:
         checker_module._SHARED.pop("checker")
         if shipped is not None:
