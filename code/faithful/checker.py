@@ -18,8 +18,7 @@ with it (text.py). Claims the other side states word for word, or whose content 
 one sentence of the other side with the same negations and no order words, are settled without the
 model; the rest are scored in one batch. The shipped model (model/head.npz, train_head.py) is a
 logistic regression on alignment facts and the cosines of the sentence encoder the classifier
-already ships (features.py), so the checker adds about 1 KB to the package; a folder holding a
-cross-encoder instead (checker.int8.onnx, train.py) is read too, and with both their mean is used.
+already ships (features.py), so the checker adds about 1 KB to the package.
 A record is flagged when its lowest score in a direction is under that direction's threshold
 (model/meta.json, tuned on the dev sets: see bench/README.md, "faithfulness checker").
 """
@@ -27,7 +26,6 @@ A record is flagged when its lowest score in a direction is under that direction
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,15 +33,10 @@ import numpy as np
 from realign.faithful.text import Source, bigrams, claims, stem, stems, words
 
 MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
-ONNX_FILE = "checker.int8.onnx"   # a cross-encoder (train.py), or ...
-HEAD_FILE = "head.npz"            # ... a head on the classifier's sentence encoder (train_head.py)
+HEAD_FILE = "head.npz"    # the head on the classifier's sentence encoder (train_head.py)
 META_FILE = "meta.json"
-TOKENIZER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classifier", "model",
-                         "tokenizer.json")   # the same MiniLM word pieces the classifier ships
-MAX_TOKENS = 128   # premise + claim, in word pieces; the premise is cut first
 K = 3              # claims of the other side in a premise window
 MAX_CLAIMS = 60    # claims read per side of a record (a longer text is judged on its first ones)
-BATCH = 32
 UNSUPPORTED, LOST, RESTATES = "unsupported", "lost", "restates the request"
 ORDER_WORDS = frozenset("before after then first last than until earlier later prior following".split())
 NEGATIONS = frozenset("not never no without nor none neither".split())
@@ -121,76 +114,28 @@ def restated_share(question, original, rewrite, least=RESTATE_LEAST):
 
 
 class Checker:
-    """The faithfulness checker; see the module docstring. One onnxruntime session, single-threaded,
-    run on several batches at once from `workers` threads (default: one per usable core)."""
+    """The faithfulness checker; see the module docstring. The sentence encoder runs on `workers`
+    threads (default: one per usable core); `thresholds` override model/meta.json's."""
 
     def __init__(self, folder=MODEL_DIR, workers=None, thresholds=None):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        from realign.classifier.encoder import usable_cpus
+        from realign.classifier.encoder import SentenceEncoder, usable_cpus
+        from realign.classifier.model import DEFAULT_MODEL_DIR
 
         self.workers = workers or min(usable_cpus(), 8)
-        self.head = self.session = None
-        if os.path.exists(os.path.join(folder, HEAD_FILE)):
-            from realign.classifier.encoder import SentenceEncoder
-            from realign.classifier.model import DEFAULT_MODEL_DIR
-
-            with np.load(os.path.join(folder, HEAD_FILE)) as f:
-                self.head = {k: f[k] for k in f.files}
-            self.encoder = SentenceEncoder(DEFAULT_MODEL_DIR, workers=self.workers)
-        if os.path.exists(os.path.join(folder, ONNX_FILE)):
-            self.tokenizer = Tokenizer.from_file(TOKENIZER)
-            self.tokenizer.enable_truncation(MAX_TOKENS, strategy="only_first")
-            self.tokenizer.no_padding()
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            self.session = ort.InferenceSession(os.path.join(folder, ONNX_FILE), opts,
-                                                providers=["CPUExecutionProvider"])
+        with np.load(os.path.join(folder, HEAD_FILE)) as f:
+            self.head = {k: f[k] for k in f.files}
+        self.encoder = SentenceEncoder(DEFAULT_MODEL_DIR, workers=self.workers)
         meta_path = os.path.join(folder, META_FILE)
         self.meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
         self.thresholds = {**DEFAULT_THRESHOLDS, **self.meta.get("thresholds", {}), **(thresholds or {})}
 
     # ------------------------------------------------------------ the model
 
-    def _run(self, pairs):
-        enc = self.tokenizer.encode_batch(pairs)
-        width = max(len(e.ids) for e in enc)
-        ids = np.zeros((len(enc), width), dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(enc):
-            n = len(e.ids)
-            ids[i, :n], types[i, :n], mask[i, :n] = e.ids, e.type_ids, 1
-        return self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-
     def score_pairs(self, pairs):
-        """P(supported) for each (direction, window, claim), float32 array, in input order: the
-        cross-encoder's, the head's, or the mean of both where the folder has both."""
-        scores = []
-        if self.head is not None:
-            scores.append(self._head(pairs))
-        if self.session is not None:
-            scores.append(self._cross(pairs))
-        return np.mean(scores, axis=0).astype(np.float32) if pairs else np.ones(0, dtype=np.float32)
-
-    def _cross(self, pairs):
-        pairs = [(" ".join(window), claim) for _, window, claim in pairs]
-        out = np.ones(len(pairs), dtype=np.float32)
+        """P(supported) for each (direction, window, claim), float32 array, in input order."""
         if not pairs:
-            return out
-        order = np.argsort([len(p) + len(c) for p, c in pairs], kind="stable")
-        chunks = [order[i:i + BATCH] for i in range(0, len(pairs), BATCH)]
-        if self.workers > 1 and len(chunks) > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
-                results = list(pool.map(lambda ch: self._run([pairs[i] for i in ch]), chunks))
-        else:
-            results = [self._run([pairs[i] for i in ch]) for ch in chunks]
-        for ch, probs in zip(chunks, results):
-            out[ch] = probs
-        return out
+            return np.ones(0, dtype=np.float32)
+        return self._head(pairs)
 
     def _head(self, pairs):
         from realign.faithful.features import features
@@ -280,4 +225,4 @@ def shared_checker():
 
 
 def has_model(folder=MODEL_DIR):
-    return os.path.exists(os.path.join(folder, ONNX_FILE))
+    return os.path.exists(os.path.join(folder, HEAD_FILE))

@@ -9,7 +9,7 @@ is a logistic regression (scikit-learn, a dependency already; --hidden N for an 
 standardised features; its weights are written to head.npz and read back with numpy alone.
 What we tried (bench/README.md, "faithfulness checker"): this head beat an MLP on all 784
 features (overconfident on our paraphrases) and a 4-layer MiniLM cross-encoder trained one
-epoch on this CPU (train.py).
+epoch on this CPU.
 """
 
 import argparse
