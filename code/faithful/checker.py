@@ -37,6 +37,7 @@ HEAD_FILE = "head.npz"    # the head on the classifier's sentence encoder (train
 META_FILE = "meta.json"
 K = 3              # claims of the other side in a premise window
 MAX_CLAIMS = 60    # claims read per side of a record (a longer text is judged on its first ones)
+MAX_CHARS = 20_000  # characters read of each text (question, original, rewrite, each passage): bounded work
 UNSUPPORTED, LOST, RESTATES = "unsupported", "lost", "restates the request"
 ORDER_WORDS = frozenset("before after then first last than until earlier later prior following".split())
 NEGATIONS = frozenset("not never no without nor none neither".split())
@@ -155,6 +156,8 @@ class Checker:
 
     def _plan(self, question, original, rewrite, evidence, arithmetic=False):
         """The model inputs one record needs: [(direction, window, claim)], and a restates score."""
+        question, original, rewrite = question[:MAX_CHARS], original[:MAX_CHARS], rewrite[:MAX_CHARS]
+        evidence = [e[:MAX_CHARS] for e in evidence]
         share = restated_share(question, original, rewrite)
         src = Source([question, original, *evidence], code=True)
         own = Source([rewrite])
