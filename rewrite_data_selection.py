@@ -217,15 +217,15 @@ def final_answer_kept(p):
 
 # Faithfulness first: true_false_original accepts outright, so everything that must hold for
 # every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
-# from 4 to 5" says more than "states '5'". meaning_kept, the slowest, ends every preset: the
-# model reads only what the cheaper rules let through (a True/False original, accepted outright,
-# may be expanded freely).
+# from 4 to 5" says more than "states '5'". meaning_kept, the slowest, runs after the cheaper
+# rules, so the model reads only what they let through, but before an outright accept: a rewrite
+# of a True/False original must not flip its verdict.
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
             truncated, final_answer_kept, new_facts, numbers_kept]
 
 RULESETS = {
-    "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
-                                 single_char_answer_kept, length_ratio, code_consistency, meaning_kept],
+    "open_platypus": FAITHFUL + [meaning_kept, true_false_original, prompt_template_leak, exam_original_too_short,
+                                 single_char_answer_kept, length_ratio, code_consistency],
     "alpaca": FAITHFUL + [length_ratio, code_consistency, meaning_kept],
     "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency, meaning_kept],
     "none": [],
