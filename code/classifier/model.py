@@ -49,6 +49,7 @@ EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-leng
 CHUNK = 4096  # instructions predicted at a time
 CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
 MIN_REJECT_CONFIDENCE = 0.9  # `rejecting` only from this probability up (see bench/README.md)
+FALLBACK_BELOW = 0.8  # classify.py --fallback_model: records under this confidence go to the LLM
 REJECTING = "rejecting"
 
 

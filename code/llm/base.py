@@ -75,6 +75,8 @@ class Request:
     prompt: str | None = None        # or a raw prompt string
     sampling: Sampling = field(default_factory=Sampling)
     cost_tokens: int = 1             # what a --tpm cap charges for it (prompt + completion estimate)
+    json_schema: dict | None = None  # structured output where the backend has it: OpenAI's
+                                     # {"name", "schema", "strict"}; the reply is then that JSON
 
 
 @dataclass

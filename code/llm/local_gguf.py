@@ -80,6 +80,8 @@ class LocalGGUFBackend(Backend):
         s = request.sampling
         body = {"max_tokens": min(s.max_tokens or 1024, self.n_ctx // 2),
                 "temperature": s.temperature, "top_p": s.top_p, "seed": seed}
+        if request.json_schema:  # llama.cpp turns the schema into a grammar
+            body["response_format"] = {"type": "json_schema", "json_schema": request.json_schema}
         if request.messages is not None:
             return "chat", {**body, "messages": request.messages}
         return "text", {**body, "prompt": request.prompt}

@@ -33,6 +33,7 @@ from realign.llm.base import Backend, BackendError, completion_from_choice
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 _SYSTEM_ROLE_REFUSED = re.compile(r"system role (is )?not supported|does not support (the )?system", re.I)
+_SCHEMA_REFUSED = re.compile(r"response_format|json_schema|structured output|guided", re.I)
 
 
 def _one_line(text, limit=200):
@@ -113,6 +114,7 @@ class OpenAIBackend(Backend):
         self.client = make_client(config)
         self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
         self.fold_system = False           # set once the server has refused the system role
+        self.no_json_schema = False        # set once the server has refused structured output
         self.pace = None                   # the runner's ServerPace: fed every response's headers
 
     def _observe(self, headers):
@@ -127,6 +129,8 @@ class OpenAIBackend(Backend):
         body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:
             body["max_tokens"] = s.max_tokens
+        if request.json_schema and not self.no_json_schema:
+            body["response_format"] = {"type": "json_schema", "json_schema": request.json_schema}
         if request.messages is not None:
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:
@@ -174,11 +178,15 @@ class OpenAIBackend(Backend):
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def _call_folding(self, request, n):
-        """_call, folding the system text into the user turn from the first "no system role" 400 on."""
-        folded = self.fold_system
+        """_call, folding the system text into the user turn from the first "no system role" 400 on,
+        and sending no response_format from the first 400 that names it on."""
+        folded, plain = self.fold_system, self.no_json_schema
         try:
             return await self._call(request, n)
         except BackendError as e:
+            if e.status == 400 and not plain and request.json_schema and _SCHEMA_REFUSED.search(e.reason):
+                self.no_json_schema = True
+                return await self._call_folding(request, n)
             if folded or e.status != 400 or not _SYSTEM_ROLE_REFUSED.search(e.reason) \
                     or not any(m.get("role") == "system" for m in request.messages or ()):
                 raise
