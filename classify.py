@@ -47,7 +47,7 @@ from collections import Counter
 from realign.bars import progress_bar
 from realign.classifier.backends import (GAIR_MODEL, PROMPTS, LLMLabels, LLMSettings, classify_embedded,
                                          classify_llm, estimate_llm, prompt_for)
-from realign.classifier.data import load_labeled
+from realign.classifier.data import load_labeled, load_real
 from realign.classifier.metrics import THRESHOLDS, accuracy, coverage_report, report
 from realign.classifier.model import FALLBACK_BELOW, MIN_REJECT_CONFIDENCE
 from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
@@ -76,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true", help="reclassify records that already have a category")
     p.add_argument("--eval", metavar="FILE", help="score the classifier on a labelled file instead of classifying")
     p.add_argument("--train", metavar="FILE", help="train the embedded model on a labelled file")
+    p.add_argument("--calibrate", metavar="FILE", default=None,
+                   help="with --train: labelled prompts written by people ({instruction, category[, weight, train]}) "
+                        "to fit the confidence on (K-fold); those with \"train\": true are trained on as well")
     p.add_argument("--save_model", metavar="DIR", default=None,
                    help="where --train writes the model (default: the shipped one, code/classifier/model)")
     p.add_argument("--model_dir", default=None, help="embedded model folder to use (default: the shipped one)")
@@ -132,6 +135,8 @@ def llm_backend(args):
 def check_args(args):
     if not (args.train or args.eval) and not (args.input_data_path and args.output_path):
         raise UsageError("give --input_data_path and --output_path (or --eval FILE / --train FILE)")
+    if args.calibrate and not args.train:
+        raise UsageError("--calibrate fits the confidence while training: give --train FILE as well")
     if args.train and args.backend != "embedded":
         raise UsageError("--train builds the embedded model; it does not go with --backend " + args.backend)
     if args.fallback_model and args.backend != "embedded":
@@ -222,8 +227,7 @@ def llm_line(args, clf, sent, result):
             f"replies, {len(result.failures)} failed; {result.calls} requests, "
             f"{cost_text(args, result.tokens_in, result.tokens_out)} (estimated from the text)")
     if result.unreadable:
-        i, why = next(iter(result.unreadable.items()))
-        line += f"\nunreadable replies (first: {why})"
+        line += f"\nunreadable replies (first: {result.unreadable[min(result.unreadable)]})"
     return line
 
 
@@ -232,7 +236,7 @@ def warn_unreadable(result, what):
     answers past reading, or one that is not following the prompt at all."""
     answered = len(result.labels) - len(result.failures)
     if answered and len(result.unreadable) >= max(2, UNREADABLE_WARN_SHARE * answered):
-        why = next(iter(result.unreadable.values()))
+        why = result.unreadable[min(result.unreadable)]
         print(f"warning: {len(result.unreadable)} of {answered} LLM replies named no task (first: {why}); "
               f"they {what}. Check --model and --llm_prompt.", file=sys.stderr)
 
@@ -244,6 +248,7 @@ def train(args):
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     texts, labels = load_labeled(args.train)
+    real = load_real(args.calibrate) if args.calibrate else None
     if len(set(labels)) < 2:
         raise DataError(f"{args.train}: training needs instructions of at least two tasks, got only {labels[0]!r}")
     folder = args.save_model or DEFAULT_MODEL_DIR
@@ -251,15 +256,23 @@ def train(args):
         raise UsageError(f"{folder}: --save_model is a file, expected a folder")
     start = time.monotonic()
     model = TaskClassifier(encoder_dir=args.model_dir or DEFAULT_MODEL_DIR)
-    with progress_bar(len(texts), "instr", desc="embedding", enabled=not args.quiet) as bar:
+    total = len(texts) + (len(real.texts) if real else 0)
+    with progress_bar(total, "instr", desc="embedding", enabled=not args.quiet) as bar:
         try:
-            model.fit(texts, labels, progress=bar)
+            model.fit(texts, labels, progress=bar, real=real)
         except ValueError as e:  # scikit-learn's word on data it cannot learn from (e.g. too few texts)
-            raise DataError(f"{args.train}: cannot train on it: {e}") from None
+            raise DataError(f"{args.calibrate or args.train}: cannot train on it: {e}") from None
     model.meta["trained_file"] = os.path.basename(args.train)
+    if real is not None:
+        model.meta["calibration"]["file"] = os.path.basename(args.calibrate)
     model.save(folder)
-    print(f"trained on {len(texts)} instructions, {len(set(labels))} tasks, in {time.monotonic() - start:.1f} s; "
-          f"model saved to {folder}")
+    print(f"trained on {model.meta['trained_on']} instructions, {len(set(labels))} tasks, in "
+          f"{time.monotonic() - start:.1f} s; model saved to {folder}")
+    if real is not None:
+        c = model.meta["calibration"]
+        print(f"calibrated on {c['prompts']} real prompts ({c['trained_on']} of them also trained on): held-out "
+              f"accuracy {c['held_out_accuracy']:.1%}, confidence >= 0.8 on {c['coverage_at_0.8']:.1%} of them, "
+              f"right there {c['accuracy_at_0.8']:.1%} (fitted on these same prompts; measure on others)")
     return folder
 
 
@@ -397,7 +410,8 @@ def classify(args, clf):
     seconds = time.monotonic() - start
     print_summary(args, clf, records, fmt, rejected, todo, sent, result, failures, seconds)
     if failures:
-        i, why = next(iter(failures.items()))
+        i = min(failures)
+        why = failures[i]
         kept = " (they keep the embedded model's label)" if args.fallback_model else ""
         print(f"{len(failures)} records could not be classified{kept} (first: "
               f"{where(args.input_data_path, i, records[i])}: {why}); rerun with {args.output_path} as "

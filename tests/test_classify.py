@@ -13,7 +13,7 @@ import classify
 from conftest import ROOT, make_record, run_script, write_json
 from realign.classifier import metrics
 from realign.classifier.backends import LLMSettings, classify_llm, classify_request
-from realign.classifier.data import load_labeled
+from realign.classifier.data import load_labeled, load_real
 from realign.classifier.features import fit_ngrams
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
 from realign.llm.base import BackendConfig
@@ -181,6 +181,59 @@ def test_train_save_load_round_trip(tmp_path, model):
     small.save(tmp_path / "m")
     again = TaskClassifier.load(tmp_path / "m")
     assert again.predict(texts[:20]) == small.predict(texts[:20])
+
+
+def test_calibrating_on_real_prompts_fits_bias_and_map_and_trains_on_the_marked_ones(tmp_path, model):
+    texts, labels = load_labeled(HELD_OUT)
+    train_t, train_l = texts[::6], labels[::6]
+    real_t, real_l = texts[1::6], labels[1::6]
+    n = len(real_t)
+    # every prompt twice, as two labellers would: the real label and, for a third of them, another
+    rows = []
+    for i, (t, lab) in enumerate(zip(real_t, real_l)):
+        other = lab if i % 3 else "default"
+        rows += [{"instruction": t, "category": lab, "weight": 0.5, "train": i % 2 == 0},
+                 {"instruction": t, "category": other, "weight": 0.5, "train": i % 2 == 0}]
+    path = write_json(tmp_path / "real.json", rows)
+    real = load_real(path)
+    small = TaskClassifier(encoder_dir=model.encoder_dir).fit(train_t, train_l, real=real)
+    c = small.meta["calibration"]
+    assert c["prompts"] == n and c["rows"] == 2 * n and c["trained_on"] == (n + 1) // 2
+    assert small.meta["trained_on"] == len(train_t) + 2 * ((n + 1) // 2)
+    assert len(small.meta["confidence_map"]) == 3 and small.bias.shape == (len(small.classes),)
+    assert 0.0 < c["held_out_accuracy"] <= 1.0
+    small.save(tmp_path / "m")
+    again = TaskClassifier.load(tmp_path / "m")
+    assert np.allclose(again.bias, small.bias) and again.meta["confidence_map"] == small.meta["confidence_map"]
+    labels_, conf = again.classify(real_t[:10])
+    assert labels_ == small.classify(real_t[:10])[0] and all(0.0 < x < 1.0 for x in conf)
+
+
+def test_confidence_map_is_monotone_in_the_probability():
+    classes = ["a", "b", "c"]
+    prob = np.array([[0.5, 0.3, 0.2], [0.7, 0.2, 0.1], [0.95, 0.04, 0.01]])
+    got = [c for _, c in decide(prob, classes, confidence_map=[-1.0, 1.5, 0.5])]
+    assert got == sorted(got) and got[0] < 0.5 < got[-1]
+    assert [c for _, c in decide(prob, classes)] == pytest.approx([0.5, 0.7, 0.95])  # no map: the probability
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ([{"instruction": "hi", "category": "default", "weight": -1}], "'weight' must be a positive number"),
+    ([{"instruction": "hi", "category": "default", "train": "yes"}], "'train' must be true or false"),
+])
+def test_bad_calibration_file_is_exit_2(tmp_path, rows, needle):
+    train = write_json(tmp_path / "train.json", [{"instruction": "hello there", "category": "default"},
+                                                 {"instruction": "hi", "category": "open_qa"}])
+    r = run_script("classify.py", "--train", train, "--calibrate", write_json(tmp_path / "real.json", rows),
+                   "--save_model", tmp_path / "m", "--quiet")
+    assert r.returncode == 2 and needle in r.stderr and "record 0" in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_calibrate_needs_train(tmp_path):
+    r = run_script("classify.py", "--eval", write_json(tmp_path / "e.json", [{"instruction": "x", "category": "default"}]),
+                   "--calibrate", tmp_path / "e.json")
+    assert r.returncode == 2 and "give --train FILE as well" in r.stderr
 
 
 # ---------------------------------------------------------------- classify.py end to end

@@ -5,21 +5,25 @@ Why both: n-grams catch the surface cues of a task ("translate", "fix this code"
 traceback); embeddings carry meaning across wordings the training data never used. The
 measurements behind the choice are in bench/README.md (classify section).
 
-Confidence: the SVM's scores divided by a temperature and put through a softmax give a
-probability per task. The temperature is fitted at training time on held-out scores (each
-training example scored by a model fitted on the other folds, K-fold), so that the probability
-of the chosen task matches how often such choices are right; bench/README.md reports the fit.
-`classify` turns probabilities into labels with two rules: `rejecting` is chosen only at
-`min_reject_confidence` or above (a harmless request labelled rejecting would get a refusal
-for an answer), else the next task; below `min_confidence` the label becomes `default`.
+Confidence: the SVM's scores divided by a temperature, plus a bias per task, put through a
+softmax give a probability per task; a confidence map turns the chosen task's probability into
+the probability that the choice is right. Given labelled prompts written by people (`real`),
+`fit` fits all three on scores those prompts got from models that did not train on them (K-fold;
+see calibration.py), and may train on some of them too. Without them, only the temperature is
+fitted, on held-out scores of the training set itself, which flatters the model on real prompts;
+bench/README.md reports both. `classify` turns probabilities into labels with two rules:
+`rejecting` is chosen only at `min_reject_confidence` or above (a harmless request labelled
+rejecting would get a refusal for an answer), else the next task; below `min_confidence` the
+label becomes `default`.
 
 Training needs scikit-learn (vocabulary, idf, LinearSVC); predicting needs only numpy,
 tokenizers and onnxruntime, so the model loads fast.
 
 An artifact is a folder:
   head.npz        vocabularies and idf weights of both n-gram blocks, the SVM's weights
-                  (float16) and biases, the class names. No pickle.
-  meta.json       settings and what the model was trained on.
+                  (float16) and biases, the class names, the class bias. No pickle.
+  meta.json       settings, temperature, confidence map, what the model was trained and
+                  calibrated on.
   encoder.int8.onnx, tokenizer.json   the sentence encoder (see encoder.py).
 """
 
@@ -31,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from realign.classifier.calibration import (apply_confidence_map, fit_confidence_map, fit_scaling, fold_of,
+                                            shares, softmax, top_two)
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
 from realign.classifier.features import NgramTfidf, fit_ngrams
 from realign.constant import DEFAULT_TASK
@@ -48,7 +54,7 @@ SVM_C = 0.5
 EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-length tf-idf blocks
 CHUNK = 4096  # instructions predicted at a time
 CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
-MIN_REJECT_CONFIDENCE = 0.9  # `rejecting` only from this probability up (see bench/README.md)
+MIN_REJECT_CONFIDENCE = 0.7  # `rejecting` only from this confidence up (see bench/README.md)
 FALLBACK_BELOW = 0.8  # classify.py --fallback_model: records under this confidence go to the LLM
 REJECTING = "rejecting"
 
@@ -56,12 +62,15 @@ REJECTING = "rejecting"
 class TaskClassifier:
     """fit(texts, labels) / predict(texts); save(folder) / TaskClassifier.load(folder)."""
 
-    def __init__(self, encoder_dir, word=None, char=None, classes=None, coef=None, intercept=None, meta=None):
+    def __init__(self, encoder_dir, word=None, char=None, classes=None, coef=None, intercept=None, meta=None,
+                 bias=None):
         self.encoder_dir = encoder_dir
         self.encoder = None
         self.word, self.char = word, char
         self.classes, self.coef, self.intercept = classes, coef, intercept
-        self.meta = {"embedding_weight": EMBEDDING_WEIGHT, "temperature": 1.0, **(meta or {})}
+        self.bias = bias  # per task, added to the scaled scores (calibration.py); None: no bias
+        self.meta = {"embedding_weight": EMBEDDING_WEIGHT, "temperature": 1.0, "confidence_map": None,
+                     **(meta or {})}
         self._blocks = None  # coef split per feature block, float32; made on first use
 
     def _encoder(self):
@@ -75,19 +84,83 @@ class TaskClassifier:
 
     # ------------------------------------------------------------ train
 
-    def fit(self, texts, labels, progress=None, calibrate=True):
-        """Learn n-gram vocabularies, the SVM and (with `calibrate`) the temperature."""
+    def fit(self, texts, labels, progress=None, calibrate=True, real=None):
+        """Learn n-gram vocabularies and the SVM from `texts`/`labels`; with `real` (data.RealPrompts:
+        labelled prompts written by people), fit the temperature, class bias and confidence map on
+        them and train on those marked `train` as well; else (with `calibrate`) fit the temperature
+        on held-out scores of the training set."""
         from scipy.sparse import csr_matrix
 
-        embedding = csr_matrix(self._embed(texts, progress))
-        if calibrate:
-            self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, embedding))
-        self.word, self.char, svm = _fit_svm(texts, labels, embedding)
+        embedding = self._embed(texts, progress)
+        weights = np.ones(len(texts))
+        self.meta.pop("calibration", None)
+        self.bias = None
+        self.meta["confidence_map"] = None
+        if real is not None:
+            real_embedding = self._embed(real.texts, progress)
+            self._calibrate_on_real(texts, labels, embedding, real, real_embedding)
+            pick = np.flatnonzero(real.train)
+            texts = list(texts) + [real.texts[i] for i in pick]
+            labels = list(labels) + [real.labels[i] for i in pick]
+            embedding = np.vstack([embedding, real_embedding[pick]])
+            weights = np.concatenate([weights, real.weights[pick]])
+        elif calibrate:
+            self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, csr_matrix(embedding)))
+        self.word, self.char, svm = _fit_svm(texts, labels, csr_matrix(embedding), weights)
         self.classes = [str(c) for c in svm.classes_]
         self.coef, self.intercept = svm.coef_.astype(np.float16), svm.intercept_.astype(np.float32)
         self._blocks = None
         self.meta.update(trained_on=len(texts), tasks=len(self.classes), trained_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         return self
+
+    def _calibrate_on_real(self, texts, labels, embedding, real, real_embedding, folds=CALIBRATION_FOLDS):
+        """Fit temperature, class bias and confidence map on held-out scores of the real prompts:
+        each fold's prompts scored by a model trained on the training set plus the other folds'
+        trainable real prompts."""
+        from scipy.sparse import csr_matrix, hstack
+
+        trained = [*labels, *(real.labels[i] for i in np.flatnonzero(real.train))]
+        classes = sorted(set(trained))
+        unknown = sorted(set(real.labels) - set(classes))
+        if unknown:
+            raise ValueError(f"the real prompts use tasks the training data has no example of: {unknown}")
+        fold = np.array([fold_of(t, folds) for t in real.texts])
+        scores = np.zeros((len(real.texts), len(classes)), dtype=np.float64)
+        for f in range(folds):
+            extra = np.flatnonzero(real.train & (fold != f))
+            part_texts = list(texts) + [real.texts[i] for i in extra]
+            part_labels = list(labels) + [real.labels[i] for i in extra]
+            x = csr_matrix(np.vstack([embedding, real_embedding[extra]]))
+            w = np.concatenate([np.ones(len(texts)), real.weights[extra]])
+            word, char, svm = _fit_svm(part_texts, part_labels, x, w)
+            test = np.flatnonzero(fold == f)
+            if not len(test):
+                continue
+            held = [real.texts[i] for i in test]
+            got = svm.decision_function(hstack([word.matrix(held), char.matrix(held),
+                                                csr_matrix(real_embedding[test])], format="csr"))
+            cols = [classes.index(c) for c in svm.classes_]
+            scores[np.ix_(test, cols)] = got
+        gold = np.array([classes.index(label) for label in real.labels])
+        train_weights = np.concatenate([np.ones(len(labels)), real.weights[real.train]])
+        log_ratio = np.log(shares(real.labels, classes, real.weights) / shares(trained, classes, train_weights))
+        temperature, alpha = fit_scaling(scores, gold, real.weights, log_ratio)
+        prob = softmax(scores / temperature + alpha * log_ratio)
+        chosen = prob.argmax(axis=1)
+        p, q = top_two(prob, chosen)
+        self.meta["confidence_map"] = fit_confidence_map(p, q, chosen == gold, real.weights)
+        self.held_out = prob  # the real prompts' held-out probabilities, for benches (not saved)
+        self.meta["temperature"] = temperature
+        self.bias = (alpha * log_ratio).astype(np.float32)
+        confidence = apply_confidence_map(self.meta["confidence_map"], p, q)
+        right, sure = (chosen == gold), confidence >= 0.8
+        w = real.weights
+        self.meta["calibration"] = {
+            "prompts": len(set(real.texts)), "rows": len(real.texts), "trained_on": int(len(set(
+                real.texts[i] for i in np.flatnonzero(real.train)))), "alpha": alpha, "folds": folds,
+            "held_out_accuracy": round(float((w * right).sum() / w.sum()), 4),
+            "coverage_at_0.8": round(float((w * sure).sum() / w.sum()), 4),
+            "accuracy_at_0.8": round(float((w * right * sure).sum() / max((w * sure).sum(), 1e-9)), 4)}
 
     # ------------------------------------------------------------ predict
 
@@ -105,18 +178,20 @@ class TaskClassifier:
         return out + self.intercept
 
     def probabilities(self, texts, progress=None):
-        """(len(texts), tasks) calibrated probabilities, columns in the order of self.classes."""
-        return softmax(self.scores(texts, progress) / np.float32(self.meta["temperature"]))
+        """(len(texts), tasks) probabilities, columns in the order of self.classes."""
+        z = self.scores(texts, progress) / np.float32(self.meta["temperature"])
+        return softmax(z + self.bias if self.bias is not None else z)
 
     def classify(self, texts, progress=None, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE):
-        """(labels, confidences): the most probable task and its probability, `rejecting` only
-        at min_reject_confidence or above (else the next task), `default` under min_confidence.
-        The confidence is always the probability of the task the model picked, so a record sent
-        to `default` shows how unsure it was. Worked through in chunks: memory stays flat."""
+        """(labels, confidences): the most probable task and the confidence that it is right,
+        `rejecting` only at min_reject_confidence or above (else the next task), `default` under
+        min_confidence. The confidence is always that of the task the model picked, so a record
+        sent to `default` shows how unsure it was. Worked through in chunks: memory stays flat."""
         labels, confidences = [], []
         for start in range(0, len(texts), CHUNK):
             prob = self.probabilities(texts[start:start + CHUNK], progress)
-            for label, confidence in decide(prob, self.classes, min_confidence, min_reject_confidence):
+            for label, confidence in decide(prob, self.classes, min_confidence, min_reject_confidence,
+                                            self.meta.get("confidence_map")):
                 labels.append(label)
                 confidences.append(confidence)
         return labels, confidences
@@ -134,7 +209,8 @@ class TaskClassifier:
             np.savez_compressed(f, classes=np.array(self.classes),
                                 word_vocab=np.array(self.word.vocab), word_idf=self.word.idf,
                                 char_vocab=np.array(self.char.vocab), char_idf=self.char.idf,
-                                coef=self.coef, intercept=self.intercept)
+                                coef=self.coef, intercept=self.intercept,
+                                **({"bias": self.bias} if self.bias is not None else {}))
         meta = {**self.meta, "word_ngrams": WORD_NGRAMS, "char_ngrams": CHAR_NGRAMS, "svm_c": SVM_C,
                 "calibration_folds": CALIBRATION_FOLDS}
         with atomic_open(os.path.join(folder, "meta.json")) as f:
@@ -160,36 +236,42 @@ class TaskClassifier:
             z = np.load(head, allow_pickle=False)
             word = NgramTfidf(meta["word_ngrams"], z["word_vocab"], z["word_idf"])
             char = NgramTfidf(meta["char_ngrams"], z["char_vocab"], z["char_idf"])
-            return cls(folder, word, char, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta)
+            bias = z["bias"] if "bias" in z.files else None
+            return cls(folder, word, char, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta, bias)
         except (KeyError, ValueError, OSError) as e:
             raise DataError(f"{folder}: damaged classifier model ({type(e).__name__}: {e})") from None
 
 
-def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE):
+def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE, confidence_map=None):
     """[(label, confidence)] for rows of probabilities: the most probable task, passed over when
-    it is `rejecting` under min_reject_confidence (the next task instead), `default` when the
-    chosen task's probability is under min_confidence. The confidence is the chosen task's."""
-    reject = classes.index(REJECTING) if REJECTING in classes else -1
-    out = []
-    for row in prob:
-        best, second = np.argsort(-row, kind="stable")[:2] if len(row) > 1 else (int(np.argmax(row)), 0)
-        if best == reject and row[best] < min_reject_confidence:
-            best = second
-        confidence = float(row[best])
-        out.append((classes[best] if confidence >= min_confidence else DEFAULT_TASK, confidence))
-    return out
+    it is `rejecting` with a confidence under min_reject_confidence (the next task instead),
+    `default` when the chosen task's confidence is under min_confidence. The confidence is the
+    chosen task's probability put through `confidence_map` (calibration.py) when there is one."""
+    prob = np.asarray(prob, dtype=np.float64)
+    if not len(prob):
+        return []
+    order = np.argsort(-prob, axis=1, kind="stable")
+    best = order[:, 0].copy()
+    confidence = apply_confidence_map(confidence_map, *top_two(prob, best))
+    if REJECTING in classes and prob.shape[1] > 1:
+        passed = (best == classes.index(REJECTING)) & (confidence < min_reject_confidence)
+        if passed.any():
+            best[passed] = order[passed, 1]
+            confidence = apply_confidence_map(confidence_map, *top_two(prob, best))
+    return [(classes[b] if c >= min_confidence else DEFAULT_TASK, float(c)) for b, c in zip(best, confidence)]
 
 
 # ------------------------------------------------------------ training helpers
 
-def _fit_svm(texts, labels, embedding):
-    """(word block, char block, fitted LinearSVC) on texts with their precomputed embedding rows."""
+def _fit_svm(texts, labels, embedding, weights=None):
+    """(word block, char block, fitted LinearSVC) on texts with their precomputed embedding rows
+    (and a weight per text, None for all 1)."""
     from scipy.sparse import hstack
     from sklearn.svm import LinearSVC
 
     word, char = fit_ngrams(WORD_NGRAMS, texts), fit_ngrams(CHAR_NGRAMS, texts)
     x = hstack([word.matrix(texts), char.matrix(texts), embedding], format="csr")
-    return word, char, LinearSVC(C=SVM_C).fit(x, labels)
+    return word, char, LinearSVC(C=SVM_C).fit(x, labels, sample_weight=weights)
 
 
 def held_out_scores(texts, labels, embedding, folds=CALIBRATION_FOLDS, seed=0):
@@ -230,8 +312,3 @@ def fit_temperature(scores, gold):
             lo = a
     return float(np.exp((lo + hi) / 2))
 
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
