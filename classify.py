@@ -56,6 +56,7 @@ from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, 
 from realign.errors import DataError, UsageError
 from realign.llm.base import BackendConfig, api_key
 from realign.records import category, check_data_output, question, where, write_records
+from realign.tabular import check_ids_fit
 
 LLM_BACKENDS = ("openai", "vllm", "local")
 EMBEDDED, LLM = "embedded", "llm"  # the values of items[0]["category_source"]
@@ -112,7 +113,10 @@ def parse_args(argv=None):
     g.add_argument("--no_structured_output", action="store_true",
                    help="tasks prompt: do not ask the server to constrain the answer to a task name")
     g.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible endpoint")
-    g.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
+    g.add_argument("--openai_key", default=None,
+                   help="API key (visible to other users in `ps`: prefer OPENAI_API_KEY or --openai_key_file)")
+    g.add_argument("--openai_key_file", default=None, metavar="PATH",
+                   help="read the API key from this file (its only line)")
     g.add_argument("--chat", action="store_true", help="send the spec prompt as a chat message (chat-only endpoints)")
     g.add_argument("--concurrency", type=int, default=None, help="requests in flight")
     g.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
@@ -380,6 +384,8 @@ def dry_run(args, clf, records, todo):
 
 def classify(args, clf):
     records, fmt, rejected = load_input(args)
+    if not args.dry_run:
+        check_ids_fit(args.output_path, records)  # a .parquet/.csv output that cannot hold them: before the work
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     if args.dry_run:
         return dry_run(args, clf, records, todo)
@@ -451,7 +457,8 @@ def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     backend = llm_backend(args)
-    key = api_key(backend, args.openai_key, base_url=args.base_url, required=not args.dry_run) if backend else None
+    key = api_key(backend, args.openai_key, key_file=args.openai_key_file, base_url=args.base_url,
+                  required=not args.dry_run) if backend else None
     model_dir = train(args) if args.train else args.model_dir
     clf = Classifiers(args, key, model_dir)
     code = evaluate(args, clf) if args.eval else 0

@@ -3,7 +3,8 @@
 The rules themselves live in rewrite_data_selection.py as plain functions users edit. A rule
 takes a `Pair` and returns None (no objection), a reason string (reject: keep the original),
 `reject(reason, marks)` (a reason plus the words of the rewrite it is about, which the report
-highlights), or ACCEPT (accept now, skip the remaining rules).
+highlights), or ACCEPT (accept now, skip the remaining rules). A rule marked @batched (one that
+runs a model) gets the list of Pairs still undecided at its turn and returns their verdicts.
 
 Most rules look at one record. What needs the whole run is computed before any rule runs and
 handed to each record's Pair: `p.twins` are the ids of the other records whose rewrite is the
@@ -14,11 +15,15 @@ live in realign.textchecks, shared with reformat's reply reader; new facts are f
 realign.facts.
 """
 
+import gc
 import hashlib
+import multiprocessing
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
+from realign.bars import progress_bar
 from realign.constant import DEFAULT_TASK
 from realign.errors import DataError, first_n
 from realign.records import category, question
@@ -43,15 +48,37 @@ class Pair:
 
 
 class Reason(str):
-    """A rejection reason that also names the words of the rewrite it is about."""
+    """A rejection reason that also names the words of the rewrite (marks) and of the original
+    (original_marks) it is about."""
     marks = ()
+    original_marks = ()
 
 
-def reject(reason, marks=()):
-    """A reason string carrying `marks`: the report highlights them in the rewrite."""
+def reject(reason, marks=(), original_marks=()):
+    """A reason string carrying `marks`: the report highlights them in the rewrite, and
+    `original_marks` in the original (a fact the rewrite lost)."""
     out = Reason(reason)
-    out.marks = tuple(marks)
+    out.marks = tuple(m for m in marks if m)
+    out.original_marks = tuple(m for m in original_marks if m)
     return out
+
+
+def kept_reason(merged_record):
+    """Why a merged record holds its original answer, as parallel_data_merge.py wrote it in
+    `items[1]["kept_original"]` ("failed: …", "format does not fit", "task not rewritten", …);
+    IDENTICAL when reformat's rewrite is the original word for word; None when the merged file
+    records no reason (written by a merge before kept_original was carried)."""
+    gpt = merged_record["items"][1]
+    why = gpt.get("kept_original")
+    if isinstance(why, str) and why:
+        return why
+    if "input_hash" in gpt:  # a merge that writes every kept record's reason: this one was rewritten
+        return IDENTICAL
+    return None
+
+
+IDENTICAL = "the rewrite is the original word for word"
+NO_REASON = "no reason recorded"
 
 
 def _digest(text):
@@ -99,15 +126,115 @@ def join_by_id(originals, rewrites, original_path, rewrite_path):
     return [(by_id[rec["id"]], rec) for rec in rewrites]
 
 
-def judge(pair, rules):
-    """(accepted, rule_name_or_None, reason_or_None) for one rewritten pair."""
+def batched(rule):
+    """Mark `rule` as one that judges many records at once: it is called with the list of the
+    Pairs still undecided when their turn comes (every rule before it has let them pass) and
+    returns one verdict per Pair, in order. For rules that run a model, which is far faster over
+    a batch than record by record. Call it on one Pair as rule([p])[0]. With several worker
+    processes each calls it on its share of the records."""
+    rule.batched = True
+    return rule
+
+
+def whole_run(rule):
+    """Mark a batched rule that must see every undecided record of the run in one call, in the
+    main process (the LLM judge: one pool of requests, one journal). It and the rules after it
+    run once the worker processes are done."""
+    rule.batched = rule.whole_run = True
+    return rule
+
+
+def run_rules(pairs, indices, rules):
+    """({index: (accepted, rule name, reason)} decided, [indices still undecided]): the rules in
+    order over pairs[i] for i in `indices`, each over those no earlier rule decided (a batched
+    rule over all of them at once). The first rule to object rejects; ACCEPT accepts at once."""
+    decided, pending = {}, list(indices)
     for rule in rules:
-        verdict = rule(pair)
-        if verdict == ACCEPT:
-            return True, rule.__name__, None
-        if verdict:
-            return False, rule.__name__, verdict
-    return True, None, None
+        if not pending:
+            break
+        if getattr(rule, "batched", False):
+            verdicts = rule([pairs[i] for i in pending])
+            if len(verdicts) != len(pending):
+                raise ValueError(f"batched rule {rule.__name__} returned {len(verdicts)} verdicts "
+                                 f"for {len(pending)} records")
+        else:
+            verdicts = [rule(pairs[i]) for i in pending]
+        still = []
+        for i, verdict in zip(pending, verdicts):
+            if verdict == ACCEPT:
+                decided[i] = (True, rule.__name__, None)
+            elif verdict:
+                decided[i] = (False, rule.__name__, verdict)
+            else:
+                still.append(i)
+        pending = still
+    return decided, pending
+
+
+CHUNK = 2000  # records a worker process takes at a time
+_JOB = None   # (pairs, rules) of the run, inherited by forked workers
+
+
+def _work(span):
+    """In a worker: run_rules over pairs[lo:hi], reasons as plain tuples (picklable)."""
+    pairs, rules = _JOB
+    decided, pending = run_rules(pairs, range(*span), rules)
+    return ({i: (ok, rule, None if why is None else (str(why), getattr(why, "marks", ()),
+                                                       getattr(why, "original_marks", ())))
+             for i, (ok, rule, why) in decided.items()}, pending)
+
+
+def _pin(queue):
+    """Worker start: run on one CPU of the parent's (so a model inside uses one thread)."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {queue.get()})
+        except (OSError, ValueError):
+            pass
+
+
+def _in_processes(pairs, rules, workers, chunk, progress):
+    """run_rules over all pairs, spread over `workers` forked processes, `chunk` records at a time."""
+    global _JOB
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(workers))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    for k in range(workers):
+        queue.put(cpus[k % len(cpus)])
+    spans = [(lo, min(lo + chunk, len(pairs))) for lo in range(0, len(pairs), chunk)]
+    decided, pending = {}, []
+    _JOB = (pairs, rules)
+    gc.freeze()  # the pairs stay shared with the workers: no collector pass copies their pages
+    try:
+        with ctx.Pool(workers, initializer=_pin, initargs=(queue,)) as pool:
+            for done, left in pool.imap(_work, spans):
+                for i, (ok, rule, why) in done.items():
+                    decided[i] = (ok, rule, None if why is None else reject(*why))
+                pending.extend(left)
+                if progress is not None:
+                    progress.update(len(done) + len(left))
+    finally:
+        _JOB = None
+        gc.unfreeze()
+    return decided, pending
+
+
+def apply_rules(pairs, rules, workers=1, chunk=CHUNK, progress=None):
+    """{index into pairs: (accepted, rule name or None, reason or None)} for every pair. The rules
+    before the first whole_run rule run in `workers` processes (one when there are no more
+    records than `chunk`); a pair no rule objects to is accepted."""
+    split = next((k for k, r in enumerate(rules) if getattr(r, "whole_run", False)), len(rules))
+    local, rest = rules[:split], rules[split:]
+    if workers > 1 and len(pairs) > chunk and "fork" in multiprocessing.get_all_start_methods():
+        decided, pending = _in_processes(pairs, local, workers, chunk, progress)
+    else:
+        decided, pending = run_rules(pairs, range(len(pairs)), local)
+        if progress is not None:
+            progress.update(len(pairs))
+    more, pending = run_rules(pairs, sorted(pending), rest)
+    decided.update(more)
+    decided.update((i, (True, None, None)) for i in pending)
+    return decided
 
 
 def _evidence(orig, new):
@@ -115,33 +242,55 @@ def _evidence(orig, new):
     return tuple(p for p in passages if isinstance(p, str))
 
 
-def select(joined, rules, length):
-    """Apply rules to every record; returns (output_records, stats, decisions)."""
+def make_pairs(joined, length, twins=None):
+    """The Pair of every rewritten record of `joined`, with its index there."""
+    twins = twins or {}
     out = []
-    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0,
+    for at, (orig, new) in enumerate(joined):
+        original, rewrite = orig["items"][1]["value"], new["items"][1]["value"]
+        if rewrite == original:
+            continue
+        same = twins.get(new["id"], ())
+        cat = category(new) or category(orig) or DEFAULT_TASK
+        out.append((at, Pair(new["id"], new["items"][0]["value"], original, rewrite, cat, length,
+                             evidence=_evidence(orig, new), twins=tuple(same[:MAX_TWINS]), n_twins=len(same))))
+    return out
+
+
+def select(joined, rules, length, workers=1, progress=False):
+    """Apply rules to every record; returns (output_records, stats, decisions).
+
+    stats: total; rewritten (rewrites the rules judged: the merged answer differs from the
+    original), accepted, rejected; not_rewritten (records that kept their answer before any
+    rule: `kept` counts them by kept_reason, IDENTICAL among them, so that merge's "rewritten"
+    is accepted + rejected + kept[IDENTICAL]); rejected_by_rule; per_category."""
+    indexed = make_pairs(joined, length, find_twins(joined) if rules else {})
+    with progress_bar(len(indexed), "rewrite", desc="rules", enabled=progress) as bar:
+        verdicts = apply_rules([pair for _, pair in indexed], rules, workers=workers, progress=bar)
+    by_index = {at: verdicts[k] for k, (at, _) in enumerate(indexed)}
+    out = []
+    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0, "kept": Counter(),
              "rejected_by_rule": Counter(), "per_category": defaultdict(Counter)}
     decisions = []
-    twins = find_twins(joined) if rules else {}
-    for orig, new in joined:
+    for at, (orig, new) in enumerate(joined):
         stats["total"] += 1
         cat = category(new) or category(orig) or DEFAULT_TASK
         per_cat = stats["per_category"][cat]
         per_cat["total"] += 1
-        original, rewrite = orig["items"][1]["value"], new["items"][1]["value"]
-        if rewrite == original:
+        if at not in by_index:
             stats["not_rewritten"] += 1
+            stats["kept"][kept_reason(new) or NO_REASON] += 1
             per_cat["not_rewritten"] += 1
             out.append({**orig, "tag": "original"})
             continue
         stats["rewritten"] += 1
-        same = twins.get(new["id"], ())
-        pair = Pair(new["id"], new["items"][0]["value"], original, rewrite, cat, length,
-                    evidence=_evidence(orig, new), twins=tuple(same[:MAX_TWINS]), n_twins=len(same))
-        accepted, rule, reason = judge(pair, rules)
+        accepted, rule, reason = by_index[at]
         decision = {"id": new["id"], "category": cat, "accepted": accepted, "rule": rule,
                     "reason": None if reason is None else str(reason)}
         if getattr(reason, "marks", ()):
             decision["marks"] = list(reason.marks)
+        if getattr(reason, "original_marks", ()):
+            decision["original_marks"] = list(reason.original_marks)
         decisions.append(decision)
         if accepted:
             stats["accepted"] += 1
@@ -155,7 +304,19 @@ def select(joined, rules, length):
     return out, stats, decisions
 
 
+def kept_line(stats):
+    """The not-rewritten records by reason, in words: '3 not rewritten (2 failed: …, 1 identical …)'."""
+    kept = stats["kept"]
+    if not kept:
+        return f"{stats['not_rewritten']} not rewritten"
+    failed = sum(n for why, n in kept.items() if why.startswith("failed"))
+    parts = ([f"{failed} failed in reformat"] if failed else []) + [
+        f"{n} {why}" for why, n in kept.most_common() if not why.startswith("failed")]
+    return f"{stats['not_rewritten']} not rewritten ({', '.join(parts)})"
+
+
 def stats_as_json(stats):
     return {**{k: v for k, v in stats.items() if not isinstance(v, (Counter, defaultdict))},
+            "kept": dict(stats["kept"].most_common()),
             "rejected_by_rule": dict(stats["rejected_by_rule"].most_common()),
             "per_category": {c: dict(n) for c, n in sorted(stats["per_category"].items())}}

@@ -72,13 +72,13 @@ def test_the_gair_model_gets_the_spec_prompt_and_others_ours():
     assert prompt_for("gpt-4o-mini") == prompt_for("default") == "tasks"
     assert prompt_for("gpt-4o-mini", "spec") == "spec"
     spec = classify_request(0, "hello", "spec")
-    assert spec.prompt == TEMPLATE.format(input="hello") and spec.messages is None and spec.json_schema is None
+    assert spec.prompt == TEMPLATE.format(input="hello") and spec.messages is None and spec.response_format is None
     ours = classify_request(0, "hello", "tasks", structured=True)
     system, user = ours.messages
     assert all(task in system["content"] and " ".join(TASK_DESCRIPTIONS[task].split()) in system["content"]
                for task in TASKS)
     assert user["content"].endswith("Request:\n<<<\nhello\n>>>\n\nTask name:")
-    assert ours.json_schema["schema"] == TASK_ANSWER_SCHEMA and ours.sampling.max_tokens == 50
+    assert ours.response_format["json_schema"]["schema"] == TASK_ANSWER_SCHEMA and ours.sampling.max_tokens == 50
 
 
 def test_a_long_query_keeps_its_head_and_its_ask_at_the_end():

@@ -61,8 +61,9 @@ def classify_request(key, text, prompt=SPEC_PROMPT, chat=False, structured=False
     sampling = Sampling(n=1, temperature=CLASSIFIER_TEMPERATURE, top_p=CLASSIFIER_TOP_P,
                         max_tokens=CLASSIFIER_MAX_TOKENS)
     if prompt == TASKS_PROMPT:
-        schema = {"name": "task", "schema": TASK_ANSWER_SCHEMA, "strict": True} if structured else None
-        return Request(key=key, messages=build_task_messages(text), sampling=sampling, json_schema=schema)
+        schema = ({"type": "json_schema", "json_schema": {"name": "task", "schema": TASK_ANSWER_SCHEMA, "strict": True}}
+                  if structured else None)
+        return Request(key=key, messages=build_task_messages(text), sampling=sampling, response_format=schema)
     text_prompt = build_classifier_prompt(text)
     if chat:  # for endpoints that only serve chat completions
         return Request(key=key, messages=[{"role": "user", "content": text_prompt}], sampling=sampling)

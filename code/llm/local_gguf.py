@@ -79,9 +79,9 @@ class LocalGGUFBackend(Backend):
     def _body(self, request, seed):
         s = request.sampling
         body = {"max_tokens": min(s.max_tokens or 1024, self.n_ctx // 2),
-                "temperature": s.temperature, "top_p": s.top_p, "seed": seed}
-        if request.json_schema:  # llama.cpp turns the schema into a grammar
-            body["response_format"] = {"type": "json_schema", "json_schema": request.json_schema}
+                "temperature": s.temperature, "top_p": 1.0 if s.top_p is None else s.top_p, "seed": seed}
+        if request.response_format is not None:  # llama.cpp turns a JSON schema into a grammar
+            body["response_format"] = request.response_format
         if request.messages is not None:
             return "chat", {**body, "messages": request.messages}
         return "text", {**body, "prompt": request.prompt}
