@@ -292,3 +292,64 @@ def test_eval_of_the_cascade_reports_both(tmp_path, capsys, confidences):
     assert code == 0 and srv.queries == UNSURE
     assert "cascade: the 1 instructions under confidence 0.8 sent to the LLM" in stdout
     assert "cascade 100.0%" in stdout
+
+
+# ---------------------------------------------------------------- servers as they really are
+
+def llm_only(capsys, srv, tmp_path, model, questions, *flags):
+    inp = write_json(tmp_path / "in.json", [{"instruction": q, "output": "x"} for q in questions])
+    out = tmp_path / "out.json"
+    code, stdout, stderr = run_classify(capsys, "--input_data_path", inp, "--output_path", out, "--quiet",
+                                        "--backend", "openai", "--model", model, "--base_url", f"{srv.url}/v1",
+                                        "--concurrency", "1", *flags)
+    bodies = [json.loads(r["body"]) for r in srv.requests if r["body"]]
+    return code, stdout, stderr, [f["category"] for f in firsts(out)] if out.exists() else None, bodies
+
+
+def test_a_reasoning_model_by_its_name_gets_its_shape_and_room_to_think(tmp_path, capsys):
+    """o3-mini: max_completion_tokens with room to think, default temperature: nothing refused, nothing cut."""
+    with ClassifierFake(answer=lambda q: "open_qa", reasoning=True, thinks=300) as srv:
+        code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "o3-mini", ["q1", "q2"])
+    assert code == 0 and labels == ["open_qa", "open_qa"], stdout
+    assert [b["max_completion_tokens"] for b in bodies] == [2048, 2048]
+    assert all("max_tokens" not in b and "temperature" not in b for b in bodies)
+    assert "2 records sent, 2 labelled, 0 unreadable replies, 0 failed; 2 requests" in stdout
+
+
+def test_a_reasoning_model_under_an_unknown_name_is_learned_from_its_refusals_and_its_cut_replies(tmp_path, capsys):
+    """A name no table knows: its refusals teach max_completion_tokens and the default temperature;
+    it thinks for 300 tokens, so the first reply comes back empty, cut at 50: that record is asked
+    once more with a larger limit, and every request made after that gets it from the start."""
+    with ClassifierFake(answer=lambda q: "math_puzzles", reasoning=True, thinks=300) as srv:
+        code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "house-reasoner", ["q1", "q2", "q3"])
+    assert code == 0 and labels == ["math_puzzles"] * 3, stdout
+    assert "adapted to the server: max_tokens sent as max_completion_tokens" in stdout
+    assert "adapted to the server: temperature left to the server's default" in stdout
+    limits = [b.get("max_completion_tokens") for b in bodies]
+    assert limits[0] is None and limits[-2:] == [2048, 2048]  # first max_tokens (refused), last the larger room
+    assert limits.count(2048) == 3  # one retry per cut record, then the rest asked with room from the start
+    assert "temperature" not in bodies[-1]
+
+
+@pytest.mark.parametrize("knobs", [dict(exclusive_sampling=True), dict(stream="always"), dict(content_parts=True),
+                                   dict(stream="default")],
+                         ids=["claude-via-gateway", "always-streams", "content-parts", "streams-unless-told"])
+def test_gateway_and_server_quirks_still_give_task_names(tmp_path, capsys, knobs):
+    with ClassifierFake(answer=lambda q: "recommendations", **knobs) as srv:
+        code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "bedrock/anthropic.claude-3-5-sonnet",
+                                                   ["any good podcasts?", "books like Dune? [[bold]]"])
+    assert code == 0 and labels == ["recommendations"] * 2, stdout
+    assert all(b.get("stream") is False for b in bodies)
+
+
+def test_a_gateway_error_inside_a_200_fails_those_records_and_keeps_the_embedded_label(tmp_path, capsys,
+                                                                                        confidences):
+    inp = write_json(tmp_path / "in.json", [{"instruction": q, "output": "x"} for q in SURE + UNSURE])
+    out = tmp_path / "out.json"
+    with ClassifierFake(error_200=(502, "Provider returned error")) as srv:
+        code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", out, "--quiet",
+                                       "--fallback_model", "openrouter/some-model", "--base_url", f"{srv.url}/v1",
+                                       "--max_retries", "1")
+    assert code == 1 and "1 records could not be classified (they keep the embedded model's label)" in stdout
+    assert "Provider returned error" in stdout
+    assert [f["category_source"] for f in firsts(out)] == ["embedded"] * 4

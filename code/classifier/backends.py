@@ -11,21 +11,25 @@ GAIR/ReAlign-Task-Classifier it was trained with (a raw completion prompt, greed
 new tokens), or our prompt with the 46 task descriptions for any other instruction model (chat
 messages, same sampling; the answer constrained to a task name by structured output where the
 server has it). Replies are read leniently (prompts.read_task); one that still names no task is
-counted as unreadable, with the reply, and left to the caller to decide about.
+counted as unreadable, with the reply, and left to the caller to decide about. A reply cut at
+the token limit before it named anything (a reasoning model thinks first) is asked again once
+with a larger limit. The request shape (max_completion_tokens, temperature, response_format...)
+is the backend's business: llm/shape.py learns what each server accepts.
 """
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from realign.bars import progress_bar
 from realign.lengths import approx_tokens
 from realign.limits import RetryPolicy
-from realign.llm.base import Request, Sampling, make_backend
+from realign.llm.base import Request, Sampling, Unusable, make_backend
 from realign.llm.runner import run_step
 from realign.prompts import (CLASSIFIER_MAX_TOKENS, CLASSIFIER_TEMPERATURE, CLASSIFIER_TOP_P, TASK_ANSWER_SCHEMA,
                              build_classifier_prompt, build_task_messages, quote, read_task)
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
+THINKING_MAX_TOKENS = 2048  # the token limit of a second try when the first was spent before the answer
 SPEC_PROMPT, TASKS_PROMPT = "spec", "tasks"
 PROMPTS = ("auto", SPEC_PROMPT, TASKS_PROMPT)
 
@@ -54,12 +58,11 @@ def prompt_for(model, choice="auto"):
     return SPEC_PROMPT if "task-classifier" in (model or "").lower() else TASKS_PROMPT
 
 
-def classify_request(key, text, prompt=SPEC_PROMPT, chat=False, structured=False):
+def classify_request(key, text, prompt=SPEC_PROMPT, chat=False, structured=False, max_tokens=CLASSIFIER_MAX_TOKENS):
     """The request for one instruction. SPEC_PROMPT: the template filled in, sampled as the original
     does, as a raw prompt (or a chat message with `chat`). TASKS_PROMPT: our chat messages, and
     with `structured` the answer constrained to {"task": name} (TASK_ANSWER_SCHEMA)."""
-    sampling = Sampling(n=1, temperature=CLASSIFIER_TEMPERATURE, top_p=CLASSIFIER_TOP_P,
-                        max_tokens=CLASSIFIER_MAX_TOKENS)
+    sampling = Sampling(n=1, temperature=CLASSIFIER_TEMPERATURE, top_p=CLASSIFIER_TOP_P, max_tokens=max_tokens)
     if prompt == TASKS_PROMPT:
         schema = ({"type": "json_schema", "json_schema": {"name": "task", "schema": TASK_ANSWER_SCHEMA, "strict": True}}
                   if structured else None)
@@ -145,9 +148,26 @@ async def classify_with_backend(texts, backend, settings, rpm=True):
             result.failures[i] = outcome.error
         bar.update()
 
-    requests = (classify_request(i, t, prompt, settings.chat, settings.structured) for i, t in enumerate(texts))
+    shape = getattr(backend, "shape", None)  # a reasoning model by its name thinks before it answers
+    room = {"max_tokens": THINKING_MAX_TOKENS if getattr(shape, "tokens_field", None) == "max_completion_tokens"
+            else CLASSIFIER_MAX_TOKENS}
+
+    def check(completions, request):
+        """A reply cut at the token limit before it named a task (the model thought first) is asked
+        again, once, with THINKING_MAX_TOKENS, and so are all requests made after it."""
+        first = completions[0] if completions else None
+        if first is not None and first.truncated and read_task(first.text) is None \
+                and (request.sampling.max_tokens or 0) < THINKING_MAX_TOKENS:
+            room["max_tokens"] = THINKING_MAX_TOKENS
+            request.sampling = replace(request.sampling, max_tokens=THINKING_MAX_TOKENS)
+            raise Unusable(f"cut at {CLASSIFIER_MAX_TOKENS} tokens before naming a task; asked again with "
+                           f"{THINKING_MAX_TOKENS}", retries=1)
+        return completions
+
+    requests = (classify_request(i, t, prompt, settings.chat, settings.structured, room["max_tokens"])
+                for i, t in enumerate(texts))
     try:
-        await run_step(backend, requests, on_done, concurrency=settings.concurrency,
+        await run_step(backend, requests, on_done, concurrency=settings.concurrency, check=check,
                        rpm=settings.rpm if rpm else None, policy=RetryPolicy(max_retries=settings.max_retries))
     finally:
         bar.close()

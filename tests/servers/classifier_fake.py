@@ -12,8 +12,11 @@ the way real chat models answer:
 
 Knobs: `answer` (query -> task name, or None for the fallback `default`), `schema_400` (answer
 400 "response_format is not supported" to a request asking for structured output, as some
-servers do), `schema_json` (honour structured output: reply {"task": ...} as JSON). Queries are
-recorded in `queries`, in arrival order, so tests can check which records were sent.
+servers do), `schema_json` (honour structured output: reply {"task": ...} as JSON), `thinks`
+(a reasoning model that spends this many tokens thinking: a smaller token limit gets an empty
+reply cut at the limit). OpenAIFake's server classes (reasoning, exclusive_sampling,
+content_parts, stream, error_200...) apply as they do there. Queries are recorded in `queries`,
+in arrival order, so tests can check which records were sent.
 """
 
 import json
@@ -54,10 +57,10 @@ def decorate(task, query):
 
 
 class ClassifierFake(OpenAIFake):
-    def __init__(self, answer=None, schema_400=False, schema_json=False, **kw):
+    def __init__(self, answer=None, schema_400=False, schema_json=False, thinks=None, **kw):
         super().__init__(**kw)
         self.answer = answer or (lambda query: None)
-        self.schema_400, self.schema_json = schema_400, schema_json
+        self.schema_400, self.schema_json, self.thinks = schema_400, schema_json, thinks
         self.queries = []
 
     def respond(self, method, path, headers, body):
@@ -65,7 +68,7 @@ class ClassifierFake(OpenAIFake):
         if self.schema_400 and req.get("response_format"):
             return self._error(400, "response_format is not supported by this model")
         status, hdrs, out = super().respond(method, path, headers, body)
-        if status != 200 or method != "POST":
+        if status != 200 or method != "POST" or b'"error"' in out[:200]:
             return status, hdrs, out
         query = query_of(req)
         with self.lock:
@@ -73,10 +76,15 @@ class ClassifierFake(OpenAIFake):
         task = self.answer(query) or "default"
         text = (json.dumps({"task": task}) if self.schema_json and req.get("response_format")
                 else decorate(task, query))
+        finish = "stop"
+        limit = req.get("max_completion_tokens") or req.get("max_tokens")
+        if self.thinks and limit and limit < self.thinks:  # a reasoning model spent the budget thinking
+            text, finish = "", "length"
+        chat = "messages" in req
+        choice = {"index": 0, "finish_reason": finish,
+                  **({"message": {"role": "assistant", "content": self._content(text)}} if chat else {"text": text})}
+        if "event-stream" in str(hdrs.get("Content-Type", "")):
+            return self._events([choice], chat)
         reply = json.loads(out)
-        choice = reply["choices"][0]
-        if "message" in choice:
-            choice["message"]["content"] = text
-        else:
-            choice["text"] = text
+        reply["choices"] = [choice]
         return status, hdrs, json.dumps(reply).encode()
