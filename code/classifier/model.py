@@ -2,8 +2,10 @@
 embeddings, side by side in one feature vector, scored by a linear SVM.
 
 Why both: n-grams catch the surface cues of a task ("translate", "fix this code", a pasted
-traceback); embeddings carry meaning across wordings the training data never used. The
-measurements behind the choice are in bench/README.md (classify section).
+traceback); embeddings carry meaning across wordings the training data never used. Two more
+word n-gram blocks read only the first and the last 150 characters, where the ask of a prompt
+with pasted material usually is. The measurements behind the choices are in bench/README.md
+(classify section).
 
 Confidence: the SVM's scores divided by a temperature, plus a bias per task, put through a
 softmax give a probability per task; a confidence map turns the chosen task's probability into
@@ -20,7 +22,7 @@ Training needs scikit-learn (vocabulary, idf, LinearSVC); predicting needs only 
 tokenizers and onnxruntime, so the model loads fast.
 
 An artifact is a folder:
-  head.npz        vocabularies and idf weights of both n-gram blocks, the SVM's weights
+  head.npz        vocabularies and idf weights of the n-gram blocks, the SVM's weights
                   (float16) and biases, the class names, the class bias. No pickle.
   meta.json       settings, temperature, confidence map, what the model was trained and
                   calibrated on.
@@ -50,6 +52,9 @@ WORD_NGRAMS = dict(analyzer="word", ngram_range=[1, 2], sublinear_tf=True, lower
                    token_pattern=r"(?u)\b\w+\b", min_df=2, max_features=40000)
 CHAR_NGRAMS = dict(analyzer="char_wb", ngram_range=[2, 5], sublinear_tf=True, lowercase=True,
                    min_df=2, max_features=60000)
+HEAD_NGRAMS = dict(WORD_NGRAMS, max_features=20000, part="head", part_chars=150)  # the ask is usually first...
+TAIL_NGRAMS = dict(WORD_NGRAMS, max_features=20000, part="tail", part_chars=150)  # ...or last
+NGRAM_BLOCKS = {"word": WORD_NGRAMS, "char": CHAR_NGRAMS, "head": HEAD_NGRAMS, "tail": TAIL_NGRAMS}
 SVM_C = 0.5
 EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-length tf-idf blocks
 CHUNK = 4096  # instructions predicted at a time
@@ -62,16 +67,15 @@ REJECTING = "rejecting"
 class TaskClassifier:
     """fit(texts, labels) / predict(texts); save(folder) / TaskClassifier.load(folder)."""
 
-    def __init__(self, encoder_dir, word=None, char=None, classes=None, coef=None, intercept=None, meta=None,
-                 bias=None):
+    def __init__(self, encoder_dir, blocks=None, classes=None, coef=None, intercept=None, meta=None, bias=None):
         self.encoder_dir = encoder_dir
         self.encoder = None
-        self.word, self.char = word, char
+        self.blocks = blocks  # {name: NgramTfidf}, in NGRAM_BLOCKS order (older models: word and char only)
         self.classes, self.coef, self.intercept = classes, coef, intercept
         self.bias = bias  # per task, added to the scaled scores (calibration.py); None: no bias
         self.meta = {"embedding_weight": EMBEDDING_WEIGHT, "temperature": 1.0, "confidence_map": None,
                      **(meta or {})}
-        self._blocks = None  # coef split per feature block, float32; made on first use
+        self._weights = None  # coef split per feature block, float32; made on first use
 
     def _encoder(self):
         if self.encoder is None:
@@ -106,10 +110,10 @@ class TaskClassifier:
             weights = np.concatenate([weights, real.weights[pick]])
         elif calibrate:
             self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, csr_matrix(embedding)))
-        self.word, self.char, svm = _fit_svm(texts, labels, csr_matrix(embedding), weights)
+        self.blocks, svm = _fit_svm(texts, labels, csr_matrix(embedding), weights)
         self.classes = [str(c) for c in svm.classes_]
         self.coef, self.intercept = svm.coef_.astype(np.float16), svm.intercept_.astype(np.float32)
-        self._blocks = None
+        self._weights = None
         self.meta.update(trained_on=len(texts), tasks=len(self.classes), trained_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         return self
 
@@ -117,7 +121,7 @@ class TaskClassifier:
         """Fit temperature, class bias and confidence map on held-out scores of the real prompts:
         each fold's prompts scored by a model trained on the training set plus the other folds'
         trainable real prompts."""
-        from scipy.sparse import csr_matrix, hstack
+        from scipy.sparse import csr_matrix
 
         trained = [*labels, *(real.labels[i] for i in np.flatnonzero(real.train))]
         classes = sorted(set(trained))
@@ -132,13 +136,12 @@ class TaskClassifier:
             part_labels = list(labels) + [real.labels[i] for i in extra]
             x = csr_matrix(np.vstack([embedding, real_embedding[extra]]))
             w = np.concatenate([np.ones(len(texts)), real.weights[extra]])
-            word, char, svm = _fit_svm(part_texts, part_labels, x, w)
+            blocks, svm = _fit_svm(part_texts, part_labels, x, w)
             test = np.flatnonzero(fold == f)
             if not len(test):
                 continue
             held = [real.texts[i] for i in test]
-            got = svm.decision_function(hstack([word.matrix(held), char.matrix(held),
-                                                csr_matrix(real_embedding[test])], format="csr"))
+            got = svm.decision_function(_features(blocks, held, csr_matrix(real_embedding[test])))
             cols = [classes.index(c) for c in svm.classes_]
             scores[np.ix_(test, cols)] = got
         gold = np.array([classes.index(label) for label in real.labels])
@@ -166,14 +169,14 @@ class TaskClassifier:
 
     def scores(self, texts, progress=None):
         """(len(texts), tasks) decision values; the n-grams are scored while the encoder runs."""
-        if self._blocks is None:
+        if self._weights is None:
             w = self.coef.T.astype(np.float32)
-            nw, nc = len(self.word), len(self.char)
-            self._blocks = w[:nw], w[nw:nw + nc], w[nw + nc:]
-        w_word, w_char, w_emb = self._blocks
+            ends = np.cumsum([0] + [len(b) for b in self.blocks.values()])
+            self._weights = [w[a:b] for a, b in zip(ends, ends[1:])] + [w[ends[-1]:]]
+        *w_blocks, w_emb = self._weights
         with ThreadPoolExecutor(1) as pool:
             embedding = pool.submit(self._embed, texts, progress)
-            out = self.word.dot(texts, w_word) + self.char.dot(texts, w_char)
+            out = sum(block.dot(texts, w) for block, w in zip(self.blocks.values(), w_blocks))
             out += embedding.result() @ w_emb
         return out + self.intercept
 
@@ -206,13 +209,13 @@ class TaskClassifier:
         """Write the artifact folder (the encoder files are copied in, so it stands alone)."""
         os.makedirs(folder, exist_ok=True)
         with atomic_open(os.path.join(folder, "head.npz"), "wb") as f:
-            np.savez_compressed(f, classes=np.array(self.classes),
-                                word_vocab=np.array(self.word.vocab), word_idf=self.word.idf,
-                                char_vocab=np.array(self.char.vocab), char_idf=self.char.idf,
-                                coef=self.coef, intercept=self.intercept,
-                                **({"bias": self.bias} if self.bias is not None else {}))
-        meta = {**self.meta, "word_ngrams": WORD_NGRAMS, "char_ngrams": CHAR_NGRAMS, "svm_c": SVM_C,
-                "calibration_folds": CALIBRATION_FOLDS}
+            vocabularies = {f"{name}_{what}": np.array(block.vocab) if what == "vocab" else block.idf
+                            for name, block in self.blocks.items() for what in ("vocab", "idf")}
+            np.savez_compressed(f, classes=np.array(self.classes), **vocabularies, coef=self.coef,
+                                intercept=self.intercept, **({"bias": self.bias} if self.bias is not None else {}))
+        meta = {**self.meta, "blocks": list(self.blocks), **{f"{name}_ngrams": block.params for name, block in
+                                                              self.blocks.items()},
+                "svm_c": SVM_C, "calibration_folds": CALIBRATION_FOLDS}
         with atomic_open(os.path.join(folder, "meta.json")) as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
@@ -234,10 +237,10 @@ class TaskClassifier:
             with open(os.path.join(folder, "meta.json"), encoding="utf-8") as f:
                 meta = json.load(f)
             z = np.load(head, allow_pickle=False)
-            word = NgramTfidf(meta["word_ngrams"], z["word_vocab"], z["word_idf"])
-            char = NgramTfidf(meta["char_ngrams"], z["char_vocab"], z["char_idf"])
+            blocks = {name: NgramTfidf(meta[f"{name}_ngrams"], z[f"{name}_vocab"], z[f"{name}_idf"])
+                      for name in meta.get("blocks", ("word", "char"))}
             bias = z["bias"] if "bias" in z.files else None
-            return cls(folder, word, char, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta, bias)
+            return cls(folder, blocks, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta, bias)
         except (KeyError, ValueError, OSError) as e:
             raise DataError(f"{folder}: damaged classifier model ({type(e).__name__}: {e})") from None
 
@@ -263,21 +266,25 @@ def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_C
 
 # ------------------------------------------------------------ training helpers
 
-def _fit_svm(texts, labels, embedding, weights=None):
-    """(word block, char block, fitted LinearSVC) on texts with their precomputed embedding rows
-    (and a weight per text, None for all 1)."""
+def _features(blocks, texts, embedding):
+    """The sparse feature matrix (training only): every n-gram block, then the embedding rows."""
     from scipy.sparse import hstack
+
+    return hstack([block.matrix(texts) for block in blocks.values()] + [embedding], format="csr")
+
+
+def _fit_svm(texts, labels, embedding, weights=None):
+    """({name: n-gram block}, fitted LinearSVC) on texts with their precomputed embedding rows
+    (and a weight per text, None for all 1)."""
     from sklearn.svm import LinearSVC
 
-    word, char = fit_ngrams(WORD_NGRAMS, texts), fit_ngrams(CHAR_NGRAMS, texts)
-    x = hstack([word.matrix(texts), char.matrix(texts), embedding], format="csr")
-    return word, char, LinearSVC(C=SVM_C).fit(x, labels, sample_weight=weights)
+    blocks = {name: fit_ngrams(params, texts) for name, params in NGRAM_BLOCKS.items()}
+    return blocks, LinearSVC(C=SVM_C).fit(_features(blocks, texts, embedding), labels, sample_weight=weights)
 
 
 def held_out_scores(texts, labels, embedding, folds=CALIBRATION_FOLDS, seed=0):
     """(scores, gold index) for every text from a model that did not see it (stratified K-fold);
     the features are rebuilt inside each fold, so the vocabulary does not leak either."""
-    from scipy.sparse import hstack
     from sklearn.model_selection import StratifiedKFold
 
     classes = sorted(set(labels))
@@ -288,10 +295,8 @@ def held_out_scores(texts, labels, embedding, folds=CALIBRATION_FOLDS, seed=0):
     scores = np.zeros((len(texts), len(classes)), dtype=np.float32)
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, gold):
         part = [texts[i] for i in train]
-        word, char, svm = _fit_svm(part, [labels[i] for i in train], embedding[train])
-        held = [texts[i] for i in test]
-        x = hstack([word.matrix(held), char.matrix(held), embedding[test]], format="csr")
-        scores[test] = svm.decision_function(x)
+        blocks, svm = _fit_svm(part, [labels[i] for i in train], embedding[train])
+        scores[test] = svm.decision_function(_features(blocks, [texts[i] for i in test], embedding[test]))
     return scores, gold
 
 
