@@ -35,9 +35,9 @@ from realign.files import all_or_nothing, write_json
 from realign.lengths import make_length_fn
 from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
-from realign.selection import (ACCEPT, answer_numbers, code_from, ends_mid_sentence, final_number, has_code,
-                               join_by_id, open_code_block, prompt_echo_phrase, refusal_phrase, reject, select,
-                               stats_as_json, unwrap_prose_fence)
+from realign.selection import ACCEPT, join_by_id, reject, select, stats_as_json
+from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
+                                echoed_prompt, refusal_phrase, unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -57,7 +57,7 @@ def refusal_added(p):
 
 def prompt_echo(p):
     """The rewrite repeats our own prompt (its labels, rules or layout text) instead of answering."""
-    phrase = prompt_echo_phrase(p.rewrite, exclude=p.question + "\n" + p.original)
+    phrase = echoed_prompt(p.rewrite, exclude=p.question + "\n" + p.original)
     if phrase:
         return f"the rewrite echoes our prompt: {phrase!r}"
 

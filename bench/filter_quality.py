@@ -58,7 +58,7 @@ def classify(items):
     """Each item's task, from the embedded classifier (what classify.py puts on a record)."""
     from realign.classifier.backends import classify_embedded
 
-    labels, _ = classify_embedded([it["question"] for it in items], progress=False)
+    labels = classify_embedded([it["question"] for it in items], progress=False)[0]
     return [it.get("category") or label for it, label in zip(items, labels)]
 
 

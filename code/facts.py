@@ -22,9 +22,10 @@ person. It is written to stay quiet on layout:
 
 import re
 
+from realign.textchecks import mask_code
+
 # ---------------------------------------------------------------- tokens
 
-_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`|]+", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"""
@@ -276,7 +277,7 @@ def new_facts(text, sources, arithmetic=False, numbers_only=False):
     text in `sources` states, as they are written in `text`, in order, each once."""
     src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
     found = []  # (position, surface)
-    body = _mask(text, _CODE) if "`" in text else text
+    body = mask_code(text)
     if "://" in body or "www." in body:
         for m in _URL.finditer(body) if not numbers_only else ():
             url = m.group().rstrip(".,;:!?)")

@@ -29,6 +29,7 @@ task.
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
+from realign.textchecks import echoed_prompt, refusal_phrase, whole_fence
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -77,6 +78,7 @@ and how the rewrite adds it.
 Revised response: the complete rewritten answer, with nothing after it."""
 
 _EVIDENCE_RULE = " beyond what the evidence above supports"
+_EVIDENCE_BLOCK = "\n[Evidence]\n{evidence}\n"
 # The record's own system prompt ("Always answer in French", "Reply only with JSON") binds the
 # rewrite as it bound the original answer; where it and the layout disagree, it wins.
 _SYSTEM_BLOCK = "\n[System prompt the answer was written under]\n{system}\n"
@@ -110,7 +112,7 @@ def build_rewrite_messages(task, question, response, evidence=None, system=None)
         question=question,
         response=response,
         evidence_intro=", with evidence retrieved for it" if block else "",
-        evidence_block=f"\n[Evidence]\n{block}\n" if block else "",
+        evidence_block=_EVIDENCE_BLOCK.format(evidence=block) if block else "",
         keep_marker=KEEP_MARKER,
         system_block=_SYSTEM_BLOCK.format(system=system) if system else "",
         system_rule=_SYSTEM_RULE if system else "",
@@ -128,33 +130,8 @@ _REASONING_LABEL = re.compile(r"^[\s>#*_]*reasoning\s*[*_]*\s*:\s*[*_]*", re.IGN
 _THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(?:think|thinking)>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
-# a whole text in one fence: ```lang … ```, with no other fence inside
-_WHOLE_FENCE = re.compile(r"\A\s*```[\w+.-]*[ \t]*\n((?:(?!```).)*?)\n?[ \t]*```\s*\Z", re.DOTALL)
 # KEEP ORIGINAL on a line of its own, allowing markdown or quotes around it and a full stop
 _KEEP_LINE = re.compile(r"^[\s>#*_`\"'\[(]*keep[ _-]+original[\s*_`\"'\]).!]*$", re.IGNORECASE | re.MULTILINE)
-_REFUSAL = re.compile(
-    r"\A\W*(?:(?:i'?m|i am) sorry|i apologi[sz]e|sorry|unfortunately)?[,.!\s]*(?:but\s+)?"
-    r"(?:as an ai[\w\s-]*,\s*)?i\s+(?:can(?:no|')?t|can not|won't|will not|am unable|'m unable|am not able)"
-    r"\s+(?:to\s+)?(?:help|assist|provide|comply|fulfil|fulfill|answer|do that|support|create|write|engage)",
-    re.IGNORECASE)
-
-
-
-def _prompt_sentences():
-    """Sentences of our own instructions (system prompt, template, every task's description and
-    layout), lower-cased, 30 characters or more: a revised response holding one of them is the
-    prompt echoed back, not an answer."""
-    fixed = (SYSTEM_PROMPT + "\n" + REWRITE_TEMPLATE.split("[Request]")[0] + "\n"
-             + REWRITE_TEMPLATE.split("{evidence_block}")[1]).replace("\\\n", "")
-    texts = [fixed, _SYSTEM_RULE, *TASK_FORMATS.values(), *TASK_DESCRIPTIONS.values()]
-    pieces = (piece for text in texts for line in text.splitlines()
-              for piece in re.split(r"\{\w+\}|(?<=[.:;])\s+(?=[A-Z])", line))
-    flat = (" ".join(piece.split()).lstrip("- ").lower() for piece in pieces)
-    return sorted({piece for piece in flat if len(piece) >= 30})
-
-
-_PROMPT_SENTENCES = _prompt_sentences()
-_PROMPT_TEXT = "\n".join(_PROMPT_SENTENCES)
 
 REPLY_OK, REPLY_KEEP, REPLY_TRUNCATED, REPLY_REFUSED, REPLY_BAD = "ok", "keep", "truncated", "refused", "bad"
 
@@ -177,22 +154,10 @@ def strip_think(text, original=""):
 
 def unwrap_fence(text, original=""):
     """The inside of a text wrapped whole in one ``` fence, when the original has no fence."""
-    match = _WHOLE_FENCE.match(text)
-    if match and "```" not in original:
-        return match.group(1)
+    fence = whole_fence(text)
+    if fence and "```" not in original:
+        return fence[1]
     return text
-
-
-def is_refusal(text):
-    """True for text that opens by declining to help ("I'm sorry, but I can't help with that.")."""
-    return bool(_REFUSAL.match(text.replace("\u2019", "'")))
-
-
-def echoes_prompt(text):
-    """True when `text` is our own instructions handed back: it contains a sentence of the prompt,
-    or it is (20 characters or more of) one."""
-    flat = " ".join(text.split()).lower()
-    return any(piece in flat for piece in _PROMPT_SENTENCES) or (len(flat) >= 20 and flat in _PROMPT_TEXT)
 
 
 def quote(text, limit=60):
@@ -246,10 +211,11 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
         return REPLY_BAD, "no 'Revised response:' part"
     if _KEEP_LINE.search(revised):  # "Revised response: KEEP ORIGINAL"
         return REPLY_KEEP, FORMAT_DOES_NOT_FIT
-    if is_refusal(revised) and not is_refusal(original):
+    if refusal_phrase(revised) and not refusal_phrase(original):
         return REPLY_REFUSED, f"the model refused: {quote(revised)}"
-    if echoes_prompt(revised):
-        return REPLY_BAD, f"the revised response echoes the rewrite prompt: {quote(revised)}"
+    echo = echoed_prompt(revised, exclude=original)
+    if echo:
+        return REPLY_BAD, f"the revised response echoes the rewrite prompt: {quote(echo)}"
     return REPLY_OK, revised
 
 

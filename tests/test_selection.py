@@ -8,7 +8,8 @@ import pytest
 
 from conftest import ROOT, make_record, write_json
 from realign.lengths import approx_tokens
-from realign.selection import ACCEPT, Pair, final_number, has_code
+from realign.selection import ACCEPT, Pair
+from realign.textchecks import final_number, has_code
 
 spec = importlib.util.spec_from_file_location("sel", ROOT / "rewrite_data_selection.py")
 sel = importlib.util.module_from_spec(spec)
@@ -238,7 +239,7 @@ def test_refusal_kept_from_the_original_is_not_added():
 def _prompt_lines():
     """Lines of our rewrite prompt long enough to be an echo, read from realign.prompts."""
     from realign import prompts
-    from realign.selection import ECHO_WORDS
+    from realign.textchecks import ECHO_WORDS
     text = prompts.SYSTEM_PROMPT + "\n" + prompts.REWRITE_TEMPLATE
     lines = [re.sub(r"\{[a-z_]*\}", "", line).strip() for line in text.splitlines()]
     return [line for line in lines if len(line.split()) > ECHO_WORDS]
