@@ -33,6 +33,7 @@ from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
 from realign.files import all_or_nothing, write_json
 from realign.lengths import make_length_fn
+from realign.merge import CHANGED_INPUT
 from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import ACCEPT, join_by_id, reject, select, stats_as_json
@@ -208,6 +209,10 @@ def parse_args(argv=None):
     p.add_argument("--report_dir", default=None,
                    help="write report.html into this folder: figures and every record, filterable, with its "
                         "before/after and the reason for its outcome")
+    p.add_argument("--changed_input", choices=CHANGED_INPUT, default="refuse",
+                   help="records whose original (question, answer, system prompt, category or evidence) changed "
+                        "since reformat.py worked on them: refuse (default: stop, naming them) or keep_original "
+                        "(ship the original as it is now, reason 'input changed since reformat')")
     return p.parse_args(argv)
 
 
@@ -220,7 +225,8 @@ def main(argv=None):
         raise UsageError(f"{args.report_dir}: --report_dir is a file, expected a folder")
     originals = load_records(args.input_original_data_path)
     rewrites = load_records(args.input_rewrite_data_path)
-    joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
+    joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path,
+                        args.changed_input)
     length = make_length_fn(args.tokenizer_path)
     out, stats, decisions = select(joined, RULESETS[args.rules], length)
     with all_or_nothing(args.output_path, args.report_path, args.report_dir):  # exit 2: none of them
