@@ -29,7 +29,7 @@ task.
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
-from realign.textchecks import echoed_prompt, refusal_phrase, whole_fence
+from realign.textchecks import echoed_prompt, refusal_phrase, repeats_itself, whole_fence
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -134,6 +134,7 @@ _THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
 _KEEP_LINE = re.compile(r"^[\s>#*_`\"'\[(]*keep[ _-]+original[\s*_`\"'\]).!]*$", re.IGNORECASE | re.MULTILINE)
 
 REPLY_OK, REPLY_KEEP, REPLY_TRUNCATED, REPLY_REFUSED, REPLY_BAD = "ok", "keep", "truncated", "refused", "bad"
+REPEATS_ITSELF = ": the reply repeats itself, a larger limit only makes it longer"  # added to a cut's reason
 
 
 def strip_think(text, original=""):
@@ -189,7 +190,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     REPLY_REFUSED (a refusal, as a field or as the answer) or REPLY_BAD (anything else)."""
     if finish_reason == "length":
         limit = f"--target_length {max_tokens}" if max_tokens else "the token limit"
-        return REPLY_TRUNCATED, f"truncated at {limit}"
+        loop = isinstance(text, str) and repeats_itself(text)
+        return REPLY_TRUNCATED, f"truncated at {limit}" + (REPEATS_ITSELF if loop else "")
     if refusal:
         return REPLY_REFUSED, f"the model refused: {quote(refusal)}"
     if not isinstance(text, str) or not text.strip():

@@ -12,6 +12,7 @@ echo of our prompt, a fence or a number reads the same in every step:
     has_code / code_blocks / code_from / mask_code
     final_number / answer_numbers     the number a worked solution ends on
     open_code_block / ends_mid_sentence
+    repeats_itself(text)              True when text ends in a loop (a model stuck until its limit)
     normalized(text)                  text compared loosely (case, punctuation, whitespace)
 
 Each function is a plain detector: it says what it found, and the caller decides what that
@@ -20,6 +21,7 @@ means for its step.
 
 import re
 import string
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -293,6 +295,18 @@ def answer_numbers(text):
 
 
 # ---------------------------------------------------------------- loose comparison
+
+LOOP_RATIO = 8.0   # zlib shrinks a looping tail 20x and more; prose 1.7-2.2x, a numbered table about 6x
+LOOP_TAIL = 1500   # characters read from the end
+
+
+def repeats_itself(text):
+    """Does `text` end in a loop, the same words over and over, as a model stuck until its token
+    limit writes? Its last LOOP_TAIL characters compress more than LOOP_RATIO-fold with zlib (the
+    compression-ratio test Whisper uses to spot a decoder that repeats itself)."""
+    data = text[-LOOP_TAIL:].encode("utf-8", "surrogatepass")
+    return len(data) >= 200 and len(data) > LOOP_RATIO * len(zlib.compress(data))
+
 
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—…"})
 
