@@ -13,9 +13,10 @@ llm/runner.py owns retrying and pacing), and maps every failure to a BackendErro
 
 Each carries the endpoint (scheme://host:port/path), the server's own message and a hint where one
 is known (realign.endpoint). Messages pass through `scrub`, so a server echoing the key cannot leak
-it. Two provider quirks are handled for the rest of the run once seen: a server that refuses or
-ignores `n` gets one choice per call, and a chat template without a system role (Gemma: 400 "System
-role not supported") gets the system text folded into the user turn. Every response's
+it. Three provider quirks are handled for the rest of the run once seen: a server that refuses or
+ignores `n` gets one choice per call, a chat template without a system role (Gemma: 400 "System
+role not supported") gets the system text folded into the user turn, and a server without
+structured output (a 400 naming `response_format`) gets requests without that field. Every response's
 x-ratelimit-* headers go to `self.pace` (set by the runner) so the run paces by the server.
 Each choice becomes a Completion (base.completion_from_choice): the message `content` only,
 never a reasoning model's `reasoning_content`, with `finish_reason` and any `refusal`.
@@ -33,6 +34,7 @@ from realign.llm.base import Backend, BackendError, completion_from_choice
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 _SYSTEM_ROLE_REFUSED = re.compile(r"system role (is )?not supported|does not support (the )?system", re.I)
+_RESPONSE_FORMAT_REFUSED = re.compile(r"response_format|json_schema|structured output|json mode|grammar", re.I)
 
 
 def _one_line(text, limit=200):
@@ -113,6 +115,7 @@ class OpenAIBackend(Backend):
         self.client = make_client(config)
         self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
         self.fold_system = False           # set once the server has refused the system role
+        self.no_response_format = False    # set once the server has refused response_format
         self.pace = None                   # the runner's ServerPace: fed every response's headers
 
     def _observe(self, headers):
@@ -127,6 +130,8 @@ class OpenAIBackend(Backend):
         body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
         if s.max_tokens:
             body["max_tokens"] = s.max_tokens
+        if request.response_format is not None and not self.no_response_format:
+            body["response_format"] = request.response_format
         if request.messages is not None:
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:
@@ -174,16 +179,25 @@ class OpenAIBackend(Backend):
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
     async def _call_folding(self, request, n):
-        """_call, folding the system text into the user turn from the first "no system role" 400 on."""
-        folded = self.fold_system
-        try:
-            return await self._call(request, n)
-        except BackendError as e:
-            if folded or e.status != 400 or not _SYSTEM_ROLE_REFUSED.search(e.reason) \
-                    or not any(m.get("role") == "system" for m in request.messages or ()):
-                raise
-            self.fold_system = True
-            return await self._call(request, n)
+        """_call, folding the system text into the user turn from the first "no system role" 400 on,
+        and leaving response_format out from the first 400 that names it (a server without
+        structured output: the caller reads the reply leniently)."""
+        for _ in range(3):
+            folded, formatted = self.fold_system, self.no_response_format
+            try:
+                return await self._call(request, n)
+            except BackendError as e:
+                if e.status not in (400, 422):
+                    raise
+                if not folded and _SYSTEM_ROLE_REFUSED.search(e.reason) \
+                        and any(m.get("role") == "system" for m in request.messages or ()):
+                    self.fold_system = True
+                elif not formatted and request.response_format is not None \
+                        and _RESPONSE_FORMAT_REFUSED.search(e.reason):
+                    self.no_response_format = True
+                else:
+                    raise
+        return await self._call(request, n)
 
     async def generate(self, request):
         """n Completions in one call; servers that ignore `n` are topped up with further calls (at most n),
