@@ -108,12 +108,28 @@ def join_by_id(originals, rewrites, original_path, rewrite_path, changed_input="
                             (None, input_hash(by_id[rec["id"]]))}
     if stale and changed_input == "refuse":
         ids = [rec["id"] for rec in rewrites if rec["id"] in stale]
+        what = defaultdict(list)
+        for rec in rewrites:
+            if rec["id"] in stale:
+                what[_what_changed(by_id[rec["id"]], rec)].append(rec["id"])
+        said = "; ".join(f"{field}: {first_n(rids, 5)}" for field, rids in what.items())
         raise DataError(f"{rewrite_path}: {len(ids)} records changed in {original_path} since reformat.py worked on "
-                        f"them ({first_n(ids)}): their question, answer, system prompt, category or evidence is not "
-                        f"what their answer here was made from; rerun reformat.py and parallel_data_merge.py on "
-                        f"{original_path} (they redo only those), or pass --changed_input keep_original to keep "
-                        f"their originals")
+                        f"them ({said}): their answer here was made from an older input; rerun reformat.py and "
+                        f"parallel_data_merge.py on {original_path} (they redo only those), or pass --changed_input "
+                        f"keep_original to keep their originals")
     return [(by_id[rec["id"]], _unchanged(by_id[rec["id"]]) if rec["id"] in stale else rec) for rec in rewrites]
+
+
+def _what_changed(original, merged):
+    """Which of the input fields differ between an original and its merged record: the merged
+    record holds the question, system prompt, category and evidence the rewrite was made from,
+    so when none of those differs, the answer did."""
+    a, b = original["items"][0], merged["items"][0]
+    fields = [name for name, x, y in (("question", a["value"], b["value"]),
+                                      ("system prompt", original.get("system"), merged.get("system")),
+                                      ("category", a.get("category"), b.get("category")),
+                                      ("evidence", a.get("evidence") or None, b.get("evidence") or None)) if x != y]
+    return " and ".join(fields) or "answer"
 
 
 def _unchanged(original):
