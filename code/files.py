@@ -28,6 +28,8 @@ import time
 from contextlib import contextmanager
 
 from realign.errors import DataError, Terminated, UsageError
+from realign.strictjson import DuplicateKeyError
+from realign.strictjson import loads as strict_loads
 
 
 # ---------------------------------------------------------------- OS errors
@@ -363,10 +365,12 @@ def gc_paused():
 
 
 def loads(text):
-    """json.loads, faster: orjson parses what it can (3-4x faster), and anything it refuses goes
-    to json.loads, so values, errors and what is accepted are exactly json's (orjson is the
-    stricter of the two: NaN, unpaired surrogates, integers past 64 bits and deep nesting fall
-    through to json, whose answer stands)."""
+    """json.loads, faster, for the files this pipeline writes itself (shard lines, failures,
+    journals): orjson parses what it can (3-4x faster), and anything it refuses goes to
+    json.loads, so values, errors and what is accepted are exactly json's (orjson is the stricter
+    of the two: NaN, unpaired surrogates, integers past 64 bits and deep nesting fall through to
+    json, whose answer stands). Users' files go through strictjson.loads, which also refuses a
+    key given twice."""
     if orjson is not None:
         try:
             return orjson.loads(text)
@@ -392,7 +396,8 @@ def json_problem(e):
 # ---------------------------------------------------------------- JSON lines
 
 def iter_jsonl_lines(text, path):
-    """Yield (line_number, object) for each non-blank line; a bad line is a DataError.
+    """Yield (line_number, object) for each non-blank line; a bad line, or one holding a key twice
+    in one object (strictjson.loads), is a DataError.
 
     Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
     characters that json.dumps(ensure_ascii=False) leaves raw inside strings."""
@@ -400,7 +405,9 @@ def iter_jsonl_lines(text, path):
         if not line or line.isspace():
             continue
         try:
-            obj = loads(line)
+            obj = strict_loads(line)
+        except DuplicateKeyError as e:
+            raise DataError(f"{path}: line {n}: {e}") from None
         except JSON_ERRORS as e:
             hint = "; torn or corrupt line?" if isinstance(e, json.JSONDecodeError) else ""
             raise DataError(f"{path}: line {n}: not valid JSON ({json_problem(e)}){hint}") from None

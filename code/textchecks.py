@@ -7,6 +7,7 @@ echo of our prompt, a fence or a number reads the same in every step:
     refusal_phrase(text)              "I'm sorry, but I" / "As an AI" / None
     echoed_prompt(text, exclude="")     the piece of our rewrite prompt found in text, or None
     template_token(text)              a chat-template token ("<|im_end|>") in text, or None
+    strip_end_tokens(text, keep="")   text without the end-of-turn tokens trailing it
     whole_fence(text)                 (tag, inside) of a text wrapped whole in one ``` fence, or None
     unwrap_prose_fence(text)          the inside of such a fence when it holds prose, not code
     has_code / code_blocks / code_from / mask_code
@@ -176,6 +177,24 @@ def template_token(text):
     return m.group() if m else None
 
 
+# the tokens that end a turn or a text: trailing a reply, they are the template's, not the answer's
+_END_TOKEN = re.compile(r"(<\|(?:im_end|endoftext|eot_id|end_of_text|end|eom_id|return)\|>|<end_of_turn>|</s>"
+                        r"|<｜end▁of▁sentence｜>)\s*\Z")
+
+
+def strip_end_tokens(text, keep=""):
+    """`text` without the end-of-turn tokens trailing it ("answer.<|im_end|>\n<|endoftext|>", as
+    a server that does not strip them sends it), save a token that `keep` (the original) holds
+    itself (an HTML answer's </s>)."""
+    while "<" in text[-32:]:
+        tail = text[-32:]
+        m = _END_TOKEN.search(tail)
+        if not m or m.group(1) in keep:
+            break
+        text = text[: len(text) - len(tail) + m.start()].rstrip()
+    return text
+
+
 # ---------------------------------------------------------------- our own prompt echoed back
 
 ECHO_WORDS = 7  # a run of this many words of the prompt's fixed text is an echo (a heading taken
@@ -291,7 +310,27 @@ CARDINAL_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 ORDINAL_WORDS = {"twice": 2, "double": 2, "triple": 3, "once": 1, "first": 1, "second": 2, "third": 3,
                  "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
 NUMBER_WORDS = {**CARDINAL_WORDS, **ORDINAL_WORDS}
-_ALTERNATION = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+
+
+def _trie(words):
+    """A regex matching any of `words`, as a trie ("t(?:en|h(?:ird|ree))"): re tries the
+    alternatives of a flat "ten|third|three" one by one at every position of a text."""
+    if not words:
+        return ""
+    heads = {}
+    for w in words:
+        heads.setdefault(w[:1], []).append(w[1:])
+    parts = []
+    for head, tails in sorted(heads.items()):
+        if head == "":
+            continue
+        rest = _trie([t for t in tails if t])
+        optional = "" in tails
+        parts.append(re.escape(head) + (f"(?:{rest})" + ("?" if optional else "") if rest else ""))
+    return parts[0] if len(parts) == 1 and "" not in heads else "(?:" + "|".join(parts) + ")"
+
+
+_ALTERNATION = _trie(sorted(NUMBER_WORDS))
 # one number word, or two joined by a space or hyphen ("twenty-five", "two million")
 _NUMBER_WORD = re.compile(rf"\b({_ALTERNATION})(?:[\s-]+({_ALTERNATION}))?\b", re.I)
 

@@ -73,6 +73,7 @@ def test_the_judge_rejects_what_the_rules_let_through_and_says_why(tmp_path, scr
     assert d[1]["rule"] == "judge" and "unsupported claim 'Cover the cup to keep the aroma.'" in d[1]["reason"]
     assert d[1]["marks"] == ["Cover the cup to keep the aroma."]
     assert d[2]["rule"] == "judge" and "lost fact 'Pinch off flowers.'" in d[2]["reason"]
+    assert d[2]["original_marks"] == ["Pinch off flowers."]  # highlighted in the original
     assert report["judge"]["judged"] == 3 and report["judge"]["rejected"] == 2
     assert all(srv.formats)  # every request carried the JSON schema
     assert "judge judge-1: 3 rewrites judged" in r.stdout and KEY not in r.stdout + r.stderr
@@ -118,3 +119,36 @@ def test_a_bad_key_is_one_line_and_never_shown(tmp_path, script):
         r, out = run_filter(script, tmp_path, srv, key="sk-wrong-key-987654321")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "401" in r.stderr and "sk-wrong-key-987654321" not in r.stderr + r.stdout and not out.exists()
+
+
+def test_keys_are_read_as_reformat_reads_them(tmp_path, script):
+    """The judge's key goes through the same reading as reformat's: a file, stripped; a key
+    with a character no HTTP header can carry is one line naming the flag, never the key."""
+    (tmp_path / "key.txt").write_text(KEY + "\r\n")
+    with JudgeFake(api_key=KEY) as srv:
+        r, _ = run_filter(script, tmp_path, srv, "--judge_key_file", tmp_path / "key.txt", key="")
+        assert r.returncode == 0, r.stderr
+        r, _ = run_filter(script, tmp_path, srv, "--judge_key", "sk-caf\u00e9-123456", key="")
+    assert r.returncode == 2 and "--judge_key" in r.stderr and "caf" not in r.stderr
+
+
+def test_the_report_page_shows_every_finding_of_the_judge(tmp_path, script):
+    import re
+    import shutil
+    import subprocess
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with JudgeFake(api_key=KEY) as srv:
+        r, _ = run_filter(script, tmp_path, srv, "--report_dir", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    page = tmp_path / "rep" / "report.html"
+    rows = json.loads(re.search(r'id="data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S).group(1))
+    assert rows[2]["judge"]["lost"] == [["Pinch off flowers.", "the edited answer drops 'flowers'"]]
+    assert "judge judge-1: 3 rewrites judged" in page.read_text(encoding="utf-8")
+    if not chromium:
+        pytest.skip("chromium not installed")
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri() + "#open=2&open=0"],
+                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    detail = re.search(r'<tr class="detail" id="detail-2">(.*?)</tr>', proc.stdout, re.S).group(1)
+    assert 'lost fact: <mark class="fact">Pinch off flowers.</mark>' in detail
+    assert "judge: faithful" in re.search(r'<tr class="detail" id="detail-0">(.*?)</tr>', proc.stdout, re.S).group(1)
