@@ -111,13 +111,18 @@ def _merge(records, output_dir, batch_num, allow_partial, keep_first, changed_in
                 dupes.append(rid)
                 counts["duplicate lines dropped"] += len(current) - 1
             row = current[0] if current else None
-        elif row is not None and not matches(row, rec, digest):
+        elif row is not None and row.input_hash != digest and not matches(row, rec, digest):
             counts["superseded lines"] += 1
             row = None
         if row is not None:
-            counts["no input hash"] += row.input_hash is None
+            if row.input_hash is None:
+                counts["no input hash"] += 1
             if row.revised is not None:
-                merged.append(_with(rec, value=row.revised, input_hash=digest))
+                items = rec["items"]
+                turn = {**items[1], "value": row.revised, "input_hash": digest}
+                if "kept_original" in turn:  # an input that was itself a merged file
+                    del turn["kept_original"]
+                merged.append({**rec, "items": [items[0], turn, *items[2:]]})
                 counts["rewritten"] += 1
             else:
                 why = row.kept or (NO_CATEGORY if category(rec) is None else TASK_NOT_REWRITTEN)

@@ -96,13 +96,6 @@ def _damaged(path, n, problem, rid=None):
                      f"program's file?): move it away or use another --output_directory")
 
 
-def _text_or_none(gpt, key, path, n, rid):
-    value = gpt.get(key)
-    if value is None or type(value) is str:
-        return value
-    raise _damaged(path, n, f"items[1].{key} must be text, got {type(value).__name__}", rid)
-
-
 def read_shard(path):
     """[ShardRow] of a shard output file, each line checked: a line whose revised_response (or
     kept_original, input_hash) is there but not text is damaged, never taken as a pass-through."""
@@ -117,14 +110,16 @@ def read_shard(path):
         try:
             human, gpt = items[0], items[1]
             question, answer = human["value"], gpt["value"]
-            ok = type(question) is str and type(answer) is str and type(gpt) is dict
+            ok = type(question) is str and type(answer) is str and type(gpt) is dict and type(items) is list
         except (TypeError, KeyError, IndexError):
             ok = False
-        if not ok or type(items) is not list:
+        if not ok:
             raise _damaged(path, n, "'items' must start with a human and a gpt turn, each with a string value", rid)
-        rows.append(ShardRow(rid, question, answer, _text_or_none(gpt, "revised_response", path, n, rid),
-                             _text_or_none(gpt, "kept_original", path, n, rid),
-                             _text_or_none(gpt, "input_hash", path, n, rid)))
+        revised, kept, digest = gpt.get("revised_response"), gpt.get("kept_original"), gpt.get("input_hash")
+        for key, value in (("revised_response", revised), ("kept_original", kept), ("input_hash", digest)):
+            if value is not None and type(value) is not str:
+                raise _damaged(path, n, f"items[1].{key} must be text, got {type(value).__name__}", rid)
+        rows.append(ShardRow(rid, question, answer, revised, kept, digest))
     return rows
 
 
