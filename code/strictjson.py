@@ -12,15 +12,7 @@
 
 import json
 import math
-import re
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a dependency; without it loads takes the slow way
-    orjson = None
-
-_FAST_MAX = 64 << 20  # characters; a larger text is parsed once, the slow way, not twice
-_KEY_END = re.compile(r'"\s*:')  # how every key of a JSON text ends (and a quote-colon inside a string)
 
 # a number literal json reads as Infinity: an exponent of three digits or more, or 309+ digits.
 # Found with bytes.translate and `in` (C speed; a regex over a 40 MB file took 1.5-3 s): every
@@ -52,21 +44,7 @@ def _unique_pairs(pairs):
 
 
 def loads(text):
-    """json.loads that refuses an object holding a key twice (DuplicateKeyError, a ValueError).
-
-    Fast path (about twice as fast as json.loads with the pairs hook, whose answer it always
-    equals): orjson parses the text, and the keys it kept are counted in orjson's own re-encoding
-    of the result, where every key ends `":`. In a text without \\u escapes, every key and every
-    quote-colon inside a string ends `"`, blanks, `:`; so the text counts at least as many of
-    those as the re-encoding counts `":`, and more whenever a key was dropped for coming twice.
-    Equal counts: no key came twice. Any other text goes the slow way."""
-    if orjson is not None and len(text) < _FAST_MAX and "\\u" not in text:
-        try:
-            obj = orjson.loads(text)
-            if orjson.dumps(obj).count(b'":') == len(_KEY_END.findall(text)):
-                return obj
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-            pass  # NaN, big integers, deep nesting...: json decides
+    """json.loads that refuses an object holding a key twice (DuplicateKeyError, a ValueError)."""
     return json.loads(text, object_pairs_hook=_unique_pairs)
 
 
