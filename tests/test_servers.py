@@ -15,6 +15,7 @@ import pytest
 from conftest import make_record, run_script, write_json
 from realign.endpoint import Breaker, EndpointError
 from realign.shards import failures_path, shard_path
+from test_endpoints import lines, reformat
 from tests.servers.openai_fake import SERVER_CLASSES, OpenAIFake
 
 KEY = "sk-fake-SERVERS-7d6c5b4a3f2e1d0c"
@@ -24,19 +25,6 @@ CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"
 def records(n, prefix="q", cat="math_puzzles"):
     return [make_record(i, q=f"{prefix} {i}", a=f"The answer is {i}. It follows from the rule.", cat=cat)
             for i in range(n)]
-
-
-def reformat(url, inp, out, *extra, env=None, timeout=120):
-    args = ["--input_data_path", inp, "--output_directory", out, "--base_url", url, "--quiet", *extra]
-    return run_script("reformat.py", *args, env={"OPENAI_API_KEY": "", **(env or {})}, timeout=timeout)
-
-
-def lines(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def outputs(out):

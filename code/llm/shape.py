@@ -54,6 +54,14 @@ _N_REFUSED = re.compile(r"only one completion choice|multiple candidates|candida
                         r"|\bn\s*(?:>|must be|should be|can only be|is not)\b", re.I)
 
 
+# what leaving each of these out means, for the note
+_DROPPED = {"temperature": "temperature left to the server's default",
+            "top_p": "top_p left to the server's default",
+            "n": "one choice per call (n above 1 refused)",
+            "stream": "'stream' left out",
+            "response_format": "response_format left out (no structured output: replies read leniently)"}
+
+
 def _named(name, text):
     """Whether a refusal's text names parameter `name` (`n` only quoted: the letter is everywhere)."""
     if name == "n":
@@ -141,21 +149,9 @@ class RequestShape:
             other = "max_tokens" if p == "max_completion_tokens" else "max_completion_tokens"
             self.tokens_field = None if other in self._refused_fields else other
             return f"{p} sent as {other}" if self.tokens_field else "no token limit sent (both fields refused)"
-        if p == "temperature" and self.temperature:
-            self.temperature = False
-            return "temperature left to the server's default"
-        if p == "top_p" and self.top_p:
-            self.top_p = False
-            return "top_p left to the server's default"
-        if p == "n" and self.n:
-            self.n = False
-            return "one choice per call (n above 1 refused)"
-        if p == "stream" and self.stream:
-            self.stream = False
-            return "'stream' left out"
-        if p == "response_format" and self.response_format:
-            self.response_format = False
-            return "response_format left out (no structured output: replies read leniently)"
+        if p in _DROPPED and getattr(self, p):  # the shape's flag of the same name
+            setattr(self, p, False)
+            return _DROPPED[p]
         return None
 
     def _note(self, change, message):
