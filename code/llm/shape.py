@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 # ("openai/o3-mini", "azure/gpt-5", "bedrock/anthropic.claude-3-5-sonnet", "us.anthropic.claude-…").
 REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False}
 KNOWN_FAMILIES = (
-    (re.compile(r"(?:^|[/:])o[134](?:-|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)o[134](?:-|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
-    (re.compile(r"(?:^|[/:])gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
     (re.compile(r"claude|anthropic", re.I), {"top_p_beside_temperature": False},
      "Claude refuses temperature and top_p together"),
