@@ -20,6 +20,8 @@ import time
 from contextlib import contextmanager
 
 from realign.errors import DataError, UsageError
+from realign.strictjson import DuplicateKeyError
+from realign.strictjson import loads as strict_loads
 
 
 # ---------------------------------------------------------------- OS errors
@@ -217,7 +219,8 @@ def json_problem(e):
 # ---------------------------------------------------------------- JSON lines
 
 def iter_jsonl_lines(text, path):
-    """Yield (line_number, object) for each non-blank line; a bad line is a DataError.
+    """Yield (line_number, object) for each non-blank line; a bad line, or one holding a key twice
+    in one object (strictjson.loads), is a DataError.
 
     Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
     characters that json.dumps(ensure_ascii=False) leaves raw inside strings."""
@@ -225,7 +228,9 @@ def iter_jsonl_lines(text, path):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = strict_loads(line)
+        except DuplicateKeyError as e:
+            raise DataError(f"{path}: line {n}: {e}") from None
         except JSON_ERRORS as e:
             hint = "; torn or corrupt line?" if isinstance(e, json.JSONDecodeError) else ""
             raise DataError(f"{path}: line {n}: not valid JSON ({json_problem(e)}){hint}") from None

@@ -15,7 +15,7 @@ import re
 from realign.constant import TASK_SET
 from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, dumps_line, iter_jsonl_lines, json_problem, os_error
-from realign.strictjson import may_hold_nonfinite, nonfinite_reason
+from realign.strictjson import DuplicateKeyError, duplicate_at, loads, may_hold_nonfinite, nonfinite_reason
 from realign.tabular import is_table, is_table_file, read_table, write_table
 
 
@@ -86,7 +86,8 @@ def _check_surrogates(objs, text, path):
 def read_json_any(path):
     """Raw objects from a .json list, a .jsonl file or a table (tabular.py), with one-line errors.
 
-    NaN and Infinity are refused here, naming the record (strictjson.py)."""
+    NaN and Infinity (1e400 too) and a key twice in one object are refused here, naming the record
+    (strictjson.py)."""
     data, maybe_nonfinite = read_json_raw(path)
     if maybe_nonfinite:
         check_finite(data, path)
@@ -113,7 +114,11 @@ def read_json_raw(path):
         _check_surrogates(data, text, path)
         return data, may_hold_nonfinite(text)
     try:
-        data = json.loads(text)
+        data = loads(text)
+    except DuplicateKeyError as e:
+        index = duplicate_at(text)
+        at = f"{path}: record {index}" if index is not None else path
+        raise DataError(f"{at}: {e}") from None
     except JSON_ERRORS as e:
         if text.lstrip().startswith("{") and "\n{" in text:
             hint = " (looks like JSONL: name the file .jsonl)"

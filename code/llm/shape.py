@@ -111,12 +111,17 @@ class RequestShape:
         `param` field if any. Returns the note of the change made, or None when the refusal names
         nothing of `body` that can change."""
         text = f"{param or ''} {message or ''}"
-        named = [p for p in PARAMS if p in body and (p == param or _named(p, text))]
-        if "temperature" in named and "top_p" in named and _TOGETHER.search(text) and self.top_p_beside_temperature:
-            self.top_p_beside_temperature = False
-            return self._note("top_p left out beside temperature", message)
+        if _named("temperature", text) and _named("top_p", text) and _TOGETHER.search(text):  # about the pair
+            if "temperature" in body and "top_p" in body and self.top_p_beside_temperature:
+                self.top_p_beside_temperature = False
+                return self._note("top_p left out beside temperature", message)
+            return None
+        named = [p for p in PARAMS if p == param or (param is None and _named(p, text))]
+        limits = [p for p in named if p in ("max_tokens", "max_completion_tokens")]
+        if len(limits) > 1:  # "'max_tokens' is not supported … use 'max_completion_tokens' instead"
+            named.remove(max(limits, key=lambda p: text.find(p)))
         for p in named:
-            change = self._change(p, text, body)
+            change = self._change(p, text, body) if p in body else None
             if change:
                 return self._note(change, message)
         return None
@@ -125,7 +130,9 @@ class RequestShape:
         """Change what `p` refused, when the shape still sends it as `body` did; the change's words."""
         if p in ("max_tokens", "max_completion_tokens"):
             most = _MOST.search(text)
-            if most and 0 < int(most.group(1)) < body[p]:
+            if most:  # about the value: "supports at most 16384 completion tokens"
+                if not 0 < int(most.group(1)) < body[p]:
+                    return None
                 self.max_tokens_cap = int(most.group(1))
                 return f"{p} lowered to {self.max_tokens_cap}, the most the model allows"
             if self.tokens_field != p:
