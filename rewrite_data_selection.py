@@ -246,7 +246,7 @@ def parse_args(argv=None):
                         "its cost, with --price_in/--price_out); write nothing, ask nothing")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that apply the rules, each on one CPU (default: the CPUs this process may "
-                        "use; runs of up to 2,000 rewrites use one)")
+                        "use, at most 8; runs of up to 2,000 rewrites use one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
                              "that states what the original does not support or loses a fact of it")
@@ -326,7 +326,7 @@ def main(argv=None):
                         args.changed_input)
     rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
     try:
-        out, stats, decisions = select(joined, rules, length, workers=args.workers or usable_cpus(),
+        out, stats, decisions = select(joined, rules, length, workers=args.workers or min(usable_cpus(), 8),
                                        progress=not args.quiet)
     finally:
         if judge:

@@ -250,9 +250,9 @@ def echoed_prompt(text, exclude=""):
     """The piece of our rewrite prompt's wording found in `text` and not in `exclude` (the
     question and original: a dataset about prompts may quote them), as the prompt has it, or
     None: a label ("revised response:", "[original answer]"), a one-word label starting a line
-    ("reasoning:") with text after it on its line, or heading a paragraph that talks about the
-    original, the layout or the rewrite, a short
-    text made only of prompt words, or a run of ECHO_WORDS words of it."""
+    ("reasoning:") with text after it on its line or heading a paragraph that talks about the
+    original, the layout or the rewrite, a short text made only of prompt words, or a run of
+    ECHO_WORDS words of it."""
     w = prompt_wording()
     lower, excluded = text.lower(), exclude.lower()
     for phrase in w.phrases:
