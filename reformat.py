@@ -10,7 +10,10 @@ r"""Step 3: rewrite each response into its task's format with an LLM, one shard 
 Any OpenAI-compatible server works through --base_url (vLLM serve, llama.cpp server, Ollama);
 --backend vllm runs an offline vLLM engine on the local GPU instead. One process keeps
 --concurrency requests in flight, backs off on 429 and adapts; rerunning the same command
-resumes (finished ids are skipped, failures retried). Shard i of N writes
+resumes: a record is done when a shard file of the run holds a line made from its current input
+(id and input hash: question, answer, system prompt, category, evidence), so removed,
+reordered or edited records leave the rest done and only what changed is sent again; failures
+are retried. Shard i of N writes
 rewrite_data_{i}_of_{N}_batch.jsonl and failures_{i}_of_{N}.jsonl in --output_directory.
 
 Every candidate is read strictly: <think> blocks are dropped, a reply wrapped whole in a code
@@ -29,11 +32,13 @@ import sys
 from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
 from realign.errors import DataError, UsageError, first_n
 from realign.lengths import make_length_fn
+from realign.prompts import REPEATS_ITSELF
 from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.rewrite import Settings, estimate, resume_state, rewrite_shard
-from realign.shards import ShardLock, failures_path, shard_bounds, shard_path
+from realign.files import check_not_link
+from realign.shards import ShardLock, failures_path, lock_path, run_files, shard_bounds, shard_path
 
 
 AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
@@ -134,9 +139,13 @@ def main(argv=None):
     out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
                   failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
     check_not_input({"the shard output": out, "the failures file": fails}, [args.input_data_path])
+    check_not_link(out, fails, lock_path(out))  # never written through a link planted in the folder
+    others = [path for i, path in sorted(run_files(args.output_directory, args.dataset_batch_num).items())
+              if i != args.dataset_batch_id]  # a run of another N here: exit 2
+    resuming = {"records": records, "other_shards": others, "input_path": args.input_data_path}
 
     if args.dry_run:  # what a run (or a rerun, resuming) would send
-        done_ids, _ = resume_state(shard, out, fails)
+        done_ids = resume_state(shard, out, fails, **resuming).done
         work = shard[: args.limit] if args.limit else shard
         todo = [rec for rec in work if rec["id"] not in done_ids]
         print_dry_run(estimate(todo, settings, length), args, done=len(work) - len(todo))
@@ -155,7 +164,7 @@ def main(argv=None):
     try:
         with ShardLock(out):  # one writer per shard: a second process on it exits 2 naming this one
             summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, **resuming)
     except DataError:
         if created:  # exit 2 before anything was written: leave no empty folder behind
             try:
@@ -175,10 +184,14 @@ def main(argv=None):
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")
-        cut = sum(why.startswith("truncated at") for why in summary.failures.values())
-        if cut:
-            print(f"{cut} of them were cut at --target_length {args.target_length}: "
+        cut = [why for why in summary.failures.values() if why.startswith("truncated at")]
+        loops = sum(why.endswith(REPEATS_ITSELF) for why in cut)
+        if len(cut) > loops:
+            print(f"{len(cut) - loops} of them were cut at --target_length {args.target_length}: "
                   "rerun with a larger --target_length for those")
+        if loops:  # a larger limit only pays for a longer loop
+            print(f"{loops} of them repeated themselves until --target_length {args.target_length}: a larger "
+                  "limit cannot help those (they keep their original answer; a stronger model may not loop)")
         long = sum(why.startswith("context size exceeded") for why in summary.failures.values())
         if long:
             print(f"{long} of them do not fit the server's context (each failed alone, at once): a model with a "

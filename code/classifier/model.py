@@ -32,6 +32,7 @@ An artifact is a folder:
 import json
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -82,9 +83,9 @@ class TaskClassifier:
             self.encoder = SentenceEncoder(self.encoder_dir)
         return self.encoder
 
-    def _embed(self, texts, progress):
+    def _embed(self, texts, progress, stop=None):
         """Sentence embeddings, scaled by the model's embedding weight."""
-        return self._encoder().encode(texts, progress) * np.float32(self.meta["embedding_weight"])
+        return self._encoder().encode(texts, progress, stop) * np.float32(self.meta["embedding_weight"])
 
     # ------------------------------------------------------------ train
 
@@ -174,10 +175,16 @@ class TaskClassifier:
             ends = np.cumsum([0] + [len(b) for b in self.blocks.values()])
             self._weights = [w[a:b] for a, b in zip(ends, ends[1:])] + [w[ends[-1]:]]
         *w_blocks, w_emb = self._weights
-        with ThreadPoolExecutor(1) as pool:
-            embedding = pool.submit(self._embed, texts, progress)
+        stop, pool = threading.Event(), ThreadPoolExecutor(1)
+        try:
+            embedding = pool.submit(self._embed, texts, progress, stop)
             out = sum(block.dot(texts, w) for block, w in zip(self.blocks.values(), w_blocks))
             out += embedding.result() @ w_emb
+        except BaseException:
+            stop.set()  # Ctrl-C: the encoder stops after its batches in flight, and nobody waits for them
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown()
         return out + self.intercept
 
     def probabilities(self, texts, progress=None):
