@@ -340,3 +340,81 @@ def estimate(shard, settings, length_fn):
             "empty_original": sum(is_rewritten(rec) and is_empty_original(rec) for rec in shard),
             "per_category": dict(per_category.most_common()), "unchanged_tasks": unchanged,
             "tokens_in": tokens_in, "tokens_out": tokens_out}
+
+
+# ---------------------------------------------------------------- for other runners (batch mode)
+
+class ShardWork:
+    """A shard's work for a runner that finishes records in its own order (llm/batch.py): what is
+    left to do after resume, the request and check of a record, and the writing of each finished
+    record as the online run writes it. `close()` writes the failures file and returns the Summary."""
+
+    def __init__(self, shard, out_path, fail_path, settings, length_fn, attempt_limit=None, read_only=False):
+        self.out_path, self.fail_path, self.settings, self.length_fn = out_path, fail_path, settings, length_fn
+        self._start = time.monotonic()
+        self.summary = summary = Summary(total=len(shard))
+        done_ids, old_failures = resume_state(shard, out_path, fail_path)
+        if not read_only:  # read_only: only to see what is left (--write_batch_file)
+            summary.stale = drop_stale(out_path, done_ids)
+        work = shard if attempt_limit is None else shard[:attempt_limit]
+        if attempt_limit is not None:
+            summary.attempted = len(work)
+            summary.later = sum(to_send(r) and r["id"] not in done_ids for r in shard[len(work):])
+        self.todo = [rec for rec in work if rec["id"] not in done_ids]
+        summary.skipped = len(work) - len(self.todo)
+        self.by_id = {rec["id"]: rec for rec in self.todo}
+        self.failures = {rid: why for rid, why in old_failures.items() if rid not in self.by_id and rid not in done_ids}
+        self._passing = [rec for rec in self.todo if not to_send(rec)]
+        self._finished = set()
+        self._out = JsonlAppender(out_path)
+        self.check = make_check(length_fn, original_of=lambda request: answer(self.by_id[request.key]),
+                                max_tokens=settings.target_length, temperature=settings.temperature)
+
+    def request(self, rec):
+        return make_request(rec, self.settings, self.length_fn)
+
+    def to_send(self):
+        """The records still to send (not finished, not passed through)."""
+        return [rec for rec in self.todo if to_send(rec) and rec["id"] not in self._finished]
+
+    def pending(self, rid):
+        """The record `rid` when it is still to finish in this run, else None."""
+        rec = self.by_id.get(rid)
+        return rec if rec is not None and rid not in self._finished and to_send(rec) else None
+
+    def write_passing(self):
+        for rec in self._passing:
+            if is_rewritten(rec):
+                self._out.write(kept(rec, EMPTY_ORIGINAL))
+                self.summary.empty_original += 1
+            else:
+                self._out.write(rec)
+                self.summary.no_category += category(rec) is None
+            self.summary.passed_through += 1
+        self._passing.clear()
+
+    def finish(self, rid, result):
+        """Write record `rid` from make_check's result."""
+        rec = self.by_id[rid]
+        if result[0] == KEEP:
+            self._out.write(kept(rec, result[1]))
+            self.summary.passed_through += 1
+            self.summary.does_not_fit[task_of(rec)] += 1
+        else:
+            self._out.write(with_rewrite(rec, result[1], result[2]))
+            self.summary.rewritten += 1
+        self._finished.add(rid)
+
+    def fail(self, rid, reason):
+        self.failures[rid] = reason
+        self._finished.add(rid)
+
+    def close(self):
+        self.write_passing()
+        self._out.touch()
+        self._out.close()
+        write_failures(self.fail_path, self.failures)
+        self.summary.failures = self.failures
+        self.summary.failed = len(self.failures)
+        self.summary.seconds = time.monotonic() - self._start
+        return self.summary

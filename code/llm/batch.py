@@ -1,0 +1,649 @@
+"""Batch mode: a shard's requests sent to a Batch API as files, a sibling of the online runner.
+
+    run = BatchRun(backend, work, BatchSettings(poll_interval=60), state_path)
+    asyncio.run(run.run())        # or run.cancel()
+
+The online runner (llm/runner.py) drives one request at a time: pacing, retries, a circuit
+breaker. A batch is a file: every request a line, sent at once, answered within 24 hours at
+half the price (OpenAI's Batch API, Azure OpenAI's global batch), or run offline on a GPU by
+`vllm run-batch`, which reads and writes the same lines. So batch mode is its own family beside
+the runner, and shares with it only what a request and a reply are:
+
+- a request line is `{"custom_id", "method": "POST", "url", "body"}`, where `body` is exactly what
+  the online path would send (OpenAIBackend.request_body, in the shape learned for the model,
+  n = --top_k) and `custom_id` is the record id as JSON. A model that refuses n > 1 gets k lines
+  of n = 1 per record, custom_id "<id-json>#<part>";
+- a reply is read by the online path's reader: its choices become Completions, which go through
+  the same check (rewrite.make_check: think blocks, cuts, refusals, the KEEP ORIGINAL valve, the
+  longest valid candidate) and the same shard-line writer (the `work` object, rewrite.ShardWork).
+
+A run (BatchRun.run): lines of the records still to do go into files of at most
+`max_requests` lines and MAX_BYTES each (OpenAI's limits: 50,000 requests, 200 MB); each is
+uploaded (purpose=batch) and made a batch (24h window). Batch ids and input file ids go into a
+state file beside the shard (BatchState, written atomically) *before* any waiting: after Ctrl-C,
+kill -9 or a reboot the same command picks the same batches up and never pays twice (a batch
+whose creation was cut short is found again by its input file). The batches are polled every
+`poll_interval` seconds; a finished one's output and error files are downloaded and read:
+
+- a usable reply finishes its record (a shard line);
+- a reply that fails the check, an error-file line with a transient error (429, 5xx,
+  batch_expired, batch_cancelled) and a request missing from an expired or cancelled batch go
+  into a follow-up batch, up to `max_retries` times; then the record fails with the reason;
+- a 400 naming a parameter or value the model refuses is learned as online (llm/shape.py via
+  the backend) and the record is re-sent in the new shape; lessons are kept in the state file,
+  so a later process sends the learned shape too;
+- other errors (a prompt too long for the context, a content filter) fail the record at once;
+- a batch that fails validation (a bad line, a token limit, a quota) raises BatchRejected:
+  exit 2 with the server's code and message.
+
+`read_output(path)` finishes a shard from an output file made elsewhere (`vllm run-batch`, or
+one downloaded by hand), and `write_requests(path)` writes the request file and stops.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import openai
+
+from realign.bars import progress_bar
+from realign.endpoint import connect_failure, where
+from realign.errors import DataError, UsageError
+from realign.files import JSON_ERRORS, atomic_open, dumps_line, os_error
+from realign.limits import RetryPolicy
+from realign.llm.base import BackendError, Unusable, completion_from_choice
+from realign.llm.openai_http import _SYSTEM_ROLE_REFUSED, status_error
+from realign.redact import scrub
+
+MAX_REQUESTS = 50_000            # lines per batch (OpenAI; Azure allows 100,000)
+MAX_BYTES = 200 * 1024 * 1024    # bytes per input file (OpenAI and Azure)
+CHAT_URL = "/v1/chat/completions"
+AZURE_CHAT_URL = "/chat/completions"   # Azure OpenAI's batch lines and endpoint: no /v1
+FINISHED = ("completed", "failed", "expired", "cancelled")
+API_TRIES = 8                    # a Files/Batches call failing transiently is retried this often
+STATE_VERSION = 1
+_N_REFUSED = __import__("re").compile(r"only one completion choice|\bn must be 1\b", __import__("re").I)
+
+
+class BatchRejected(UsageError):
+    """A batch the server refused as a whole (failed validation): exit 2, its code and message."""
+
+
+class BatchUnreachable(Exception):
+    """The Batch API stopped answering while batches run on the server: exit 1, rerun to resume."""
+
+
+@dataclass
+class BatchSettings:
+    poll_interval: float = 60.0      # seconds between two looks at the batches
+    max_retries: int = 5             # follow-up batches a record may be sent in after its first
+    max_requests: int = MAX_REQUESTS
+    max_bytes: int = MAX_BYTES
+    url: str = CHAT_URL
+    progress: bool = True
+
+
+# ---------------------------------------------------------------- request lines
+
+def custom_id(rid, part=None):
+    """The custom_id of record `rid` (its id as JSON), of its `part`-th line when split."""
+    text = json.dumps(rid, ensure_ascii=False)
+    return text if part is None else f"{text}#{part}"
+
+
+def parse_custom_id(cid):
+    """(record id, part or None) of a custom_id made by custom_id(); ValueError otherwise. The two
+    forms cannot be confused: no JSON value ends in '#<digits>'."""
+    if not isinstance(cid, str):
+        raise ValueError("custom_id is not a string")
+    try:
+        rid, part = json.loads(cid), None
+    except ValueError:
+        head, sep, tail = cid.rpartition("#")
+        if not sep or not tail.isdigit():
+            raise ValueError(f"custom_id {cid[:60]!r} was not made by realign") from None
+        rid, part = json.loads(head), int(tail)
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        raise ValueError(f"custom_id {cid[:60]!r} does not hold a record id")
+    return rid, part
+
+
+def _digest(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def record_lines(backend, request, url=CHAT_URL):
+    """The request lines of one Request: one asking n choices, or n of one choice each when the
+    backend sends one choice per call (a model that refuses n > 1)."""
+    n, rid = request.sampling.n, request.key
+    if backend.calls_per_attempt(request) == 1:
+        return [{"custom_id": custom_id(rid), "method": "POST", "url": url, "body": backend.request_body(request, n)}]
+    body = backend.request_body(request, 1)
+    return [{"custom_id": custom_id(rid, k), "method": "POST", "url": url, "body": body} for k in range(n)]
+
+
+def write_requests(path, backend, requests, url=CHAT_URL):
+    """Write every request's lines to `path` (atomically); returns (requests, lines, bytes)."""
+    count = lines = size = 0
+    with atomic_open(path) as f:
+        for request in requests:
+            for line in record_lines(backend, request, url):
+                text = dumps_line(line) + "\n"
+                f.write(text)
+                lines += 1
+                size += len(text.encode("utf-8"))
+            count += 1
+    return count, lines, size
+
+
+# ---------------------------------------------------------------- reading replies
+
+@dataclass
+class Reply:
+    """One line of an output or error file, read: `completions` on success, else `error` (a
+    BackendError from the server's status and body, or a batch-level error such as batch_expired)."""
+    rid: object
+    part: int | None
+    completions: list | None = None
+    error: BackendError | None = None
+    usage: dict = field(default_factory=dict)
+
+
+def _status_error(status, body, url):
+    """The BackendError the online path raises for this status and error body (openai_http.status_error)."""
+    response = httpx.Response(status, json=body if isinstance(body, (dict, list)) else {"error": body},
+                              request=httpx.Request("POST", url))
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    message = inner.get("message") if isinstance(inner, dict) else str(body)
+    return status_error(openai.APIStatusError(str(message), response=response, body=inner))
+
+
+def read_reply_line(obj, url="http://batch" + CHAT_URL):
+    """A Reply from one parsed output/error line; ValueError when it is not a batch output line."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    rid, part = parse_custom_id(obj.get("custom_id"))
+    response, error = obj.get("response"), obj.get("error")
+    if isinstance(response, dict) and response.get("status_code") == 200:
+        body = response.get("body")
+        try:
+            choices = body["choices"]
+            completions = [completion_from_choice(c) for c in choices]
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            err = BackendError(f"malformed reply in the batch output ({type(e).__name__})", retryable=True)
+            return Reply(rid, part, error=err)
+        return Reply(rid, part, completions=completions, usage=body.get("usage") or {})
+    if isinstance(response, dict) and isinstance(response.get("status_code"), int):
+        # OpenAI puts the error in the body; vllm run-batch leaves the body empty and puts it in
+        # `error` (an error object, or a plain message)
+        body = response.get("body") or error
+        if isinstance(body, str):
+            body = {"error": {"message": body}}
+        return Reply(rid, part, error=_status_error(response["status_code"], body, url))
+    if isinstance(error, dict):
+        code, message = error.get("code") or "error", " ".join(str(error.get("message") or "").split())[:200]
+        return Reply(rid, part, error=BackendError(f"{code}: {message}", retryable=True))
+    raise ValueError("neither a response nor an error")
+
+
+def iter_output_file(path):
+    """Yield the Replies of an output or error file; DataError naming the line that is not one."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise os_error(e, path, "read") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield read_reply_line(json.loads(line))
+            except (JSON_ERRORS + (ValueError,)) as e:
+                raise DataError(f"{path}: line {n}: not a batch output line ({scrub(str(e))[:120]}); expected "
+                                '{"custom_id", "response": {"status_code", "body"}} as the Batch API and '
+                                "vllm run-batch write them") from None
+
+
+# ---------------------------------------------------------------- the state file
+
+class BatchState:
+    """What a shard's batch run has in flight, beside the shard (`<shard>.batches.json`), so any
+    later process picks it up. Plain JSON, rewritten atomically at each change:
+
+        endpoint, model     where the batches run (another --base_url cannot see them)
+        batches             [{"id" (None until created), "input_file_id", "ids": [record ids],
+                              "parts" (lines per record), "status", "collected", "counts"}]
+        sent                {custom_id: [times sent, input digest, body digest]}
+        failed              {custom_id: reason}: records done trying (written to the failures file at the end)
+        lessons             [[status, message, param]]: refusals the request shape was learned from
+        waited_s, tokens    time spent waiting and tokens used, over every process of the run
+    """
+
+    def __init__(self, path, endpoint=None, model=None):
+        self.path = path
+        self.endpoint, self.model = endpoint, model
+        self.batches, self.sent, self.failed, self.lessons = [], {}, {}, []
+        self.waited_s = 0.0
+        self.tokens = {"prompt": 0, "completion": 0}
+
+    @classmethod
+    def load(cls, path, endpoint=None, model=None):
+        """The state at `path`, or a fresh one when there is none (or no path: kept in memory only).
+        DataError when the file is not one we wrote, or belongs to batches on another endpoint or model."""
+        state = cls(path, endpoint, model)
+        if path is None or not os.path.lexists(path):
+            return state
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise DataError(f"{path}: not a regular file; move it away")
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            assert data.get("version") == STATE_VERSION
+            state.batches, state.sent, state.failed = data["batches"], data["sent"], data["failed"]
+            state.lessons, state.waited_s, state.tokens = data["lessons"], float(data["waited_s"]), data["tokens"]
+            saved_endpoint, saved_model = data.get("endpoint"), data.get("model")
+            for b in state.batches:
+                assert isinstance(b["ids"], list) and isinstance(b["input_file_id"], str)
+        except OSError as e:
+            raise os_error(e, path, "read") from None
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
+            raise DataError(f"{path}: not a batch state file of this version of reformat.py (damaged?); "
+                            "move it away (batches it names keep running on the server)") from None
+        pending = [b["id"] or b["input_file_id"] for b in state.batches if not b["collected"]]
+        if pending and (saved_endpoint, saved_model) != (endpoint, model):
+            raise UsageError(f"{path}: batch {pending[0]} runs on {saved_endpoint} with --model {saved_model}; "
+                             "rerun with that --base_url and --model to pick it up (or --cancel_batch with them)")
+        return state
+
+    def save(self):
+        if self.path is None:
+            return
+        data = {"version": STATE_VERSION, "endpoint": self.endpoint, "model": self.model,
+                "batches": self.batches, "sent": self.sent, "failed": self.failed, "lessons": self.lessons,
+                "waited_s": round(self.waited_s, 3), "tokens": self.tokens}
+        with atomic_open(self.path) as f:
+            f.write(dumps_line(data) + "\n")
+
+    def remove(self):
+        if self.path is None:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def active(self):
+        return [b for b in self.batches if not b["collected"]]
+
+    def in_flight(self):
+        return {rid for b in self.active() for rid in b["ids"]}
+
+
+def state_path(shard_file):
+    return f"{shard_file}.batches.json"
+
+
+# ---------------------------------------------------------------- the run
+
+class BatchRun:
+    """One shard's batch run. `backend`: an OpenAIBackend (its client, request_body, learned shape);
+    `work`: the shard's ShardWork (what is left to do, how a finished record is written)."""
+
+    def __init__(self, backend, work, settings, state_path):
+        self.backend, self.work, self.settings = backend, work, settings
+        self.client = backend.client
+        self.state = BatchState.load(state_path, where(backend.config.base_url or "https://api.openai.com/v1"),
+                                     backend.config.model)
+        for status, message, param in self.state.lessons:  # what earlier processes learned
+            self._learn(status, message, param, replay=True)
+        self.created = []     # batch ids this process created
+        self.waited = 0.0     # seconds this process spent waiting
+        self.bar = None
+
+    # ------------------------------------------------------------ the API, transient failures retried
+
+    async def _api(self, what, call):
+        policy = RetryPolicy(max_retries=API_TRIES)
+        for attempt in range(API_TRIES + 1):
+            try:
+                return await call()
+            except openai.APIStatusError as e:
+                err = status_error(e)
+            except openai.APITimeoutError:
+                err = BackendError("timed out", retryable=True)
+            except openai.APIConnectionError as e:
+                refused = connect_failure(e.__cause__) if e.__cause__ is not None else None
+                err = BackendError(refused[0], fatal=True, hint=refused[1]) if refused else \
+                    BackendError(f"connection error ({type(e.__cause__).__name__ if e.__cause__ else 'failed'})",
+                                 retryable=True)
+            endpoint = where(self.backend.config.base_url or "https://api.openai.com/v1")
+            if not err.retryable:
+                raise UsageError(f"the Batch API refused to {what}: {endpoint}: {err.reason}"
+                                 + (f" ({err.hint})" if err.hint else ""))
+            if attempt == API_TRIES:
+                raise BatchUnreachable(f"could not {what} ({endpoint}: {err.reason}, {API_TRIES + 1} tries)")
+            await asyncio.sleep(policy.delay(attempt, err.retry_after))
+
+    # ------------------------------------------------------------ sending
+
+    def _chunks(self, records):
+        """[(records, lines)] split at max_requests lines and max_bytes, a record's lines never split."""
+        chunks, recs, lines, size = [], [], [], 0
+        for rec in records:
+            mine = record_lines(self.backend, self.work.request(rec), self.settings.url)
+            more = sum(len(dumps_line(line).encode("utf-8")) + 1 for line in mine)
+            if recs and (len(lines) + len(mine) > self.settings.max_requests or size + more > self.settings.max_bytes):
+                chunks.append((recs, lines))
+                recs, lines, size = [], [], 0
+            recs.append(rec)
+            lines += mine
+            size += more
+        if recs:
+            chunks.append((recs, lines))
+        return chunks
+
+    def _fingerprint(self, rec):
+        request = self.work.request(rec)
+        return _digest(request.messages), _digest([line["body"] for line in record_lines(self.backend, request)])
+
+    async def _submit(self, records):
+        for recs, lines in self._chunks(records):
+            path = f"{self.state.path}.input.jsonl"
+            with atomic_open(path) as f:
+                for line in lines:
+                    f.write(dumps_line(line) + "\n")
+            with open(path, "rb") as f:
+                uploaded = await self._api("upload the request file", lambda: self.client.files.create(
+                    file=(os.path.basename(self.work.out_path) + ".requests.jsonl", f, "application/jsonl"),
+                    purpose="batch"))
+            entry = {"id": None, "input_file_id": uploaded.id, "ids": [r["id"] for r in recs],
+                     "parts": len(lines) // len(recs), "status": "uploaded", "collected": False, "counts": None}
+            for rec in recs:
+                cid = custom_id(rec["id"])
+                self.state.sent[cid] = [self.state.sent.get(cid, [0])[0] + 1, *self._fingerprint(rec)]
+            self.state.batches.append(entry)
+            self.state.save()  # before the batch exists: a crash now is found again by its input file
+            os.unlink(path)
+            await self._create(entry)
+
+    async def _create(self, entry):
+        batch = await self._api("create the batch", lambda: self.client.batches.create(
+            input_file_id=entry["input_file_id"], endpoint=self.settings.url, completion_window="24h",
+            metadata={"realign_shard": os.path.basename(self.work.out_path)[:500]}))
+        entry["id"], entry["status"] = batch.id, batch.status
+        self.created.append(batch.id)
+        self.state.save()
+
+    async def _adopt(self):
+        """Give every batch whose creation a crash cut short its id: the batch made from its input
+        file if the server has one, else a new one (never two for one file)."""
+        orphans = {b["input_file_id"]: b for b in self.state.active() if b["id"] is None}
+        if not orphans:
+            return
+        page = await self._api("list batches", lambda: self.client.batches.list(limit=100))
+        for _ in range(20):  # the newest 2,000 batches: a crash minutes ago is among them
+            for batch in page.data:
+                entry = orphans.pop(batch.input_file_id, None)
+                if entry is not None:
+                    entry["id"], entry["status"] = batch.id, batch.status
+            if not orphans or not page.has_next_page():
+                break
+            page = await self._api("list batches", page.get_next_page)
+        self.state.save()
+        for entry in orphans.values():
+            await self._create(entry)
+
+    def _unsent(self):
+        """Records to send now: still to do, not in a running batch, not given up on."""
+        busy = self.state.in_flight()
+        return [rec for rec in self.work.to_send() if rec["id"] not in busy
+                and custom_id(rec["id"]) not in self.state.failed]
+
+    # ------------------------------------------------------------ waiting
+
+    async def _wait(self):
+        """Poll the running batches until at least one is finished; returns [(entry, Batch)]."""
+        while True:
+            done, counts = [], [0, 0]
+            for entry in self.state.active():
+                batch = await self._api(f"look at batch {entry['id']}",
+                                        lambda entry=entry: self.client.batches.retrieve(entry["id"]))
+                entry["status"] = batch.status
+                rc = batch.request_counts
+                entry["counts"] = [rc.completed, rc.failed, rc.total] if rc else None
+                if batch.status in FINISHED:
+                    done.append((entry, batch))
+                counts[0] += (rc.completed + rc.failed) if rc else 0
+                counts[1] += rc.total if rc and rc.total else len(entry["ids"]) * entry["parts"]
+            self._draw(counts)
+            if done:
+                self.state.save()
+                return done
+            t0 = time.monotonic()
+            await asyncio.sleep(self.settings.poll_interval)
+            spent = time.monotonic() - t0
+            self.waited += spent
+            self.state.waited_s += spent
+            self.state.save()
+
+    def _draw(self, counts):
+        if self.bar is None:
+            self.bar = progress_bar(counts[1], "req", desc="batch", enabled=self.settings.progress)
+        self.bar.total = max(counts[1], 1)
+        self.bar.n = counts[0]
+        statuses = sorted({b["status"] for b in self.state.active()})
+        self.bar.set_postfix(batches=len(self.state.active()), status="/".join(statuses), refresh=False)
+        self.bar.refresh()
+
+    # ------------------------------------------------------------ collecting
+
+    async def _download(self, file_id, name):
+        path = f"{self.state.path}.{name}.jsonl"
+
+        async def fetch():
+            async with self.client.files.with_streaming_response.content(file_id) as resp:
+                with atomic_open(path, "wb") as f:
+                    async for chunk in resp.iter_bytes():
+                        f.write(chunk)
+
+        await self._api(f"download file {file_id}", fetch)
+        return path
+
+    async def _collect(self, entry, batch, follow_up=True):
+        """Read a finished batch: finish, retry or fail each of its records. BatchRejected when the
+        batch failed validation."""
+        if batch.status == "failed":
+            self.state.batches.remove(entry)
+            for rid in entry["ids"]:  # nothing ran: those sends do not count
+                self._resend(custom_id(rid))
+            if self.state.batches:
+                self.state.save()
+            else:
+                self.state.remove()  # nothing ran at all: leave nothing behind
+            errors = (batch.errors.data if batch.errors and batch.errors.data else None) or []
+            first = errors[0] if errors else None
+            what = (f"{first.code}: {' '.join(str(first.message).split())[:300]}"
+                    + (f" (request file line {first.line})" if first.line else "")) if first else "no reason given"
+            more = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""
+            raise BatchRejected(f"batch {batch.id} failed validation: {scrub(what)}{more}")
+        replies = {}
+        for file_id, name in ((batch.output_file_id, "output"), (batch.error_file_id, "errors")):
+            if file_id:
+                path = await self._download(file_id, f"{entry['id']}.{name}")
+                for reply in iter_output_file(path):
+                    replies.setdefault(reply.rid, {})[reply.part] = reply
+                os.unlink(path)
+        missing = f"no reply: batch {batch.id} {batch.status} before answering it"
+        self.settle(entry["ids"], entry["parts"], replies, missing, follow_up=follow_up)
+        entry["collected"], entry["status"] = True, batch.status
+        self.state.save()
+
+    def settle(self, ids, parts, replies, missing, follow_up=True):
+        """Finish each record of `ids` from its `replies` ({rid: {part: Reply}}): a shard line, or
+        left for a follow-up batch, or given up (state.failed) with the reason."""
+        for rid in ids:
+            rec = self.work.pending(rid)
+            if rec is None:
+                continue  # written already (an earlier pass over this batch), or no longer in the input
+            cid = custom_id(rid)
+            sent = self.state.sent.get(cid)
+            got = replies.get(rid, {})
+            for reply in got.values():
+                self.state.tokens["prompt"] += int(reply.usage.get("prompt_tokens") or 0)
+                self.state.tokens["completion"] += int(reply.usage.get("completion_tokens") or 0)
+            if parts is None:  # a file made elsewhere: as its lines say
+                n = 1 if not got or None in got else self.work.request(rec).sampling.n
+            else:
+                n = parts
+            wanted = [None] if n == 1 else list(range(n))
+            answers = [got.get(k) for k in wanted]
+            input_now, body_now = self._fingerprint(rec)
+            if sent is not None and sent[1] != input_now:
+                self._resend(cid)  # the record changed while the batch ran: that answer is not for it
+                continue
+            if all(a is not None and a.error is None for a in answers):
+                completions = [c for a in answers for c in a.completions]
+                try:
+                    self.work.finish(rid, self.work.check(completions, self.work.request(rec)))
+                    continue
+                except Unusable as e:
+                    self._retry_or_fail(cid, scrub(str(e)), e.retries, follow_up)
+                continue
+            err = next((a.error for a in answers if a is not None and a.error is not None), None)
+            if err is None:
+                self._retry_or_fail(cid, missing, None, follow_up)
+                continue
+            if err.status in (400, 422) and not getattr(err, "per_record", None):
+                self._learn(err.status, err.reason, getattr(err, "param", None), replay=False)
+                if sent is not None and self._fingerprint(rec)[1] != sent[2]:
+                    self._resend(cid)  # the request is sent in a new shape now: not an attempt of its own
+                    continue
+            if err.retryable:
+                self._retry_or_fail(cid, err.reason, None, follow_up)
+            else:
+                self.state.failed[cid] = err.reason
+
+    def _resend(self, cid):
+        if cid in self.state.sent:
+            self.state.sent[cid][0] -= 1
+
+    def _retry_or_fail(self, cid, reason, retries, follow_up):
+        """Leave the record for a follow-up batch while its sends allow, else give it up."""
+        tries = self.state.sent.get(cid, [1])[0]
+        attempt = tries - 1
+        if follow_up and attempt < self.settings.max_retries and (retries is None or attempt < retries):
+            return
+        self.state.failed[cid] = reason + (f" (after {tries} attempts)" if tries > 1 else "")
+
+    def _learn(self, status, message, param, replay):
+        """Teach the backend's request shape a refusal (as online); kept in the state when it changed it."""
+        changed = False
+        if _SYSTEM_ROLE_REFUSED.search(message or "") and not self.backend.fold_system:
+            self.backend.fold_system = changed = True
+        elif _N_REFUSED.search(message or "") and not self.backend._one_choice_per_call:
+            self.backend._one_choice_per_call = changed = True
+        if changed and not replay:
+            self.state.lessons.append([status, message, param])
+        return changed
+
+    # ------------------------------------------------------------ the whole run
+
+    async def run(self):
+        """Send, wait, collect and follow up until every record is written or given up; then the
+        failures file, and the state file is removed. Returns the BatchReport."""
+        start = time.monotonic()
+        try:
+            await self._adopt()
+            while True:
+                fresh = self._unsent()
+                if fresh:
+                    await self._submit(fresh)
+                if not self.state.active():
+                    break
+                for entry, batch in await self._wait():
+                    await self._collect(entry, batch)
+                    self.work.write_passing()  # the endpoint has answered: pass-through records now too
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return self._finish(start)
+
+    async def cancel(self):
+        """Cancel every running batch of the shard, keep what they answered, and fail the rest
+        ("batch cancelled"); the state file is removed."""
+        start = time.monotonic()
+        for entry in self.state.active():
+            if entry["id"] is None:
+                entry["collected"] = True  # never created: nothing runs, nothing to pay
+                continue
+            await self._api(f"cancel batch {entry['id']}", lambda entry=entry: self.client.batches.cancel(entry["id"]))
+        self.state.save()
+        try:
+            while self.state.active():
+                for entry, batch in await self._wait():
+                    await self._collect(entry, batch, follow_up=False)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return self._finish(start)
+
+    def read_output(self, path):
+        """Finish the shard from an output file made elsewhere (`vllm run-batch -o`, or one
+        downloaded by hand): no follow-up, a record without a usable reply there fails."""
+        start = time.monotonic()
+        replies, lines = {}, 0
+        for reply in iter_output_file(path):
+            replies.setdefault(reply.rid, {})[reply.part] = reply
+            lines += 1
+        ids = [rec["id"] for rec in self.work.to_send()]
+        if lines and ids and not any(rid in replies for rid in ids):
+            raise DataError(f"{path}: none of its {lines} replies is for a record this shard has still to do "
+                            "(the output of another shard, or of another dataset?)")
+        self.settle(ids, None, replies, f"no reply in {path}", follow_up=False)
+        return self._finish(start, read_from=(path, lines))
+
+    def _finish(self, start, read_from=None):
+        self.work.write_passing()
+        for cid, reason in self.state.failed.items():
+            rid, _ = parse_custom_id(cid)
+            if self.work.pending(rid) is not None:
+                self.work.fail(rid, reason)
+        report = BatchReport(batches=[(b["id"], b["status"]) for b in self.state.batches if b["id"]],
+                             lines=sum(len(b["ids"]) * b["parts"] for b in self.state.batches),
+                             tokens=dict(self.state.tokens), waited_s=self.state.waited_s,
+                             seconds=time.monotonic() - start, read_from=read_from)
+        self.work.close()
+        self.state.remove()
+        return report
+
+    def interrupted_hint(self, command="the same command"):
+        """What Ctrl-C leaves: the batches keep running; how to pick them up or cancel them."""
+        running = [b["id"] for b in self.state.active() if b["id"]]
+        if not running:
+            return None
+        return (f"batch {', '.join(running)} keeps running on the server (state in {self.state.path}); "
+                f"rerun {command} to pick it up, or add --cancel_batch to cancel it")
+
+
+@dataclass
+class BatchReport:
+    batches: list            # [(batch id, status)], every batch of the run
+    lines: int               # request lines sent in all of them
+    tokens: dict             # {"prompt", "completion"} from the replies' usage
+    waited_s: float          # time spent waiting for the server, over every process of the run
+    seconds: float = 0.0     # this process
+    read_from: tuple | None = None  # (path, lines) for --read_batch_output
+
+    def line(self):
+        if self.read_from:
+            return (f"batch output: {self.read_from[1]} replies read from {self.read_from[0]}; tokens "
+                    f"{self.tokens['prompt']:,} in, {self.tokens['completion']:,} out")
+        shown = ", ".join(f"{bid} ({status})" for bid, status in self.batches[:6])
+        more = f" (+{len(self.batches) - 6} more)" if len(self.batches) > 6 else ""
+        return (f"batch: {len(self.batches)} batch{'es' if len(self.batches) != 1 else ''} {shown}{more}; "
+                f"{self.lines} request lines, 0 online calls; tokens {self.tokens['prompt']:,} in, "
+                f"{self.tokens['completion']:,} out; {self.waited_s:.0f} s waiting for the server")
