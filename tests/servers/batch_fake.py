@@ -57,6 +57,8 @@ class BatchFake(OpenAIFake):
                  error_share=0.0, error_batches=1, line_error=SERVER_ERROR, validation_error=None,
                  max_batch_requests=50_000, **kw):
         super().__init__(**kw)
+        # latency is the online endpoint's: a batch's lines are answered at its timeline's end
+        self.online_latency, self.latency = self.latency, 0.0
         self.steps = steps
         self.outcomes = list(outcomes)
         self.answered_share = answered_share
@@ -97,6 +99,8 @@ class BatchFake(OpenAIFake):
         if route.endswith("/chat/completions") or route.endswith("/completions"):
             with self.lock:
                 self.online_calls += 1
+            if self.online_latency:
+                time.sleep(self.online_latency)
             return super().respond(method, path, headers, body)
         sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
         if self.api_key is not None and sent_key != self.api_key:
