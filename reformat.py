@@ -33,7 +33,7 @@ from realign.errors import DataError, UsageError, first_n
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.llm.batch import (AZURE_CHAT_URL, CHAT_URL, MAX_BYTES, MAX_REQUESTS, BatchRun, BatchSettings,
-                               BatchUnreachable, state_path as batch_state_path, write_requests)
+                               BatchUnreachable, running_batches, state_path as batch_state_path, write_requests)
 from realign.ray.backend import ray_backend
 from realign.records import load_records
 from realign.rewrite import Settings, ShardWork, estimate, resume_state, rewrite_shard
@@ -165,6 +165,7 @@ def main(argv=None):
         print_dry_run(estimate(todo, settings, length), args, done=len(work) - len(todo))
         return 0
 
+    refuse_if_batch_running(out)
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout,
                            options={"threads": args.threads, "api_type": args.api_type, "api_version": args.api_version})
@@ -239,10 +240,18 @@ def check_batch_flags(args):
         check_not_input({"the batch file": path}, [args.input_data_path])
 
 
+def refuse_if_batch_running(out):
+    """An online run on a shard whose batch still runs would pay twice for its records."""
+    running = running_batches(batch_state_path(out))
+    if running:
+        raise UsageError(f"{out}: batch {running[0]} still runs for this shard; rerun with --batch to pick it up "
+                         "(or --batch --cancel_batch to cancel it) before an online run")
+
+
 def run_batch(args, shard, out, fails, settings, length, key):
     azure = args.api_type == "azure"
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
-                           request_timeout=max(args.request_timeout, 600.0),  # uploads and downloads of 200 MB
+                           request_timeout=args.request_timeout,
                            options={"api_type": args.api_type, "api_version": args.api_version})
     backend = make_backend("openai", config)  # the online path's client and request bodies
     url = AZURE_CHAT_URL if azure else CHAT_URL

@@ -84,7 +84,8 @@ def test_300_records_one_batch_no_online_call(tmp_path):
         assert r.returncode == 0, r.stderr
         assert len(srv.batches) == 1 and statuses(srv) == ["completed"] and srv.online_calls == 0
         # the upload is multipart with purpose=batch; the lines are what reformat sends online
-        assert len(uploads) == 1 and {k.lower(): v for k, v in uploads[0]["headers"].items()}["content-type"].startswith("multipart/form-data")
+        headers = {k.lower(): v for k, v in uploads[0]["headers"].items()} if uploads else {}
+        assert len(uploads) == 1 and headers["content-type"].startswith("multipart/form-data")
         (entry,) = srv.batches.values()
         lines = [json.loads(line) for line in entry["lines"]]
     done, failed = outcome(tmp_path / "out")
@@ -328,7 +329,7 @@ def test_rerun_after_done_sends_nothing_and_pass_through_records_written(tmp_pat
     assert len(outcome(tmp_path / "out")[0]) == 12
 
 
-def test_state_of_another_endpoint_refused_in_one_line(tmp_path):
+def test_running_batch_on_another_model_or_online_refused_in_one_line(tmp_path):
     inp = write_json(tmp_path / "in.json", records(30))
     out = tmp_path / "out"
     state = state_path(shard_path(out, 0, 1))
@@ -340,8 +341,14 @@ def test_state_of_another_endpoint_refused_in_one_line(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate()
         r = batch(srv, inp, out, "--model", "another-model")
+        online = run_script("reformat.py", "--input_data_path", inp, "--output_directory", out,
+                            "--base_url", f"{srv.url}/v1", env={"OPENAI_API_KEY": KEY})
+        assert srv.online_calls == 0
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "batch-fake00002 runs on" in r.stderr and "--model gpt-4o-mini" in r.stderr
+    # an online run would pay a second time for the records the batch holds
+    assert online.returncode == 2 and online.stderr.count("\n") == 1
+    assert "batch batch-fake00002 still runs for this shard; rerun with --batch" in online.stderr
 
 
 # ---------------------------------------------------------------- files without an API

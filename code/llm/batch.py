@@ -65,6 +65,7 @@ CHAT_URL = "/v1/chat/completions"
 AZURE_CHAT_URL = "/chat/completions"   # Azure OpenAI's batch lines and endpoint: no /v1
 FINISHED = ("completed", "failed", "expired", "cancelled")
 API_TRIES = 8                    # a Files/Batches call failing transiently is retried this often
+FILE_TIMEOUT = 900.0             # seconds for an upload or download of up to 200 MB
 STATE_VERSION = 1
 _N_REFUSED = __import__("re").compile(r"only one completion choice|\bn must be 1\b", __import__("re").I)
 
@@ -254,7 +255,7 @@ class BatchState:
             raise DataError(f"{path}: not a batch state file of this version of reformat.py (damaged?); "
                             "move it away (batches it names keep running on the server)") from None
         pending = [b["id"] or b["input_file_id"] for b in state.batches if not b["collected"]]
-        if pending and (saved_endpoint, saved_model) != (endpoint, model):
+        if pending and endpoint is not None and (saved_endpoint, saved_model) != (endpoint, model):
             raise UsageError(f"{path}: batch {pending[0]} runs on {saved_endpoint} with --model {saved_model}; "
                              "rerun with that --base_url and --model to pick it up (or --cancel_batch with them)")
         return state
@@ -285,6 +286,16 @@ class BatchState:
 
 def state_path(shard_file):
     return f"{shard_file}.batches.json"
+
+
+def running_batches(path):
+    """Ids (input file ids for batches whose creation a crash cut short) of the batches a state
+    file says are still running; [] when there is no state file."""
+    if not os.path.lexists(path):
+        return []
+    state = BatchState.load(path)
+    state.path = None
+    return [b["id"] or b["input_file_id"] for b in state.active()]
 
 
 # ---------------------------------------------------------------- the run
@@ -352,14 +363,14 @@ class BatchRun:
 
     async def _submit(self, records):
         for recs, lines in self._chunks(records):
-            path = f"{self.state.path}.input.jsonl"
+            path = f"{self.state.path or self.work.out_path}.input.jsonl"
             with atomic_open(path) as f:
                 for line in lines:
                     f.write(dumps_line(line) + "\n")
-            with open(path, "rb") as f:
-                uploaded = await self._api("upload the request file", lambda: self.client.files.create(
-                    file=(os.path.basename(self.work.out_path) + ".requests.jsonl", f, "application/jsonl"),
-                    purpose="batch"))
+            try:
+                uploaded = await self._upload(path)
+            finally:
+                os.unlink(path)
             entry = {"id": None, "input_file_id": uploaded.id, "ids": [r["id"] for r in recs],
                      "parts": len(lines) // len(recs), "status": "uploaded", "collected": False, "counts": None}
             for rec in recs:
@@ -367,8 +378,13 @@ class BatchRun:
                 self.state.sent[cid] = [self.state.sent.get(cid, [0])[0] + 1, *self._fingerprint(rec)]
             self.state.batches.append(entry)
             self.state.save()  # before the batch exists: a crash now is found again by its input file
-            os.unlink(path)
             await self._create(entry)
+
+    async def _upload(self, path):
+        with open(path, "rb") as f:
+            return await self._api("upload the request file", lambda: self.client.files.create(
+                    file=(os.path.basename(self.work.out_path) + ".requests.jsonl", f, "application/jsonl"),
+                    purpose="batch", timeout=max(FILE_TIMEOUT, self.backend.config.request_timeout)))
 
     async def _create(self, entry):
         batch = await self._api("create the batch", lambda: self.client.batches.create(
@@ -445,7 +461,8 @@ class BatchRun:
         path = f"{self.state.path}.{name}.jsonl"
 
         async def fetch():
-            async with self.client.files.with_streaming_response.content(file_id) as resp:
+            timeout = max(FILE_TIMEOUT, self.backend.config.request_timeout)
+            async with self.client.files.with_streaming_response.content(file_id, timeout=timeout) as resp:
                 with atomic_open(path, "wb") as f:
                     async for chunk in resp.iter_bytes():
                         f.write(chunk)
