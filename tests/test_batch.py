@@ -48,6 +48,23 @@ def start(srv, inp, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def signalled_while_waiting(srv, inp, out, sig=signal.SIGKILL, until=None, after=0.0):
+    """Start reformat.py --batch, wait until `until()` (default: the state file is written and the
+    batch runs), then `after` seconds, and send `sig`; returns (exit code, stderr)."""
+    state = state_path(shard_path(out, 0, 1))
+    until = until or (lambda: os.path.exists(state) and statuses(srv) == ["in_progress"])
+    proc = start(srv, inp, out)
+    try:
+        wait_for(until)
+        time.sleep(after)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        proc.communicate()
+    return proc.returncode, err
+
+
 def wait_for(condition, seconds=60):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -129,16 +146,8 @@ def test_kill_9_while_waiting_then_same_command(tmp_path):
     out = tmp_path / "out"
     state = state_path(shard_path(out, 0, 1))
     with BatchFake(steps=(0.2, 6.0, 0.2)) as srv:
-        proc = start(srv, inp, out)
-        try:
-            wait_for(lambda: os.path.exists(state) and statuses(srv) == ["in_progress"])
-            time.sleep(1.0)  # polling now
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            proc.kill()
-            proc.communicate()
-        assert statuses(srv) == ["in_progress"] and json.load(open(state))["batches"][0]["id"]
+        code, _ = signalled_while_waiting(srv, inp, out, after=1.0)  # polling by then
+        assert code == -signal.SIGKILL and statuses(srv) == ["in_progress"] and json.load(open(state))["batches"][0]["id"]
         r = batch(srv, inp, out)
         assert r.returncode == 0, r.stderr
         assert len(srv.batches) == 1 and srv.online_calls == 0  # the same batch, paid once
@@ -153,14 +162,8 @@ def test_crash_between_creating_the_batch_and_saving_its_id(tmp_path):
     out = tmp_path / "out"
     state = state_path(shard_path(out, 0, 1))
     with BatchFake(steps=(0.2, 4.0, 0.2)) as srv:
-        proc = start(srv, inp, out)
-        try:
-            wait_for(lambda: os.path.exists(state) and json.load(open(state))["batches"][0]["id"])
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            proc.kill()
-            proc.communicate()
+        signalled_while_waiting(srv, inp, out, until=lambda: os.path.exists(state)
+                                and json.load(open(state))["batches"][0]["id"])
         saved = json.load(open(state))
         saved["batches"][0]["id"] = None  # as if killed before the id was written
         write_json(state, saved)
@@ -241,15 +244,8 @@ def test_ctrl_c_leaves_the_batch_running_then_cancel_batch(tmp_path):
     out = tmp_path / "out"
     state = state_path(shard_path(out, 0, 1))
     with BatchFake(steps=(0.2, 40.0, 0.2)) as srv:
-        proc = start(srv, inp, out)
-        try:
-            wait_for(lambda: os.path.exists(state) and statuses(srv) == ["in_progress"])
-            time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=20)
-        finally:
-            proc.kill()
-        assert proc.returncode == 130, err
+        code, err = signalled_while_waiting(srv, inp, out, signal.SIGINT, after=0.5)
+        assert code == 130, err
         assert "batch-fake00002 keeps running on the server" in err and "--cancel_batch" in err
         assert "Traceback" not in err and statuses(srv) == ["in_progress"]
         r = batch(srv, inp, out, "--cancel_batch")
@@ -332,14 +328,8 @@ def test_rerun_after_done_sends_nothing_and_pass_through_records_written(tmp_pat
 def test_running_batch_on_another_model_or_online_refused_in_one_line(tmp_path):
     inp = write_json(tmp_path / "in.json", records(30))
     out = tmp_path / "out"
-    state = state_path(shard_path(out, 0, 1))
     with BatchFake(steps=(0.2, 30.0, 0.2)) as srv:
-        proc = start(srv, inp, out)
-        try:
-            wait_for(lambda: os.path.exists(state) and statuses(srv) == ["in_progress"])
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        signalled_while_waiting(srv, inp, out)
         r = batch(srv, inp, out, "--model", "another-model")
         online = run_script("reformat.py", "--input_data_path", inp, "--output_directory", out,
                             "--base_url", f"{srv.url}/v1", env={"OPENAI_API_KEY": KEY})
