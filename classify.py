@@ -73,7 +73,10 @@ def parse_args(argv=None):
                         f"(default {MIN_REJECT_CONFIDENCE})")
     p.add_argument("--model", default=GAIR_MODEL, help="model name or local path (vllm / openai backends)")
     p.add_argument("--base_url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible endpoint")
-    p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
+    p.add_argument("--openai_key", default=None,
+                   help="API key (visible to other users in `ps`: prefer OPENAI_API_KEY or --openai_key_file)")
+    p.add_argument("--openai_key_file", default=None, metavar="PATH",
+                   help="read the API key from this file (its only line)")
     p.add_argument("--chat", action="store_true", help="send the prompt as a chat message (chat-only endpoints)")
     p.add_argument("--concurrency", type=int, default=None, help="requests in flight (openai/vllm)")
     p.add_argument("--rpm", type=float, default=None, help="client-side cap on requests per minute")
@@ -233,7 +236,8 @@ def classify(args, run_classifier):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    key = None if args.backend == "embedded" else api_key(args.backend, args.openai_key, base_url=args.base_url)
+    key = None if args.backend == "embedded" else api_key(args.backend, args.openai_key, key_file=args.openai_key_file,
+                                                          base_url=args.base_url)
     model_dir = train(args) if args.train else args.model_dir
     run_classifier = classifier(args, key, model_dir)
     code = evaluate(args, run_classifier, model_dir) if args.eval else 0

@@ -53,11 +53,17 @@ def parse_args(argv=None):
                         "default: a tokenizer-free length")
     p.add_argument("--dataset_batch_id", type=int, default=0, help="which shard this process runs (0-based)")
     p.add_argument("--dataset_batch_num", type=int, default=1, help="how many shards in total")
-    p.add_argument("--openai_key", default=None, help="API key (prefer the OPENAI_API_KEY environment variable)")
+    p.add_argument("--openai_key", default=None,
+                   help="API key (visible to other users in `ps`: prefer OPENAI_API_KEY or --openai_key_file)")
+    p.add_argument("--openai_key_file", default=None, metavar="PATH",
+                   help="read the API key from this file (its only line)")
     p.add_argument("--top_k", type=int, default=1, help="candidates per record; the longest valid one is kept")
     p.add_argument("--model", default="gpt-4o-mini", help="model name (a model path with --backend vllm, a .gguf file with --backend local)")
-    p.add_argument("--temperature", type=float, default=0.3)
-    p.add_argument("--top_p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=0.3,
+                   help="sampling temperature (default 0.3; a model that takes only its own, such as OpenAI's "
+                        "reasoning models, gets its default and the summary says so)")
+    p.add_argument("--top_p", type=float, default=None,
+                   help="nucleus sampling; default: not sent (every server's default, 1.0)")
     p.add_argument("--target_length", type=int, default=4096, help="most new tokens per candidate")
     # ours
     p.add_argument("--backend", default="openai", choices=sorted(BACKENDS))
@@ -139,7 +145,8 @@ def main(argv=None):
     azure = args.api_type == "azure"
     if azure and not args.base_url and not args.dry_run:
         raise UsageError("--api_type azure needs the resource's endpoint: --base_url https://RESOURCE.openai.azure.com")
-    key = api_key(args.backend, args.openai_key, base_url=None if azure else args.base_url,
+    key = api_key(args.backend, args.openai_key, key_file=args.openai_key_file,
+                  base_url=None if azure else args.base_url,
                   required=not (args.dry_run or args.write_batch_file or args.read_batch_output),
                   env=AZURE_KEY_ENV if azure else None)
     records = load_records(args.input_data_path)
@@ -196,6 +203,10 @@ def main(argv=None):
         if cut:
             print(f"{cut} of them were cut at --target_length {args.target_length}: "
                   "rerun with a larger --target_length for those")
+        long = sum(why.startswith("context size exceeded") for why in summary.failures.values())
+        if long:
+            print(f"{long} of them do not fit the server's context (each failed alone, at once): a model with a "
+                  "longer context, or a lower --target_length, would take them")
         return 1
     return 0
 

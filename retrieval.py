@@ -14,16 +14,16 @@ Rerunning the same command resumes. Exit 0 all done, 1 some searches failed, 2 b
 """
 
 import argparse
-import os
 import sys
 import time
 
+from realign.apikeys import find_key
 from realign.bars import progress_bar
 from realign.cli import check_flags, check_not_input, run
 from realign.constant import RAG_TASKS
 from realign.errors import UsageError, first_n
 from realign.limits import RetryPolicy
-from realign.redact import add_secret, scrub
+from realign.redact import scrub
 from realign.records import category, check_data_output, load_records, question
 from realign.search.bm25 import Bm25Corpus
 from realign.search.cache import QueryCache
@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=["serper", "bm25"],
                    help="default: serper when SERPER_API_KEY is set; bm25 needs --corpus_path")
     p.add_argument("--serper_url", default=DEFAULT_URL)
+    p.add_argument("--serper_key_file", default=None, metavar="PATH",
+                   help="read the Serper key from this file (its only line) instead of SERPER_API_KEY")
     p.add_argument("--corpus_path", help="bm25: a .jsonl of {text, title?, url?} or a folder of .jsonl/.txt/.md files")
     p.add_argument("--top_k", type=int, default=5, help="evidence snippets kept per record")
     p.add_argument("--min_relevance", type=float, default=DEFAULT_MIN_RELEVANCE,
@@ -67,7 +69,8 @@ def parse_args(argv=None):
 
 def open_backend(args):
     """The search backend: `search_many(queries, top_k) -> {query: hits | SearchFailed}`, `close()`."""
-    backend = args.backend or ("serper" if os.environ.get("SERPER_API_KEY") else None)
+    key = find_key("--serper_key", key_file=args.serper_key_file, env="SERPER_API_KEY")
+    backend = args.backend or ("serper" if key else None)
     if backend is None:
         raise UsageError("SERPER_API_KEY is not set; set it for web search, or search offline with "
                          "--backend bm25 --corpus_path datasets/corpus/")
@@ -75,11 +78,10 @@ def open_backend(args):
         if not args.corpus_path:
             raise UsageError("--backend bm25 needs --corpus_path (a .jsonl file or a folder of .jsonl/.txt/.md files)")
         return Bm25Corpus(args.corpus_path)
-    if not os.environ.get("SERPER_API_KEY"):
-        raise UsageError("--backend serper needs SERPER_API_KEY in the environment")
-    add_secret(os.environ["SERPER_API_KEY"])
+    if not key:
+        raise UsageError("--backend serper needs SERPER_API_KEY in the environment (or --serper_key_file)")
     cache = QueryCache(args.cache_path or args.output_path + ".serper_cache.sqlite")
-    return SerperClient(os.environ["SERPER_API_KEY"], url=args.serper_url, timeout=args.timeout,
+    return SerperClient(key, url=args.serper_url, timeout=args.timeout,
                         retry=RetryPolicy(max_retries=args.max_retries), cache=cache)
 
 

@@ -37,7 +37,7 @@ from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import ACCEPT, join_by_id, reject, select, stats_as_json
 from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
-                                echoed_prompt, refusal_phrase, unwrap_prose_fence)
+                                echoed_prompt, refusal_phrase, same_value, unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -89,9 +89,11 @@ def new_facts(p):
 
 
 def numbers_kept(p):
-    """Every number of the original must still be in the rewrite (by value: 1,000 = 1000): one that
-    is gone was lost or changed, as when "12 to 18 hours" becomes "12 to 24 hours"."""
-    gone = facts_missing_from(p.original, [p.rewrite], arithmetic=p.category in EXAM_TASKS, numbers_only=True)
+    """Every number of the original must still be in the rewrite (by value: 1,000 = 1000 = 1k,
+    twelve = 12, in any script's digits): one that is gone was lost or changed, as when "12 to 18
+    hours" becomes "12 to 24 hours", "12小时" becomes "18小时" or "twelve" becomes "eighteen"."""
+    gone = facts_missing_from(p.original, [p.rewrite], arithmetic=p.category in EXAM_TASKS, numbers_only=True,
+                              words=True)
     if gone:
         shown = ", ".join(repr(w) for w in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
         return f"the original's {shown} no longer appear(s) in the rewrite"
@@ -168,7 +170,7 @@ def final_answer_kept(p):
     before = final_number(p.original)
     if before is None:
         return None
-    if any(abs(after - before) <= 1e-6 * max(1.0, abs(before)) for after in answer_numbers(p.rewrite)):
+    if any(same_value(after, before) for after in answer_numbers(p.rewrite)):
         return None
     after = final_number(p.rewrite)
     return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"

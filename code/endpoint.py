@@ -7,13 +7,20 @@ misconfigured endpoint reads the same everywhere:
     connect_failure(exc)   # (cause, hint) for an httpx error raised before any answer came
     status_hint(status, message, path)   # a hint for a refused status, or None
     is_html(content_type, text)          # an HTML page where JSON was expected (a login page, a proxy)
+    record_refusal(status, text)         # "context size exceeded" etc. when the refusal is about one record
     breaker = Breaker(); breaker.failure(err); breaker.success()   # stop a run no retry can save
 
 Transient (retried, backoff): timeouts, 5xx, 429 rate limits, dropped connections. Not transient
 (no retry can fix them): connection refused, unknown host, a bad scheme or URL, HTML instead of
 JSON, 401/403/404, a spent quota. The runner stops a run on those (realign.llm.runner).
+Refusals of one record (record_refusal): a prompt longer than the model's context (llama.cpp says
+so even as a 500), a request too large for the server or a proxy (413), a content filter on the
+prompt. They fail that record alone and say nothing about the endpoint.
 """
 
+import re
+
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +29,8 @@ from realign.redact import scrub
 
 BREAKER_AT_START = 3   # the same non-transient failure this many times before any success: refused
 BREAKER_LATER = 10     # ... this many times in a row later in a run: stop, keep what is done
-
+BREAKER_NO_SUCCESS = 50     # transient failures (5xx, timeouts, dropped connections) with no success yet: stop
+BREAKER_DOWN_SECONDS = 120  # later in a run: as many transient failures and no success for this long: stop
 
 class EndpointError(Exception):
     """A failed request. `cause` names a failure no retry fixes (None for transient ones), so a
@@ -52,17 +60,27 @@ class Breaker:
     caller reports "the endpoint refused the run" and exits 2. After a success, `later` requests
     in a row failing with the same cause set `stopped`: the caller sends nothing more and keeps
     what is finished (exit 1; a rerun resumes). A success resets the count.
+
+    Transient failures (5xx, timeouts, dropped connections; not 429s, which pace the run) are
+    counted apart (`transient`): `no_success` of them with no success at all set `stopped` (a
+    server answering 500 to everything costs a few seconds, not six tries per record); later in a
+    run, as many with no success for `down_seconds` do too (a server that died), while a blip of
+    a minute is ridden out by the retries. Failures of one record (per_record) count nowhere.
     """
 
-    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER):
+    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER, no_success=BREAKER_NO_SUCCESS,
+                 down_seconds=BREAKER_DOWN_SECONDS, clock=time.monotonic):
         self.at_start, self.later = at_start, later
+        self.no_success, self.down_seconds, self.clock = no_success, down_seconds, clock
         self.succeeded = False
         self.cause, self.count = None, 0
+        self.transients, self.down_since = 0, None  # transient failures since the last success
         self.stopped = None
 
     def success(self):
         self.succeeded = True
         self.cause, self.count = None, 0
+        self.transients, self.down_since = 0, self.clock()
 
     def failure(self, err):
         """Count one failed attempt (an EndpointError); raises it when the run must not go on."""
@@ -76,6 +94,48 @@ class Breaker:
             raise err
         if self.succeeded and self.count >= self.later and self.stopped is None:
             self.stopped = f"{self.count} requests in a row failed: {err.one_line()}"
+
+    def transient(self, err):
+        """Count one transient failed attempt (`err`, an EndpointError); may set `stopped`."""
+        now = self.clock()
+        self.transients += 1
+        if self.down_since is None:
+            self.down_since = now
+        if self.stopped is not None or self.transients < self.no_success:
+            return
+        if not self.succeeded:
+            self.stopped = (f"no request has succeeded, {self.transients} attempts failed, the last: "
+                            f"{err.one_line()}")
+        elif now - self.down_since >= self.down_seconds:
+            self.stopped = (f"no request has succeeded for {now - self.down_since:.0f} s, {self.transients} "
+                            f"attempts failed, the last: {err.one_line()}")
+
+
+# A prompt the model's context cannot hold, in the words of llama.cpp ("the request exceeds the
+# available context size"), llama-cpp-python ("exceed context window"), OpenAI/vLLM ("maximum context
+# length", context_length_exceeded), Anthropic ("prompt is too long"), Bedrock ("Input is too long"),
+# Gemini ("input token count … exceeds"), TGI ("`inputs` tokens + `max_new_tokens` must be <="),
+# Mistral and LM Studio ("context length").
+_CONTEXT = re.compile(
+    r"context[ _-]?(?:size|length|window)|exceed_context|prompt is too long|input is too long"
+    r"|too many (?:input |prompt )?tokens|input token count.{0,40}exceeds|max_new_tokens`? must be", re.I)
+# A content filter on the prompt: Azure OpenAI's 400 content_filter (ResponsibleAIPolicyViolation),
+# OpenAI's invalid_prompt, LiteLLM's ContentPolicyViolationError.
+_FILTER = re.compile(r"content[_ ]?filter|content management policy|responsibleaipolicyviolation"
+                     r"|content[_ ]?policy[_ ]?violation|flagged as potentially violating|invalid_prompt", re.I)
+
+
+def record_refusal(status, text):
+    """What about one record a refusal names ("context size exceeded", "request too large",
+    "prompt caught by a content filter"), or None when it is not about the record. `text`: the
+    server's message with its error code and type."""
+    if status == 413:
+        return "request too large"
+    if status in (200, 400, 422, 500) and _CONTEXT.search(text or ""):
+        return "context size exceeded"
+    if status in (200, 400, 422) and _FILTER.search(text or ""):
+        return "prompt caught by a content filter"
+    return None
 
 
 def where(url):

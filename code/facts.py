@@ -21,18 +21,14 @@ person. It is written to stay quiet on layout:
 """
 
 import re
+from bisect import bisect_left
 
-from realign.textchecks import mask_code
+from realign.textchecks import mask_code, numbers
 
 # ---------------------------------------------------------------- tokens
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`|]+", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_NUMBER = re.compile(r"""
-    (?=[\d$€£¥₹])(?<![\w.,/])(?P<cur>[$€£¥₹]\s?)?
-    (?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![.,]?\d)
-    (?P<suf>\s?(?:%|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b)|(?:k|K|M|bn|B)\b)?
-    """, re.X)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-ÞĀ-ſΑ-ΩА-Я][\w'’-]*")
 
@@ -44,19 +40,6 @@ _STEP_WORD = re.compile(r"(?:\b(?:step|stage|phase|part|option|tip|method|way|se
 
 _ROW_NUMBER = re.compile(r"^[ \t]*\|[ \t]*(\d{1,2})[ \t]*\|", re.M)  # a table's row-number column
 _ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S")
-
-_MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
-               "trillion": 1e12}
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty".split())}
-_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-                      "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9,
-                      "dozen": 12, "half": 0.5, "twice": 2, "double": 2, "triple": 3, "once": 1,
-                      "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
-                      "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "quarter": 0.25})
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")(?:[\s-]+("
-                          + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r"))?\b", re.I)
 
 # Capitalised words that are layout, not names, wherever they stand.
 LAYOUT_WORDS = frozenset("""
@@ -73,17 +56,6 @@ _TERMINAL = ".!?:;|…"
 def _mask(text, pattern):
     """`text` with every match of `pattern` blanked out (same length, so offsets still hold)."""
     return pattern.sub(lambda m: " " * len(m.group()), text)
-
-
-def _value(m):
-    """The numbers a _NUMBER match may mean: (bare value, scaled value or None, percent fraction or None)."""
-    bare = float(m.group("num").replace(",", ""))
-    suffix = (m.group("suf") or "").strip().lower()
-    if suffix in ("%", "percent", "per cent", "percent"):
-        return bare, None, bare / 100
-    if suffix:
-        return bare, bare * _MULTIPLIER[suffix], None
-    return bare, None, None
 
 
 def _list_lengths(text):
@@ -108,14 +80,20 @@ def _key(x):
 
 # ---------------------------------------------------------------- what the sources state
 
+SCAN_CHARS = 1 << 16  # sources longer than this are searched for a piece through an index
+
+
 class Sources:
-    """Everything the question, the original and the evidence state, in comparable form."""
+    """Everything the question, the original and the evidence state, in comparable form. Each
+    index is built once, in one pass over the texts, so that looking a fact up costs the same
+    whatever their length."""
 
     def __init__(self, texts, arithmetic=False):
         self.text = "\n".join(t for t in texts if t)
         self.lower = self.text.lower()
         self.arithmetic = arithmetic
-        self._words = self._numbers = None
+        self._words = self._sorted = self._numbers = self._written = self._pieces = None
+        self._known = {}  # word -> has_word's answer
 
     @property
     def words(self):
@@ -128,56 +106,92 @@ class Sources:
             self._words = words
         return self._words
 
+    def _index_numbers(self):
+        values, written = [], set()
+        for n in numbers(self.text):
+            values.extend(n.values)
+            written.add(n.written)
+        known = {_key(v) for v in values}
+        if self.arithmetic:
+            base = list(dict.fromkeys(values))[:40]
+            for a in base:
+                for b in base:
+                    known.update((_key(a + b), _key(abs(a - b)), _key(a * b)))
+                    if b:
+                        known.add(_key(a / b))
+        known.update((0.0, 1.0))  # "a", "an", "one", "8:00": a 0 or a 1 is never news
+        self._numbers, self._written = known, written
+
     @property
     def numbers(self):
+        """The values the sources state (and, for arithmetic, their sums, differences, products
+        and quotients), rounded by _key."""
         if self._numbers is None:
-            values = []
-            for m in _NUMBER.finditer(self.text):
-                values.extend(v for v in _value(m) if v is not None)
-            for m in _NUMBER_WORD.finditer(self.lower):
-                a = _NUMBER_WORDS[m.group(1).lower()]
-                values.append(a)
-                if m.group(2):
-                    b = _NUMBER_WORDS[m.group(2).lower()]
-                    values += [b, a * b if b >= 100 else a + b]
-            # "2 million", "1.5 billion": a digit number followed by a scale word
-            for m in re.finditer(r"(\d+(?:\.\d+)?)\s+(thousand|million|billion|trillion)\b", self.lower):
-                values.append(float(m.group(1)) * _MULTIPLIER[m.group(2)])
-            known = {_key(v) for v in values}
-            if self.arithmetic:
-                base = list(dict.fromkeys(values))[:40]
-                for a in base:
-                    for b in base:
-                        known.update((_key(a + b), _key(abs(a - b)), _key(a * b)))
-                        if b:
-                            known.add(_key(a / b))
-            known.update((0.0, 1.0))  # "a", "an", "one", "8:00": a 0 or a 1 is never news
-            self._numbers = known
+            self._index_numbers()
         return self._numbers
 
-    def has_number(self, m):
-        num = m.group("num")
-        if num in self.text and re.search(r"(?<![\w.,/])" + re.escape(num) + r"(?![.,]?\d)", self.text):
-            return True  # written the same way
-        bare, scaled, fraction = _value(m)
-        return any(v is not None and _key(v) in self.numbers for v in (bare, scaled, fraction))
+    def has_number(self, n):
+        """Do the sources state the Number `n`: written the same way, or any value it may mean?"""
+        if self._written is None:
+            self._index_numbers()
+        return n.written in self._written or any(_key(v) in self._numbers for v in n.values)
+
+    def _prefixed(self, prefix, min_len):
+        """Is there a source word of at least min_len characters starting with `prefix`?"""
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        i = bisect_left(self._sorted, prefix)
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            if len(self._sorted[i]) >= min_len:
+                return True
+            i += 1
+        return False
 
     def has_word(self, word):
         w = word.lower().replace("’", "'")
+        known = self._known.get(w)
+        if known is None:
+            known = self._known[w] = self._has_word(w)
+        return known
+
+    def _has_word(self, w):
         for suffix in ("'s", "'"):
             if w.endswith(suffix) and len(w) > len(suffix) + 1:
                 w = w[: -len(suffix)]
-        if w in self.words or w in self.lower:
+        if w in self.words:
             return True
-        if len(w) >= 5 and any(len(k) >= 5 and (w.startswith(k) or k.startswith(w[:-1])) for k in self.words):
-            return True  # another form of a word the sources use: Japan / Japanese, Norway / Norwegian
+        # another form of a word the sources use (Japan / Japanese, Norway / Norwegian): a source
+        # word of 5 letters or more that starts w, or that starts with w less its last letter
+        if len(w) >= 5 and (any(w[:i] in self.words for i in range(5, len(w))) or self._prefixed(w[:-1], 5)):
+            return True
         parts = [p for p in re.split(r"[-']", w) if p]
         if len(parts) > 1 and all(p in self.words for p in parts):
             return True
         for suffix in ("es", "s"):  # plurals: "the Smiths"
             if w.endswith(suffix) and w[: -len(suffix)] in self.words:
                 return True
-        return False
+        return self.mentions(w)  # inside a longer token
+
+    def mentions(self, piece):
+        """Does the sources' lower-case text contain `piece` (a string without whitespace)? A
+        long text is searched through an index of its tokens, so that many lookups cost about
+        what one pass over it does."""
+        if len(self.lower) <= SCAN_CHARS:
+            return piece in self.lower
+        if self._pieces is None:
+            # every 4-character piece of every distinct token -> those tokens; shorter pieces as a set
+            grams, short = {}, set()
+            for token in set(self.lower.split()):
+                for i in range(len(token)):
+                    short.update((token[i:i + 2], token[i:i + 3]))
+                    if i + 4 <= len(token):
+                        grams.setdefault(token[i:i + 4], []).append(token)
+            self._pieces = grams, short
+        grams, short = self._pieces
+        if len(piece) < 4:
+            return piece in short
+        rarest = min((grams.get(piece[i:i + 4], ()) for i in range(len(piece) - 3)), key=len)
+        return any(piece in token for token in rarest)
 
 
 # ---------------------------------------------------------------- where capitals mean nothing
@@ -186,13 +200,19 @@ _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)]|[a-zA-Z][.)]|\(\w{1,3}\))$"
 _OPENERS = " \t*_\"'“‘([{>#`~"
 
 
-def _initial(line, col, start=0):
+def _initial(line, col, start=0, first=None):
     """Does the word at `col` of `line` stand where any word is capitalised (in the piece of the
-    line that begins at `start`)?"""
-    before = line[start:col].rstrip(_OPENERS)
-    if not before or before[-1] in _TERMINAL or before[-1] in "—–":
+    line that begins at `start`, whose text begins at `first`, after its leading whitespace)?
+    Looks only at the few characters before `col`: a long line costs no more per word."""
+    j = col
+    while j > start and line[j - 1] in _OPENERS:
+        j -= 1
+    if j == start or line[j - 1] in _TERMINAL or line[j - 1] in "—–":
         return True
-    return bool(_LIST_MARKER.match(before.strip()))
+    if first is None:
+        first = len(line) - len(line[start:].lstrip()) if start < len(line) else start
+    # a list marker ("-", "2.", "(b)") is all the piece holds before the word
+    return j - first <= 8 and bool(_LIST_MARKER.match(line[first:j].strip()))
 
 
 _BOLD_LABEL = re.compile(r"^[ \t>#*_]*(?:[-*+•]|\d{1,3}[.)])?[ \t]*\*\*([^*\n]+)\*\*")
@@ -249,6 +269,7 @@ def _names(text, known):
     for i, line in enumerate(lines):
         if i not in headers and _CAPITALISED.search(line):
             for a, b, titled in _segments(line):
+                first = a + (b - a) - len(line[a:b].lstrip())  # where the piece's text starts
                 caps = [m for m in _CAPITALISED.finditer(line, a, b)
                         if len(m.group().lower().rstrip("'’s")) >= 2 and m.group().lower().rstrip("'’s") not in LAYOUT_WORDS
                         and m.group().lower() not in LAYOUT_WORDS]
@@ -259,12 +280,12 @@ def _names(text, known):
                     if titled == "label" or any(w.lower() in LAYOUT_WORDS or known(w) for w in longer):
                         caps = [m for m in caps if _camel(m.group())]
                     else:
-                        caps = [m for m in caps if _camel(m.group()) or not _initial(line[:b], m.start(), a)]
+                        caps = [m for m in caps if _camel(m.group()) or not _initial(line, m.start(), a, first)]
                     out.extend((offset + m.start(), m.group()) for m in caps if not known(m.group()))
                     continue
                 for m in caps:
                     w = m.group()
-                    if (_camel(w) or not _initial(line[:b], m.start(), a)) and not known(w):
+                    if (_camel(w) or not _initial(line, m.start(), a, first)) and not known(w):
                         out.append((offset + m.start(), w))
         offset += len(line) + 1
     return out
@@ -272,9 +293,13 @@ def _names(text, known):
 
 # ---------------------------------------------------------------- the check
 
-def new_facts(text, sources, arithmetic=False, numbers_only=False):
+def new_facts(text, sources, arithmetic=False, numbers_only=False, words=False):
     """The facts of `text` (numbers, URLs, e-mails, names; only numbers with numbers_only) that no
-    text in `sources` states, as they are written in `text`, in order, each once."""
+    text in `sources` states, as they are written in `text`, in order, each once. Numbers are
+    read by realign.textchecks.numbers: any script's digits, glued to CJK text too, and with
+    words=True cardinal number words from "two" up ("twelve", "twenty-five"; not "one", "half" or
+    ordinals). A rewrite often counts what it lays out ("There are two approaches"), so words
+    are for checking that an original's numbers survive, not for finding new ones."""
     src = sources if isinstance(sources, Sources) else Sources(sources, arithmetic)
     found = []  # (position, surface)
     body = mask_code(text)
@@ -282,33 +307,35 @@ def new_facts(text, sources, arithmetic=False, numbers_only=False):
         for m in _URL.finditer(body) if not numbers_only else ():
             url = m.group().rstrip(".,;:!?)")
             bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).rstrip("/")
-            if bare not in src.lower:
+            if not src.mentions(bare):
                 found.append((m.start(), url))
         body = _mask(body, _URL)
     if "@" in body:
         for m in _EMAIL.finditer(body) if not numbers_only else ():
-            if m.group().lower() not in src.lower:
+            if not src.mentions(m.group().lower()):
                 found.append((m.start(), m.group()))
         body = _mask(body, _EMAIL)
 
     numbering = counts = None
     stated = {}  # number as written -> do the sources state it?
-    for m in _NUMBER.finditer(body):
-        key = m.group()
+    for n in numbers(body, words=words):
+        if n.word and (n.ordinal or n.value < 2 or n.value != int(n.value)):
+            continue  # "first", "once", "half", "one": they number or divide more than they state
+        key = n.surface.lower()
         if key not in stated:
-            stated[key] = src.has_number(m)
+            stated[key] = src.has_number(n)
         if stated[key]:
             continue
         if numbering is None:  # where lists number their items, and how long the lists are
-            numbering = {n.start(1) for n in _LIST_NUMBER.finditer(body)}
-            numbering.update(n.start(1) for n in _ROW_NUMBER.finditer(body))
+            numbering = {m.start(1) for m in _LIST_NUMBER.finditer(body)}
+            numbering.update(m.start(1) for m in _ROW_NUMBER.finditer(body))
             counts = _list_lengths(body)
-        num, start = m.group("num"), m.start("num")
-        if start in numbering or len(num) <= 2 and _STEP_WORD.search(body, max(0, start - 16), start):
-            continue
-        if not m.group("cur") and not m.group("suf") and num.isdigit() and int(num) in counts:
-            continue
-        found.append((m.start(), key.strip()))
+        short = n.value < 100 if n.word else len(n.written) <= 2
+        if n.at in numbering or short and _STEP_WORD.search(body, max(0, n.at - 16), n.at):
+            continue  # "2." numbering an item, "Step 2", "Day two"
+        if (n.word or n.plain and n.written.isdigit()) and n.value in counts:
+            continue  # "3 tips" over a list of three
+        found.append((n.start, n.surface))
     if not numbers_only:
         found.extend(_names(body, src.has_word))
 

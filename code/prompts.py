@@ -11,12 +11,19 @@ put under the wrong task, say), the model is told to answer with the line `KEEP 
 (KEEP_MARKER) instead, and the record keeps its original answer ("format does not fit").
 
 `read_reply` is what reformat applies to every candidate, from any backend. In order:
-a candidate cut at the token limit is not used; an empty reply or a provider's refusal is
-named as such; `<think>` blocks of reasoning models are removed (an unclosed one at the start
-is all thinking, no answer); a reply wrapped whole in a code fence is unwrapped when the
-original has no fence; the KEEP ORIGINAL line is recognised; then the `Revised response:` part
-is taken, unwrapped from a fence the same way, and refused when it is a refusal the original
-was not, or a piece of our own prompt echoed back.
+a candidate cut at the token limit or by a content filter is not used; an empty reply or a
+provider's refusal is named as such; `<think>` blocks of reasoning models are removed (an
+unclosed one at the start is all thinking, no answer); chat-template end tokens trailing the
+reply are stripped, and a reply still holding a template token (the model ran past its turn)
+is not used; a reply wrapped whole in a code fence is unwrapped when the original has no
+fence; the KEEP ORIGINAL line is recognised; then the `Revised response:` part is taken,
+unwrapped from a fence the same way, and refused when it is a refusal the original was not,
+or a piece of our own prompt echoed back.
+
+Our protocol's markers inside the data are data: an original that itself holds "Revised
+response:" lines, a KEEP ORIGINAL line or <think> tags is rewritten faithfully when the reply
+carries them, and only the reply's own markers (one label more than the original has; the
+marker alone as the revised part) are read as the protocol.
 
 The classifier prompt is the one the 13B GAIR/ReAlign-Task-Classifier was fine-tuned with; it
 only works well when it sees exactly that prompt, so the wording is the original project's,
@@ -29,7 +36,7 @@ task.
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
-from realign.textchecks import echoed_prompt, refusal_phrase, whole_fence
+from realign.textchecks import echoed_prompt, refusal_phrase, strip_end_tokens, template_token, whole_fence
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -186,30 +193,41 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
 
     (REPLY_OK, revised response) a usable rewrite; (REPLY_KEEP, FORMAT_DOES_NOT_FIT) the model
     used the valve; otherwise (verdict, reason) with REPLY_TRUNCATED (cut at max_tokens),
-    REPLY_REFUSED (a refusal, as a field or as the answer) or REPLY_BAD (anything else)."""
+    REPLY_REFUSED (a refusal, as a field or as the answer, or a reply a content filter cut) or
+    REPLY_BAD (anything else). `finish_reason` as backends give it (llm.base.finish_reason)."""
     if finish_reason == "length":
         limit = f"--target_length {max_tokens}" if max_tokens else "the token limit"
         return REPLY_TRUNCATED, f"truncated at {limit}"
+    if finish_reason == "content_filter":
+        return REPLY_REFUSED, "cut by the provider's content filter (finish_reason content_filter)"
     if refusal:
         return REPLY_REFUSED, f"the model refused: {quote(refusal)}"
     if not isinstance(text, str) or not text.strip():
         return REPLY_BAD, "empty reply (no content)"
-    answer = strip_think(text, original)
+    answer = strip_end_tokens(strip_think(text, original), original)
     if not answer.strip():
         return REPLY_BAD, "the reply is only a <think> block, no answer after it"
+    token = template_token(answer)
+    if token and token not in original:
+        return REPLY_BAD, f"the reply holds the chat-template token {token!r} (the model ran past its turn)"
     answer = unwrap_fence(answer, original)
-    if _KEEP_LINE.search(answer):
-        return REPLY_KEEP, FORMAT_DOES_NOT_FIT
+    own = len(_LABEL_AT_LINE_START.findall(original))  # the original's own "Revised response:" lines: data
     labels = len(_LABEL_AT_LINE_START.findall(answer))
-    if labels > 1:
-        return REPLY_BAD, f"{labels} 'Revised response:' parts in one reply (a draft and a final?)"
+    keep_is_data = bool(_KEEP_LINE.search(original))
+    if _KEEP_LINE.search(answer) and not (keep_is_data and labels > own):
+        return REPLY_KEEP, FORMAT_DOES_NOT_FIT
+    if labels > own + 1:
+        return REPLY_BAD, f"{labels - own} 'Revised response:' parts in one reply (a draft and a final?)"
+    if labels <= own and (own or _LABEL_ANYWHERE.search(original)):
+        return REPLY_BAD, "no 'Revised response:' part (the original's own are part of the answer)"
     parsed = parse_reply(answer)
     if parsed is None:
         return REPLY_BAD, "no 'Revised response:' part"
     revised = unwrap_fence(parsed[1], original).strip()
     if not revised:
         return REPLY_BAD, "no 'Revised response:' part"
-    if _KEEP_LINE.search(revised):  # "Revised response: KEEP ORIGINAL"
+    valve = _KEEP_LINE.fullmatch(revised) if keep_is_data else _KEEP_LINE.search(revised)
+    if valve:  # "Revised response: KEEP ORIGINAL"
         return REPLY_KEEP, FORMAT_DOES_NOT_FIT
     if refusal_phrase(revised) and not refusal_phrase(original):
         return REPLY_REFUSED, f"the model refused: {quote(revised)}"

@@ -46,7 +46,7 @@ REWRITE, KEEP = "rewrite", "keep"
 class Settings:
     top_k: int = 1
     temperature: float = 0.3
-    top_p: float = 1.0
+    top_p: float | None = None         # None: not sent (the server's default)
     target_length: int = 4096          # max new tokens per candidate
     use_evidence: bool = True
     concurrency: int | None = None     # None: the backend's default

@@ -7,9 +7,11 @@ echo of our prompt, a fence or a number reads the same in every step:
     refusal_phrase(text)              "I'm sorry, but I" / "As an AI" / None
     echoed_prompt(text, exclude="")     the piece of our rewrite prompt found in text, or None
     template_token(text)              a chat-template token ("<|im_end|>") in text, or None
+    strip_end_tokens(text, keep="")   text without the end-of-turn tokens trailing it
     whole_fence(text)                 (tag, inside) of a text wrapped whole in one ``` fence, or None
     unwrap_prose_fence(text)          the inside of such a fence when it holds prose, not code
     has_code / code_blocks / code_from / mask_code
+    numbers(text)                     every number stated: digits of any script, 3k, 50%, twelve, 12小时
     final_number / answer_numbers     the number a worked solution ends on
     open_code_block / ends_mid_sentence
     normalized(text)                  text compared loosely (case, punctuation, whitespace)
@@ -173,11 +175,33 @@ def template_token(text):
     return m.group() if m else None
 
 
+# the tokens that end a turn or a text: trailing a reply, they are the template's, not the answer's
+_END_TOKEN = re.compile(r"(<\|(?:im_end|endoftext|eot_id|end_of_text|end|eom_id|return)\|>|<end_of_turn>|</s>"
+                        r"|<｜end▁of▁sentence｜>)\s*\Z")
+
+
+def strip_end_tokens(text, keep=""):
+    """`text` without the end-of-turn tokens trailing it ("answer.<|im_end|>\n<|endoftext|>", as
+    a server that does not strip them sends it), save a token that `keep` (the original) holds
+    itself (an HTML answer's </s>)."""
+    while "<" in text[-32:]:
+        tail = text[-32:]
+        m = _END_TOKEN.search(tail)
+        if not m or m.group(1) in keep:
+            break
+        text = text[: len(text) - len(tail) + m.start()].rstrip()
+    return text
+
+
 # ---------------------------------------------------------------- our own prompt echoed back
 
 ECHO_WORDS = 7  # a run of this many words of the prompt's fixed text is an echo (a heading taken
 # from a layout line is shorter)
 _PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+# what the model's own "Reasoning:" part talks about (our prompt asks it to name what the
+# original lacks compared with the layout)
+_REWRITE_TALK = ("original", "layout", "rewrit", "revis", "format", "structur", "lack", "heading", "bullet",
+                 "table", "section")
 _WORDS = re.compile(r"\w+")
 
 
@@ -224,15 +248,22 @@ def echoed_prompt(text, exclude=""):
     """The piece of our rewrite prompt's wording found in `text` and not in `exclude` (the
     question and original: a dataset about prompts may quote them), as the prompt has it, or
     None: a label ("revised response:", "[original answer]"), a one-word label starting a line
-    ("reasoning:"), a short text made only of prompt words, or a run of ECHO_WORDS words of it."""
+    ("reasoning:") with text after it on its line, or heading a paragraph that talks about the
+    original, the layout or the rewrite, a short
+    text made only of prompt words, or a run of ECHO_WORDS words of it."""
     w = prompt_wording()
     lower, excluded = text.lower(), exclude.lower()
     for phrase in w.phrases:
         if phrase in lower and phrase not in excluded:
             return phrase
-    m = w.line_labels.search(lower) if w.line_labels else None
-    if m and m.group(1) not in excluded:
-        return m.group(1)  # a one-word label ("Reasoning:") where a line starts
+    for m in w.line_labels.finditer(lower) if w.line_labels else ():
+        # a one-word label ("Reasoning:") where a line starts, with its text on that line (as our
+        # reply format has it) or followed by talk of the rewriting itself; "Reasoning:" alone
+        # on a line over the steps of a worked solution is the answer's own heading
+        paragraph = lower[m.end(): m.end() + 400].split("\n\n", 1)[0]
+        inline = paragraph.split("\n", 1)[0].strip(" \t*_")
+        if m.group(1) not in excluded and (inline or any(word in paragraph for word in _REWRITE_TALK)):
+            return m.group(1)
     words = _WORDS.findall(lower)
     if 3 <= len(words) < ECHO_WORDS and " ".join(words) in w.fixed and " ".join(words) not in excluded:
         return " ".join(words)  # a short reply made only of prompt words
@@ -249,31 +280,149 @@ def echoed_prompt(text, exclude=""):
 
 # ---------------------------------------------------------------- numbers
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-_FINAL_MARK = re.compile(r"(?:final answer|the answer is|answer\s*:|####|\\boxed\{)", re.I)
+# Scripts written without spaces between words: a number glued to them ("浸泡12小时") is a number.
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CURRENCY = "$€£¥₹"
+# \d is any script's digits (1, ١, １); a number starts after a space, mark or CJK character, never
+# inside a word ("H2O", "mp3") or after . , / (the tail of 1.5.3 or 12/25/2023)
+_NUMBER = re.compile(rf"""
+    (?=[\d{CURRENCY}])(?:(?<![\w.,/])|(?<=[{CJK_CHARS}]))
+    (?P<cur>[{CURRENCY}]\s?)?
+    (?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:/(?P<den>\d+))?(?![.,]?\d)
+    (?P<suf>\s?(?:%|％|percent\b|per\s?cent\b|thousand\b|million\b|billion\b|trillion\b|[千万萬亿億])
+           |(?:k|K|M|bn|B)\b)?
+    """, re.X)
+_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9,
+          "trillion": 1e12, "千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
+_PERCENT = ("%", "％", "percent", "per cent", "percent")
+
+# Number words: cardinals (and "dozen", "half", "quarter") state a quantity; ordinals and
+# "once", "twice", "double", "triple" are kept apart (ORDINAL_WORDS): they number a list or a
+# step as often as they state anything.
+CARDINAL_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+CARDINAL_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                       "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9,
+                       "dozen": 12, "half": 0.5, "quarter": 0.25})
+ORDINAL_WORDS = {"twice": 2, "double": 2, "triple": 3, "once": 1, "first": 1, "second": 2, "third": 3,
+                 "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+NUMBER_WORDS = {**CARDINAL_WORDS, **ORDINAL_WORDS}
+_ALTERNATION = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# one number word, or two joined by a space or hyphen ("twenty-five", "two million")
+_NUMBER_WORD = re.compile(rf"\b({_ALTERNATION})(?:[\s-]+({_ALTERNATION}))?\b", re.I)
 
 
-def _to_number(token):
-    token = token.replace(",", "")
+@dataclass(frozen=True)
+class Number:
+    """One number a text states, as `numbers` finds it.
+
+    start, end: where it stands; at: where its digits or word start (after a currency sign); surface: the text there ("$1,200", "3k", "twelve", "3/4");
+    written: how its digits are written ("1,200"; the words in lower case), for a same-writing
+    match; value: what it means (1200, 3000, 12, 0.75; a percent as its number: 50% -> 50);
+    values: every value it may stand for (also 0.5 for 50%, 3 for 3k, 3 for 3/4);
+    word: written in words; ordinal: an ordinal or once/twice/double/triple; plain: digits with
+    no currency, no suffix, no fraction."""
+    start: int
+    end: int
+    at: int
+    surface: str
+    written: str
+    value: float
+    values: tuple
+    word: bool = False
+    ordinal: bool = False
+    plain: bool = False
+
+
+def _digits_number(m):
+    num, den, suffix = m.group("num"), m.group("den"), (m.group("suf") or "").strip().lower()
     try:
-        if "/" in token:
-            num, den = token.split("/")
-            return float(num) / float(den)
-        return float(token)
+        bare = float(num.replace(",", ""))
+        value = bare / float(den) if den else bare
     except (ValueError, ZeroDivisionError):
         return None
+    values = [value] if not den else [value, bare]
+    if suffix in _PERCENT:
+        values.append(value / 100)
+    elif suffix:
+        value = value * _SCALE[suffix]
+        values.insert(0, value)
+    return Number(m.start(), m.end(), m.start("num"), m.group().strip(), num + ("/" + den if den else ""), value,
+                  tuple(values), plain=not (m.group("cur") or suffix or den))
+
+
+def _word_number(m):
+    a = NUMBER_WORDS[m.group(1).lower()]
+    if not m.group(2):
+        return Number(m.start(), m.end(), m.start(), m.group(), m.group().lower(), a, (a,), word=True,
+                      ordinal=m.group(1).lower() in ORDINAL_WORDS)
+    b = NUMBER_WORDS[m.group(2).lower()]
+    value = a * b if b >= 100 else a + b
+    return Number(m.start(), m.end(), m.start(), m.group(), " ".join(m.group().lower().replace("-", " ").split()), value,
+                  (value, a, b), word=True, ordinal=m.group(2).lower() in ORDINAL_WORDS)
+
+
+def numbers(text, words=True):
+    """Every number `text` states, in order: digits in any script, with thousands commas,
+    decimals, a fraction, a currency sign, a percent or a scale (1,200; $5; 3/4; 50%; 3k;
+    2 million; 3万), also glued to CJK text (12小时); and, with words=True, number words (twelve,
+    twenty-five, two million, half). One pass over the text for each kind."""
+    found = [n for n in map(_digits_number, _NUMBER.finditer(text)) if n is not None]
+    if words:
+        spans = iter(found)
+        span = next(spans, None)
+        word_numbers = []
+        for m in _NUMBER_WORD.finditer(text):  # "million" of "2 million" is part of that number
+            while span is not None and span.end <= m.start():
+                span = next(spans, None)
+            if span is None or m.end() <= span.start:
+                word_numbers.append(_word_number(m))
+        if word_numbers:
+            found = sorted(found + word_numbers, key=lambda n: n.start)
+    return found
+
+
+_FINAL_MARK = re.compile(r"(?:final answer|the answer is|answer\s*:|####|\\boxed\{)", re.I)
+_MINUS = "-−"
+
+
+def _answer_values(text, start=0, end=None):
+    """The values of the numbers of text[start:end] that can be an answer (not ordinals), a
+    minus sign read where one stands before the number and after no word."""
+    out = []
+    for n in numbers(text[start:end] if start or end is not None else text):
+        if n.ordinal:
+            continue
+        at = start + n.start
+        negative = (not n.word and at > 0 and text[at - 1] in _MINUS
+                    and (at < 2 or not text[at - 2].isalnum()))
+        out.append(-n.value if negative else n.value)
+    return out
 
 
 def final_number(text):
     """The final numeric answer of a solution: the first number after the last answer marker
-    ('Final answer', 'The answer is', 'Answer:', '####', '\\boxed{'), else the last number."""
+    ('Final answer', 'The answer is', 'Answer:', '####', '\\boxed{'), else the last number.
+    Numbers as `numbers` reads them: 3k is 3000, 3/4 is 0.75, twelve is 12; None when there is none."""
     marks = list(_FINAL_MARK.finditer(text))
     if marks:
-        m = _NUMBER.search(text, marks[-1].end())
-        if m:
-            return _to_number(m.group())
-    numbers = _NUMBER.findall(text)
-    return _to_number(numbers[-1]) if numbers else None
+        after = _answer_values(text, marks[-1].end())
+        if after:
+            return after[0]
+    values = _answer_values(text)
+    return values[-1] if values else None
+
+
+def same_value(a, b):
+    """Are two numbers the same answer (equal to a millionth of the larger, at least 1e-6)?"""
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def _closing_line(text):
+    """(start, end) of the last line of `text` that holds anything."""
+    end = len(text.rstrip())
+    return text.rfind("\n", 0, end) + 1, end
 
 
 def answer_numbers(text):
@@ -283,11 +432,10 @@ def answer_numbers(text):
     marks = list(_FINAL_MARK.finditer(text))
     if marks:
         end = text.find("\n", marks[-1].end())
-        line = text[marks[-1].end(): end if end >= 0 else len(text)]
-        out = [v for v in map(_to_number, _NUMBER.findall(line)) if v is not None]
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if lines:  # the closing line, where a worked answer states its result
-        out += [v for v in map(_to_number, _NUMBER.findall(lines[-1])) if v is not None]
+        out = _answer_values(text, marks[-1].end(), end if end >= 0 else None)
+    start, end = _closing_line(text)  # the closing line, where a worked answer states its result
+    if start < end:
+        out += _answer_values(text, start, end)
     last = final_number(text)
     return out + ([last] if last is not None else [])
 

@@ -87,7 +87,7 @@ def test_an_html_login_page_is_not_an_api(tmp_path):
     ((404, "The model `gpt-5-typo` does not exist or you do not have access to it."), ["HTTP 404", "gpt-5-typo"]),
     ((429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota"),
      ["HTTP 429", "exceeded your current quota", "quota is spent"]),
-    ((400, "Unsupported parameter: 'max_tokens' is not supported with this model."), ["HTTP 400", "max_tokens"]),
+    ((400, "Chat completions are not enabled for the deployment 'ocr-only'."), ["HTTP 400", "not enabled"]),
 ])
 def test_what_every_record_would_get_stops_the_run_with_the_servers_message(tmp_path, refuse, needles):
     inp = write_json(tmp_path / "in.json", records(300))

@@ -308,7 +308,8 @@ def test_a_rejected_key_stops_the_run_without_showing_the_key(tmp_path, how):
     with OpenAIFake(api_key="the-right-key") as srv:  # 401 whose message echoes the key sent
         r = reformat(srv, inp, tmp_path / "out", *extra, env=env)
     assert r.returncode == 2
-    assert "401" in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    errors = [x for x in r.stderr.strip().splitlines() if not x.startswith("warning: --openai_key is readable")]
+    assert "401" in r.stderr and "Traceback" not in r.stderr and len(errors) == 1
     _assert_key_absent(r, tmp_path / "out")
 
 
@@ -428,7 +429,8 @@ class _FakeVLLM:
             class Out:
                 def __init__(self, prompt, n):
                     finish = "length" if "[[cut]]" in prompt else "stop"  # CompletionOutput.finish_reason
-                    self.outputs = [type("C", (), {"text": f"Revised response: {prompt[-30:]} {i}",
+                    asked = prompt.removesuffix("<|assistant|>").rsplit("|>", 1)[-1][-30:]  # no template token
+                    self.outputs = [type("C", (), {"text": f"Revised response: {asked} {i}",
                                                    "finish_reason": finish})()
                                     for i in range(n)]
             return [Out(p, sp.n) for p, sp in zip(prompts, params)]

@@ -27,7 +27,8 @@ def make_run(tmp_path):
         make_record(1, "What is the capital of France?", long_answer, "open_qa",),
         make_record(2, "What is 12 * 3?", "12 * 3 = 36. The answer is 36.", "math_puzzles"),
         make_record(3, "Tips for sleep?", "Go to bed at the same time. Avoid screens late.", "how_to_generation"),
-        make_record(4, "Why is the sky blue?", long_answer * 2, "explain_answer"),
+        make_record(4, "Why is the sky blue?", "Air scatters sunlight, and it scatters blue light most, so blue "
+                    "light reaches the eye from every part of the sky. " * 2, "explain_answer"),
         make_record(5, "What is 7 + 5?", "7 + 5 = 12. The answer is 12.", "math_puzzles"),
         make_record(6, "A poem about rain", "Rain on the roof.", "poem_generation"),
         make_record(7, "hello", "Hi there!", "default"),

@@ -103,3 +103,48 @@ def test_template_tokens(text, token):
 def test_refusal_phrase_names_the_phrase():
     assert refusal_phrase("Well.\nI'm  sorry, but I cannot.") == "I'm sorry, but I"
     assert refusal_phrase(EGG) is None
+
+
+# ---------------------------------------------------------------- numbers in every script and in words
+
+from realign.facts import new_facts  # noqa: E402
+from realign.textchecks import final_number, numbers  # noqa: E402
+
+
+@pytest.mark.parametrize("text, values", [
+    ("咖啡粉用冷水浸泡12小时，然后过滤。", [12]),            # glued to CJK text
+    ("لمدة ١٨ ساعة", [18]), ("for １８ hours", [18]),      # Arabic-Indic and fullwidth digits
+    ("3k, 50%, $5, 3/4 cup, 2 million, 3万", [3000, 50, 5, 0.75, 2e6, 3e4]),
+    ("twelve, twenty-five, two million", [12, 25, 2e6]),
+    ("H2O, mp3, v1.5.3, B12", []),                         # inside words and version strings
+])
+def test_numbers_in_every_script(text, values):
+    assert [n.value for n in numbers(text)] == values
+
+
+def test_final_number_reads_what_facts_read():
+    assert final_number("So the total is 1k.") == 1000 and final_number("The answer is twelve.") == 12
+    assert final_number("pages 3-5") == 5 and final_number("\\boxed{-5}") == -5
+    assert final_number("Final answer: 3/4 of the cake") == 0.75
+
+
+def test_a_changed_number_is_seen_in_every_script(tmp_path, script):
+    """turn3/numbers_glued: 12 -> 18 in Arabic-Indic, fullwidth and CJK-glued digits and in words
+    is rejected; 12 -> ١٢ (the same number) is kept."""
+    cases = ROOT.parent / "shared" / "cases" / "turn3"
+    out, rep = tmp_path / "final.json", tmp_path / "report.json"
+    r = script("rewrite_data_selection.py", "--input_original_data_path", cases / "numbers_glued_orig.json",
+               "--input_rewrite_data_path", cases / "numbers_glued_merged.json", "--output_path", out,
+               "--report_path", rep)
+    assert r.returncode == 0, r.stderr
+    import json
+    decisions = {d["id"]: d for d in json.loads(rep.read_text())["decisions"]}
+    assert {rid for rid, d in decisions.items() if d["accepted"]} == {"d3"}
+    assert "'18'" in decisions["d5"]["reason"] and "'twelve'" in decisions["d6"]["reason"]
+
+
+def test_number_words_must_survive_but_a_rewrite_may_count_its_parts():
+    original = "Steep the coffee for twelve hours."
+    assert sel.numbers_kept(pair(original, "1. Steep the coffee for eighteen hours.")) is not None
+    assert sel.numbers_kept(pair(original, "1. Steep the coffee for 12 hours.")) is None
+    assert new_facts("There are two ways: flexbox and grid.", ["Use flexbox or grid."]) == []

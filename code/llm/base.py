@@ -18,54 +18,98 @@ the whole run by raising.
 """
 
 import importlib
-import os
 from dataclasses import dataclass, field
 
+from realign.apikeys import find_key
 from realign.endpoint import EndpointError
 from realign.errors import UsageError
 from realign.limits import CALL_TIMEOUT_SLACK
-from realign.redact import add_secret, scrub
+from realign.redact import scrub, scrub_secrets
 
 
 @dataclass(frozen=True)
 class Sampling:
     n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
+    temperature: float | None = 0.0  # None: the server's default
+    top_p: float | None = None       # None (or 1.0, every server's default): not sent
     max_tokens: int | None = None
 
 
 @dataclass
 class Completion:
     """One generated candidate. `text` is the answer only ("" when the server sent none); a
-    reasoning model's separate `reasoning_content` is never put here."""
+    reasoning model's separate `reasoning_content`, or its thinking parts, are never put here."""
     text: str
-    finish_reason: str | None = None   # "stop", "length" (cut at max_tokens), ... as reported
+    finish_reason: str | None = None   # "stop", "length" (cut at max_tokens), "content_filter", ... lower-cased
     refusal: str | None = None         # a provider's refusal message, when it sent one
 
     @property
     def truncated(self):
         return self.finish_reason == "length"
 
+    @property
+    def filtered(self):
+        return self.finish_reason == "content_filter"
+
 
 # How servers say "stopped at the token limit": OpenAI/vLLM/llama.cpp "length", Anthropic-style
-# "max_tokens", llama.cpp's native stop_type "limit".
-_LENGTH_REASONS = {"length", "max_tokens", "limit"}
+# "max_tokens" (Gemini "MAX_TOKENS": matched in any case), llama.cpp's native stop_type "limit".
+_LENGTH_REASONS = {"length", "max_tokens", "limit", "model_length"}
+# ... and "a filter cut the reply": OpenAI/Azure "content_filter", Gemini's block reasons.
+_FILTER_REASONS = {"content_filter", "safety", "recitation", "prohibited_content", "blocklist", "spii",
+                   "image_safety", "language"}
+# Content parts (Mistral's Magistral, gateways, Anthropic-shaped replies): text parts are the answer,
+# thinking/reasoning parts never are.
+_TEXT_PARTS = {"text", "output_text"}
+
+
+def content_text(content):
+    """(text, refusal) of a message's `content`: a string as it is; a list of parts gives its
+    text parts joined (as one answer cut into pieces: citations split sentences) and any
+    `refusal` part; thinking, reasoning and other parts are left out. Text None when there is none."""
+    if isinstance(content, str) or content is None:
+        return content, None
+    if not isinstance(content, list):
+        return None, None
+    texts, refusals = [], []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict):
+            kind = part.get("type", "text")
+            if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "refusal" and isinstance(part.get("refusal"), str):
+                refusals.append(part["refusal"])
+    return ("".join(texts) if texts else None), ("\n".join(refusals) or None)
+
+
+def finish_reason(choice):
+    """A choice's finish reason, lower-cased and mapped to OpenAI's words ("length",
+    "content_filter"); None when it gave none."""
+    reason = choice.get("finish_reason") or choice.get("stop_type")
+    reason = str(reason).lower() if reason is not None else None
+    if reason in _LENGTH_REASONS or choice.get("truncated") is True:
+        return "length"
+    if reason in _FILTER_REASONS:
+        return "content_filter"
+    return reason
 
 
 def completion_from_choice(choice, chat=True):
     """A Completion from one OpenAI-shaped choice (HTTP servers and llama.cpp's in-process server).
-    Raises KeyError/TypeError on a choice of the wrong shape."""
+    Any registered secret in the text (a proxy or model echoing the key) is masked here, where
+    every reply is read, so that no file we write can hold it. Raises KeyError/TypeError on a
+    choice of the wrong shape."""
     if chat:
         message = choice["message"]
-        text, refusal = message.get("content"), message.get("refusal")
+        text, part_refusal = content_text(message.get("content"))
+        refusal = message.get("refusal") or part_refusal
     else:
         text, refusal = choice["text"], None
-    reason = choice.get("finish_reason") or choice.get("stop_type")
-    if reason in _LENGTH_REASONS or choice.get("truncated") is True:
-        reason = "length"
-    return Completion(text if isinstance(text, str) else "", reason,
-                      refusal if isinstance(refusal, str) and refusal.strip() else None)
+    text = scrub_secrets(text) if isinstance(text, str) else ""
+    return Completion(text, finish_reason(choice),
+                      scrub_secrets(refusal) if isinstance(refusal, str) and refusal.strip() else None)
 
 
 @dataclass
@@ -91,19 +135,24 @@ class Outcome:
 class BackendError(EndpointError):
     """A failed call. `retryable`: transient, try again later; `overloaded`: the server said slow
     down (429); `fatal`: no request can succeed (bad key, unknown model, nothing listening), so a run
-    that has not had one success yet stops at once. A failure that is not retryable has a `cause`
-    (by default its reason) for the runner's circuit breaker (realign.endpoint.Breaker)."""
+    that has not had one success yet stops at once; `per_record`: the server refused this request
+    for what it holds (too long for the context, too large, caught by a content filter), so it
+    fails alone, at once, and says nothing about the endpoint. A failure that is neither retryable
+    nor per_record has a `cause` (by default its reason) for the runner's circuit breaker
+    (realign.endpoint.Breaker). `param`: the parameter a 400 named (its `param` field), if any."""
 
     def __init__(self, reason, *, status=None, retryable=False, overloaded=False, retry_after=None, fatal=False,
-                 cause=None, endpoint=None, hint=None, timed_out=False):
-        retryable = retryable or overloaded
-        super().__init__(reason, cause=cause or (None if retryable else scrub(reason)), fatal=fatal,
-                         endpoint=endpoint, hint=hint)
+                 cause=None, endpoint=None, hint=None, timed_out=False, per_record=None, param=None):
+        retryable = (retryable or overloaded) and not per_record
+        super().__init__(reason, cause=None if per_record else cause or (None if retryable else scrub(reason)),
+                         fatal=fatal and not per_record, endpoint=endpoint, hint=hint)
         self.status = status
         self.retryable = retryable
-        self.overloaded = overloaded
+        self.overloaded = overloaded and not per_record
         self.retry_after = retry_after
         self.timed_out = timed_out  # no answer in time: transient, unless nothing ever answers
+        self.per_record = per_record  # what about this record the server refused, e.g. "context size exceeded"
+        self.param = param
 
 
 class Unusable(Exception):
@@ -148,6 +197,17 @@ class Backend:
         """Requests one generate(request) sends to the server: what an --rpm cap charges for it."""
         return 1
 
+    @property
+    def adaptations(self):
+        """What the backend changed in its requests to fit the server, one line each (the run's
+        summary prints them once); see llm/shape.py."""
+        return []
+
+    async def probe(self):
+        """Whether the server answers anything at all: True, False for silence, None when the
+        backend cannot tell (the runner then waits for the request timeouts)."""
+        return None
+
     async def aclose(self):
         pass
 
@@ -179,15 +239,15 @@ def make_backend(name, config):
     return backend_class(name)(config)
 
 
-def api_key(name, given=None, *, base_url=None, required=True, env=None):
-    """The API key for backend `name`: `given` (--openai_key) wins over the environment variable the
-    backend declares (key_env; `env` instead where a flavour of it keeps its key elsewhere, e.g.
-    Azure OpenAI's AZURE_OPENAI_API_KEY). Registered with redact so no message shows it. UsageError
-    when the backend takes a key, none is found, it is `required`, and no --base_url points at a
-    local server (which may do without)."""
+def api_key(name, given=None, *, key_file=None, base_url=None, required=True, env=None):
+    """The API key for backend `name`: `given` (--openai_key) or the file `key_file`
+    (--openai_key_file) win over the environment variable the backend declares (key_env; `env`
+    instead where a flavour of it keeps its key elsewhere, e.g. Azure OpenAI's
+    AZURE_OPENAI_API_KEY). Stripped, checked and registered with redact (realign.apikeys).
+    UsageError when the backend takes a key, none is found, it is `required`, and no --base_url
+    points at a local server (which may do without)."""
     env = env or backend_class(name).key_env
-    key = given or (os.environ.get(env) if env else None)
-    add_secret(key)
+    key = find_key("--openai_key", given, key_file=key_file, env=env)
     if env and required and not key and not base_url:
-        raise UsageError(f"no API key: set {env} (or pass --openai_key), or point --base_url at a local server")
+        raise UsageError(f"no API key: set {env} (or pass --openai_key_file), or point --base_url at a local server")
     return key

@@ -79,7 +79,7 @@ class LocalGGUFBackend(Backend):
     def _body(self, request, seed):
         s = request.sampling
         body = {"max_tokens": min(s.max_tokens or 1024, self.n_ctx // 2),
-                "temperature": s.temperature, "top_p": s.top_p, "seed": seed}
+                "temperature": s.temperature, "top_p": 1.0 if s.top_p is None else s.top_p, "seed": seed}
         if request.messages is not None:
             return "chat", {**body, "messages": request.messages}
         return "text", {**body, "prompt": request.prompt}

@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible HTTP endpoint: OpenAI itself, Azure OpenAI, vLLM serve, llama.cpp server, Ollama.
+"""Any OpenAI-compatible HTTP endpoint: OpenAI itself, Azure OpenAI, vLLM serve, llama.cpp server,
+Ollama, LM Studio, OpenRouter, LiteLLM and other gateways, Gemini's OpenAI-compatible endpoint.
 
 Uses the official `openai` async client (plain-dict bodies through its `post`, so auth,
 timeouts, base_url and error classes are the SDK's; `AsyncAzureOpenAI` for `api_type="azure"`,
@@ -6,33 +7,51 @@ where the model is the deployment name) with its own retries switched off (the r
 llm/runner.py owns retrying and pacing), and maps every failure to a BackendError:
 
 - transient (retried): 429 rate limits (with the server's Retry-After), 5xx, timeouts, dropped
-  connections;
+  connections, a 200 carrying a transient error;
 - fatal (no request can succeed): nothing listening, unknown host, a bad URL, an HTML page where
   JSON was expected, 401/403/404, a spent quota (429 `insufficient_quota`);
+- one record refused (per_record, realign.endpoint.record_refusal): a prompt over the model's
+  context, 413, a content filter on the prompt; that record fails at once, the run goes on;
 - other 4xx fail the one request; the runner stops the run when every request gets the same one.
 
 Each carries the endpoint (scheme://host:port/path), the server's own message and a hint where one
 is known (realign.endpoint). Messages pass through `scrub`, so a server echoing the key cannot leak
-it. Two provider quirks are handled for the rest of the run once seen: a server that refuses or
-ignores `n` gets one choice per call, and a chat template without a system role (Gemma: 400 "System
-role not supported") gets the system text folded into the user turn. Every response's
-x-ratelimit-* headers go to `self.pace` (set by the runner) so the run paces by the server.
-Each choice becomes a Completion (base.completion_from_choice): the message `content` only,
-never a reasoning model's `reasoning_content`, with `finish_reason` and any `refusal`.
+it.
+
+The request fits the model (llm/shape.py): the body carries only what was set, plus
+`"stream": false`; a 400 naming a parameter or value the model refuses is learned for the rest of
+the run and the request re-sent in the accepted shape (max_tokens -> max_completion_tokens,
+temperature to the server default, top_p dropped beside temperature, n > 1 -> n calls). So is a
+chat template without a system role (Gemma: 400 "System role not supported"; o1-mini): the system
+text is folded into the user turn. Every change is in `adaptations`, which the run's summary
+prints once. Every response's x-ratelimit-* headers go to `self.pace` (set by the runner) so the
+run paces by the server.
+
+Replies are read as servers send them: JSON, or server-sent events from a server that streams
+anyway; content as a string or a list of parts; an `{"error": …}` with HTTP 200. Each choice
+becomes a Completion (base.completion_from_choice): the answer text only, never a reasoning
+model's `reasoning_content` or thinking parts, with the finish reason lower-cased and any refusal.
 """
 
+import json
 import re
 
 import httpx
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
-from realign.endpoint import connect_failure, is_html, status_hint, where
+from realign.endpoint import connect_failure, is_html, record_refusal, status_hint, where
 from realign.limits import RetryPolicy, retry_after_seconds
 from realign.llm.base import Backend, BackendError, completion_from_choice
+from realign.llm.shape import RequestShape
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-_SYSTEM_ROLE_REFUSED = re.compile(r"system role (is )?not supported|does not support (the )?system", re.I)
+PROBE_TIMEOUT = 5.0   # s for GET /models to answer anything, when no request has been answered yet
+MAX_RESHAPES = 4      # a request is re-sent at most this many times while the shape is being learned
+_SYSTEM_ROLE_REFUSED = re.compile(r"system role (is )?not supported|does not support (the )?['\"`]?system", re.I)
+# error codes of a 200-with-error (or a choice's error) that are worth another try
+_TRANSIENT_CODE = re.compile(r"rate|overload|unavailable|timeout|timed out|server_error|internal|temporar"
+                             r"|capacity|busy|resource_exhausted|deadline|upstream|provider", re.I)
 
 
 def _one_line(text, limit=200):
@@ -44,12 +63,28 @@ def _html_title(text):
     return f" titled {_one_line(m.group(1), 80)!r}" if m and m.group(1).strip() else ""
 
 
+def error_fields(body):
+    """(message, code text, param) from an error body in any provider's shape: {"error": {...}},
+    the error object itself (the SDK unwraps it), vLLM/Mistral's top-level message, Gemini's
+    [{"error": {...}}], or plain text."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if not isinstance(body, dict):
+        return (str(body) if body else ""), "", None
+    message = body.get("message") or body.get("detail") or body.get("error") or ""
+    if not isinstance(message, str):
+        message = json.dumps(message, ensure_ascii=False)
+    code = " ".join(str(body.get(k)) for k in ("code", "type", "status") if body.get(k) is not None)
+    param = body.get("param") if isinstance(body.get("param"), str) else None
+    return message, code, param
+
+
 def _server_message(err):
-    """(message, code): the server's own error text when it sent one, else the SDK's text."""
-    body = getattr(err, "body", None)
-    msg = body.get("message") if isinstance(body, dict) else None
-    code = " ".join(str(body.get(k) or "") for k in ("code", "type")) if isinstance(body, dict) else ""
-    return _one_line(msg if isinstance(msg, str) else str(err)), code
+    """(message, code, param): the server's own error text when it sent one, else the SDK's text."""
+    message, code, param = error_fields(getattr(err, "body", None))
+    return _one_line(message or str(err)), code, param
 
 
 def fold_system(messages):
@@ -66,17 +101,30 @@ def fold_system(messages):
     return [{"role": "user", "content": system}, *rest]
 
 
+def _per_record_error(what, status, reason, endpoint):
+    hint = {"context size exceeded": "lower --target_length, or use a model with a longer context",
+            "request too large": "the server or a proxy in front of it limits the request size"}.get(what)
+    return BackendError(f"{what}: {reason}", status=status, per_record=what, endpoint=endpoint, hint=hint)
+
+
 def status_error(err):
     """The BackendError for an HTTP error status from the SDK."""
     status, resp = err.status_code, err.response
     endpoint = where(resp.request.url) if resp is not None else None
     text = resp.text if resp is not None else ""
+    if status == 413:  # often nginx's HTML page: about this request's size, not the endpoint
+        page = f"an HTML page{_html_title(text)}" if is_html(resp.headers.get("content-type"), text) else \
+            _server_message(err)[0]
+        return _per_record_error("request too large", status, f"HTTP 413: {page}", endpoint)
     if resp is not None and is_html(resp.headers.get("content-type"), text):
         return BackendError(f"HTTP {status}: an HTML page{_html_title(text)}, not an API reply", status=status,
                             fatal=True, cause=f"HTTP {status} html", endpoint=endpoint,
                             hint="--base_url must point at the API (it usually ends in /v1), not a web page")
-    message, code = _server_message(err)
+    message, code, param = _server_message(err)
     reason = f"HTTP {status}: {message}"
+    what = record_refusal(status, f"{message} {code}")
+    if what:
+        return _per_record_error(what, status, reason, endpoint)
     hint = status_hint(status, f"{message} {code}", endpoint or "")
     spent = f"{code} {message}".lower()
     if status == 429 and ("insufficient_quota" in spent or "exceeded your current quota" in spent):
@@ -90,7 +138,61 @@ def status_error(err):
         return BackendError(reason, status=status, fatal=True, cause=f"HTTP {status}", endpoint=endpoint, hint=hint)
     retryable = RetryPolicy().should_retry(status)
     return BackendError(reason, status=status, retryable=retryable, cause=None if retryable else reason,
-                        endpoint=endpoint, hint=hint)
+                        endpoint=endpoint, hint=hint, param=param)
+
+
+def reply_error(error, resp):
+    """The BackendError for an error inside a 200 reply (OpenRouter, some gateways): the provider's
+    own message; transient or not by its code."""
+    message, code, param = error_fields(error)
+    message = _one_line(message or error)
+    status = next((int(c) for c in code.split() if c.isdigit()), None)
+    reason = f"HTTP 200 carrying an error: {message}" + (f" (code {code})" if code else "")
+    endpoint = where(resp.request.url)
+    what = record_refusal(200, f"{message} {code}")
+    if what:
+        return _per_record_error(what, 200, reason, endpoint)
+    if status == 429 or re.search(r"rate.?limit|too many requests", f"{code} {message}", re.I):
+        return BackendError(reason, status=status, overloaded=True, endpoint=endpoint)
+    transient = (status is not None and RetryPolicy().should_retry(status)) or bool(_TRANSIENT_CODE.search(code))
+    return BackendError(reason, status=status, retryable=transient, endpoint=endpoint, param=param,
+                        cause=None if transient else reason)
+
+
+def sse_reply(text):
+    """A whole reply rebuilt from server-sent events (`data: {chunk}` lines, as a server that
+    streams whatever it is asked sends them): {"choices": [...]} with each choice's content
+    joined, or {"error": ...} when a chunk carried one. ValueError when there is no chunk."""
+    choices, chunks = {}, 0
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            break
+        chunk = json.loads(payload)
+        chunks += 1
+        if isinstance(chunk, dict) and chunk.get("error"):
+            return {"error": chunk["error"]}
+        for c in chunk.get("choices") or ():
+            into = choices.setdefault(c.get("index", 0), {"index": c.get("index", 0), "parts": [], "text": []})
+            delta = c.get("delta") or c.get("message") or {}
+            content = delta.get("content")
+            if isinstance(content, str):
+                into["parts"].append({"type": "text", "text": content})
+            elif isinstance(content, list):
+                into["parts"] += content
+            if isinstance(c.get("text"), str):
+                into["text"].append(c["text"])
+            if delta.get("refusal"):
+                into["refusal"] = into.get("refusal", "") + delta["refusal"]
+            if c.get("finish_reason"):
+                into["finish_reason"] = c["finish_reason"]
+    if not chunks:
+        raise ValueError("no data: lines")
+    return {"choices": [{"index": i, "finish_reason": c.get("finish_reason"), "text": "".join(c["text"]),
+                         "message": {"role": "assistant", "content": c["parts"], "refusal": c.get("refusal")}}
+                        for i, c in sorted(choices.items())]}
 
 
 def make_client(config):
@@ -111,9 +213,15 @@ class OpenAIBackend(Backend):
     def __init__(self, config):
         super().__init__(config)
         self.client = make_client(config)
-        self._one_choice_per_call = False  # set once the server has refused or ignored n > 1
+        self.shape = RequestShape.for_model(config.model)  # what the model accepts, learned as we go
         self.fold_system = False           # set once the server has refused the system role
+        self._fold_note = []
         self.pace = None                   # the runner's ServerPace: fed every response's headers
+
+    @property
+    def adaptations(self):
+        """What was changed to fit the server, one line each, for the run's summary."""
+        return self._fold_note + self.shape.notes
 
     def _observe(self, headers):
         if self.pace is not None and headers is not None:
@@ -121,22 +229,19 @@ class OpenAIBackend(Backend):
 
     def request_body(self, request, n):
         """The JSON body this backend sends now for `request` asking `n` choices, in the shape the
-        server has accepted so far (e.g. the system text folded in). The Batch API request file uses
-        the same body, so online and batch requests never differ."""
-        s = request.sampling
-        body = dict(model=self.config.model, n=n, temperature=s.temperature, top_p=s.top_p)
-        if s.max_tokens:
-            body["max_tokens"] = s.max_tokens
+        server has accepted so far (llm/shape.py; the system text folded in where refused). The
+        Batch API request file uses the same body, so online and batch requests never differ.
+        (`n` as given: generate() asks 1 a call once the server has refused n > 1, shape.n False.)"""
+        body = self.shape.body(self.config.model, request.sampling, n)
         if request.messages is not None:
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:
             body["prompt"] = request.prompt
         return body
 
-    async def _call(self, request, n):
+    async def _post(self, body, chat):
+        """One HTTP call with `body`; the Completions, or a BackendError."""
         self.calls += 1
-        body = self.request_body(request, n)
-        chat = request.messages is not None
         try:
             # client.post is the SDK's documented route for raw calls: same auth, timeouts and
             # error classes as .create(), without re-validating our plain-dict body and reply
@@ -161,53 +266,93 @@ class OpenAIBackend(Backend):
         return self._texts(resp, chat)
 
     def _texts(self, resp, chat):
+        text = resp.text
         try:
-            choices = resp.json()["choices"]
-            return [completion_from_choice(c, chat) for c in choices]
-        except ValueError:  # not JSON at all: a web page, a proxy, something that is not the API
-            html = is_html(resp.headers.get("content-type"), resp.text)
-            what = f"an HTML page{_html_title(resp.text)}" if html else "a reply that is not JSON"
+            streamed = "event-stream" in resp.headers.get("content-type", "") or text.lstrip().startswith("data:")
+            data = sse_reply(text) if streamed else json.loads(text)
+        except (ValueError, RecursionError):  # not JSON at all: a web page, a proxy, something that is not the API
+            html = is_html(resp.headers.get("content-type"), text)
+            what = f"an HTML page{_html_title(text)}" if html else "a reply that is not JSON"
             raise BackendError(f"HTTP {resp.status_code}: {what}, not an API reply", fatal=True,
                                cause="not JSON", endpoint=where(resp.request.url),
                                hint="--base_url must point at the API (it usually ends in /v1)") from None
+        if isinstance(data, dict) and data.get("error") and not data.get("choices"):
+            raise reply_error(data["error"], resp)
+        try:
+            choices = data["choices"]
+            failed = [c["error"] for c in choices if isinstance(c, dict) and c.get("error")]
+            if failed and len(failed) == len(choices):  # OpenRouter: an upstream error inside the choice
+                raise reply_error(failed[0], resp)
+            return [completion_from_choice(c, chat) for c in choices if not (isinstance(c, dict) and c.get("error"))]
         except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
-    async def _call_folding(self, request, n):
-        """_call, folding the system text into the user turn from the first "no system role" 400 on."""
-        folded = self.fold_system
-        try:
-            return await self._call(request, n)
-        except BackendError as e:
-            if folded or e.status != 400 or not _SYSTEM_ROLE_REFUSED.search(e.reason) \
-                    or not any(m.get("role") == "system" for m in request.messages or ()):
-                raise
+    def _learn(self, err, request, body):
+        """Learn from a 400/422 refusing `body`: fold the system role, or change the shape.
+        Returns whether anything changed."""
+        if _SYSTEM_ROLE_REFUSED.search(err.reason) and not self.fold_system \
+                and any(m.get("role") == "system" for m in request.messages or ()):
             self.fold_system = True
-            return await self._call(request, n)
+            self._fold_note.append(f"system prompt folded into the user turn (the server said: {err.reason[:160]})")
+            return True
+        return self.shape.learn(err.reason, err.param, body) is not None
+
+    async def _send(self, request, n):
+        """One call in the shape the server accepts: a 400 that names a parameter or value of the
+        body is learned and the request re-sent (a request another one's refusal already reshaped
+        is simply re-sent), at most MAX_RESHAPES times."""
+        for _ in range(MAX_RESHAPES):
+            body = self.request_body(request, n)
+            try:
+                return await self._post(body, request.messages is not None)
+            except BackendError as e:
+                if e.status not in (400, 422) or e.per_record:
+                    raise
+                if not self._learn(e, request, body) and self.request_body(request, n) == body:
+                    raise
+        return await self._post(self.request_body(request, n), request.messages is not None)
 
     async def generate(self, request):
         """n Completions in one call; servers that ignore `n` are topped up with further calls (at most n),
-        and a server that refuses n > 1 with a 400 (llama.cpp's: "Only one completion choice is
-        allowed") is asked for one choice per call from then on."""
+        and a server that refuses n > 1 with a 400 that does not name it (llama.cpp's: "Only one
+        completion choice is allowed") is asked for one choice per call from then on."""
         n = request.sampling.n
         texts = []
         for _ in range(n):
-            want = 1 if self._one_choice_per_call else n - len(texts)
+            want = 1 if not self.shape.n else n - len(texts)
             try:
-                got = await self._call_folding(request, want)
+                got = await self._send(request, want)
             except BackendError as e:
-                if e.status != 400 or want == 1:
+                if e.status not in (400, 422) or e.per_record or want == 1:
                     raise
-                got = await self._call_folding(request, 1)  # the same 400 again: it was not about n
-                self._one_choice_per_call = True
-            self._one_choice_per_call |= len(got) < want  # it ignores n: n calls a request from now on
+                got = await self._send(request, 1)  # the same 400 again: it was not about n
+                self._one_choice_per_call(f"the server refused n={want}: {e.reason[:160]}")
+            if len(got) < want:  # it ignores n: n calls a request from now on
+                self._one_choice_per_call(f"the server answered {len(got)} choice(s) when asked for {want}")
             texts += got
             if len(texts) >= n:
                 break
         return texts[:n]
 
+    def _one_choice_per_call(self, why):
+        if self.shape.n:
+            self.shape.n = False
+            self.shape.notes.append(f"one choice per call ({why})")
+
     def calls_per_attempt(self, request):
-        return request.sampling.n if self._one_choice_per_call else 1
+        return request.sampling.n if not self.shape.n else 1
+
+    async def probe(self, timeout=PROBE_TIMEOUT):
+        """Whether the server answers anything at all (any HTTP status) to GET /models within
+        `timeout` s: True, or False for silence. The runner asks when no request has been answered
+        yet, to tell a server that never answers from one that is only slow."""
+        try:
+            await self.client.get("/models", cast_to=httpx.Response, options={"timeout": timeout})
+        except openai.APIStatusError:
+            return True
+        except (openai.APITimeoutError, openai.APIConnectionError):
+            return False
+        return True
 
     async def aclose(self):
         await self.client.close()

@@ -8,7 +8,12 @@ per attempt, and a caller-supplied `check(completions, request)` that may raise 
 bad output retried (a fault that repeats itself at most `Unusable.retries` more times). Transient
 failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
 at the start of a run a misconfigured endpoint raises its BackendError within seconds, later K
-requests in a row failing the same way stop the run (stats.stopped). Every request ends in exactly
+requests in a row failing the same way stop the run (stats.stopped), and so do transient
+failures with no success (a server answering 500 to everything). A server that answers nothing
+at all is asked once, PROBE_AFTER seconds in, whether it answers anything (backend.probe): if not,
+the run is refused then, not after the request timeouts. A record the server refuses for what
+it holds (too long for its context, too large, a content filter) fails alone, at once, and
+counts nowhere: such records can never stop a run, first in the file or not. Every request ends in exactly
 one `on_done(Outcome)` call, success or failure, unless the endpoint refused the run; run_step
 turns that into the scripts' one-line error. The interface it drives (Backend, Request, Outcome)
 is in llm/base.py.
@@ -23,6 +28,10 @@ from realign.limits import RPM_BURST_SECONDS, TPM_BURST_SECONDS, AdaptiveLimiter
 from realign.llm.base import BackendError, Outcome, Unusable, call_timeout
 from realign.redact import scrub
 
+PROBE_AFTER = 10.0   # s without any answer before asking the backend whether the server answers at all
+_NAP = 0.25          # s: a backoff wait looks this often whether the run has stopped
+
+
 @dataclass
 class Stats:
     sent: int = 0          # attempts that reached the backend
@@ -30,6 +39,7 @@ class Stats:
     succeeded: int = 0
     failed: int = 0
     in_flight: int = 0
+    answered: int = 0      # attempts the server answered, in any way (an HTTP status, a reply)
     stopped: str | None = None  # why the circuit breaker stopped the run, when it did
     limiter: AdaptiveLimiter | None = None
 
@@ -38,11 +48,20 @@ class Stats:
         return int(self.limiter.limit) if self.limiter else 0
 
 
-def _silent(reason, endpoint):
+def _silent(reason, endpoint, hint="raise --request_timeout if it is only slow"):
     """The error for timeouts before any answer: a server that accepts connections and never answers."""
     return BackendError(reason, cause="no answer", endpoint=endpoint,
-                        hint="the server accepts connections but does not answer; "
-                             "raise --request_timeout if it is only slow")
+                        hint=f"the server accepts connections but does not answer; {hint}")
+
+
+async def _nap(seconds, breaker):
+    """Sleep `seconds`, waking early when the run stops."""
+    end = asyncio.get_running_loop().time() + seconds
+    while not breaker.stopped:
+        left = end - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(_NAP, left))
 
 
 async def _attempt(backend, request, check, timeout):
@@ -72,8 +91,10 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
             try:
                 result = await _attempt(backend, request, check, limit)
                 breaker.success()
+                stats.answered += 1
                 return Outcome(request, result=result)
             except BackendError as e:
+                stats.answered += e.status is not None
                 if e.overloaded:
                     if not pace.exhausted:  # a 429 the server's own rate headers explain is paced, not cut
                         slot.overloaded()
@@ -81,21 +102,40 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
                 if e.timed_out and not breaker.succeeded:
                     breaker.failure(_silent(e.reason, e.endpoint))
                 breaker.failure(e)
+                if e.retryable and not e.overloaded:
+                    breaker.transient(e)
                 reason, retryable, retry_after = e.reason, e.retryable, e.retry_after
             except Unusable as e:
                 breaker.success()  # the server answered
+                stats.answered += 1
                 reason, retryable = scrub(str(e)), e.retries is None or attempt < e.retries
             except asyncio.TimeoutError:
                 reason, retryable = f"no answer within {limit:g} s", True
+                endpoint = getattr(backend.config, "base_url", None)
                 if not breaker.succeeded:
-                    breaker.failure(_silent(reason, getattr(backend.config, "base_url", None)))
+                    breaker.failure(_silent(reason, endpoint))
+                breaker.transient(BackendError(reason, retryable=True, endpoint=endpoint))
             finally:
                 stats.in_flight -= 1
                 pace.answered = True
+        tries = f" (after {attempt + 1} attempts)" if attempt else ""
         if not retryable or attempt == policy.max_retries or breaker.stopped:
-            tries = f" (after {attempt + 1} attempts)" if attempt else ""
             return Outcome(request, error=reason + tries)
-        await asyncio.sleep(policy.delay(attempt, retry_after))
+        await _nap(policy.delay(attempt, retry_after), breaker)
+        if breaker.stopped:
+            return Outcome(request, error=reason + tries)
+
+
+async def _watch_silence(backend, stats):
+    """Before any answer, PROBE_AFTER s in: a backend that can tell (HTTP) is asked whether the
+    server answers anything at all; raises the refusal when it does not."""
+    await asyncio.sleep(PROBE_AFTER)
+    if stats.answered or not stats.sent:
+        return
+    alive = await backend.probe()
+    if alive is False and not stats.answered:
+        raise _silent(f"no answer to any of {stats.sent} requests in {PROBE_AFTER:g} s, nor to a GET /models probe",
+                      getattr(backend.config, "base_url", None), hint="is it stuck, or another kind of service?")
 
 
 async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, rpm=None, tpm=None,
@@ -142,20 +182,29 @@ async def run_all(backend, requests, on_done, *, concurrency=None, policy=None, 
 
     # Twice as many workers as slots, so requests sleeping in backoff do not idle the slots.
     tasks = [asyncio.ensure_future(worker()) for _ in range(2 * concurrency)]
+    workers = asyncio.gather(*tasks)
+    watch = asyncio.ensure_future(_watch_silence(backend, stats))
     try:
-        await asyncio.gather(*tasks)
+        done, _ = await asyncio.wait({workers, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if workers not in done:
+            watch.result()  # the server answers nothing: raises its refusal
+            await workers
+        workers.result()
     finally:
-        for t in tasks:
+        for t in [*tasks, watch]:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, workers, watch, return_exceptions=True)
         stats.stopped = breaker.stopped
     return stats
 
-
 async def run_step(backend, requests, on_done, **options):
     """run_all for a script's whole run: the endpoint refusing the run (see realign.endpoint.Breaker)
-    becomes the one-line UsageError, naming the endpoint, that the script prints before exiting 2."""
+    becomes the one-line UsageError, naming the endpoint, that the script prints before exiting 2.
+    What the backend changed to fit the server (llm/shape.py) is printed once, when the run ends."""
     try:
-        return await run_all(backend, requests, on_done, **options)
+        stats = await run_all(backend, requests, on_done, **options)
     except BackendError as e:
         raise UsageError(f"the endpoint refused the run: {e.one_line()}") from None
+    for note in backend.adaptations:
+        print(f"adapted to the server: {scrub(note)}")
+    return stats

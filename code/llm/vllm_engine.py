@@ -60,7 +60,8 @@ class VLLMBackend(Backend):
         return request.prompt
 
     def _params(self, s):
-        return self._vllm.SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p,
+        return self._vllm.SamplingParams(n=s.n, temperature=0.0 if s.temperature is None else s.temperature,
+                                         top_p=1.0 if s.top_p is None else s.top_p,
                                          max_tokens=s.max_tokens or 1024)
 
     async def generate(self, request):

@@ -46,9 +46,10 @@ class Worker:
             if self.pace is not None:
                 await self._wait_for_turn(request.cost_tokens, self.backend.calls_per_attempt(request))
             call = self.backend.generate(request)
-            return {"texts": await (asyncio.wait_for(call, limit) if limit else call), "calls": self.backend.calls}
+            return {"texts": await (asyncio.wait_for(call, limit) if limit else call), "calls": self.backend.calls,
+                    "adapted": list(self.backend.adaptations)}
         except BackendError as e:
-            return {**_error(e), "calls": self.backend.calls}
+            return {**_error(e), "calls": self.backend.calls, "adapted": list(self.backend.adaptations)}
         except asyncio.TimeoutError:
             return {**_error(BackendError(f"no answer within {limit:g} s", retryable=True)), "calls": self.backend.calls}
 
@@ -74,7 +75,8 @@ class Worker:
 def _error(e):
     return {"error": dict(reason=e.reason, status=e.status, retryable=e.retryable, overloaded=e.overloaded,
                           retry_after=e.retry_after, fatal=e.fatal, cause=e.cause,
-                          endpoint=e.endpoint, hint=e.hint)}
+                          endpoint=e.endpoint, hint=e.hint, timed_out=e.timed_out, per_record=e.per_record,
+                          param=e.param)}
 
 
 # ---------------------------------------------------------------- the driver's side
@@ -116,6 +118,7 @@ class RayBackend(Backend):
             self._groups += [group] if group else []
             self._slots.append(_Slot(ray.remote(Worker).options(**options).remote(backend_name, config, pace_name)))
         self._turn = itertools.count()
+        self._adapted = {}  # what the workers' backends changed to fit the server (llm/shape.py), in order
         self.pids = self._wait_ready(ray)
 
     def _wait_ready(self, ray):
@@ -158,10 +161,15 @@ class RayBackend(Backend):
             slot.in_flight -= 1
         slot.calls = max(slot.calls, reply.pop("calls", 0))  # replies may arrive out of order
         self.calls = sum(s.calls for s in self._slots)
+        self._adapted.update(dict.fromkeys(reply.pop("adapted", ())))
         if "error" in reply:
             err = reply["error"]
             raise BackendError(err.pop("reason"), **err)
         return reply["texts"]
+
+    @property
+    def adaptations(self):
+        return list(self._adapted)
 
     async def aclose(self):
         import ray

@@ -30,6 +30,26 @@ which candidate is the longest. Knobs:
     faithful         the revised response is the original answer itself, restructured (its
                      sentences as a bulleted list): a rewrite every filter should accept
 
+Servers as they really are, one knob per class (SERVER_CLASSES names them for the README table):
+
+    reasoning        OpenAI's reasoning models (o1, o3, gpt-5): 400 unsupported_parameter for
+                     max_tokens and top_p, 400 unsupported_value for any temperature but 1
+    exclusive_sampling  Claude behind a gateway (Bedrock via LiteLLM): 400 when temperature and top_p
+                     come together
+    content_parts    Mistral's Magistral: content is a list, a thinking part then a text part
+    stream           "default": server-sent events unless the body says "stream": false (LM Studio and
+                     some gateways); "always": events whatever the body says
+    upper_finish     Gemini: finish reasons in upper case ("STOP", "MAX_TOKENS")
+    context_chars    a small-context llama.cpp server: a prompt longer than this many characters gets
+                     llama.cpp's "exceeds the available context size", as `context_status` (400, or 500
+                     as older builds send it)
+    prompt_filter    Azure OpenAI's prompt content filter: a prompt holding this word gets 400
+                     content_filter (ResponsibleAIPolicyViolation)
+    max_body         nginx in front: a body over this many bytes gets nginx's 413 HTML page
+    error_200        (code, message): every request gets HTTP 200 carrying {"error": …} (OpenRouter)
+    echo_auth        the revised response repeats the request's Authorization header (a proxy or model
+                     echoing it)
+
 Per-record faults ride in the prompt: a prompt containing [[hang]] is never answered,
 [[malformed]] always gets a reply without the label, [[error500]] always gets a 500.
 Misbehaviours of real models, one tag each (see MISBEHAVIOURS), planted around the faithful
@@ -42,7 +62,9 @@ content, [[refuse_label]] "Revised response: I'm sorry, but I can't help…", [[
 of the prompt handed back, [[new_number]] a number changed and one added, [[new_name]] an
 invented person and year, [[same]] one short text whatever the record, [[keep]] the valve
 line KEEP ORIGINAL, [[reasoning_content]] the answer as content and a draft in the separate
-`reasoning_content` field.
+`reasoning_content` field, [[im_end]] the chat template's end token after the answer,
+[[run_on]] the model running past its turn into a new one, [[content_filter]] a reply cut by
+the provider's filter (finish_reason content_filter), [[error200]] HTTP 200 carrying an error.
 """
 
 import hashlib
@@ -68,7 +90,23 @@ REFUSAL = "I'm sorry, but I can't help with that request."
 SAME_TEXT = "Sure! Here is a clear, well-structured answer to your question."
 MISBEHAVIOURS = ("think", "think_open", "think_unclosed", "truncate", "fence", "fence_revised", "refusal_field",
                  "null_content", "refuse_label", "echo", "new_number", "new_name", "same", "keep",
-                 "reasoning_content")
+                 "reasoning_content", "im_end", "run_on", "content_filter")
+NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
+             b"Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n")
+CONTEXT_MESSAGE = "the request exceeds the available context size, try increasing it"
+AZURE_FILTER_MESSAGE = ("The response was filtered due to the prompt triggering Azure OpenAI's content management "
+                        "policy. Please modify your prompt and retry. To learn more about our content filtering "
+                        "policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766")
+
+# The server classes of the README's "Servers it has run against" table, as knobs of this fake.
+SERVER_CLASSES = {
+    "OpenAI reasoning model (o-series, gpt-5) under a name no table knows": dict(reasoning=True),
+    "Claude behind a LiteLLM/Bedrock gateway": dict(exclusive_sampling=True),
+    "llama.cpp server (n above 1 refused)": dict(refuse_n=True),
+    "Magistral (content parts)": dict(content_parts=True),
+    "streams unless told not to": dict(stream="default"),
+    "Gemini's upper-case finish reasons": dict(upper_finish=True),
+}
 
 
 def original_answer(prompt):
@@ -127,6 +165,12 @@ def planted_reply(tag, prompt):
         return "KEEP ORIGINAL", {}, "stop"
     if tag == "reasoning_content":
         return reply, {"reasoning_content": "Revised response: DRAFT-NOT-FINAL"}, "stop"
+    if tag == "im_end":
+        return f"{reply}<|im_end|>\n<|endoftext|>", {}, "stop"
+    if tag == "run_on":
+        return f"{reply}<|im_end|>\n<|im_start|>user\nThanks! Now add a joke.<|im_end|>", {}, "stop"
+    if tag == "content_filter":
+        return reply[: len(reply) - max(3, len(good) // 2)], {}, "content_filter"
     raise ValueError(tag)
 
 
@@ -139,8 +183,15 @@ class OpenAIFake(FakeServer):
     def __init__(self, latency=0.0, throttle_first=0, retry_after=1, rpm_cap=None, fail_first=0,
                  malformed_first=0, ignore_n=False, refuse_n=False, api_key=None, echo_key=False, refuse=None,
                  refuse_after=0, html=False, hang_all=False, no_system_role=False, ratelimit_headers=False,
-                 random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None, **kw):
+                 random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
+                 reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
+                 context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
+                 echo_auth=False, **kw):
         super().__init__(**kw)
+        self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
+        self.stream, self.upper_finish = stream, upper_finish
+        self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
+        self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
         self.random_429, self._rng = random_429, random.Random(13)
@@ -261,8 +312,14 @@ class OpenAIFake(FakeServer):
         if self.replay:
             headers = {"Retry-After": self.replay["retry_after_header"]} if self.replay.get("retry_after_header") else {}
             return self._reply(self.replay["status"], self.replay["body"], headers)
+        if self.max_body and len(body or b"") > self.max_body:
+            self._count(413)
+            return 413, {"Content-Type": "text/html"}, NGINX_413
         req = json.loads(body or b"{}")
         prompt = prompt_text(req)
+        refused = self._refuses(req, prompt)
+        if refused:
+            return refused
         if self.no_system_role and any(m.get("role") == "system" for m in req.get("messages") or ()):
             return self._error(400, "System role not supported")
         if self.refuse_n and int(req.get("n") or 1) != 1:
@@ -285,14 +342,78 @@ class OpenAIFake(FakeServer):
                     {}, "stop")
                    for i in range(n)]
         chat = "messages" in req
+        if self.echo_auth:
+            replies = [(f"{t}\n(sent with {headers.get('Authorization') or headers.get('authorization')})", extra, f)
+                       for t, extra, f in replies]
+        if self.upper_finish:
+            replies = [(t, extra, {"length": "MAX_TOKENS"}.get(f, f.upper())) for t, extra, f in replies]
         choices = [{"index": i, "finish_reason": finish,
-                    **({"message": {"role": "assistant", "content": t, **extra}} if chat else {"text": t or ""})}
+                    **({"message": {"role": "assistant", "content": self._content(t), **extra}} if chat
+                       else {"text": t or ""})}
                    for i, (t, extra, finish) in enumerate(replies)]
+        if self.stream == "always" or (self.stream == "default" and req.get("stream") is not False):
+            return self._events(choices, chat)
         return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion" if chat else "text_completion",
                                  "created": int(time.time()), "model": req.get("model", "fake"),
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
                                            "total_tokens": len(prompt.split()) + 10 * n}}, limit_headers)
+
+    def _refuses(self, req, prompt):
+        """The refusal of a server class for this request (see the knobs), or None."""
+        def unsupported(param, message, code="unsupported_parameter"):
+            return self._reply(400, {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                               "code": code}})
+        if self.reasoning:
+            if "max_tokens" in req:
+                return unsupported("max_tokens", "Unsupported parameter: 'max_tokens' is not supported with this "
+                                                 "model. Use 'max_completion_tokens' instead.")
+            if req.get("temperature", 1) != 1:
+                return unsupported("temperature", f"Unsupported value: 'temperature' does not support "
+                                                  f"{req['temperature']} with this model. Only the default (1) value "
+                                                  f"is supported.", "unsupported_value")
+            if req.get("top_p", 1) != 1:
+                return unsupported("top_p", "Unsupported parameter: 'top_p' is not supported with this model.")
+        if self.exclusive_sampling and "temperature" in req and "top_p" in req:
+            return self._reply(400, {"error": {"message": 'litellm.BadRequestError: BedrockException - {"message":'
+                                               '"The model returned the following errors: `temperature` and `top_p` '
+                                               'cannot both be specified for this model. Please use only one."}',
+                                               "type": None, "param": None, "code": "400"}})
+        if self.context_chars and len(prompt) > self.context_chars:
+            return self._reply(self.context_status, {"error": {
+                "code": self.context_status, "message": CONTEXT_MESSAGE, "type": "exceed_context_size_error",
+                "n_prompt_tokens": len(prompt) // 4, "n_ctx": self.context_chars // 4}})
+        if self.prompt_filter and self.prompt_filter in prompt:
+            return self._reply(400, {"error": {"message": AZURE_FILTER_MESSAGE, "type": None, "param": "prompt",
+                                               "code": "content_filter", "status": 400, "innererror": {
+                                                   "code": "ResponsibleAIPolicyViolation",
+                                                   "content_filter_result": {"violence": {"filtered": True,
+                                                                                          "severity": "medium"}}}}})
+        if self.error_200 or "[[error200]]" in prompt:
+            code, message = self.error_200 or (502, "Provider returned error")
+            return self._reply(200, {"error": {"message": message, "code": code,
+                                               "metadata": {"provider_name": "Example"}}})
+        return None
+
+    def _content(self, text):
+        if not self.content_parts or text is None:
+            return text
+        return [{"type": "thinking", "thinking": [{"type": "text", "text": "Revised response: DRAFT-NOT-FINAL"}]},
+                {"type": "text", "text": text}]
+
+    def _events(self, choices, chat):
+        """The choices as server-sent events: a role chunk, the content in pieces, the finish reason."""
+        self._count(200)
+        events = []
+        for c in choices:
+            text = c["message"]["content"] if chat else c["text"]
+            pieces = [text[k:k + 7] for k in range(0, len(text or ""), 7)]
+            for piece in pieces:
+                delta = {"delta": {"content": piece}} if chat else {"text": piece}
+                events.append({"choices": [{"index": c["index"], **delta, "finish_reason": None}]})
+            events.append({"choices": [{"index": c["index"], "delta": {}, "finish_reason": c["finish_reason"]}]})
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return 200, {"Content-Type": "text/event-stream"}, body.encode()
 
 
 def main():

@@ -1,0 +1,160 @@
+"""The request body a chat/completions server accepts, learned from its own answers.
+
+    shape = RequestShape.for_model("gpt-5-mini")  # a first guess from KNOWN_FAMILIES
+    body = shape.body("gpt-5-mini", sampling, n)   # what to send now
+    note = shape.learn(message, param, body)       # a 400 about `body`: the change made, or None
+    shape.notes                                    # every change, for the run's summary
+
+A body carries only what the caller set: `n` (left out at 1), `temperature`, `top_p` (left out
+at 1.0, every server's default), the token limit, and `"stream": false` (some servers stream
+unless told not to). Models refuse different parts of that:
+
+- OpenAI's reasoning models (o1, o3, o4-mini, gpt-5) refuse `max_tokens` (they want
+  `max_completion_tokens`) and any temperature or top_p but the default;
+- Claude behind a gateway (Bedrock, LiteLLM, Vertex) refuses `temperature` and `top_p` together;
+- llama.cpp's server, some gateways and Gemini refuse `n` above 1;
+- older servers refuse `max_completion_tokens`, or any field they do not know (pydantic's
+  "Extra inputs are not permitted").
+
+KNOWN_FAMILIES is a first guess by model name, so that the common cases cost no refused
+request; the server's answer decides. A 400 (or 422) whose message, or `param` field, names a
+parameter we sent is learned for the rest of the run: the token limit moves to the other field
+(or down to the most the model says it allows), `temperature` falls back to the server's
+default, `top_p` is dropped beside `temperature`, `n` becomes one choice per call, `stream` is
+left out. Each change is made once and noted; a refusal naming nothing we can change is not
+learned (it stays the caller's error).
+"""
+
+import re
+from dataclasses import dataclass, field
+
+# (pattern on the model name, what the family refuses, why) — names may carry a gateway's prefix
+# ("openai/o3-mini", "azure/gpt-5", "bedrock/anthropic.claude-3-5-sonnet", "us.anthropic.claude-…").
+REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False}
+KNOWN_FAMILIES = (
+    (re.compile(r"(?:^|[/:])o[134](?:-|$)", re.I), REASONING,
+     "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
+    (re.compile(r"(?:^|[/:])gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
+     "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
+    (re.compile(r"claude|anthropic", re.I), {"top_p_beside_temperature": False},
+     "Claude refuses temperature and top_p together"),
+)
+
+PARAMS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "stream", "n")
+# "temperature and top_p cannot both be specified" (Anthropic), "… are mutually exclusive"
+_TOGETHER = re.compile(r"\bboth\b|together|only one|mutually exclusive|at the same time|cannot be used with|"
+                       r"not both|either", re.I)
+# "supports at most 16384 completion tokens", "must be less than or equal to 8192", "maximum value is 4096"
+_MOST = re.compile(r"(?:at most|less than or equal to|<=|maximum(?: value)?(?: allowed)?(?: is| of)?:?)\s*(\d{2,7})",
+                   re.I)
+# n refused without naming it as a parameter: llama.cpp, Gemini
+_N_REFUSED = re.compile(r"only one completion choice|multiple candidates|candidate_?count|\bn must be 1\b"
+                        r"|\bn\s*(?:>|must be|should be|can only be|is not)\b", re.I)
+
+
+def _named(name, text):
+    """Whether a refusal's text names parameter `name` (`n` only quoted: the letter is everywhere)."""
+    if name == "n":
+        return bool(re.search(r"['\"`]n['\"`]|\bparameter n\b|\bfield n\b", text) or _N_REFUSED.search(text))
+    return bool(re.search(rf"(?<![\w.]){name}(?![\w])", text))
+
+
+@dataclass
+class RequestShape:
+    """What to send: which token-limit field, and which sampling fields the model accepts."""
+    tokens_field: str | None = "max_tokens"  # or "max_completion_tokens"; None: both refused, send none
+    max_tokens_cap: int | None = None         # the most the model said it allows
+    temperature: bool = True
+    top_p: bool = True
+    top_p_beside_temperature: bool = True
+    n: bool = True                            # False: one choice per call
+    stream: bool = True                       # send "stream": false
+    notes: list = field(default_factory=list)
+    _refused_fields: set = field(default_factory=set)
+
+    @classmethod
+    def for_model(cls, model):
+        """The first guess for `model` by its family (KNOWN_FAMILIES), noted when it changes anything."""
+        shape = cls()
+        for pattern, changes, why in KNOWN_FAMILIES:
+            if pattern.search(model or ""):
+                for key, value in changes.items():
+                    setattr(shape, key, value)
+                shape.notes.append(f"{model}: {_describe(changes)} (known family: {why}); a refusal would correct it")
+                break
+        return shape
+
+    def body(self, model, sampling, n):
+        """The JSON body (without messages/prompt) for `sampling`, asking `n` choices."""
+        body = {"model": model}
+        if n != 1 and self.n:  # refused: one choice per call (the caller asks again for the rest)
+            body["n"] = n
+        if sampling.temperature is not None and self.temperature:
+            body["temperature"] = sampling.temperature
+        if sampling.top_p is not None and sampling.top_p != 1.0 and self.top_p \
+                and (self.top_p_beside_temperature or "temperature" not in body):
+            body["top_p"] = sampling.top_p
+        if sampling.max_tokens and self.tokens_field:
+            cap = self.max_tokens_cap
+            body[self.tokens_field] = min(sampling.max_tokens, cap) if cap else sampling.max_tokens
+        if self.stream:
+            body["stream"] = False
+        return body
+
+    def learn(self, message, param, body):
+        """Learn from a refusal (400/422) of `body`: `message` is the server's text, `param` its
+        `param` field if any. Returns the note of the change made, or None when the refusal names
+        nothing of `body` that can change."""
+        text = f"{param or ''} {message or ''}"
+        named = [p for p in PARAMS if p in body and (p == param or _named(p, text))]
+        if "temperature" in named and "top_p" in named and _TOGETHER.search(text) and self.top_p_beside_temperature:
+            self.top_p_beside_temperature = False
+            return self._note("top_p left out beside temperature", message)
+        for p in named:
+            change = self._change(p, text, body)
+            if change:
+                return self._note(change, message)
+        return None
+
+    def _change(self, p, text, body):
+        """Change what `p` refused, when the shape still sends it as `body` did; the change's words."""
+        if p in ("max_tokens", "max_completion_tokens"):
+            most = _MOST.search(text)
+            if most and 0 < int(most.group(1)) < body[p]:
+                self.max_tokens_cap = int(most.group(1))
+                return f"{p} lowered to {self.max_tokens_cap}, the most the model allows"
+            if self.tokens_field != p:
+                return None
+            self._refused_fields.add(p)
+            other = "max_tokens" if p == "max_completion_tokens" else "max_completion_tokens"
+            self.tokens_field = None if other in self._refused_fields else other
+            return f"{p} sent as {other}" if self.tokens_field else "no token limit sent (both fields refused)"
+        if p == "temperature" and self.temperature:
+            self.temperature = False
+            return "temperature left to the server's default"
+        if p == "top_p" and self.top_p:
+            self.top_p = False
+            return "top_p left to the server's default"
+        if p == "n" and self.n:
+            self.n = False
+            return "one choice per call (n above 1 refused)"
+        if p == "stream" and self.stream:
+            self.stream = False
+            return "'stream' left out"
+        return None
+
+    def _note(self, change, message):
+        note = f"{change} (the server said: {' '.join(str(message).split())[:160]})"
+        self.notes.append(note)
+        return note
+
+
+def _describe(changes):
+    said = []
+    if changes.get("tokens_field"):
+        said.append(f"token limit sent as {changes['tokens_field']}")
+    if changes.get("temperature") is False:
+        said.append("temperature and top_p left to the server's default")
+    if changes.get("top_p_beside_temperature") is False:
+        said.append("top_p left out beside temperature")
+    return ", ".join(said)
