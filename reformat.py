@@ -10,7 +10,10 @@ r"""Step 3: rewrite each response into its task's format with an LLM, one shard 
 Any OpenAI-compatible server works through --base_url (vLLM serve, llama.cpp server, Ollama);
 --backend vllm runs an offline vLLM engine on the local GPU instead. One process keeps
 --concurrency requests in flight, backs off on 429 and adapts; rerunning the same command
-resumes (finished ids are skipped, failures retried). Shard i of N writes
+resumes: a record is done when a shard file of the run holds a line made from its current input
+(id and input hash: question, answer, system prompt, category, evidence), so removed,
+reordered or edited records leave the rest done and only what changed is sent again; failures
+are retried. Shard i of N writes
 rewrite_data_{i}_of_{N}_batch.jsonl and failures_{i}_of_{N}.jsonl in --output_directory.
 
 Every candidate is read strictly: <think> blocks are dropped, a reply wrapped whole in a code
@@ -36,8 +39,9 @@ from realign.llm.batch import (AZURE_CHAT_URL, CHAT_URL, MAX_BYTES, MAX_REQUESTS
                                BatchUnreachable, running_batches, state_path as batch_state_path, write_requests)
 from realign.ray.backend import ray_backend
 from realign.records import load_records
+from realign.files import check_not_link
 from realign.rewrite import Settings, ShardWork, estimate, resume_state, rewrite_shard
-from realign.shards import ShardLock, failures_path, shard_bounds, shard_path
+from realign.shards import ShardLock, failures_path, lock_path, run_files, shard_bounds, shard_path
 
 
 AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
@@ -159,14 +163,18 @@ def main(argv=None):
     out, fails = (shard_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num),
                   failures_path(args.output_directory, args.dataset_batch_id, args.dataset_batch_num))
     check_not_input({"the shard output": out, "the failures file": fails}, [args.input_data_path])
+    check_not_link(out, fails, lock_path(out))  # never written through a link planted in the folder
+    others = [path for i, path in sorted(run_files(args.output_directory, args.dataset_batch_num).items())
+              if i != args.dataset_batch_id]  # a run of another N here: exit 2
+    resuming = {"records": records, "other_shards": others, "input_path": args.input_data_path}
 
     if batch_mode(args):  # the Batch API or its files instead of online calls (code/llm/batch.py)
         check_batch_flags(args)
         if not args.dry_run:
-            return run_batch(args, shard, out, fails, settings, length, key)
+            return run_batch(args, shard, out, fails, settings, length, key, resuming)
 
     if args.dry_run:  # what a run (or a rerun, resuming) would send
-        done_ids, _ = resume_state(shard, out, fails)
+        done_ids = resume_state(shard, out, fails, **resuming).done
         work = shard[: args.limit] if args.limit else shard
         todo = [rec for rec in work if rec["id"] not in done_ids]
         print_dry_run(estimate(todo, settings, length), args, done=len(work) - len(todo))
@@ -186,7 +194,7 @@ def main(argv=None):
     with removed_if_empty_on_error(args.output_directory, created):
         with ShardLock(out):  # one writer per shard: a second process on it exits 2 naming this one
             summary = rewrite_shard(shard, backend, out, fails, settings, length, attempt_limit=args.limit,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, **resuming)
 
     print(f"output: {out}")
     print(summary.line())
@@ -259,7 +267,7 @@ def refuse_if_batch_running(out):
                          "(or --batch --cancel_batch to cancel it) before an online run")
 
 
-def run_batch(args, shard, out, fails, settings, length, key):
+def run_batch(args, shard, out, fails, settings, length, key, resuming):
     azure = args.api_type == "azure"
     config = BackendConfig(model=args.model, base_url=args.base_url, api_key=key,
                            request_timeout=args.request_timeout,
@@ -267,7 +275,7 @@ def run_batch(args, shard, out, fails, settings, length, key):
     backend = make_backend("openai", config)  # the online path's client and request bodies
     url = AZURE_CHAT_URL if azure else CHAT_URL
     if args.write_batch_file:
-        work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, read_only=True)
+        work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, read_only=True, **resuming)
         n, lines, size = write_requests(args.write_batch_file, backend, map(work.request, work.to_send()), url)
         print(f"wrote {lines} request lines for {n} records to {args.write_batch_file} ({size / 1e6:.1f} MB); "
               f"run them, e.g. `vllm run-batch -i {args.write_batch_file} -o OUTPUT.jsonl --model {args.model}`, "
@@ -278,7 +286,7 @@ def run_batch(args, shard, out, fails, settings, length, key):
     created = not os.path.exists(args.output_directory)
     make_output_directory(args.output_directory)
     with removed_if_empty_on_error(args.output_directory, created), ShardLock(out):
-        work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit)
+        work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, **resuming)
         batch_settings = BatchSettings(poll_interval=args.poll_interval, max_retries=args.max_retries,
                                        max_requests=args.max_batch_requests, url=url, progress=not args.quiet)
         runner = BatchRun(backend, work, batch_settings, None if args.read_batch_output else batch_state_path(out))

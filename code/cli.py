@@ -1,13 +1,15 @@
 """What every step script shares at its edges: the exit-code contract and small flag helpers.
 
 Exit codes: 0 all done, 1 some records failed (listed in a failures file), 2 bad input or
-usage (one line on stderr, no traceback, no output written), 130 interrupted.
+usage (one line on stderr, no traceback, no output written), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM where a step catches it).
 """
 
 import os
+import signal
 import sys
 
-from realign.errors import DataError, UsageError
+from realign.errors import DataError, Terminated, UsageError
 from realign.files import is_file_error, os_error
 from realign.ray.backend import DEFAULT_HTTP_WORKERS, RaySettings
 
@@ -25,6 +27,9 @@ def run(main):
             raise
         print(f"error: {os_error(e, doing='read or write')}", file=sys.stderr)
         code = 2
+    except Terminated as e:
+        print(f"terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
+        code = 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130

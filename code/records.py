@@ -9,6 +9,7 @@ a temp file in the same folder, then a rename), so a crash never leaves half an 
 User mistakes raise `DataError` with a one-line message naming file, record and problem.
 """
 
+import hashlib
 import json
 import re
 
@@ -206,6 +207,28 @@ def answer(rec):
 def category(rec):
     """The record's task, or None when not classified yet."""
     return rec["items"][0].get("category")
+
+
+def input_hash(rec):
+    """What a rewrite of `rec` is made from, as 32 hex digits: its question, original answer,
+    system prompt, category and evidence (BLAKE2b-128 over the five, each length-prefixed, so no
+    two inputs share a hash by moving text from one field to the next). A missing system prompt,
+    category or evidence counts as empty.
+
+    reformat.py writes it on every shard row (`items[1]["input_hash"]`) and merge carries it into
+    the merged records, so resume, merge and selection can tell that a record is still the one
+    that was rewritten; change any of the five and the record is redone."""
+    first, system = rec["items"][0], rec.get("system")
+    if system is not None and not isinstance(system, str):
+        system = json.dumps(system, ensure_ascii=False, sort_keys=True)
+    parts = [first["value"], rec["items"][1]["value"], system or "", first.get("category") or "",
+             *(first.get("evidence") or ())]
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- writing

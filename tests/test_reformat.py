@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, make_record, run_script, write_json
+from realign.records import input_hash
 from realign.shards import failures_path, shard_bounds, shard_path
 from tests.servers.openai_fake import OpenAIFake, revised_text
 
@@ -57,14 +58,17 @@ def test_top_k_candidates_longest_kept_and_pass_through_sends_nothing(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     for rec in records:
         got = by_id[rec["id"]]
-        if rec["id"] >= 10:
-            assert got == rec  # passed through unchanged
+        if rec["id"] >= 10:  # passed through unchanged, saying why, with what it was made from
+            why = {10: "task not rewritten", 11: "no category", 12: "task not rewritten"}[rec["id"]]
+            assert got == {**rec, "items": [rec["items"][0], {**rec["items"][1], "kept_original": why,
+                                                              "input_hash": input_hash(rec)}]}
             continue
         gpt = got["items"][1]
         assert len(gpt["revised_response_list"]) == 4
         assert gpt["revised_response"] == gpt["revised_response_list"][2]  # candidate 2 has the most words
         assert gpt["revised_response"].endswith("word word word word")
         assert gpt["value"] == rec["items"][1]["value"] and got["items"][2:] == rec["items"][2:]
+        assert gpt["input_hash"] == input_hash(rec)
     assert "1 without category" in r.stdout and "6 rewritten" in r.stdout
 
 
@@ -290,7 +294,7 @@ def test_output_from_another_input_is_refused(tmp_path):
     with OpenAIFake() as srv:
         assert reformat(srv, other, tmp_path / "out").returncode == 0
         r = reformat(srv, inp, tmp_path / "out")
-    assert r.returncode == 2 and "not in this shard" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "another dataset's run" in r.stderr and "Traceback" not in r.stderr
 
 
 # ---------------------------------------------------------------- keys, dry run, bad input
@@ -580,7 +584,7 @@ def test_recorded_replies_are_read_strictly(tmp_path, name, revised, failure):
         assert done[0]["items"][1]["revised_response"] == revised and failed == [] and sent == 1
     else:
         assert r.returncode == 1 and done == []
-        assert failed == [{"id": 1, "reason": failure}]
+        assert [(f["id"], f["reason"]) for f in failed] == [(1, failure)]
         assert sent == 2  # a repeatable fault: one more try, not five
 
 
@@ -590,7 +594,7 @@ def test_a_truncation_at_temperature_0_is_not_retried(tmp_path):
         r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--target_length", "64")
         sent = srv.request_count
     assert r.returncode == 1 and sent == 1
-    assert outputs(tmp_path / "out")[1] == [{"id": 1, "reason": "truncated at --target_length 64"}]
+    assert [f["reason"] for f in outputs(tmp_path / "out")[1]] == ["truncated at --target_length 64"]
     assert "1 of them were cut at --target_length 64: rerun with a larger --target_length" in r.stdout
 
 
@@ -612,7 +616,8 @@ def test_empty_originals_are_not_sent_and_counted(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     assert failed == [] and len(done) == 3
     for rec in records[:2]:  # unchanged but for the reason
-        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "empty original"}
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "empty original",
+                                                "input_hash": input_hash(rec)}
     assert "2 empty original" in r.stdout and "1 rewritten" in r.stdout
     merged = tmp_path / "merged.json"
     m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
@@ -638,7 +643,8 @@ def test_the_valve_keeps_the_original_and_counts_per_task(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     assert failed == [] and len(done) == 4
     for rec in records[:3]:
-        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "format does not fit"}
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "format does not fit",
+                                                "input_hash": input_hash(rec)}
     assert by_id[4]["items"][1]["revised_response"] == "- Pack a bag.\n- Book a train."
     assert "3 format does not fit" in r.stdout
     assert "format does not fit:      2  planning" in r.stdout and "format does not fit:      1  recommendations" in r.stdout
@@ -646,7 +652,9 @@ def test_the_valve_keeps_the_original_and_counts_per_task(tmp_path):
     m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
                    "--final_output_path", merged)
     assert m.returncode == 0 and "1 rewritten, 3 passed through (3 format does not fit), 0 failed" in m.stdout
-    assert json.loads(merged.read_text())[:3] == records[:3]  # originals, accounted once
+    for rec, got in zip(records[:3], json.loads(merged.read_text())):  # originals, accounted once, saying why
+        assert got["items"][1] == {**rec["items"][1], "kept_original": "format does not fit",
+                                   "input_hash": input_hash(rec)}
 
 
 def test_the_valve_needs_as_many_votes_as_the_rewrites():
