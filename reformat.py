@@ -39,6 +39,7 @@ from realign.llm.batch import (AZURE_CHAT_URL, CHAT_URL, MAX_BYTES, MAX_REQUESTS
                                BatchUnreachable, running_batches, state_path as batch_state_path, write_requests)
 from realign.ray.backend import ray_backend
 from realign.records import load_records
+from realign.redact import scrub
 from realign.files import check_not_link
 from realign.rewrite import Settings, ShardWork, estimate, resume_state, rewrite_shard
 from realign.shards import ShardLock, failures_path, lock_path, run_files, shard_bounds, shard_path
@@ -277,6 +278,7 @@ def run_batch(args, shard, out, fails, settings, length, key, resuming):
     if args.write_batch_file:
         work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, read_only=True, **resuming)
         n, lines, size = write_requests(args.write_batch_file, backend, map(work.request, work.to_send()), url)
+        work.out.close()
         print(f"wrote {lines} request lines for {n} records to {args.write_batch_file} ({size / 1e6:.1f} MB); "
               f"run them, e.g. `vllm run-batch -i {args.write_batch_file} -o OUTPUT.jsonl --model {args.model}`, "
               f"then rerun this command with --read_batch_output OUTPUT.jsonl instead of --write_batch_file")
@@ -285,8 +287,8 @@ def run_batch(args, shard, out, fails, settings, length, key, resuming):
         return 0
     created = not os.path.exists(args.output_directory)
     make_output_directory(args.output_directory)
-    with removed_if_empty_on_error(args.output_directory, created), ShardLock(out):
-        work = ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, **resuming)
+    with removed_if_empty_on_error(args.output_directory, created), ShardLock(out), \
+            ShardWork(shard, out, fails, settings, length, attempt_limit=args.limit, **resuming) as work:
         batch_settings = BatchSettings(poll_interval=args.poll_interval, max_retries=args.max_retries,
                                        max_requests=args.max_batch_requests, url=url, progress=not args.quiet)
         runner = BatchRun(backend, work, batch_settings, None if args.read_batch_output else batch_state_path(out))
@@ -304,6 +306,8 @@ def run_batch(args, shard, out, fails, settings, length, key, resuming):
             print(f"error: {e}; {runner.interrupted_hint() or 'rerun the same command'}", file=sys.stderr)
             return 1
     summary = work.summary
+    for note in backend.adaptations:  # the request shape learned from the error files (llm/shape.py)
+        print(f"adapted to the server: {scrub(note)}")
     print(f"output: {out}")
     print(summary.line())
     print(report.line())

@@ -48,12 +48,12 @@ def start(srv, inp, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def signalled_while_waiting(srv, inp, out, sig=signal.SIGKILL, until=None, after=0.0):
+def signalled_while_waiting(srv, inp, out, *extra, sig=signal.SIGKILL, until=None, after=0.0):
     """Start reformat.py --batch, wait until `until()` (default: the state file is written and the
     batch runs), then `after` seconds, and send `sig`; returns (exit code, stderr)."""
     state = state_path(shard_path(out, 0, 1))
     until = until or (lambda: os.path.exists(state) and statuses(srv) == ["in_progress"])
-    proc = start(srv, inp, out)
+    proc = start(srv, inp, out, *extra)
     try:
         wait_for(until)
         time.sleep(after)
@@ -244,7 +244,7 @@ def test_ctrl_c_leaves_the_batch_running_then_cancel_batch(tmp_path):
     out = tmp_path / "out"
     state = state_path(shard_path(out, 0, 1))
     with BatchFake(steps=(0.2, 40.0, 0.2)) as srv:
-        code, err = signalled_while_waiting(srv, inp, out, signal.SIGINT, after=0.5)
+        code, err = signalled_while_waiting(srv, inp, out, sig=signal.SIGINT, after=0.5)
         assert code == 130, err
         assert "batch-fake00002 keeps running on the server" in err and "--cancel_batch" in err
         assert "Traceback" not in err and statuses(srv) == ["in_progress"]
@@ -302,6 +302,63 @@ def test_n_refused_in_batch_falls_back_to_k_lines_per_record(tmp_path):
     assert all("n" not in line["body"] or line["body"]["n"] == 1 for line in follow)
     done, _ = outcome(tmp_path / "out")
     assert len(done) == 20 and all(len(rec["items"][1]["revised_response_list"]) == 3 for rec in done)
+
+
+def test_reasoning_model_known_family_first_batch_in_its_shape(tmp_path):
+    """No per-request 400 to learn from before a batch: the model-family table's guess is sent."""
+    inp = write_json(tmp_path / "in.json", records(20))
+    with BatchFake(reasoning=True) as srv:
+        r = batch(srv, inp, tmp_path / "out", "--model", "o3-mini", "--target_length", "700")
+        (entry,) = srv.batches.values()
+        bodies = [json.loads(line)["body"] for line in entry["lines"]]
+    assert r.returncode == 0, r.stderr
+    assert all(b["max_completion_tokens"] == 700 and "max_tokens" not in b and "temperature" not in b
+               for b in bodies)
+    assert len(outcome(tmp_path / "out")[0]) == 20
+
+
+def test_unsupported_parameter_in_the_error_file_learned_for_the_follow_up(tmp_path):
+    """A reasoning model the table does not know: its refusals come back in the error file; the
+    shape is learned as online (max_completion_tokens, then the default temperature) and the
+    records go out again in it, without spending their retries; a later process keeps the lesson."""
+    inp = write_json(tmp_path / "in.json", records(20))
+    with BatchFake(reasoning=True) as srv:
+        r = batch(srv, inp, tmp_path / "out", "--model", "acme-thinker", "--max_retries", "0")
+        bodies = [json.loads(e["lines"][0])["body"] for e in srv.batches.values()]
+    assert r.returncode == 0, r.stderr
+    assert len(outcome(tmp_path / "out")[0]) == 20
+    assert [("max_tokens" in b, "max_completion_tokens" in b, "temperature" in b) for b in bodies] == [
+        (True, False, True), (False, True, True), (False, True, False)]  # one lesson per batch
+    assert "adapted to the server: max_tokens sent as max_completion_tokens" in r.stdout
+    assert "no token limit" not in r.stdout  # a refusal is learned against the body it refused
+
+
+def test_lessons_kept_across_processes(tmp_path):
+    """Killed while the second batch (max_completion_tokens) runs: the next process learns the
+    temperature from its error file and still sends max_completion_tokens, learned by the first."""
+    inp = write_json(tmp_path / "in.json", records(20))
+    out = tmp_path / "out"
+    with BatchFake(reasoning=True, steps=(0.2, 3.0, 0.2)) as srv:
+        signalled_while_waiting(srv, inp, out, "--model", "acme-thinker",
+                                until=lambda: statuses(srv)[1:] == ["in_progress"])
+        r = batch(srv, inp, out, "--model", "acme-thinker")
+        bodies = [json.loads(e["lines"][0])["body"] for e in srv.batches.values()]
+    assert r.returncode == 0, r.stderr
+    assert len(bodies) == 3 and "max_completion_tokens" in bodies[2] and "temperature" not in bodies[2]
+
+
+def test_per_record_refusals_fail_at_once_and_content_parts_read(tmp_path):
+    recs = records(10)
+    recs[4]["items"][1]["value"] = "A very long answer. " * 400
+    inp = write_json(tmp_path / "in.json", recs)
+    with BatchFake(context_chars=6000, content_parts=True) as srv:
+        r = batch(srv, inp, tmp_path / "out")
+        assert len(srv.batches) == 1
+    assert r.returncode == 1
+    done, failed = outcome(tmp_path / "out")
+    assert len(done) == 9 and [f["id"] for f in failed] == [4]
+    assert failed[0]["reason"].startswith("context size exceeded") and "after" not in failed[0]["reason"]
+    assert all(rec["items"][1]["revised_response"] for rec in done)
 
 
 def test_split_past_max_batch_requests(tmp_path):

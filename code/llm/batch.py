@@ -55,8 +55,8 @@ from realign.endpoint import connect_failure, where
 from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, dumps_line, os_error
 from realign.limits import RetryPolicy
-from realign.llm.base import BackendError, Unusable, completion_from_choice
-from realign.llm.openai_http import _SYSTEM_ROLE_REFUSED, status_error
+from realign.llm.base import BackendError, Unusable
+from realign.llm.openai_http import status_error
 from realign.redact import scrub
 
 MAX_REQUESTS = 50_000            # lines per batch (OpenAI; Azure allows 100,000)
@@ -67,7 +67,6 @@ FINISHED = ("completed", "failed", "expired", "cancelled")
 API_TRIES = 8                    # a Files/Batches call failing transiently is retried this often
 FILE_TIMEOUT = 900.0             # seconds for an upload or download of up to 200 MB
 STATE_VERSION = 1
-_N_REFUSED = __import__("re").compile(r"only one completion choice|\bn must be 1\b", __import__("re").I)
 
 
 class BatchRejected(UsageError):
@@ -111,6 +110,11 @@ def parse_custom_id(cid):
     if isinstance(rid, bool) or not isinstance(rid, (int, str)):
         raise ValueError(f"custom_id {cid[:60]!r} does not hold a record id")
     return rid, part
+
+
+def shape_of(body):
+    """A request body's fields but its messages (or prompt): what a refusal can be about."""
+    return {k: v for k, v in body.items() if k not in ("messages", "prompt")}
 
 
 def _digest(obj):
@@ -163,21 +167,23 @@ def _status_error(status, body, url):
     return status_error(openai.APIStatusError(str(message), response=response, body=inner))
 
 
-def read_reply_line(obj, url="http://batch" + CHAT_URL):
-    """A Reply from one parsed output/error line; ValueError when it is not a batch output line."""
+def read_reply_line(obj, backend):
+    """A Reply from one parsed output/error line, its body read by `backend` as an online reply
+    is; ValueError when it is not a batch output line."""
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     rid, part = parse_custom_id(obj.get("custom_id"))
     response, error = obj.get("response"), obj.get("error")
+    url = f"{where(backend.config.base_url or 'http://batch/v1')}/chat/completions"
     if isinstance(response, dict) and response.get("status_code") == 200:
         body = response.get("body")
         try:
-            choices = body["choices"]
-            completions = [completion_from_choice(c) for c in choices]
-        except (KeyError, IndexError, TypeError, AttributeError) as e:
-            err = BackendError(f"malformed reply in the batch output ({type(e).__name__})", retryable=True)
-            return Reply(rid, part, error=err)
-        return Reply(rid, part, completions=completions, usage=body.get("usage") or {})
+            # the online reader itself: content parts, a 200 carrying an error, choices with errors
+            completions = backend._texts(httpx.Response(200, json=body, request=httpx.Request("POST", url)), True)
+        except BackendError as e:
+            return Reply(rid, part, error=e)
+        return Reply(rid, part, completions=completions,
+                     usage=(body.get("usage") if isinstance(body, dict) else None) or {})
     if isinstance(response, dict) and isinstance(response.get("status_code"), int):
         # OpenAI puts the error in the body; vllm run-batch leaves the body empty and puts it in
         # `error` (an error object, or a plain message)
@@ -191,7 +197,7 @@ def read_reply_line(obj, url="http://batch" + CHAT_URL):
     raise ValueError("neither a response nor an error")
 
 
-def iter_output_file(path):
+def iter_output_file(path, backend):
     """Yield the Replies of an output or error file; DataError naming the line that is not one."""
     try:
         f = open(path, "rb")
@@ -202,7 +208,7 @@ def iter_output_file(path):
             if not line.strip():
                 continue
             try:
-                yield read_reply_line(json.loads(line))
+                yield read_reply_line(json.loads(line), backend)
             except (JSON_ERRORS + (ValueError,)) as e:
                 raise DataError(f"{path}: line {n}: not a batch output line ({scrub(str(e))[:120]}); expected "
                                 '{"custom_id", "response": {"status_code", "body"}} as the Batch API and '
@@ -217,10 +223,12 @@ class BatchState:
 
         endpoint, model     where the batches run (another --base_url cannot see them)
         batches             [{"id" (None until created), "input_file_id", "ids": [record ids],
-                              "parts" (lines per record), "status", "collected", "counts"}]
+                              "parts" (lines per record), "shape" (the body's fields but the
+                              messages), "status", "collected", "counts"}]
         sent                {custom_id: [times sent, input digest, body digest]}
         failed              {custom_id: reason}: records done trying (written to the failures file at the end)
-        lessons             [[status, message, param]]: refusals the request shape was learned from
+        lessons             [[status, message, param, shape]]: refusals the request shape was learned
+                            from, with the fields of the request they refused (replayed on load)
         waited_s, tokens    time spent waiting and tokens used, over every process of the run
     """
 
@@ -309,8 +317,9 @@ class BatchRun:
         self.client = backend.client
         self.state = BatchState.load(state_path, where(backend.config.base_url or "https://api.openai.com/v1"),
                                      backend.config.model)
-        for status, message, param in self.state.lessons:  # what earlier processes learned
-            self._learn(status, message, param, replay=True)
+        first = next(iter(work.to_send()), None)
+        for status, message, param, shape in self.state.lessons if first else ():  # what earlier processes learned
+            self._learn(BackendError(message, status=status, param=param), first, shape, replay=True)
         self.created = []     # batch ids this process created
         self.waited = 0.0     # seconds this process spent waiting
         self.bar = None
@@ -372,7 +381,8 @@ class BatchRun:
             finally:
                 os.unlink(path)
             entry = {"id": None, "input_file_id": uploaded.id, "ids": [r["id"] for r in recs],
-                     "parts": len(lines) // len(recs), "status": "uploaded", "collected": False, "counts": None}
+                     "parts": len(lines) // len(recs), "shape": shape_of(lines[0]["body"]), "status": "uploaded",
+                     "collected": False, "counts": None}
             for rec in recs:
                 cid = custom_id(rec["id"])
                 self.state.sent[cid] = [self.state.sent.get(cid, [0])[0] + 1, *self._fingerprint(rec)]
@@ -491,17 +501,18 @@ class BatchRun:
         for file_id, name in ((batch.output_file_id, "output"), (batch.error_file_id, "errors")):
             if file_id:
                 path = await self._download(file_id, f"{entry['id']}.{name}")
-                for reply in iter_output_file(path):
+                for reply in iter_output_file(path, self.backend):
                     replies.setdefault(reply.rid, {})[reply.part] = reply
                 os.unlink(path)
         missing = f"no reply: batch {batch.id} {batch.status} before answering it"
-        self.settle(entry["ids"], entry["parts"], replies, missing, follow_up=follow_up)
+        self.settle(entry["ids"], entry["parts"], replies, missing, follow_up=follow_up, shape=entry.get("shape"))
         entry["collected"], entry["status"] = True, batch.status
         self.state.save()
 
-    def settle(self, ids, parts, replies, missing, follow_up=True):
+    def settle(self, ids, parts, replies, missing, follow_up=True, shape=None):
         """Finish each record of `ids` from its `replies` ({rid: {part: Reply}}): a shard line, or
-        left for a follow-up batch, or given up (state.failed) with the reason."""
+        left for a follow-up batch, or given up (state.failed) with the reason. `shape`: the
+        request fields they were sent with (shape_of), which a refusal is learned against."""
         for rid in ids:
             rec = self.work.pending(rid)
             if rec is None:
@@ -534,8 +545,8 @@ class BatchRun:
             if err is None:
                 self._retry_or_fail(cid, missing, None, follow_up)
                 continue
-            if err.status in (400, 422) and not getattr(err, "per_record", None):
-                self._learn(err.status, err.reason, getattr(err, "param", None), replay=False)
+            if err.status in (400, 422) and not err.per_record and shape is not None:
+                self._learn(err, rec, shape, replay=False)
                 if sent is not None and self._fingerprint(rec)[1] != sent[2]:
                     self._resend(cid)  # the request is sent in a new shape now: not an attempt of its own
                     continue
@@ -556,15 +567,14 @@ class BatchRun:
             return
         self.state.failed[cid] = reason + (f" (after {tries} attempts)" if tries > 1 else "")
 
-    def _learn(self, status, message, param, replay):
-        """Teach the backend's request shape a refusal (as online); kept in the state when it changed it."""
-        changed = False
-        if _SYSTEM_ROLE_REFUSED.search(message or "") and not self.backend.fold_system:
-            self.backend.fold_system = changed = True
-        elif _N_REFUSED.search(message or "") and not self.backend._one_choice_per_call:
-            self.backend._one_choice_per_call = changed = True
+    def _learn(self, err, rec, shape, replay):
+        """Teach the backend the refusal `err` of `rec`'s request sent with `shape`, as online (the
+        system role folded, the request shape changed: llm/shape.py); kept in the state when it
+        changed anything, so that a later process sends the learned shape too."""
+        request = self.work.request(rec)
+        changed = self.backend._learn(err, request, {**shape, "messages": request.messages})
         if changed and not replay:
-            self.state.lessons.append([status, message, param])
+            self.state.lessons.append([err.status, err.reason, err.param, shape])
         return changed
 
     # ------------------------------------------------------------ the whole run
@@ -613,7 +623,7 @@ class BatchRun:
         downloaded by hand): no follow-up, a record without a usable reply there fails."""
         start = time.monotonic()
         replies, lines = {}, 0
-        for reply in iter_output_file(path):
+        for reply in iter_output_file(path, self.backend):
             replies.setdefault(reply.rid, {})[reply.part] = reply
             lines += 1
         ids = [rec["id"] for rec in self.work.to_send()]
@@ -628,12 +638,12 @@ class BatchRun:
         for cid, reason in self.state.failed.items():
             rid, _ = parse_custom_id(cid)
             if self.work.pending(rid) is not None:
-                self.work.fail(rid, reason)
+                self.work.finish(rid, error=reason)
         report = BatchReport(batches=[(b["id"], b["status"]) for b in self.state.batches if b["id"]],
                              lines=sum(len(b["ids"]) * b["parts"] for b in self.state.batches),
                              tokens=dict(self.state.tokens), waited_s=self.state.waited_s,
                              seconds=time.monotonic() - start, read_from=read_from)
-        self.work.close()
+        self.work.summarize()
         self.state.remove()
         return report
 
