@@ -12,11 +12,18 @@ own, and list them in RULESETS. A rule gets a Pair (p.question, p.original, p.re
 p.category, p.length, p.evidence, and p.twins / p.n_twins: the other records given the same
 rewrite for another original) and returns None when it has no objection, a short reason string
 to reject the rewrite (reject(reason, marks) to also name the words the report should
-highlight), or ACCEPT to accept it without asking the remaining rules.
+highlight), or ACCEPT to accept it without asking the remaining rules. A rule that runs a model
+is faster over many records at once: mark it @batched, and it gets the list of Pairs still
+undecided at its turn and returns one verdict per Pair.
 
 The first rules check that the rewrite is faithful (no new facts, no refusal, no echo of our
 prompt, not cut off, not one text for many records); the rest are the ReAlign paper's shape
 rules for each dataset.
+
+With --judge_model an LLM on any OpenAI-compatible endpoint (realign.judge) reads every rewrite
+the rules accept and rejects one holding a claim the original does not support or missing a
+fact of it (judge_reason below turns its verdict into the rule's answer); its verdicts are kept
+in a journal, so a rerun asks only about new rewrites, and --dry_run prices it first.
 
 Lengths are counted with p.length: tokens of the --tokenizer_path tokenizer when given, else
 the tokenizer-free length described in code/lengths.py.
@@ -26,16 +33,19 @@ import argparse
 import os
 import re
 
-from realign.cli import check_not_input, run
+from realign.cli import check_flags, check_not_input, run
 from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
 from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
 from realign.files import all_or_nothing, write_json
+from realign.judge import Judge, JudgeSettings, as_rule
 from realign.lengths import make_length_fn
+from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
-from realign.selection import ACCEPT, join_by_id, reject, select, stats_as_json
+from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
+                               select, stats_as_json)
 from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
                                 echoed_prompt, refusal_phrase, same_value, unwrap_prose_fence)
 
@@ -191,6 +201,22 @@ RULESETS = {
 }
 
 
+# ---------------------------------------------------------------- the LLM judge (--judge_model)
+
+def judge_reason(v):
+    """The judge's verdict on one rewrite (realign.judge.JudgeVerdict) as a rule's answer: reject
+    a rewrite holding a claim the original does not support, or missing a fact of the original.
+    None when it found neither, or could not judge the rewrite (the rules' verdict stands)."""
+    if v is None or v.error:
+        return None
+    for what, items in (("unsupported claim", v.unsupported), ("lost fact", v.lost)):
+        if items:
+            text, why = items[0]
+            more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+            return reject(f"the judge: {what} {text[:200]!r}" + (f": {why[:200]}" if why else "") + more,
+                          marks=[t for t, _ in v.unsupported], original_marks=[t for t, _ in v.lost])
+
+
 # ---------------------------------------------------------------- the step
 
 def parse_args(argv=None):
@@ -210,21 +236,92 @@ def parse_args(argv=None):
     p.add_argument("--report_dir", default=None,
                    help="write report.html into this folder: figures and every record, filterable, with its "
                         "before/after and the reason for its outcome")
+    p.add_argument("--dry_run", action="store_true",
+                   help="apply the rules and print what would be kept and what the judge would be asked (and "
+                        "its cost, with --price_in/--price_out); write nothing, ask nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
+                             "that states what the original does not support or loses a fact of it")
+    g.add_argument("--judge_model", default=None, help="model name; turns the judge on (e.g. gpt-4o-mini)")
+    g.add_argument("--judge_backend", default="openai", choices=sorted(BACKENDS),
+                   help="as reformat.py's --backend (default: openai, any OpenAI-compatible endpoint)")
+    g.add_argument("--judge_base_url", default=os.environ.get("OPENAI_BASE_URL"),
+                   help="OpenAI-compatible endpoint of the judge (default: $OPENAI_BASE_URL)")
+    g.add_argument("--judge_key", default=None, help="API key of the judge (prefer the OPENAI_API_KEY environment "
+                                                      "variable)")
+    g.add_argument("--judge_max_tokens", type=int, default=1024, help="most tokens of one verdict (default 1024)")
+    g.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight (default 32)")
+    g.add_argument("--judge_rpm", type=float, default=None, help="client-side cap on judge requests per minute")
+    g.add_argument("--judge_tpm", type=float, default=None, help="client-side cap on judge tokens per minute")
+    g.add_argument("--judge_max_retries", type=int, default=5, help="retries per rewrite (default 5)")
+    g.add_argument("--judge_request_timeout", type=float, default=120.0, help="seconds per judge request")
+    g.add_argument("--judge_journal", default=None,
+                   help="JSONL file of the judge's verdicts, kept between runs so that a rerun (or a run with "
+                        "other rules) asks only about rewrites not judged yet (default: OUTPUT_PATH.judge.jsonl)")
+    g.add_argument("--price_in", type=float, default=None, help="$ per 1M judge input tokens (for --dry_run)")
+    g.add_argument("--price_out", type=float, default=None, help="$ per 1M judge output tokens (for --dry_run)")
     return p.parse_args(argv)
+
+
+def make_judge(args, length):
+    """The Judge the --judge_* flags ask for, or None without --judge_model."""
+    if not args.judge_model:
+        return None
+    check_flags(args, at_least={"judge_max_tokens": 16, "judge_concurrency": 1, "judge_max_retries": 0},
+                positive=("judge_rpm", "judge_tpm", "judge_request_timeout"))
+    key = api_key(args.judge_backend, args.judge_key, base_url=args.judge_base_url, required=not args.dry_run)
+    config = BackendConfig(model=args.judge_model, base_url=args.judge_base_url, api_key=key,
+                           request_timeout=args.judge_request_timeout)
+    settings = JudgeSettings(model=args.judge_model, max_tokens=args.judge_max_tokens,
+                             concurrency=args.judge_concurrency, rpm=args.judge_rpm, tpm=args.judge_tpm,
+                             max_retries=args.judge_max_retries)
+    backend = None if args.dry_run else make_backend(args.judge_backend, config)
+    journal = args.judge_journal or args.output_path + ".judge.jsonl"
+    return Judge(backend, settings, journal=journal, length=length, dry_run=args.dry_run, progress=not args.quiet)
+
+
+def print_dry_run(args, stats, judge):
+    print(f"dry run, rules {args.rules}: {stats['total']} records, {stats['rewritten']} rewritten; the rules would "
+          f"accept {stats['accepted']} rewrites and reject {stats['rejected']}; nothing written")
+    for rule, n in stats["rejected_by_rule"].most_common():
+        print(f"  rejected by {rule:<26} {n}")
+    if judge:
+        j = judge.stats
+        print(f"judge {args.judge_model}: would ask about {j.would_ask} rewrites ({j.from_journal} more already in "
+              f"{judge.journal.path}); estimated tokens: {j.tokens_in:,} in, {j.tokens_out:,} out")
+        if args.price_in is not None or args.price_out is not None:
+            cost = j.tokens_in / 1e6 * (args.price_in or 0) + j.tokens_out / 1e6 * (args.price_out or 0)
+            print(f"estimated cost: ${cost:,.2f}")
 
 
 def main(argv=None):
     args = parse_args(argv)
     check_data_output("--output_path", args.output_path)
-    check_not_input({"--output_path": args.output_path, "--report_path": args.report_path},
+    check_not_input({"--output_path": args.output_path, "--report_path": args.report_path,
+                     "--judge_journal": args.judge_journal},
                     [args.input_original_data_path, args.input_rewrite_data_path])
     if args.report_dir and os.path.exists(args.report_dir) and not os.path.isdir(args.report_dir):
         raise UsageError(f"{args.report_dir}: --report_dir is a file, expected a folder")
+    length = make_length_fn(args.tokenizer_path)
+    judge = make_judge(args, length)
     originals = load_records(args.input_original_data_path)
     rewrites = load_records(args.input_rewrite_data_path)
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
-    length = make_length_fn(args.tokenizer_path)
-    out, stats, decisions = select(joined, RULESETS[args.rules], length)
+    rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
+    try:
+        out, stats, decisions = select(joined, rules, length)
+    finally:
+        if judge:
+            judge.close()
+    if args.dry_run:
+        print_dry_run(args, stats, judge)
+        return 0
+    if judge:
+        stats["judge"] = judge.summary()
+        for d in decisions:
+            verdict = judge.by_id.get(d["id"])
+            if verdict is not None:
+                d["judge"] = verdict.as_json()
     with all_or_nothing(args.output_path, args.report_path, args.report_dir):  # exit 2: none of them
         write_records(args.output_path, export_records(out, args.output_format, args.output_path))
         if args.report_path:
@@ -232,15 +329,20 @@ def main(argv=None):
         if args.report_dir:
             page = write_report(args.report_dir, joined, stats, decisions, length, rules=args.rules)
 
-    print(f"rules: {args.rules}")
+    print(f"rules: {args.rules}" + (f" + judge {args.judge_model}" if judge else ""))
     for rule, n in stats["rejected_by_rule"].most_common():
         print(f"  rejected by {rule:<26} {n}")
     print(f"  {'category':<34} {'total':>6} {'rewrite':>8} {'rejected':>9} {'as is':>6}")
     for cat, n in sorted(stats["per_category"].items()):
         print(f"  {cat:<34} {n['total']:>6} {n['accepted']:>8} {n['rejected']:>9} {n['not_rewritten']:>6}")
+    if judge:
+        print(judge.line())
     print(f"selected {len(out)} records into {args.output_path} ({args.output_format}): "
-          f"{stats['accepted']} rewrites accepted, "
-          f"{stats['rejected']} rejected (original kept), {stats['not_rewritten']} not rewritten")
+          f"{stats['accepted']} rewrites accepted, {stats['rejected']} rejected (original kept), {kept_line(stats)}")
+    identical = stats["kept"].get(IDENTICAL, 0)
+    if identical:
+        print(f"  (parallel_data_merge.py counted {stats['rewritten'] + identical} rewritten: these "
+              f"{stats['rewritten']} and the {identical} identical to their original)")
     if args.report_dir:
         print(f"report: {page}")
     return 0

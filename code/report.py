@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from realign.constant import DEFAULT_TASK, NOT_REWRITTEN_TASKS  # noqa: E402
 from realign.files import atomic_open  # noqa: E402
 from realign.records import category  # noqa: E402
+from realign.selection import IDENTICAL, kept_line, kept_reason  # noqa: E402
 
 MAX_TEXT_CHARS = 4000      # per answer; longer texts are cut (and say so)
 MAX_QUESTION_CHARS = 1500
@@ -119,12 +120,20 @@ def _cut(text, limit=MAX_TEXT_CHARS):
     return text if len(text) <= limit else text[:limit] + f"\n… [{len(text) - limit} more characters]"
 
 
-def not_rewritten_reason(task):
-    """Why a record reached the filter with its original answer."""
-    if task in NOT_REWRITTEN_TASKS:
-        return f"not rewritten: '{task}' answers are kept as they are (a task passed through by design)"
-    return ("not rewritten: the reformat step failed for this record or returned its answer unchanged "
-            "(failed ones are listed in the reformat failures files)")
+def not_rewritten_reason(task, why):
+    """Why a record reached the filter with its original answer, from the reason the merge
+    carried (selection.kept_reason: `why`), never guessed."""
+    by_design = f" ('{task}' answers are kept as they are, by design)" if task in NOT_REWRITTEN_TASKS else ""
+    if why == IDENTICAL:
+        return "not rewritten: reformat's rewrite is the original answer word for word"
+    if why and why.startswith("failed"):
+        return "reformat failed: " + why.split(":", 1)[-1].strip()
+    if why:
+        return f"not rewritten: {why}{by_design}"
+    if by_design:
+        return f"not rewritten{by_design}"
+    return ("not rewritten; the merged file records no reason (it was made by a parallel_data_merge.py older "
+            "than kept_original): the reformat failures files list the records that failed")
 
 
 def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
@@ -138,7 +147,7 @@ def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
         task = d["category"] if d else (category(new) or category(orig) or DEFAULT_TASK)
         before, after = orig["items"][1]["value"], new["items"][1]["value"]
         if d is None:
-            outcome, rule, reason = "not_rewritten", "", not_rewritten_reason(task)
+            outcome, rule, reason = "not_rewritten", "", not_rewritten_reason(task, kept_reason(new))
         elif d["accepted"]:
             outcome, rule = "accepted", d["rule"] or ""
             reason = f"accepted outright by {d['rule']}" if d["rule"] else "every rule passed"
@@ -154,11 +163,14 @@ def record_rows(joined, decisions, text_budget=TEXT_BUDGET):
         if isinstance(scores, list) and len(scores) == len(evidence):  # relevance, as retrieval.py records it
             texts["scores"] = [s if isinstance(s, (int, float)) else None for s in scores[:MAX_EVIDENCE]]
         size = len(texts["q"]) + len(texts["before"]) + len(texts["after"]) + sum(map(len, texts["evidence"]))
+        if d and d.get("judge"):
+            row["judge"] = d["judge"]
         if used + size <= text_budget:
             used += size
             row.update(texts)
-            if d and d.get("marks"):
-                row["marks"] = d["marks"]
+            for key in ("marks", "original_marks"):
+                if d and d.get(key):
+                    row[key] = d[key]
         else:
             row["cut"] = True
         rows.append(row)
@@ -274,6 +286,15 @@ function render(parts, ranges) {
   return html;
 }
 
+// The LLM judge's findings (--judge_model): every unsupported claim and lost fact, with why.
+function judged(j) {
+  if (!j) return '';
+  if (j.error) return '<p class="judge muted">judge: could not judge this rewrite (' + esc(j.error) + ')</p>';
+  const items = j.unsupported.map(([t, why]) => '<li>unsupported claim: <mark class="fact">' + esc(t) + '</mark> ' + esc(why) + '</li>')
+    .concat(j.lost.map(([t, why]) => '<li>lost fact: <mark class="fact">' + esc(t) + '</mark> ' + esc(why) + '</li>'));
+  return items.length ? '<div class="judge">judge:<ul>' + items.join('') + '</ul></div>' : '<p class="judge muted">judge: faithful</p>';
+}
+
 function score(s) { return typeof s === 'number' ? '<span class="muted">relevance ' + s.toFixed(2) + '</span> ' : ''; }
 
 function detail(r) {
@@ -284,7 +305,7 @@ function detail(r) {
     sides = '<div><div class="muted">answer (unchanged)</div><pre>' + esc(r.before) + '</pre></div>';
   } else {
     const [l, rr] = diff(tokens(r.before), tokens(r.after));
-    sides = '<div><div class="muted">original</div><pre class="before">' + render(l, []) + '</pre></div>' +
+    sides = '<div><div class="muted">original</div><pre class="before">' + render(l, markRanges(r.before, r.original_marks)) + '</pre></div>' +
             '<div><div class="muted">rewrite</div><pre class="after">' + render(rr, markRanges(r.after, r.marks)) + '</pre></div>';
   }
   let ev = '';
@@ -293,9 +314,10 @@ function detail(r) {
          r.evidence.map((p, i) => '<li>' + score(r.scores && r.scores[i]) + esc(p) + '</li>').join('') + '</ol>' +
          (r.more_evidence ? '<p class="muted">… and ' + r.more_evidence + ' more passages</p>' : '') + '</details>';
   }
-  const flagged = r.marks && r.marks.length
-    ? '<p>new_facts flagged: ' + r.marks.map(m => '<mark class="fact">' + esc(m) + '</mark>').join(' ') + '</p>' : '';
-  return '<p class="muted">Q: ' + esc(r.q) + '</p>' + flagged + '<div class="sides">' + sides + '</div>' + ev;
+  const marked = (r.marks || []).concat(r.original_marks || []);
+  const flagged = marked.length
+    ? '<p class="flagged">' + esc(r.rule || 'flagged') + ' flagged: ' + marked.map(m => '<mark class="fact">' + esc(m) + '</mark>').join(' ') + '</p>' : '';
+  return '<p class="muted">Q: ' + esc(r.q) + '</p>' + flagged + judged(r.judge) + '<div class="sides">' + sides + '</div>' + ev;
 }
 
 function matches(r, f) {
@@ -396,6 +418,18 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
         _card("not_rewritten", "not rewritten", stats["not_rewritten"]),
         _card("evidence", "with evidence", with_evidence),
     ])
+    identical = stats.get("kept", {}).get(IDENTICAL, 0)
+    judge = stats.get("judge")
+    if judge:
+        counts_note_judge = (f'<p class="muted" id="judge-note">judge {html.escape(str(judge["model"]))}: '
+                             f'{judge["judged"]} rewrites judged ({judge["from_journal"]} from its journal), '
+                             f'{judge["rejected"]} rejected, {judge["failed"]} could not be judged (they keep the '
+                             f'rules\' verdict)</p>')
+    else:
+        counts_note_judge = ""
+    counts_note = (f'<p class="muted" id="counts-note">{html.escape(kept_line(stats))}. "rewritten" counts the '
+                   f'rewrites the rules judged; parallel_data_merge.py\'s "rewritten" also counts the {identical} '
+                   f'identical to their original (not rewritten here): {stats["rewritten"] + identical} in all.</p>')
     images = "".join(f'<img src="{name}" alt="{name[:-4].replace("_", " ")}">' for name in figures)
     cut_note = (f'<p class="muted">The texts of the last {cut} records are not embedded (the page keeps to '
                 f'{TEXT_BUDGET // 1_000_000} million characters); their rows and reasons are.</p>' if cut else "")
@@ -405,6 +439,7 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
 <h1>{html.escape(title)}</h1>
 <p class="muted">rules: <b id="rules">{html.escape(rules)}</b> · {len(per_category)} tasks</p>
 <div class="cards">{cards}</div>
+{counts_note}{counts_note_judge}
 <h2>Figures</h2>
 {images}
 <h2>Per task</h2>
@@ -413,8 +448,9 @@ def write_report(folder, joined, stats, decisions, length, rules="", title="real
 {_rule_table(rejected_by_rule)}
 <h2>Every record</h2>
 <p class="muted">Click a row to open its before/after: <del>removed</del> and <ins>added</ins> words, and in
-<mark class="fact">yellow</mark> the numbers and names that new_facts found nowhere in the question, the
-original or the evidence.</p>
+<mark class="fact">yellow</mark> what the rejecting rule flagged: the numbers and names that new_facts found
+nowhere in the question, the original or the evidence, the sentence the faithfulness checker scored lowest,
+the claims and lost facts the LLM judge named.</p>
 <noscript><p><b>This table needs JavaScript (inline, nothing is fetched).</b></p></noscript>
 <div class="filters">
 <label>task <select id="f-task"><option value="">all</option></select></label>

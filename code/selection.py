@@ -3,7 +3,8 @@
 The rules themselves live in rewrite_data_selection.py as plain functions users edit. A rule
 takes a `Pair` and returns None (no objection), a reason string (reject: keep the original),
 `reject(reason, marks)` (a reason plus the words of the rewrite it is about, which the report
-highlights), or ACCEPT (accept now, skip the remaining rules).
+highlights), or ACCEPT (accept now, skip the remaining rules). A rule marked @batched (one that
+runs a model) gets the list of Pairs still undecided at its turn and returns their verdicts.
 
 Most rules look at one record. What needs the whole run is computed before any rule runs and
 handed to each record's Pair: `p.twins` are the ids of the other records whose rewrite is the
@@ -43,15 +44,37 @@ class Pair:
 
 
 class Reason(str):
-    """A rejection reason that also names the words of the rewrite it is about."""
+    """A rejection reason that also names the words of the rewrite (marks) and of the original
+    (original_marks) it is about."""
     marks = ()
+    original_marks = ()
 
 
-def reject(reason, marks=()):
-    """A reason string carrying `marks`: the report highlights them in the rewrite."""
+def reject(reason, marks=(), original_marks=()):
+    """A reason string carrying `marks`: the report highlights them in the rewrite, and
+    `original_marks` in the original (a fact the rewrite lost)."""
     out = Reason(reason)
-    out.marks = tuple(marks)
+    out.marks = tuple(m for m in marks if m)
+    out.original_marks = tuple(m for m in original_marks if m)
     return out
+
+
+def kept_reason(merged_record):
+    """Why a merged record holds its original answer, as parallel_data_merge.py wrote it in
+    `items[1]["kept_original"]` ("failed: …", "format does not fit", "task not rewritten", …);
+    IDENTICAL when reformat's rewrite is the original word for word; None when the merged file
+    records no reason (written by a merge before kept_original was carried)."""
+    gpt = merged_record["items"][1]
+    why = gpt.get("kept_original")
+    if isinstance(why, str) and why:
+        return why
+    if "input_hash" in gpt:  # a merge that writes every kept record's reason: this one was rewritten
+        return IDENTICAL
+    return None
+
+
+IDENTICAL = "the rewrite is the original word for word"
+NO_REASON = "no reason recorded"
 
 
 def _digest(text):
@@ -99,15 +122,44 @@ def join_by_id(originals, rewrites, original_path, rewrite_path):
     return [(by_id[rec["id"]], rec) for rec in rewrites]
 
 
-def judge(pair, rules):
-    """(accepted, rule_name_or_None, reason_or_None) for one rewritten pair."""
+def batched(rule):
+    """Mark `rule` as one that judges many records at once: it is called with the list of the
+    Pairs still undecided when their turn comes (every rule before it has let them pass) and
+    returns one verdict per Pair, in order. For rules that run a model, which is far faster over
+    a batch than record by record. Call it on one Pair as rule([p])[0]."""
+    rule.batched = True
+    return rule
+
+
+def apply_rules(pairs, rules):
+    """{index into pairs: (accepted, rule name or None, reason or None)} for every pair: rule by
+    rule, each over the pairs no earlier rule decided (a batched rule over all of them at once).
+    The first rule to object rejects; ACCEPT accepts at once; a pair no rule objects to is
+    accepted."""
+    decided = {}
+    pending = list(range(len(pairs)))
     for rule in rules:
-        verdict = rule(pair)
-        if verdict == ACCEPT:
-            return True, rule.__name__, None
-        if verdict:
-            return False, rule.__name__, verdict
-    return True, None, None
+        if not pending:
+            break
+        if getattr(rule, "batched", False):
+            verdicts = rule([pairs[i] for i in pending])
+            if len(verdicts) != len(pending):
+                raise ValueError(f"batched rule {rule.__name__} returned {len(verdicts)} verdicts "
+                                 f"for {len(pending)} records")
+        else:
+            verdicts = [rule(pairs[i]) for i in pending]
+        still = []
+        for i, verdict in zip(pending, verdicts):
+            if verdict == ACCEPT:
+                decided[i] = (True, rule.__name__, None)
+            elif verdict:
+                decided[i] = (False, rule.__name__, verdict)
+            else:
+                still.append(i)
+        pending = still
+    for i in pending:
+        decided[i] = (True, None, None)
+    return decided
 
 
 def _evidence(orig, new):
@@ -115,33 +167,54 @@ def _evidence(orig, new):
     return tuple(p for p in passages if isinstance(p, str))
 
 
-def select(joined, rules, length):
-    """Apply rules to every record; returns (output_records, stats, decisions)."""
+def make_pairs(joined, length, twins=None):
+    """The Pair of every rewritten record of `joined`, with its index there."""
+    twins = twins or {}
     out = []
-    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0,
+    for at, (orig, new) in enumerate(joined):
+        original, rewrite = orig["items"][1]["value"], new["items"][1]["value"]
+        if rewrite == original:
+            continue
+        same = twins.get(new["id"], ())
+        cat = category(new) or category(orig) or DEFAULT_TASK
+        out.append((at, Pair(new["id"], new["items"][0]["value"], original, rewrite, cat, length,
+                             evidence=_evidence(orig, new), twins=tuple(same[:MAX_TWINS]), n_twins=len(same))))
+    return out
+
+
+def select(joined, rules, length):
+    """Apply rules to every record; returns (output_records, stats, decisions).
+
+    stats: total; rewritten (rewrites the rules judged: the merged answer differs from the
+    original), accepted, rejected; not_rewritten (records that kept their answer before any
+    rule: `kept` counts them by kept_reason, IDENTICAL among them, so that merge's "rewritten"
+    is accepted + rejected + kept[IDENTICAL]); rejected_by_rule; per_category."""
+    indexed = make_pairs(joined, length, find_twins(joined) if rules else {})
+    verdicts = apply_rules([pair for _, pair in indexed], rules)
+    by_index = {at: verdicts[k] for k, (at, _) in enumerate(indexed)}
+    out = []
+    stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0, "kept": Counter(),
              "rejected_by_rule": Counter(), "per_category": defaultdict(Counter)}
     decisions = []
-    twins = find_twins(joined) if rules else {}
-    for orig, new in joined:
+    for at, (orig, new) in enumerate(joined):
         stats["total"] += 1
         cat = category(new) or category(orig) or DEFAULT_TASK
         per_cat = stats["per_category"][cat]
         per_cat["total"] += 1
-        original, rewrite = orig["items"][1]["value"], new["items"][1]["value"]
-        if rewrite == original:
+        if at not in by_index:
             stats["not_rewritten"] += 1
+            stats["kept"][kept_reason(new) or NO_REASON] += 1
             per_cat["not_rewritten"] += 1
             out.append({**orig, "tag": "original"})
             continue
         stats["rewritten"] += 1
-        same = twins.get(new["id"], ())
-        pair = Pair(new["id"], new["items"][0]["value"], original, rewrite, cat, length,
-                    evidence=_evidence(orig, new), twins=tuple(same[:MAX_TWINS]), n_twins=len(same))
-        accepted, rule, reason = judge(pair, rules)
+        accepted, rule, reason = by_index[at]
         decision = {"id": new["id"], "category": cat, "accepted": accepted, "rule": rule,
                     "reason": None if reason is None else str(reason)}
         if getattr(reason, "marks", ()):
             decision["marks"] = list(reason.marks)
+        if getattr(reason, "original_marks", ()):
+            decision["original_marks"] = list(reason.original_marks)
         decisions.append(decision)
         if accepted:
             stats["accepted"] += 1
@@ -155,7 +228,19 @@ def select(joined, rules, length):
     return out, stats, decisions
 
 
+def kept_line(stats):
+    """The not-rewritten records by reason, in words: '3 not rewritten (2 failed: …, 1 identical …)'."""
+    kept = stats["kept"]
+    if not kept:
+        return f"{stats['not_rewritten']} not rewritten"
+    failed = sum(n for why, n in kept.items() if why.startswith("failed"))
+    parts = ([f"{failed} failed in reformat"] if failed else []) + [
+        f"{n} {why}" for why, n in kept.most_common() if not why.startswith("failed")]
+    return f"{stats['not_rewritten']} not rewritten ({', '.join(parts)})"
+
+
 def stats_as_json(stats):
     return {**{k: v for k, v in stats.items() if not isinstance(v, (Counter, defaultdict))},
+            "kept": dict(stats["kept"].most_common()),
             "rejected_by_rule": dict(stats["rejected_by_rule"].most_common()),
             "per_category": {c: dict(n) for c, n in sorted(stats["per_category"].items())}}

@@ -100,9 +100,9 @@ def test_bad_input_writes_no_report(tmp_path):
     assert not (tmp_path / "report").exists()
 
 
-def _row(rid, question, before, after, cat="open_qa"):
+def _row(rid, question, before, after, cat="open_qa", **gpt):
     orig = make_record(rid, question, before, cat)
-    return orig, {**orig, "items": [orig["items"][0], {**orig["items"][1], "value": after}]}
+    return orig, {**orig, "items": [orig["items"][0], {**orig["items"][1], "value": after, **gpt}]}
 
 
 def test_rows_carry_a_reason_and_keep_to_the_text_budget():
@@ -112,10 +112,43 @@ def test_rows_carry_a_reason_and_keep_to_the_text_budget():
                  {"id": 3, "category": "open_qa", "accepted": False, "rule": "r", "reason": "why"}]
     rows = record_rows(joined, decisions, text_budget=40)
     assert [(r["outcome"], r["reason"][:22]) for r in rows] == [
-        ("accepted", "every rule passed"), ("not_rewritten", "not rewritten: the ref"),
-        ("not_rewritten", "not rewritten: 'poem_g"), ("rejected", "why")]
+        ("accepted", "every rule passed"), ("not_rewritten", "not rewritten; the mer"),
+        ("not_rewritten", "not rewritten ('poem_g"), ("rejected", "why")]
     assert rows[0]["after"] == "b0" and rows[1]["after"] == ""
     assert rows[3].get("cut") and "q" not in rows[3]  # over the budget: the row stays, its texts go
+
+
+def test_a_kept_original_shows_the_reason_the_merge_carried_never_a_guess():
+    """issue 21 #4: merge writes items[1]["kept_original"] for every record it kept; the report
+    shows it (a failure as "reformat failed: …"), and a rewrite identical to its original says so."""
+    joined = [_row(0, "q", "a", "a", kept_original="failed: HTTP 500 after 5 retries", input_hash="h0"),
+              _row(1, "q", "a", "a", kept_original="format does not fit", input_hash="h1"),
+              _row(2, "q", "a", "a", input_hash="h2"),
+              _row(3, "q", "a", "a", cat="poem_generation", kept_original="task not rewritten", input_hash="h3")]
+    reasons = [r["reason"] for r in record_rows(joined, [])]
+    assert reasons == ["reformat failed: HTTP 500 after 5 retries", "not rewritten: format does not fit",
+                       "not rewritten: reformat's rewrite is the original answer word for word",
+                       "not rewritten: task not rewritten ('poem_generation' answers are kept as they are, by design)"]
+    assert not any("or returned" in r for r in reasons)
+
+
+def test_counts_say_how_they_relate_to_the_merge(tmp_path, script):
+    """issue 24 newcomer: merge said 17 rewritten, the report 16; the filter now names the one
+    rewrite identical to its original, and adds them up as the merge does."""
+    originals = [make_record(i, f"q{i}", f"Answer number {i} is here.", "open_qa") for i in range(3)]
+    merged = [json.loads(json.dumps(r)) for r in originals]
+    merged[0]["items"][1].update(value="**Answer number 0** is here.", input_hash="h")
+    merged[1]["items"][1].update(input_hash="h")  # rewritten, word for word the original
+    merged[2]["items"][1].update(kept_original="failed: HTTP 500 after 5 retries", input_hash="h")
+    o, m = write_json(tmp_path / "o.json", originals), write_json(tmp_path / "m.json", merged)
+    r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", m,
+               "--output_path", tmp_path / "f.json", "--report_dir", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    assert ("1 rewrites accepted, 0 rejected (original kept), 2 not rewritten (1 failed in reformat, "
+            "1 the rewrite is the original word for word)") in r.stdout
+    assert "parallel_data_merge.py counted 2 rewritten: these 1 and the 1 identical" in r.stdout
+    page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "also counts the 1 identical to their original (not rewritten here): 2 in all" in page
 
 
 def test_page_survives_script_like_text(tmp_path):

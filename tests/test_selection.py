@@ -346,3 +346,22 @@ def test_numbers_kept():
     assert reason == "the original's '18' no longer appear(s) in the rewrite"
     assert sel.numbers_kept(pair("It costs $1,000 and lasts 2 years.", "- **Cost:** 1000 dollars\n- **Lasts:** two years")) is None
     assert sel.numbers_kept(pair("1. Boil.\n2. Steep.", "- Boil.\n- Steep.")) is None  # numbering is not a number
+
+
+def test_a_batched_rule_sees_only_what_earlier_rules_let_through_all_at_once():
+    from realign.selection import apply_rules, batched
+    seen = []
+
+    def no_x(p):
+        return "has x" if "x" in p.rewrite else None
+
+    @batched
+    def model(pairs):
+        seen.append([p.rewrite for p in pairs])
+        return ["too short" if len(p.rewrite) < 4 else None for p in pairs]
+
+    pairs = [pair(LONG, text) for text in ("abcd", "x123", "ab", "abcdef")]
+    decided = apply_rules(pairs, [no_x, model])
+    assert seen == [["abcd", "ab", "abcdef"]]  # one call, in order, without the record no_x rejected
+    assert decided == {0: (True, None, None), 1: (False, "no_x", "has x"), 2: (False, "model", "too short"),
+                       3: (True, None, None)}

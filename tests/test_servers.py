@@ -169,7 +169,8 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     assert reasons[2] == "cut by the provider's content filter (finish_reason content_filter) (after 2 attempts)"
     assert reasons[3] == "truncated at --target_length 4096 (after 2 attempts)"
     assert sum("[[content_filter]]" in a for a in asked) == 2  # one more try at most, not five
-    assert done[0]["id"] == 0 and done[0]["items"][1]["revised_response"] == "- The answer is 0.\n- It follows from the rule."
+    assert done[0]["id"] == 0
+    assert done[0]["items"][1]["revised_response"] == "- The answer is 0.\n- It follows from the rule."
     merged, final = tmp_path / "merged.json", tmp_path / "final.json"
     assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
                       "--final_output_path", merged, "--allow_partial").returncode == 0
@@ -297,7 +298,8 @@ def test_whitespace_around_a_key_is_stripped_and_a_key_file_is_read(tmp_path):
     assert stderr_lines(r) == ["warning: --openai_key is readable by every user of this machine (ps, /proc) while "
                                "the run lasts; prefer the OPENAI_API_KEY environment variable or --openai_key_file"]
     r = reformat("http://127.0.0.1:9/v1", inp, tmp_path / "out4", "--openai_key_file", tmp_path / "nope.txt")
-    assert r.returncode == 2 and stderr_lines(r) == [f"error: --openai_key_file {tmp_path / 'nope.txt'}: file not found"]
+    missing = tmp_path / "nope.txt"
+    assert r.returncode == 2 and stderr_lines(r) == [f"error: --openai_key_file {missing}: file not found"]
 
 
 def test_a_key_echoed_inside_a_reply_is_in_no_file(tmp_path):

@@ -119,6 +119,7 @@ class Request:
     prompt: str | None = None        # or a raw prompt string
     sampling: Sampling = field(default_factory=Sampling)
     cost_tokens: int = 1             # what a --tpm cap charges for it (prompt + completion estimate)
+    response_format: dict | None = None  # OpenAI's structured-output field, sent where the server takes it
 
 
 @dataclass

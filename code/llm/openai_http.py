@@ -21,7 +21,9 @@ it.
 The request fits the model (llm/shape.py): the body carries only what was set, plus
 `"stream": false`; a 400 naming a parameter or value the model refuses is learned for the rest of
 the run and the request re-sent in the accepted shape (max_tokens -> max_completion_tokens,
-temperature to the server default, top_p dropped beside temperature, n > 1 -> n calls). So is a
+temperature to the server default, top_p dropped beside temperature, n > 1 -> n calls,
+`response_format` left out by a server without structured output, whose reply the caller then
+reads leniently). So is a
 chat template without a system role (Gemma: 400 "System role not supported"; o1-mini): the system
 text is folded into the user turn. Every change is in `adaptations`, which the run's summary
 prints once. Every response's x-ratelimit-* headers go to `self.pace` (set by the runner) so the
@@ -233,6 +235,8 @@ class OpenAIBackend(Backend):
         Batch API request file uses the same body, so online and batch requests never differ.
         (`n` as given: generate() asks 1 a call once the server has refused n > 1, shape.n False.)"""
         body = self.shape.body(self.config.model, request.sampling, n)
+        if request.response_format is not None and self.shape.response_format:
+            body["response_format"] = request.response_format
         if request.messages is not None:
             body["messages"] = fold_system(request.messages) if self.fold_system else request.messages
         else:

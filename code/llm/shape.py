@@ -14,15 +14,16 @@ unless told not to). Models refuse different parts of that:
 - Claude behind a gateway (Bedrock, LiteLLM, Vertex) refuses `temperature` and `top_p` together;
 - llama.cpp's server, some gateways and Gemini refuse `n` above 1;
 - older servers refuse `max_completion_tokens`, or any field they do not know (pydantic's
-  "Extra inputs are not permitted").
+  "Extra inputs are not permitted");
+- servers without structured output refuse `response_format` (the judge's JSON schema).
 
 KNOWN_FAMILIES is a first guess by model name, so that the common cases cost no refused
 request; the server's answer decides. A 400 (or 422) whose message, or `param` field, names a
 parameter we sent is learned for the rest of the run: the token limit moves to the other field
 (or down to the most the model says it allows), `temperature` falls back to the server's
-default, `top_p` is dropped beside `temperature`, `n` becomes one choice per call, `stream` is
-left out. Each change is made once and noted; a refusal naming nothing we can change is not
-learned (it stays the caller's error).
+default, `top_p` is dropped beside `temperature`, `n` becomes one choice per call, `stream` and
+`response_format` are left out. Each change is made once and noted; a refusal naming nothing we
+can change is not learned (it stays the caller's error).
 """
 
 import re
@@ -40,7 +41,8 @@ KNOWN_FAMILIES = (
      "Claude refuses temperature and top_p together"),
 )
 
-PARAMS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "stream", "n")
+PARAMS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "stream", "n", "response_format")
+_RESPONSE_FORMAT = re.compile(r"response_format|json_schema|structured output|json mode|grammar", re.I)
 # "temperature and top_p cannot both be specified" (Anthropic), "… are mutually exclusive"
 _TOGETHER = re.compile(r"\bboth\b|together|only one|mutually exclusive|at the same time|cannot be used with|"
                        r"not both|either", re.I)
@@ -56,6 +58,8 @@ def _named(name, text):
     """Whether a refusal's text names parameter `name` (`n` only quoted: the letter is everywhere)."""
     if name == "n":
         return bool(re.search(r"['\"`]n['\"`]|\bparameter n\b|\bfield n\b", text) or _N_REFUSED.search(text))
+    if name == "response_format":
+        return bool(_RESPONSE_FORMAT.search(text))
     return bool(re.search(rf"(?<![\w.]){name}(?![\w])", text))
 
 
@@ -69,6 +73,7 @@ class RequestShape:
     top_p_beside_temperature: bool = True
     n: bool = True                            # False: one choice per call
     stream: bool = True                       # send "stream": false
+    response_format: bool = True              # send a request's response_format (structured output)
     notes: list = field(default_factory=list)
     _refused_fields: set = field(default_factory=set)
 
@@ -141,6 +146,9 @@ class RequestShape:
         if p == "stream" and self.stream:
             self.stream = False
             return "'stream' left out"
+        if p == "response_format" and self.response_format:
+            self.response_format = False
+            return "response_format left out (no structured output: replies read leniently)"
         return None
 
     def _note(self, change, message):
