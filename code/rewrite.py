@@ -84,12 +84,15 @@ class Summary:
     later: int = 0             # records to rewrite that --limit left for a later run
     throttles: bool = True     # False for a model we run (local, vllm): no 429s, time per rewrite instead
     stopped: str | None = None  # why the circuit breaker stopped the run early, when it did
+    batch: str | None = None   # batch mode's own figures (llm/batch.py), said instead of the online ones
 
     def line(self):
         head = (f"{self.attempted} of {self.total} records attempted (--limit)"
                 if self.attempted is not None and self.attempted < self.total else f"{self.total} records")
         per = self.seconds / self.rewritten if self.rewritten else 0.0
-        if self.throttles:
+        if self.batch:
+            pace = f"{self.batch}; {self.seconds:.1f} s"
+        elif self.throttles:
             rate = (self.rewritten / self.seconds) if self.seconds else 0.0
             pace = (f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                     f"{rate:.2f} rewritten/s")

@@ -110,7 +110,8 @@ def test_300_records_one_batch_no_online_call(tmp_path):
     assert all(len(rec["items"][1]["revised_response_list"]) == 2 for rec in done)
     assert {line["custom_id"] for line in lines} == {custom_id(i) for i in range(N)}
     assert all(line["body"]["n"] == 2 and line["url"] == "/v1/chat/completions" for line in lines)
-    assert "1 batch batch-" in r.stdout and "(completed)" in r.stdout and "0 online calls" in r.stdout
+    assert "300 request lines in 1 batch, 0 online calls" in r.stdout
+    assert "batch: batch-fake00002 (completed); tokens" in r.stdout and "s waiting for the server" in r.stdout
     assert "300 rewritten" in r.stdout
     assert not os.path.exists(state_path(shard_path(tmp_path / "out", 0, 1)))  # nothing left running
 
@@ -361,6 +362,29 @@ def test_per_record_refusals_fail_at_once_and_content_parts_read(tmp_path):
     assert all(rec["items"][1]["revised_response"] for rec in done)
 
 
+def test_azure_global_batch(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(30))
+    with BatchFake(azure=True, api_key=KEY, deployment="gpt-4o-batch") as srv:
+        r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
+                       "--api_type", "azure", "--base_url", srv.url, "--model", "gpt-4o-batch", "--batch",
+                       "--poll_interval", "1", "--quiet", env={"AZURE_OPENAI_API_KEY": KEY, "OPENAI_API_KEY": ""})
+        (entry,) = srv.batches.values()
+        paths = {q["path"].split("?")[0] for q in srv.requests}
+    assert r.returncode == 0, r.stderr
+    assert entry["batch"]["endpoint"] == "/chat/completions" and "/openai/files" in paths
+    assert all(json.loads(line)["url"] == "/chat/completions" for line in entry["lines"])
+    assert len(outcome(tmp_path / "out")[0]) == 30 and KEY not in r.stdout + r.stderr
+
+
+def test_limit_sends_only_the_first_records(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(50))
+    with BatchFake() as srv:
+        r = batch(srv, inp, tmp_path / "out", "--limit", "20")
+        assert [e["batch"]["request_counts"]["total"] for e in srv.batches.values()] == [20]
+    assert r.returncode == 0, r.stderr
+    assert "20 of 50 records attempted (--limit)" in r.stdout and "30 left to rewrite" in r.stdout
+
+
 def test_split_past_max_batch_requests(tmp_path):
     inp = write_json(tmp_path / "in.json", records())
     with BatchFake() as srv:
@@ -517,3 +541,33 @@ def test_custom_id_round_trip(rid):
 def test_custom_id_not_ours(bad):
     with pytest.raises(ValueError):
         parse_custom_id(bad)
+
+
+def test_nothing_listening_before_a_batch_is_exit_2(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(5))
+    r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "out", "--batch",
+                   "--base_url", "http://127.0.0.1:9/v1", env={"OPENAI_API_KEY": KEY})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "the Batch API refused to upload the request file: http://127.0.0.1:9/v1: connection refused" in r.stderr
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_lost_connection_while_batches_run_is_retried_then_unreachable(tmp_path):
+    """Once a batch runs on the server, a refused connection (a laptop asleep, a proxy restarting)
+    is no misconfiguration: it is retried, then BatchUnreachable (exit 1, rerun to pick it up)."""
+    import asyncio
+
+    from realign.lengths import approx_tokens
+    from realign.llm.base import BackendConfig, make_backend
+    from realign.llm.batch import BatchRun, BatchSettings, BatchUnreachable
+    from realign.rewrite import Settings, ShardWork
+
+    out = str(tmp_path / "shard.jsonl")
+    backend = make_backend("openai", BackendConfig(model="m", base_url="http://127.0.0.1:9/v1", api_key=KEY))
+    with ShardWork([], out, str(tmp_path / "fail.jsonl"), Settings(), approx_tokens) as work:
+        run = BatchRun(backend, work, BatchSettings(api_retries=1), str(tmp_path / "state.json"))
+        run.state.batches.append({"id": "batch-1", "input_file_id": "file-1", "ids": [1], "parts": 1,
+                                  "status": "in_progress", "collected": False, "counts": None})
+        with pytest.raises(BatchUnreachable, match=r"could not look at batch batch-1 .*connection refused; 2 tries"):
+            asyncio.run(run._api("look at batch batch-1", lambda: backend.client.batches.retrieve("batch-1")))
+        assert "batch-1 keeps running on the server" in run.interrupted_hint()

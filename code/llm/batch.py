@@ -64,7 +64,7 @@ MAX_BYTES = 200 * 1024 * 1024    # bytes per input file (OpenAI and Azure)
 CHAT_URL = "/v1/chat/completions"
 AZURE_CHAT_URL = "/chat/completions"   # Azure OpenAI's batch lines and endpoint: no /v1
 FINISHED = ("completed", "failed", "expired", "cancelled")
-API_TRIES = 8                    # a Files/Batches call failing transiently is retried this often
+API_TRIES = 8                    # retries of a Files/Batches call failing transiently (about 3 min)
 FILE_TIMEOUT = 900.0             # seconds for an upload or download of up to 200 MB
 STATE_VERSION = 1
 
@@ -85,6 +85,7 @@ class BatchSettings:
     max_bytes: int = MAX_BYTES
     url: str = CHAT_URL
     progress: bool = True
+    api_retries: int = API_TRIES     # a failed Files/Batches call is tried again this often
 
 
 # ---------------------------------------------------------------- request lines
@@ -327,8 +328,14 @@ class BatchRun:
     # ------------------------------------------------------------ the API, transient failures retried
 
     async def _api(self, what, call):
-        policy = RetryPolicy(max_retries=API_TRIES)
-        for attempt in range(API_TRIES + 1):
+        """`call()`'s result; transient failures (429, 5xx, timeouts, dropped connections) retried
+        with backoff. A refusal (401, 404, a bad request) is a UsageError, and so is nothing
+        listening before any batch runs (a misconfigured --base_url); once batches run on the
+        server, a lost connection is retried too and then BatchUnreachable (exit 1: rerun)."""
+        tries = self.settings.api_retries
+        policy = RetryPolicy(max_retries=tries)
+        endpoint = where(self.backend.config.base_url or "https://api.openai.com/v1")
+        for attempt in range(tries + 1):
             try:
                 return await call()
             except openai.APIStatusError as e:
@@ -336,16 +343,16 @@ class BatchRun:
             except openai.APITimeoutError:
                 err = BackendError("timed out", retryable=True)
             except openai.APIConnectionError as e:
-                refused = connect_failure(e.__cause__) if e.__cause__ is not None else None
-                err = BackendError(refused[0], fatal=True, hint=refused[1]) if refused else \
-                    BackendError(f"connection error ({type(e.__cause__).__name__ if e.__cause__ else 'failed'})",
-                                 retryable=True)
-            endpoint = where(self.backend.config.base_url or "https://api.openai.com/v1")
+                cause = e.__cause__
+                refused = connect_failure(cause) if cause is not None else None
+                running = any(b["id"] for b in self.state.active())
+                err = BackendError(refused[0], fatal=True, hint=refused[1]) if refused and not running else                     BackendError(refused[0] if refused else
+                                 f"connection error ({type(cause).__name__ if cause else 'failed'})", retryable=True)
             if not err.retryable:
                 raise UsageError(f"the Batch API refused to {what}: {endpoint}: {err.reason}"
                                  + (f" ({err.hint})" if err.hint else ""))
-            if attempt == API_TRIES:
-                raise BatchUnreachable(f"could not {what} ({endpoint}: {err.reason}, {API_TRIES + 1} tries)")
+            if attempt == tries:
+                raise BatchUnreachable(f"could not {what} ({endpoint}: {err.reason}; {tries + 1} tries)")
             await asyncio.sleep(policy.delay(attempt, err.retry_after))
 
     # ------------------------------------------------------------ sending
@@ -643,6 +650,7 @@ class BatchRun:
                              lines=sum(len(b["ids"]) * b["parts"] for b in self.state.batches),
                              tokens=dict(self.state.tokens), waited_s=self.state.waited_s,
                              seconds=time.monotonic() - start, read_from=read_from)
+        self.work.summary.batch = report.pace()
         self.work.summarize()
         self.state.remove()
         return report
@@ -665,12 +673,18 @@ class BatchReport:
     seconds: float = 0.0     # this process
     read_from: tuple | None = None  # (path, lines) for --read_batch_output
 
+    def pace(self):
+        """The summary line's figures: what was sent and how, instead of online requests and 429s."""
+        if self.read_from:
+            return f"{self.read_from[1]} replies read from a file, 0 online calls"
+        n = len(self.batches)
+        return f"{self.lines} request lines in {n} batch{'es' if n != 1 else ''}, 0 online calls"
+
     def line(self):
         if self.read_from:
             return (f"batch output: {self.read_from[1]} replies read from {self.read_from[0]}; tokens "
                     f"{self.tokens['prompt']:,} in, {self.tokens['completion']:,} out")
         shown = ", ".join(f"{bid} ({status})" for bid, status in self.batches[:6])
         more = f" (+{len(self.batches) - 6} more)" if len(self.batches) > 6 else ""
-        return (f"batch: {len(self.batches)} batch{'es' if len(self.batches) != 1 else ''} {shown}{more}; "
-                f"{self.lines} request lines, 0 online calls; tokens {self.tokens['prompt']:,} in, "
+        return (f"batch: {shown or 'none sent'}{more}; tokens {self.tokens['prompt']:,} in, "
                 f"{self.tokens['completion']:,} out; {self.waited_s:.0f} s waiting for the server")

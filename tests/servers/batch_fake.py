@@ -26,6 +26,9 @@ per batch, in the order batches are created (`outcomes`, then "completed" for th
 `error_share` of the lines of the first `error_batches` batches (chosen by a hash of custom_id)
 get `line_error` (status, message, type[, param]) in the error file instead of an answer.
 Requests and lines past `max_batch_requests` fail validation as OpenAI's 50,000 limit does.
+`azure=True` serves Azure OpenAI's shape instead: /openai/files and /openai/batches with an
+api-version, the key in the `api-key` header, lines for `/chat/completions` whose model is a
+deployment (OpenAIFake's `deployment`).
 
 `python -m tests.servers.batch_fake --steps 1 2 1` serves until stdin closes, printing its base URL
 (for bench/batch_throughput.py, which runs it in its own process).
@@ -102,10 +105,13 @@ class BatchFake(OpenAIFake):
             if self.online_latency:
                 time.sleep(self.online_latency)
             return super().respond(method, path, headers, body)
-        sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
+        low = {k.lower(): v for k, v in headers.items()}
+        sent_key = low.get("api-key") if self.azure else (low.get("authorization") or "").removeprefix("Bearer ")
         if self.api_key is not None and sent_key != self.api_key:
             return self._error(401, "Incorrect API key provided.")
-        parts = route.removeprefix("/v1").strip("/").split("/")
+        if self.azure and not (route.startswith("/openai/") and "api-version=" in path):
+            return self._error(404, "Resource not found")
+        parts = route.removeprefix("/openai" if self.azure else "/v1").strip("/").split("/")
         with self._state:
             if parts == ["files"] and method == "POST":
                 return self._upload(headers, body)
@@ -164,7 +170,7 @@ class BatchFake(OpenAIFake):
                  "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": req.get("metadata")}
         self.batches[bid] = {"batch": batch, "t0": time.monotonic(), "outcome": outcome, "lines": lines,
                              "index": len(self.batches), "cancel_t": None,
-                             "auth": {k: v for k, v in headers.items() if k.lower() in ("authorization",)}}
+                             "auth": {k: v for k, v in headers.items() if k.lower() in ("authorization", "api-key")}}
         return self.json_body(batch)
 
     def _list(self, query):
@@ -281,8 +287,9 @@ class BatchFake(OpenAIFake):
                 reply = (code, {"error": {"message": message, "type": kind, "param": param[0] if param else None,
                                           "code": None}})
             else:
-                code, _, raw = super().respond("POST", batch["endpoint"], entry["auth"],
-                                               json.dumps(line["body"]).encode())
+                path = (f"/openai/deployments/{line['body'].get('model')}{batch['endpoint']}?api-version=fake"
+                        if self.azure else batch["endpoint"])
+                code, _, raw = super().respond("POST", path, entry["auth"], json.dumps(line["body"]).encode())
                 self.lines_answered += 1
                 reply = (code, json.loads(raw))
             row = {"id": f"batch_req_{n}", "custom_id": cid,
