@@ -571,3 +571,25 @@ def test_lost_connection_while_batches_run_is_retried_then_unreachable(tmp_path)
         with pytest.raises(BatchUnreachable, match=r"could not look at batch batch-1 .*connection refused; 2 tries"):
             asyncio.run(run._api("look at batch batch-1", lambda: backend.client.batches.retrieve("batch-1")))
         assert "batch-1 keeps running on the server" in run.interrupted_hint()
+
+
+def test_request_files_split_at_max_bytes_a_record_never_split(tmp_path):
+    from realign.lengths import approx_tokens
+    from realign.llm.base import BackendConfig, make_backend
+    from realign.llm.batch import BatchRun, BatchSettings
+    from realign.rewrite import Settings, ShardWork
+
+    backend = make_backend("openai", BackendConfig(model="m", api_key=KEY))
+    backend.shape.n = False  # a model that refuses n > 1: three lines a record
+    with ShardWork(records(10), str(tmp_path / "s.jsonl"), str(tmp_path / "f.jsonl"), Settings(top_k=3),
+                   approx_tokens) as work:
+        one = BatchRun(backend, work, BatchSettings(), None)
+        size = next(one._request_files(work.to_send()[:1]))["bytes"]
+        run = BatchRun(backend, work, BatchSettings(max_bytes=int(size * 2.5)), None)
+        chunks = list(run._request_files(work.to_send()))
+    assert [c["ids"] for c in chunks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert all(c["parts"] == 3 and c["lines"] == 6 and c["bytes"] <= size * 2.5 for c in chunks)
+    lines = [json.loads(line) for line in open(chunks[0]["path"])]
+    assert [line["custom_id"] for line in lines] == [custom_id(r, k) for r in (0, 1) for k in range(3)]
+    for c in chunks:
+        os.unlink(c["path"])

@@ -53,7 +53,7 @@ import openai
 from realign.bars import progress_bar
 from realign.endpoint import connect_failure, where
 from realign.errors import DataError, UsageError
-from realign.files import JSON_ERRORS, atomic_open, dumps_line, os_error
+from realign.files import JSON_ERRORS, atomic_open, dumps_line, new_temp, os_error
 from realign.limits import RetryPolicy
 from realign.llm.base import BackendError, Unusable
 from realign.llm.openai_http import status_error
@@ -120,6 +120,12 @@ def shape_of(body):
 
 def _digest(obj):
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def fingerprint(request, lines):
+    """(digest of what the record asks, digest of the bodies sent): an answer is for the record
+    only while the first is the same; a refusal was learned when the second changed."""
+    return _digest(request.messages), _digest([line["body"] for line in lines])
 
 
 def record_lines(backend, request, url=CHAT_URL):
@@ -321,8 +327,6 @@ class BatchRun:
         first = next(iter(work.to_send()), None)
         for status, message, param, shape in self.state.lessons if first else ():  # what earlier processes learned
             self._learn(BackendError(message, status=status, param=param), first, shape, replay=True)
-        self.created = []     # batch ids this process created
-        self.waited = 0.0     # seconds this process spent waiting
         self.bar = None
 
     # ------------------------------------------------------------ the API, transient failures retried
@@ -346,8 +350,11 @@ class BatchRun:
                 cause = e.__cause__
                 refused = connect_failure(cause) if cause is not None else None
                 running = any(b["id"] for b in self.state.active())
-                err = BackendError(refused[0], fatal=True, hint=refused[1]) if refused and not running else                     BackendError(refused[0] if refused else
-                                 f"connection error ({type(cause).__name__ if cause else 'failed'})", retryable=True)
+                if refused and not running:
+                    err = BackendError(refused[0], fatal=True, hint=refused[1])
+                else:
+                    err = BackendError(refused[0] if refused else f"connection error "
+                                       f"({type(cause).__name__ if cause else 'failed'})", retryable=True)
             if not err.retryable:
                 raise UsageError(f"the Batch API refused to {what}: {endpoint}: {err.reason}"
                                  + (f" ({err.hint})" if err.hint else ""))
@@ -357,42 +364,56 @@ class BatchRun:
 
     # ------------------------------------------------------------ sending
 
-    def _chunks(self, records):
-        """[(records, lines)] split at max_requests lines and max_bytes, a record's lines never split."""
-        chunks, recs, lines, size = [], [], [], 0
-        for rec in records:
-            mine = record_lines(self.backend, self.work.request(rec), self.settings.url)
-            more = sum(len(dumps_line(line).encode("utf-8")) + 1 for line in mine)
-            if recs and (len(lines) + len(mine) > self.settings.max_requests or size + more > self.settings.max_bytes):
-                chunks.append((recs, lines))
-                recs, lines, size = [], [], 0
-            recs.append(rec)
-            lines += mine
-            size += more
-        if recs:
-            chunks.append((recs, lines))
-        return chunks
-
     def _fingerprint(self, rec):
         request = self.work.request(rec)
-        return _digest(request.messages), _digest([line["body"] for line in record_lines(self.backend, request)])
+        return fingerprint(request, record_lines(self.backend, request))
+
+    def _request_files(self, records):
+        """Write the lines of `records` into request files of at most max_requests lines and
+        max_bytes (a record's lines never split), one at a time: yields each as a dict (its temp
+        `path`, record `ids`, `parts` per record, the body's `shape`, each record's `fingerprints`)
+        once it is full, and writes the next only when asked; one record's lines in memory at a time."""
+        chunk, out, where = None, None, f"{self.state.path or self.work.out_path}.input.jsonl"
+        for rec in records:
+            request = self.work.request(rec)
+            lines = record_lines(self.backend, request, self.settings.url)
+            text = "".join(dumps_line(line) + "\n" for line in lines)
+            size = len(text.encode("utf-8"))
+            if chunk is not None and (chunk["lines"] + len(lines) > self.settings.max_requests
+                                      or chunk["bytes"] + size > self.settings.max_bytes):
+                out.close()
+                yield chunk
+                chunk = None
+            if chunk is None:
+                fd, path = new_temp(where)
+                out = os.fdopen(fd, "w", encoding="utf-8")
+                chunk = {"path": path, "ids": [], "parts": len(lines), "shape": shape_of(lines[0]["body"]),
+                         "fingerprints": [], "lines": 0, "bytes": 0}
+            try:
+                out.write(text)
+            except OSError as e:
+                out.close()
+                os.unlink(path)
+                raise os_error(e, where) from None
+            chunk["ids"].append(rec["id"])
+            chunk["fingerprints"].append(fingerprint(request, lines))
+            chunk["lines"] += len(lines)
+            chunk["bytes"] += size
+        if chunk is not None:
+            out.close()
+            yield chunk
 
     async def _submit(self, records):
-        for recs, lines in self._chunks(records):
-            path = f"{self.state.path or self.work.out_path}.input.jsonl"
-            with atomic_open(path) as f:
-                for line in lines:
-                    f.write(dumps_line(line) + "\n")
+        for chunk in self._request_files(records):
             try:
-                uploaded = await self._upload(path)
+                uploaded = await self._upload(chunk["path"])
             finally:
-                os.unlink(path)
-            entry = {"id": None, "input_file_id": uploaded.id, "ids": [r["id"] for r in recs],
-                     "parts": len(lines) // len(recs), "shape": shape_of(lines[0]["body"]), "status": "uploaded",
-                     "collected": False, "counts": None}
-            for rec in recs:
-                cid = custom_id(rec["id"])
-                self.state.sent[cid] = [self.state.sent.get(cid, [0])[0] + 1, *self._fingerprint(rec)]
+                os.unlink(chunk["path"])
+            entry = {"id": None, "input_file_id": uploaded.id, "ids": chunk["ids"], "parts": chunk["parts"],
+                     "shape": chunk["shape"], "status": "uploaded", "collected": False, "counts": None}
+            for rid, (input_digest, body_digest) in zip(chunk["ids"], chunk["fingerprints"]):
+                cid = custom_id(rid)
+                self.state.sent[cid] = [self.state.sent.get(cid, [0])[0] + 1, input_digest, body_digest]
             self.state.batches.append(entry)
             self.state.save()  # before the batch exists: a crash now is found again by its input file
             await self._create(entry)
@@ -408,7 +429,6 @@ class BatchRun:
             input_file_id=entry["input_file_id"], endpoint=self.settings.url, completion_window="24h",
             metadata={"realign_shard": os.path.basename(self.work.out_path)[:500]}))
         entry["id"], entry["status"] = batch.id, batch.status
-        self.created.append(batch.id)
         self.state.save()
 
     async def _adopt(self):
@@ -458,9 +478,7 @@ class BatchRun:
                 return done
             t0 = time.monotonic()
             await asyncio.sleep(self.settings.poll_interval)
-            spent = time.monotonic() - t0
-            self.waited += spent
-            self.state.waited_s += spent
+            self.state.waited_s += time.monotonic() - t0
             self.state.save()
 
     def _draw(self, counts):
@@ -504,63 +522,85 @@ class BatchRun:
                     + (f" (request file line {first.line})" if first.line else "")) if first else "no reason given"
             more = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""
             raise BatchRejected(f"batch {batch.id} failed validation: {scrub(what)}{more}")
-        replies = {}
-        for file_id, name in ((batch.output_file_id, "output"), (batch.error_file_id, "errors")):
-            if file_id:
-                path = await self._download(file_id, f"{entry['id']}.{name}")
-                for reply in iter_output_file(path, self.backend):
-                    replies.setdefault(reply.rid, {})[reply.part] = reply
+        paths = []
+        try:
+            for file_id, name in ((batch.output_file_id, "output"), (batch.error_file_id, "errors")):
+                if file_id:
+                    paths.append(await self._download(file_id, f"{entry['id']}.{name}"))
+            missing = f"no reply: batch {batch.id} {batch.status} before answering it"
+            self.settle(paths, entry["ids"], entry["parts"], missing, follow_up, entry.get("shape"))
+        finally:
+            for path in paths:
                 os.unlink(path)
-        missing = f"no reply: batch {batch.id} {batch.status} before answering it"
-        self.settle(entry["ids"], entry["parts"], replies, missing, follow_up=follow_up, shape=entry.get("shape"))
         entry["collected"], entry["status"] = True, batch.status
         self.state.save()
 
-    def settle(self, ids, parts, replies, missing, follow_up=True, shape=None):
-        """Finish each record of `ids` from its `replies` ({rid: {part: Reply}}): a shard line, or
-        left for a follow-up batch, or given up (state.failed) with the reason. `shape`: the
-        request fields they were sent with (shape_of), which a refusal is learned against."""
-        for rid in ids:
-            rec = self.work.pending(rid)
-            if rec is None:
-                continue  # written already (an earlier pass over this batch), or no longer in the input
-            cid = custom_id(rid)
-            sent = self.state.sent.get(cid)
-            got = replies.get(rid, {})
-            for reply in got.values():
+    def settle(self, paths, ids, parts, missing, follow_up=True, shape=None):
+        """Finish the records `ids` from the replies in the files `paths` (output, then errors),
+        each as soon as all its lines are read, so that only records whose lines are still
+        scattered are held in memory; those without a reply are settled with `missing`. `parts`:
+        lines per record (None: as the replies say). `shape`: the request fields they were sent
+        with (shape_of), which a refusal is learned against."""
+        left = {rid: {} for rid in ids}
+        for path in paths:
+            for reply in iter_output_file(path, self.backend):
+                got = left.get(reply.rid)
+                if got is None:
+                    continue  # another record's (another shard's), or settled already
+                got[reply.part] = reply
+                wanted = self._wanted(reply.rid, got, parts)
+                if wanted is not None and all(k in got for k in wanted):
+                    self._settle_one(reply.rid, [got[k] for k in wanted], missing, follow_up, shape)
+                    del left[reply.rid]
+        for rid, got in left.items():
+            wanted = self._wanted(rid, got, parts) or [None]
+            self._settle_one(rid, [got.get(k) for k in wanted], missing, follow_up, shape)
+
+    def _wanted(self, rid, got, parts):
+        """The parts record `rid` has lines for: [None] (one line asking n), or 0..n-1; None when
+        the record is no longer to do."""
+        rec = self.work.pending(rid)
+        if rec is None:
+            return None
+        if parts is None:  # a file made elsewhere: as its lines say
+            parts = 1 if not got or None in got else self.work.request(rec).sampling.n
+        return [None] if parts == 1 else list(range(parts))
+
+    def _settle_one(self, rid, answers, missing, follow_up, shape):
+        """Record `rid` from its answers (a Reply or None per line): a shard line, or left for a
+        follow-up batch, or given up (state.failed) with the reason."""
+        rec = self.work.pending(rid)
+        if rec is None:
+            return  # written already (an earlier pass over this batch), or no longer in the input
+        cid = custom_id(rid)
+        sent = self.state.sent.get(cid)
+        for reply in answers:
+            if reply is not None:
                 self.state.tokens["prompt"] += int(reply.usage.get("prompt_tokens") or 0)
                 self.state.tokens["completion"] += int(reply.usage.get("completion_tokens") or 0)
-            if parts is None:  # a file made elsewhere: as its lines say
-                n = 1 if not got or None in got else self.work.request(rec).sampling.n
-            else:
-                n = parts
-            wanted = [None] if n == 1 else list(range(n))
-            answers = [got.get(k) for k in wanted]
-            input_now, body_now = self._fingerprint(rec)
-            if sent is not None and sent[1] != input_now:
-                self._resend(cid)  # the record changed while the batch ran: that answer is not for it
-                continue
-            if all(a is not None and a.error is None for a in answers):
-                completions = [c for a in answers for c in a.completions]
-                try:
-                    self.work.finish(rid, self.work.check(completions, self.work.request(rec)))
-                    continue
-                except Unusable as e:
-                    self._retry_or_fail(cid, scrub(str(e)), e.retries, follow_up)
-                continue
-            err = next((a.error for a in answers if a is not None and a.error is not None), None)
-            if err is None:
-                self._retry_or_fail(cid, missing, None, follow_up)
-                continue
-            if err.status in (400, 422) and not err.per_record and shape is not None:
-                self._learn(err, rec, shape, replay=False)
-                if sent is not None and self._fingerprint(rec)[1] != sent[2]:
-                    self._resend(cid)  # the request is sent in a new shape now: not an attempt of its own
-                    continue
-            if err.retryable:
-                self._retry_or_fail(cid, err.reason, None, follow_up)
-            else:
-                self.state.failed[cid] = err.reason
+        if sent is not None and sent[1] != self._fingerprint(rec)[0]:
+            self._resend(cid)  # the record changed while the batch ran: that answer is not for it
+            return
+        if all(a is not None and a.error is None for a in answers):
+            completions = [c for a in answers for c in a.completions]
+            try:
+                self.work.finish(rid, self.work.check(completions, self.work.request(rec)))
+            except Unusable as e:
+                self._retry_or_fail(cid, scrub(str(e)), e.retries, follow_up)
+            return
+        err = next((a.error for a in answers if a is not None and a.error is not None), None)
+        if err is None:
+            self._retry_or_fail(cid, missing, None, follow_up)
+            return
+        if err.status in (400, 422) and not err.per_record and shape is not None:
+            self._learn(err, rec, shape, replay=False)
+            if sent is not None and self._fingerprint(rec)[1] != sent[2]:
+                self._resend(cid)  # the request is sent in a new shape now: not an attempt of its own
+                return
+        if err.retryable:
+            self._retry_or_fail(cid, err.reason, None, follow_up)
+        else:
+            self.state.failed[cid] = err.reason
 
     def _resend(self, cid):
         if cid in self.state.sent:
@@ -629,15 +669,15 @@ class BatchRun:
         """Finish the shard from an output file made elsewhere (`vllm run-batch -o`, or one
         downloaded by hand): no follow-up, a record without a usable reply there fails."""
         start = time.monotonic()
-        replies, lines = {}, 0
-        for reply in iter_output_file(path, self.backend):
-            replies.setdefault(reply.rid, {})[reply.part] = reply
-            lines += 1
         ids = [rec["id"] for rec in self.work.to_send()]
-        if lines and ids and not any(rid in replies for rid in ids):
+        todo, lines, ours = set(ids), 0, 0
+        for reply in iter_output_file(path, self.backend):  # a first look: is this file for this shard?
+            lines += 1
+            ours += reply.rid in todo
+        if lines and ids and not ours:
             raise DataError(f"{path}: none of its {lines} replies is for a record this shard has still to do "
                             "(the output of another shard, or of another dataset?)")
-        self.settle(ids, None, replies, f"no reply in {path}", follow_up=False)
+        self.settle([path], ids, None, f"no reply in {path}", follow_up=False)
         return self._finish(start, read_from=(path, lines))
 
     def _finish(self, start, read_from=None):
