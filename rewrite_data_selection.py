@@ -239,6 +239,9 @@ def parse_args(argv=None):
     p.add_argument("--dry_run", action="store_true",
                    help="apply the rules and print what would be kept and what the judge would be asked (and "
                         "its cost, with --price_in/--price_out); write nothing, ask nothing")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that apply the rules, each on one CPU (default: the CPUs this process may "
+                        "use; runs of up to 2,000 rewrites use one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
                              "that states what the original does not support or loses a fact of it")
@@ -247,8 +250,10 @@ def parse_args(argv=None):
                    help="as reformat.py's --backend (default: openai, any OpenAI-compatible endpoint)")
     g.add_argument("--judge_base_url", default=os.environ.get("OPENAI_BASE_URL"),
                    help="OpenAI-compatible endpoint of the judge (default: $OPENAI_BASE_URL)")
-    g.add_argument("--judge_key", default=None, help="API key of the judge (prefer the OPENAI_API_KEY environment "
-                                                      "variable)")
+    g.add_argument("--judge_key", default=None,
+                   help="API key of the judge (visible to other users in `ps`: prefer OPENAI_API_KEY or "
+                        "--judge_key_file)")
+    g.add_argument("--judge_key_file", default=None, metavar="PATH", help="read the judge's API key from this file")
     g.add_argument("--judge_max_tokens", type=int, default=1024, help="most tokens of one verdict (default 1024)")
     g.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight (default 32)")
     g.add_argument("--judge_rpm", type=float, default=None, help="client-side cap on judge requests per minute")
@@ -263,13 +268,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def make_judge(args, length):
     """The Judge the --judge_* flags ask for, or None without --judge_model."""
     if not args.judge_model:
         return None
     check_flags(args, at_least={"judge_max_tokens": 16, "judge_concurrency": 1, "judge_max_retries": 0},
                 positive=("judge_rpm", "judge_tpm", "judge_request_timeout"))
-    key = api_key(args.judge_backend, args.judge_key, base_url=args.judge_base_url, required=not args.dry_run)
+    key = api_key(args.judge_backend, args.judge_key, key_file=args.judge_key_file, base_url=args.judge_base_url,
+                  required=not args.dry_run, flag="--judge_key", url_flag="--judge_base_url")
     config = BackendConfig(model=args.judge_model, base_url=args.judge_base_url, api_key=key,
                            request_timeout=args.judge_request_timeout)
     settings = JudgeSettings(model=args.judge_model, max_tokens=args.judge_max_tokens,
@@ -297,6 +307,7 @@ def print_dry_run(args, stats, judge):
 def main(argv=None):
     args = parse_args(argv)
     check_data_output("--output_path", args.output_path)
+    check_flags(args, at_least={"workers": 1})
     check_not_input({"--output_path": args.output_path, "--report_path": args.report_path,
                      "--judge_journal": args.judge_journal},
                     [args.input_original_data_path, args.input_rewrite_data_path])
@@ -309,7 +320,8 @@ def main(argv=None):
     joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
     rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
     try:
-        out, stats, decisions = select(joined, rules, length)
+        out, stats, decisions = select(joined, rules, length, workers=args.workers or usable_cpus(),
+                                       progress=not args.quiet)
     finally:
         if judge:
             judge.close()

@@ -98,10 +98,8 @@ class Sources:
     @property
     def words(self):
         if self._words is None:
-            words = set()
-            for w in _WORD.findall(self.lower):
-                w = w.replace("’", "'")
-                words.add(w)
+            words = set(_WORD.findall(self.lower.replace("’", "'")))
+            for w in [w for w in words if "-" in w or "'" in w]:  # and the parts of "well-known", "o'clock"
                 words.update(p for p in re.split(r"[-']", w) if p)
             self._words = words
         return self._words

@@ -351,12 +351,13 @@ class Judge:
 
 
 def as_rule(judge, reason_of):
-    """The filter rule named "judge": a batched rule asking `judge` about every rewrite still
-    undecided at its turn, each verdict turned into a rule's answer by reason_of(verdict)."""
-    from realign.selection import batched
+    """The filter rule named "judge": a whole-run batched rule (selection.whole_run: in the main
+    process, after the worker processes) asking `judge` about every rewrite still undecided at
+    its turn, each verdict turned into a rule's answer by reason_of(verdict)."""
+    from realign.selection import whole_run
 
     def judge_rule(pairs):
         return [reason_of(v) for v in judge.verdicts(pairs)]
 
     judge_rule.__name__ = "judge"
-    return batched(judge_rule)
+    return whole_run(judge_rule)

@@ -15,11 +15,15 @@ live in realign.textchecks, shared with reformat's reply reader; new facts are f
 realign.facts.
 """
 
+import gc
 import hashlib
+import multiprocessing
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
+from realign.bars import progress_bar
 from realign.constant import DEFAULT_TASK
 from realign.errors import DataError, first_n
 from realign.records import category, question
@@ -126,18 +130,25 @@ def batched(rule):
     """Mark `rule` as one that judges many records at once: it is called with the list of the
     Pairs still undecided when their turn comes (every rule before it has let them pass) and
     returns one verdict per Pair, in order. For rules that run a model, which is far faster over
-    a batch than record by record. Call it on one Pair as rule([p])[0]."""
+    a batch than record by record. Call it on one Pair as rule([p])[0]. With several worker
+    processes each calls it on its share of the records."""
     rule.batched = True
     return rule
 
 
-def apply_rules(pairs, rules):
-    """{index into pairs: (accepted, rule name or None, reason or None)} for every pair: rule by
-    rule, each over the pairs no earlier rule decided (a batched rule over all of them at once).
-    The first rule to object rejects; ACCEPT accepts at once; a pair no rule objects to is
-    accepted."""
-    decided = {}
-    pending = list(range(len(pairs)))
+def whole_run(rule):
+    """Mark a batched rule that must see every undecided record of the run in one call, in the
+    main process (the LLM judge: one pool of requests, one journal). It and the rules after it
+    run once the worker processes are done."""
+    rule.batched = rule.whole_run = True
+    return rule
+
+
+def run_rules(pairs, indices, rules):
+    """({index: (accepted, rule name, reason)} decided, [indices still undecided]): the rules in
+    order over pairs[i] for i in `indices`, each over those no earlier rule decided (a batched
+    rule over all of them at once). The first rule to object rejects; ACCEPT accepts at once."""
+    decided, pending = {}, list(indices)
     for rule in rules:
         if not pending:
             break
@@ -157,8 +168,72 @@ def apply_rules(pairs, rules):
             else:
                 still.append(i)
         pending = still
-    for i in pending:
-        decided[i] = (True, None, None)
+    return decided, pending
+
+
+CHUNK = 2000  # records a worker process takes at a time
+_JOB = None   # (pairs, rules) of the run, inherited by forked workers
+
+
+def _work(span):
+    """In a worker: run_rules over pairs[lo:hi], reasons as plain tuples (picklable)."""
+    pairs, rules = _JOB
+    decided, pending = run_rules(pairs, range(*span), rules)
+    return ({i: (ok, rule, None if why is None else (str(why), getattr(why, "marks", ()),
+                                                       getattr(why, "original_marks", ())))
+             for i, (ok, rule, why) in decided.items()}, pending)
+
+
+def _pin(queue):
+    """Worker start: run on one CPU of the parent's (so a model inside uses one thread)."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {queue.get()})
+        except (OSError, ValueError):
+            pass
+
+
+def _in_processes(pairs, rules, workers, chunk, progress):
+    """run_rules over all pairs, spread over `workers` forked processes, `chunk` records at a time."""
+    global _JOB
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(workers))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    for k in range(workers):
+        queue.put(cpus[k % len(cpus)])
+    spans = [(lo, min(lo + chunk, len(pairs))) for lo in range(0, len(pairs), chunk)]
+    decided, pending = {}, []
+    _JOB = (pairs, rules)
+    gc.freeze()  # the pairs stay shared with the workers: no collector pass copies their pages
+    try:
+        with ctx.Pool(workers, initializer=_pin, initargs=(queue,)) as pool:
+            for done, left in pool.imap(_work, spans):
+                for i, (ok, rule, why) in done.items():
+                    decided[i] = (ok, rule, None if why is None else reject(*why))
+                pending.extend(left)
+                if progress is not None:
+                    progress.update(len(done) + len(left))
+    finally:
+        _JOB = None
+        gc.unfreeze()
+    return decided, pending
+
+
+def apply_rules(pairs, rules, workers=1, chunk=CHUNK, progress=None):
+    """{index into pairs: (accepted, rule name or None, reason or None)} for every pair. The rules
+    before the first whole_run rule run in `workers` processes (one when there are no more
+    records than `chunk`); a pair no rule objects to is accepted."""
+    split = next((k for k, r in enumerate(rules) if getattr(r, "whole_run", False)), len(rules))
+    local, rest = rules[:split], rules[split:]
+    if workers > 1 and len(pairs) > chunk and "fork" in multiprocessing.get_all_start_methods():
+        decided, pending = _in_processes(pairs, local, workers, chunk, progress)
+    else:
+        decided, pending = run_rules(pairs, range(len(pairs)), local)
+        if progress is not None:
+            progress.update(len(pairs))
+    more, pending = run_rules(pairs, sorted(pending), rest)
+    decided.update(more)
+    decided.update((i, (True, None, None)) for i in pending)
     return decided
 
 
@@ -182,7 +257,7 @@ def make_pairs(joined, length, twins=None):
     return out
 
 
-def select(joined, rules, length):
+def select(joined, rules, length, workers=1, progress=False):
     """Apply rules to every record; returns (output_records, stats, decisions).
 
     stats: total; rewritten (rewrites the rules judged: the merged answer differs from the
@@ -190,7 +265,8 @@ def select(joined, rules, length):
     rule: `kept` counts them by kept_reason, IDENTICAL among them, so that merge's "rewritten"
     is accepted + rejected + kept[IDENTICAL]); rejected_by_rule; per_category."""
     indexed = make_pairs(joined, length, find_twins(joined) if rules else {})
-    verdicts = apply_rules([pair for _, pair in indexed], rules)
+    with progress_bar(len(indexed), "rewrite", desc="rules", enabled=progress) as bar:
+        verdicts = apply_rules([pair for _, pair in indexed], rules, workers=workers, progress=bar)
     by_index = {at: verdicts[k] for k, (at, _) in enumerate(indexed)}
     out = []
     stats = {"total": 0, "rewritten": 0, "accepted": 0, "rejected": 0, "not_rewritten": 0, "kept": Counter(),

@@ -308,7 +308,27 @@ CARDINAL_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 ORDINAL_WORDS = {"twice": 2, "double": 2, "triple": 3, "once": 1, "first": 1, "second": 2, "third": 3,
                  "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
 NUMBER_WORDS = {**CARDINAL_WORDS, **ORDINAL_WORDS}
-_ALTERNATION = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+
+
+def _trie(words):
+    """A regex matching any of `words`, as a trie ("t(?:en|h(?:ird|ree))"): re tries the
+    alternatives of a flat "ten|third|three" one by one at every position of a text."""
+    if not words:
+        return ""
+    heads = {}
+    for w in words:
+        heads.setdefault(w[:1], []).append(w[1:])
+    parts = []
+    for head, tails in sorted(heads.items()):
+        if head == "":
+            continue
+        rest = _trie([t for t in tails if t])
+        optional = "" in tails
+        parts.append(re.escape(head) + (f"(?:{rest})" + ("?" if optional else "") if rest else ""))
+    return parts[0] if len(parts) == 1 and "" not in heads else "(?:" + "|".join(parts) + ")"
+
+
+_ALTERNATION = _trie(sorted(NUMBER_WORDS))
 # one number word, or two joined by a space or hyphen ("twenty-five", "two million")
 _NUMBER_WORD = re.compile(rf"\b({_ALTERNATION})(?:[\s-]+({_ALTERNATION}))?\b", re.I)
 

@@ -121,6 +121,17 @@ def test_a_bad_key_is_one_line_and_never_shown(tmp_path, script):
     assert "401" in r.stderr and "sk-wrong-key-987654321" not in r.stderr + r.stdout and not out.exists()
 
 
+def test_keys_are_read_as_reformat_reads_them(tmp_path, script):
+    """The judge's key goes through the same reading as reformat's: a file, stripped; a key
+    with a character no HTTP header can carry is one line naming the flag, never the key."""
+    (tmp_path / "key.txt").write_text(KEY + "\r\n")
+    with JudgeFake(api_key=KEY) as srv:
+        r, _ = run_filter(script, tmp_path, srv, "--judge_key_file", tmp_path / "key.txt", key="")
+        assert r.returncode == 0, r.stderr
+        r, _ = run_filter(script, tmp_path, srv, "--judge_key", "sk-caf\u00e9-123456", key="")
+    assert r.returncode == 2 and "--judge_key" in r.stderr and "caf" not in r.stderr
+
+
 def test_the_report_page_shows_every_finding_of_the_judge(tmp_path, script):
     import re
     import shutil

@@ -365,3 +365,29 @@ def test_a_batched_rule_sees_only_what_earlier_rules_let_through_all_at_once():
     assert seen == [["abcd", "ab", "abcdef"]]  # one call, in order, without the record no_x rejected
     assert decided == {0: (True, None, None), 1: (False, "no_x", "has x"), 2: (False, "model", "too short"),
                        3: (True, None, None)}
+
+
+def test_worker_processes_decide_as_one_process_does_and_the_judge_runs_once_in_this_one():
+    import os
+    from realign.selection import apply_rules, batched, whole_run
+    calls = []
+
+    @batched
+    def model(pairs):  # in the workers: one call per chunk
+        return [f"odd ({os.getpid()})" if int(p.rewrite.split()[-1]) % 7 == 0 else None for p in pairs]
+
+    @whole_run
+    def judge(pairs):  # here: one call with every record the others let through
+        calls.append((os.getpid(), len(pairs)))
+        return [sel.reject("judge says no", ["x"]) if int(p.rewrite.split()[-1]) % 5 == 0 else None for p in pairs]
+
+    pairs = [pair(LONG, f"{LONG} x{i}\n{'x' if i % 3 == 0 else 'y'} {i}") for i in range(1200)]
+    rules = [sel.code_consistency, sel.truncated, model, judge]
+    one = apply_rules(pairs, rules)
+    two = apply_rules(pairs, rules, workers=2, chunk=100)
+    assert {i: (ok, r) for i, (ok, r, _) in one.items()} == {i: (ok, r) for i, (ok, r, _) in two.items()}
+    reached = sum(r in ("judge", None) for ok, r, _ in one.values())
+    assert calls == [(os.getpid(), reached)] * 2 and 0 < reached < len(pairs)
+    pids = {why.split("(")[1] for ok, r, why in two.values() if r == "model"}
+    assert pids and str(os.getpid()) + ")" not in pids  # worker processes, not this one
+    assert two[5][2].marks == ("x",)

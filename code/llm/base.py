@@ -240,15 +240,17 @@ def make_backend(name, config):
     return backend_class(name)(config)
 
 
-def api_key(name, given=None, *, key_file=None, base_url=None, required=True, env=None):
+def api_key(name, given=None, *, key_file=None, base_url=None, required=True, env=None, flag="--openai_key",
+            url_flag="--base_url"):
     """The API key for backend `name`: `given` (--openai_key) or the file `key_file`
     (--openai_key_file) win over the environment variable the backend declares (key_env; `env`
     instead where a flavour of it keeps its key elsewhere, e.g. Azure OpenAI's
     AZURE_OPENAI_API_KEY). Stripped, checked and registered with redact (realign.apikeys).
     UsageError when the backend takes a key, none is found, it is `required`, and no --base_url
-    points at a local server (which may do without)."""
+    points at a local server (which may do without). `flag`, `url_flag`: the script's names for
+    the key and URL flags (the filter's judge has its own), for the messages."""
     env = env or backend_class(name).key_env
-    key = find_key("--openai_key", given, key_file=key_file, env=env)
+    key = find_key(flag, given, key_file=key_file, env=env)
     if env and required and not key and not base_url:
-        raise UsageError(f"no API key: set {env} (or pass --openai_key_file), or point --base_url at a local server")
+        raise UsageError(f"no API key: set {env} (or pass {flag}_file), or point {url_flag} at a local server")
     return key
