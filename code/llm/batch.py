@@ -186,7 +186,7 @@ def read_reply_line(obj, backend):
         body = response.get("body")
         try:
             # the online reader itself: content parts, a 200 carrying an error, choices with errors
-            completions = backend._texts(httpx.Response(200, json=body, request=httpx.Request("POST", url)), True)
+            completions = backend.completions(httpx.Response(200, json=body, request=httpx.Request("POST", url)), True)
         except BackendError as e:
             return Reply(rid, part, error=e)
         return Reply(rid, part, completions=completions,
@@ -619,7 +619,7 @@ class BatchRun:
         system role folded, the request shape changed: llm/shape.py); kept in the state when it
         changed anything, so that a later process sends the learned shape too."""
         request = self.work.request(rec)
-        changed = self.backend._learn(err, request, {**shape, "messages": request.messages})
+        changed = self.backend.learn(err, request, {**shape, "messages": request.messages})
         if changed and not replay:
             self.state.lessons.append([err.status, err.reason, err.param, shape])
         return changed
