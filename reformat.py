@@ -21,6 +21,10 @@ fence is unwrapped, and a candidate cut at --target_length, empty, refused or ec
 is not used. Empty originals are not sent. A model that finds the task's layout does not suit
 the record answers KEEP ORIGINAL; the record keeps its answer ("format does not fit", counted
 per task at the end).
+
+--batch sends the shard through the provider's Batch API instead (half the price, answered
+within 24 h; the same command picks the batch up after a kill or a reboot); --write_batch_file
+and --read_batch_output make and read the same files for `vllm run-batch` (README: batch mode).
 Exit code: 0 all rewritten or passed through, 1 some records failed (see the failures file),
 2 bad input or usage.
 """
@@ -230,9 +234,10 @@ def add_batch_flags(p):
     g.add_argument("--batch", action="store_true",
                    help="send the shard through the provider's Batch API (answers within 24 h); rerunning the same "
                         "command picks up the batches it started, even after a kill or a reboot")
-    g.add_argument("--poll_interval", type=float, default=60.0, help="seconds between looks at the batches")
+    g.add_argument("--poll_interval", type=float, default=60.0, help="seconds between looks at the batches (default 60)")
     g.add_argument("--max_batch_requests", type=int, default=MAX_REQUESTS,
-                   help="requests per batch; more are split into several batches (also past 200 MB)")
+                   help="requests per batch (default 50,000, OpenAI's limit); more are split into several "
+                        "batches, as are files past 200 MB")
     g.add_argument("--cancel_batch", action="store_true",
                    help="cancel the shard's running batches, keep what they answered, fail the rest")
     g.add_argument("--write_batch_file", metavar="PATH", default=None,
