@@ -422,6 +422,20 @@ def test_running_batch_on_another_model_or_online_refused_in_one_line(tmp_path):
     assert "batch batch-fake00002 still runs for this shard; rerun with --batch" in online.stderr
 
 
+def test_damaged_state_file_refused_in_one_line(tmp_path):
+    inp = write_json(tmp_path / "in.json", records(5))
+    out = tmp_path / "out"
+    out.mkdir()
+    state = state_path(shard_path(out, 0, 1))
+    with open(state, "w") as f:
+        f.write('{"version": 1, "batches": [{"id": 7}]')
+    with BatchFake() as srv:
+        r = batch(srv, inp, out)
+        assert len(srv.batches) == 0
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"{state}: not a batch state file of this version of reformat.py" in r.stderr
+
+
 # ---------------------------------------------------------------- files without an API
 
 def test_write_batch_file_bodies_equal_what_online_sends(tmp_path):

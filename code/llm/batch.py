@@ -264,6 +264,11 @@ class BatchState:
             saved_endpoint, saved_model = data.get("endpoint"), data.get("model")
             for b in state.batches:
                 assert isinstance(b["ids"], list) and isinstance(b["input_file_id"], str)
+                assert b["id"] is None or isinstance(b["id"], str)
+                assert isinstance(b["parts"], int) and b["parts"] >= 1 and isinstance(b["collected"], bool)
+                assert b["counts"] is None or (isinstance(b["counts"], list) and len(b["counts"]) == 3
+                                               and all(isinstance(c, int) for c in b["counts"]))
+            assert all(isinstance(v, list) and len(v) == 3 for v in state.sent.values())
         except OSError as e:
             raise os_error(e, path, "read") from None
         except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
@@ -461,18 +466,16 @@ class BatchRun:
     async def _wait(self):
         """Poll the running batches until at least one is finished; returns [(entry, Batch)]."""
         while True:
-            done, counts = [], [0, 0]
+            done = []
             for entry in self.state.active():
                 batch = await self._api(f"look at batch {entry['id']}",
                                         lambda entry=entry: self.client.batches.retrieve(entry["id"]))
                 entry["status"] = batch.status
                 rc = batch.request_counts
-                entry["counts"] = [rc.completed, rc.failed, rc.total] if rc else None
+                entry["counts"] = [rc.completed, rc.failed, rc.total] if rc and rc.total else None
                 if batch.status in FINISHED:
                     done.append((entry, batch))
-                counts[0] += (rc.completed + rc.failed) if rc else 0
-                counts[1] += rc.total if rc and rc.total else len(entry["ids"]) * entry["parts"]
-            self._draw(counts)
+            self._draw()
             if done:
                 self.state.save()
                 return done
@@ -481,11 +484,15 @@ class BatchRun:
             self.state.waited_s += time.monotonic() - t0
             self.state.save()
 
-    def _draw(self, counts):
+    def _draw(self):
+        """The progress bar: request lines answered (or failed) of all the run's batches, by the
+        server's counts."""
+        done = sum(b["counts"][0] + b["counts"][1] for b in self.state.batches if b["counts"])
+        total = sum(b["counts"][2] if b["counts"] else len(b["ids"]) * b["parts"] for b in self.state.batches)
         if self.bar is None:
-            self.bar = progress_bar(counts[1], "req", desc="batch", enabled=self.settings.progress)
-        self.bar.total = max(counts[1], 1)
-        self.bar.n = counts[0]
+            self.bar = progress_bar(total, "req", desc="batch", enabled=self.settings.progress)
+        self.bar.total = max(total, 1)
+        self.bar.n = done
         statuses = sorted({b["status"] for b in self.state.active()})
         self.bar.set_postfix(batches=len(self.state.active()), status="/".join(statuses), refresh=False)
         self.bar.refresh()
