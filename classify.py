@@ -44,6 +44,7 @@ from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, 
 from realign.errors import DataError, UsageError
 from realign.llm.base import BackendConfig, api_key
 from realign.records import category, check_data_output, question, where, write_records
+from realign.tabular import check_ids_fit
 
 GAIR_MODEL = "GAIR/ReAlign-Task-Classifier"
 
@@ -191,6 +192,7 @@ def load_input(args):
 
 def classify(args, run_classifier):
     records, fmt, rejected = load_input(args)
+    check_ids_fit(args.output_path, records)  # a .parquet/.csv output that cannot hold them: before the work
     todo = [i for i, rec in enumerate(records) if args.overwrite or category(rec) is None]
     start = time.monotonic()
     labels, failures, confidences = (run_classifier([question(records[i]) for i in todo]) if todo

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
 from realign.errors import DataError, UsageError, first_n
 from realign.lengths import make_length_fn
+from realign.prompts import REPEATS_ITSELF
 from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
 from realign.llm.batch import (AZURE_CHAT_URL, CHAT_URL, MAX_BYTES, MAX_REQUESTS, BatchRun, BatchSettings,
                                BatchUnreachable, running_batches, state_path as batch_state_path, write_requests)
@@ -212,10 +213,14 @@ def main(argv=None):
     if summary.failures:
         print(f"{len(summary.failures)} failed (ids {first_n(summary.failures)}), reasons in {fails}; "
               "rerun the same command to retry them")
-        cut = sum(why.startswith("truncated at") for why in summary.failures.values())
-        if cut:
-            print(f"{cut} of them were cut at --target_length {args.target_length}: "
+        cut = [why for why in summary.failures.values() if why.startswith("truncated at")]
+        loops = sum(why.endswith(REPEATS_ITSELF) for why in cut)
+        if len(cut) > loops:
+            print(f"{len(cut) - loops} of them were cut at --target_length {args.target_length}: "
                   "rerun with a larger --target_length for those")
+        if loops:  # a larger limit only pays for a longer loop
+            print(f"{loops} of them repeated themselves until --target_length {args.target_length}: a larger "
+                  "limit cannot help those (they keep their original answer; a stronger model may not loop)")
         long = sum(why.startswith("context size exceeded") for why in summary.failures.values())
         if long:
             print(f"{long} of them do not fit the server's context (each failed alone, at once): a model with a "

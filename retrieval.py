@@ -30,6 +30,7 @@ from realign.search.cache import QueryCache
 from realign.search.clean import attach_hits, has_evidence, is_junk
 from realign.search.progress import Progress, clean_path_for
 from realign.search.relevance import DEFAULT_MIN_RELEVANCE, RelevanceFloor
+from realign.tabular import check_ids_fit
 from realign.search.serper import DEFAULT_URL, SearchFailed, SerperClient
 
 
@@ -91,6 +92,8 @@ def main(argv=None):
 
     # load: the records, and whatever evidence earlier runs already found for them
     records = load_records(args.input_data_path)
+    for path in (args.output_path, clean_path_for(args.output_path)):  # a table that cannot hold the ids: now
+        check_ids_fit(path, records)
     progress = Progress(records, args.output_path)
     resumed = progress.resume()
     unclassified = sum(category(r) is None for r in records)

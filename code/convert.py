@@ -5,6 +5,8 @@ Supported `--input_format` values (`auto` names the one it finds):
   alpaca     {"instruction", "input"?, "output", "system"?, "history"?: [[q, a], ...]}
   sharegpt   {"conversations": [{"from": "system"|"human"|"user"|"gpt"|"assistant", "value"}], "system"?}
   messages   {"messages": [{"role": "system"|"user"|"assistant", "content"}]}   (OpenAI chat, No Robots)
+             (either chat shape may use the other's turn keys: role/content in `conversations`,
+             from/value in `messages`)
   gsm8k      {"question", "answer"}                                          (GSM8K style)
   math       {"problem", "solution"}                                         (MATH style)
   dolly      {"instruction", "context"?, "response"}                         (Dolly style)
@@ -12,7 +14,10 @@ Supported `--input_format` values (`auto` names the one it finds):
   --field_map question=COL,answer=COL[,system=COL,id=COL] reads any other columns.
 
 Ids are kept when present and assigned (the record's index) when missing. Fields other than the
-conversation ride along untouched. System prompts (a record-level `system` and leading system
+conversation ride along untouched. Nothing is lost silently: content given as a list of parts has
+its text parts joined with a newline, and a record with an image, audio, video or file part is
+refused as multimodal (by name, or set aside with --skip_bad_records); a turn given as a list of
+plain strings (alternative answers? one answer in pieces?) is refused, not guessed at. System prompts (a record-level `system` and leading system
 turns) are all kept, joined in order with a blank line, in the record's `system` field.
 
 A record that cannot be converted raises `BadRecordError` naming the raw field (`conversations[2]`),
@@ -136,7 +141,11 @@ def from_alpaca(rec, index):
         if not (isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             raise _Bad(f"history[{k}] must be a [question, answer] pair of strings")
         items += _pair(*turn)
-    items += _pair(_with_context(_text(rec, "instruction"), _text(rec, "input", optional=True)), _text(rec, "output"))
+    instruction, context = _text(rec, "instruction"), _text(rec, "input", optional=True)
+    pair = _pair(_with_context(instruction, context), _text(rec, "output"))
+    if context.strip():
+        pair[0]["input"] = context  # also kept apart: --output_format alpaca gives instruction and input back
+    items += pair
     return _record(rec, index, ("instruction", "input", "output", "history"), items)
 
 
@@ -167,14 +176,49 @@ def from_ultrachat(rec, index):
     return _record(rec, index, ("data",), items)
 
 
+# content part types (OpenAI chat, Responses, Anthropic-style) that hold text
+_TEXT_PARTS = ("text", "input_text", "output_text")
+_MEDIA = ("image", "audio", "video", "file", "document", "pdf")
+
+
+def _parts_text(parts, at):
+    """The text of a content given as a list of parts: its text parts joined with a newline.
+    _Bad for a multimodal part (image, audio, …), a part of another kind, or a list of plain strings."""
+    if parts and all(isinstance(p, str) for p in parts):
+        raise _Bad(f"{at} is a list of {len(parts)} strings, not one text (alternative answers? one answer in "
+                   f"pieces?); join them into one string, or keep the one you mean")
+    texts = []
+    for k, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise _Bad(f"{at}[{k}] must be a content part object, got {_type_name(part)}")
+        kind = part.get("type", "text" if "text" in part else None)
+        if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif any(media in str(kind).lower() for media in _MEDIA):
+            raise _Bad(f"{at}[{k}] is an {kind!r} part: multimodal records are not supported (text only)")
+        else:
+            raise _Bad(f"{at}[{k}] is a part of type {kind!r}, not text")
+    return "\n".join(texts)
+
+
 def _turn_text(turn, at, text_key):
     text = turn.get(text_key)
-    if isinstance(text, list):  # OpenAI content parts
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+    if isinstance(text, list):  # content parts
+        text = _parts_text(text, f"{at}.{text_key}")
     if not isinstance(text, str):
         got = "missing" if text_key not in turn else _type_name(text)
         raise _Bad(f"{at}.{text_key} must be a string, got {got}")
     return text
+
+
+def _turn_keys(turns, role_key, text_key):
+    """(role key, text key) of a record's turns: the format's own, or the other chat shape's
+    (role/content for from/value and back) when its first turn uses those."""
+    other = {("from", "value"): ("role", "content"), ("role", "content"): ("from", "value")}.get((role_key, text_key))
+    first = next((t for t in turns if isinstance(t, dict)), None) if isinstance(turns, list) else None
+    if other and first is not None and role_key not in first and other[0] in first:
+        return other
+    return role_key, text_key
 
 
 def _turns_to_items(turns, field, role_key, text_key, keep_keys=False):
@@ -222,7 +266,7 @@ def from_turns(field, role_key, text_key):
     def convert(rec, index):
         if field not in rec:
             raise _Bad(f"'{field}' must be a list of turns, got missing")
-        system, items = _turns_to_items(rec[field], field, role_key, text_key)
+        system, items = _turns_to_items(rec[field], field, *_turn_keys(rec[field], role_key, text_key))
         return _record(rec, index, (field,), items, system)
     return convert
 

@@ -25,6 +25,7 @@ from collections import Counter
 from itertools import chain
 
 from realign.errors import DataError, first_n
+from realign.files import gc_paused
 from realign.records import category, input_hash
 from realign.shards import (NO_CATEGORY, TASK_NOT_REWRITTEN, check_same_dataset, failures_path, find_shards,
                             matches, read_failures, read_shard)
@@ -86,6 +87,11 @@ def merge(records, output_dir, batch_num=None, allow_partial=False, keep_first=F
     two current lines keeps the first (shards written by two processes at once, before shard
     locks). `changed_input`: "refuse" (DataError naming them) or "keep_original" for records
     whose input changed since reformat.py made their line."""
+    with gc_paused():  # 100k records in, 100k out, no cycles: the collector would only slow it down
+        return _merge(records, output_dir, batch_num, allow_partial, keep_first, changed_input, input_path)
+
+
+def _merge(records, output_dir, batch_num, allow_partial, keep_first, changed_input, input_path):
     shard_files, batch_num = pick_run(output_dir, batch_num)
     first, more = read_lines(shard_files)
     failures = read_all_failures(output_dir, batch_num)
@@ -105,13 +111,18 @@ def merge(records, output_dir, batch_num=None, allow_partial=False, keep_first=F
                 dupes.append(rid)
                 counts["duplicate lines dropped"] += len(current) - 1
             row = current[0] if current else None
-        elif row is not None and not matches(row, rec, digest):
+        elif row is not None and row.input_hash != digest and not matches(row, rec, digest):
             counts["superseded lines"] += 1
             row = None
         if row is not None:
-            counts["no input hash"] += row.input_hash is None
+            if row.input_hash is None:
+                counts["no input hash"] += 1
             if row.revised is not None:
-                merged.append(_with(rec, value=row.revised, input_hash=digest))
+                items = rec["items"]
+                turn = {**items[1], "value": row.revised, "input_hash": digest}
+                if "kept_original" in turn:  # an input that was itself a merged file
+                    del turn["kept_original"]
+                merged.append({**rec, "items": [items[0], turn, *items[2:]]})
                 counts["rewritten"] += 1
             else:
                 why = row.kept or (NO_CATEGORY if category(rec) is None else TASK_NOT_REWRITTEN)

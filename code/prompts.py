@@ -36,7 +36,8 @@ task.
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
-from realign.textchecks import echoed_prompt, refusal_phrase, strip_end_tokens, template_token, whole_fence
+from realign.textchecks import (echoed_prompt, refusal_phrase, repeats_itself, strip_end_tokens, template_token,
+                                whole_fence)
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -141,6 +142,7 @@ _THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
 _KEEP_LINE = re.compile(r"^[\s>#*_`\"'\[(]*keep[ _-]+original[\s*_`\"'\]).!]*$", re.IGNORECASE | re.MULTILINE)
 
 REPLY_OK, REPLY_KEEP, REPLY_TRUNCATED, REPLY_REFUSED, REPLY_BAD = "ok", "keep", "truncated", "refused", "bad"
+REPEATS_ITSELF = ": the reply repeats itself, a larger limit only makes it longer"  # added to a cut's reason
 
 
 def strip_think(text, original=""):
@@ -197,7 +199,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     REPLY_BAD (anything else). `finish_reason` as backends give it (llm.base.finish_reason)."""
     if finish_reason == "length":
         limit = f"--target_length {max_tokens}" if max_tokens else "the token limit"
-        return REPLY_TRUNCATED, f"truncated at {limit}"
+        loop = isinstance(text, str) and repeats_itself(text)
+        return REPLY_TRUNCATED, f"truncated at {limit}" + (REPEATS_ITSELF if loop else "")
     if finish_reason == "content_filter":
         return REPLY_REFUSED, "cut by the provider's content filter (finish_reason content_filter)"
     if refusal:

@@ -462,4 +462,3 @@ def estimate(shard, settings, length_fn):
             "empty_original": sum(is_rewritten(rec) and is_empty_original(rec) for rec in shard),
             "per_category": dict(per_category.most_common()), "unchanged_tasks": unchanged,
             "tokens_in": tokens_in, "tokens_out": tokens_out}
-

@@ -96,32 +96,30 @@ def _damaged(path, n, problem, rid=None):
                      f"program's file?): move it away or use another --output_directory")
 
 
-def _optional_text(item, key, path, n, rid):
-    value = item.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _damaged(path, n, f"items[1].{key} must be text, got {type(value).__name__}", rid)
-    return value
-
-
 def read_shard(path):
     """[ShardRow] of a shard output file, each line checked: a line whose revised_response (or
     kept_original, input_hash) is there but not text is damaged, never taken as a pass-through."""
     rows = []
     for n, obj in enumerate(read_jsonl_tolerant(path)[0]):
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             raise _damaged(path, n, f"a JSON {type(obj).__name__}, not a record")
         rid = obj.get("id")
         if not valid_id(rid):
             raise _damaged(path, n, f"'id' must be an int or a string, got {type(rid).__name__}")
         items = obj.get("items")
-        if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(i, dict) for i in items[:2])
-                and isinstance(items[0].get("value"), str) and isinstance(items[1].get("value"), str)):
+        try:
+            human, gpt = items[0], items[1]
+            question, answer = human["value"], gpt["value"]
+            ok = type(question) is str and type(answer) is str and type(gpt) is dict and type(items) is list
+        except (TypeError, KeyError, IndexError):
+            ok = False
+        if not ok:
             raise _damaged(path, n, "'items' must start with a human and a gpt turn, each with a string value", rid)
-        gpt = items[1]
-        rows.append(ShardRow(rid, items[0]["value"], gpt["value"],
-                             _optional_text(gpt, "revised_response", path, n, rid),
-                             _optional_text(gpt, "kept_original", path, n, rid),
-                             _optional_text(gpt, "input_hash", path, n, rid)))
+        revised, kept, digest = gpt.get("revised_response"), gpt.get("kept_original"), gpt.get("input_hash")
+        for key, value in (("revised_response", revised), ("kept_original", kept), ("input_hash", digest)):
+            if value is not None and type(value) is not str:
+                raise _damaged(path, n, f"items[1].{key} must be text, got {type(value).__name__}", rid)
+        rows.append(ShardRow(rid, question, answer, revised, kept, digest))
     return rows
 
 

@@ -11,6 +11,11 @@ A folder is read as a dataset: one written by `datasets`' `save_to_disk` (Arrow 
 state.json, one split or a DatasetDict with a single split) or a folder of `.parquet` files (a hub
 snapshot). The Arrow files are read with pyarrow directly: the `datasets` library is large (it
 pulls fsspec, aiohttp, multiprocess, …) and adds nothing to reading its own files.
+
+Ids a table cannot hold are refused before any work (`check_ids_fit`, which every step writing a
+table calls when it has read its input, and write_table again): Parquet keeps one type per column
+and ints up to int64, and a CSV file reads every id back as text, so 1 and "1" would become one id.
+A CSV header naming a column twice is refused too (csv would keep the last cell of the two).
 """
 
 import csv
@@ -22,6 +27,7 @@ from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, json_problem
 
 NESTED_CSV_COLUMNS = ("items", "conversations", "messages", "data", "history")
+INT64 = (-2**63, 2**63 - 1)
 
 
 def is_table_file(path):
@@ -138,6 +144,10 @@ def _read_csv(path):
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
+            twice = [name for name in dict.fromkeys(reader.fieldnames or ()) if reader.fieldnames.count(name) > 1]
+            if twice:
+                raise DataError(f"{path}: the header names the column {twice[0]!r} twice (only one of its cells "
+                                f"would be read); rename one")
             for n, row in enumerate(reader):
                 if None in row:
                     raise DataError(f"{path}: line {reader.line_num}: more cells than the header has columns")
@@ -161,15 +171,44 @@ def _read_csv(path):
 
 # ---------------------------------------------------------------- writing
 
+def check_ids_fit(path, records):
+    """DataError, before any work, when `path` is a table that cannot hold these records' ids:
+    Parquet with ids of two types or an int outside int64, CSV with two ids of the same text
+    (1 and "1": a CSV cell reads back as text). Nothing to check for other paths."""
+    path = os.fspath(path)
+    if path.endswith(".parquet"):
+        first = {}
+        for i, rec in enumerate(records):
+            rid = rec.get("id")
+            first.setdefault(type(rid), (i, rid))
+            if isinstance(rid, int) and not INT64[0] <= rid <= INT64[1]:
+                raise DataError(f"{path}: record {i} has the id {rid}, outside the 64-bit integers Parquet holds; "
+                                f"write .jsonl, or make the ids strings")
+            if len(first) > 1:
+                (a, ra), (b, rb) = sorted(first.values(), key=lambda x: x[0])
+                raise DataError(f"{path}: record {a} has the id {ra!r} and record {b} the id {rb!r}: Parquet keeps "
+                                f"one type per column; write .jsonl, or make the ids all strings")
+    elif path.endswith(".csv"):
+        seen = {}
+        for i, rec in enumerate(records):
+            text = _cell(rec.get("id"))
+            if text in seen and records[seen[text]].get("id") != rec.get("id"):
+                raise DataError(f"{path}: records {seen[text]} and {i} have the ids {records[seen[text]]['id']!r} and "
+                                f"{rec['id']!r}, one id once written to CSV (it reads every id back as text); "
+                                f"write .jsonl, or make the ids distinct")
+            seen.setdefault(text, i)
+
+
 def write_table(path, records):
     """Write records as .parquet or .csv (by extension), atomically."""
     path = os.fspath(path)
+    check_ids_fit(path, records)
     if path.endswith(".csv"):
         return _write_csv(path, records)
     pa = _pyarrow()
     try:  # from_pylist would take the columns of the first record only: infer over all of them
         table = pa.Table.from_struct_array(pa.array(records)) if records else pa.table({})
-    except (pa.ArrowException, TypeError) as e:
+    except (pa.ArrowException, TypeError, OverflowError) as e:
         raise DataError(f"{path}: cannot write these records as Parquet ({str(e).splitlines()[0]}); "
                         f"fields must keep one type in every record (ids all ints or all strings); "
                         f"write .jsonl instead") from None

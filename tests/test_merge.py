@@ -186,3 +186,15 @@ def test_corrupt_line_inside_a_shard_is_named(tmp_path, script):
     p.write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
     r = _merge(script, inp, out_dir, tmp_path / "m.json", "--allow_partial")
     assert r.returncode == 2 and f"{p}: line 2: not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ids_past_64_bits_read_back_exactly(tmp_path, script):
+    """The fast JSON reader turns such integers into floats: a file holding one is read by json."""
+    big = 2 ** 64
+    records = [make_record(big, q="q", a="a", cat="default"), make_record(big + 1, q="q2", a="a2", cat="default")]
+    inp = write_json(tmp_path / "in.json", records)
+    (tmp_path / "out").mkdir()
+    write_jsonl(shard_path(tmp_path / "out", 0, 1), [shard_row(rec, kept_reason=passing_reason(rec)) for rec in records])
+    r = _merge(script, inp, tmp_path / "out", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr
+    assert [m["id"] for m in json.loads((tmp_path / "m.json").read_text())] == [big, big + 1]

@@ -598,6 +598,44 @@ def test_a_truncation_at_temperature_0_is_not_retried(tmp_path):
     assert "1 of them were cut at --target_length 64: rerun with a larger --target_length" in r.stdout
 
 
+def test_at_temperature_0_a_reply_that_failed_a_check_is_not_retried(tmp_path):
+    """The same prompt gives the same reply: a retry can only fail the same way, and costs a call."""
+    records = rewrite_records(3)
+    records[1]["items"][0]["value"] += " [[malformed]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--max_retries", "5")
+        sent = srv.request_count
+    assert r.returncode == 1 and sent == 3
+    assert [(f["id"], "Revised response" in f["reason"]) for f in outputs(tmp_path / "out")[1]] == [(1, True)]
+
+
+def test_a_reply_that_loops_until_the_limit_does_not_ask_for_a_larger_limit(tmp_path):
+    looping = json.loads(json.dumps(case("reply_truncate.json")))
+    looping["body"]["choices"][0]["message"]["content"] = (
+        "Reasoning: a numbered list.\n\nRevised response: 1. Put the egg in boiling water.\n"
+        + "2. Then cool it in cold water and peel it.\n" * 80)
+    inp = write_json(tmp_path / "in.json", [make_record(1, EGG_Q, EGG_A, "how_to_generation")])
+    with OpenAIFake(replay=looping) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--target_length", "512")
+        sent = srv.request_count
+    assert r.returncode == 1 and sent == 1
+    reason = outputs(tmp_path / "out")[1][0]["reason"]
+    assert reason == "truncated at --target_length 512: the reply repeats itself, a larger limit only makes it longer"
+    assert "1 of them repeated themselves until --target_length 512: a larger limit cannot help" in r.stdout
+    assert "rerun with a larger --target_length" not in r.stdout
+
+
+def test_a_loop_is_told_from_long_lists_and_tables():
+    from realign.textchecks import repeats_itself
+
+    table = "| day | task | hours |\n|---|---|---|\n" + "".join(f"| day {i} | chapter {i} of the book | {i % 5 + 1} |\n"
+                                                                for i in range(60))
+    steps = "".join(f"{i}. Add {i * 3} grams of flour and stir for {i} minutes.\n" for i in range(1, 40))
+    assert not repeats_itself(table) and not repeats_itself(steps) and not repeats_itself(EGG_LIST * 3)
+    assert repeats_itself("Intro.\n" + "The sea is blue because the sky is blue. " * 50)
+
+
 def test_empty_originals_are_not_sent_and_counted(tmp_path):
     from realign.convert import convert_records
 

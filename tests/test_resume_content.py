@@ -163,3 +163,48 @@ def test_a_folder_of_a_run_with_another_n_is_refused(tmp_path):
     assert r.returncode == 2 and "holds the shards of a run with --dataset_batch_num 2" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and sent == 3
     assert not os.path.exists(shard_path(out, 0, 3))
+
+
+def select(orig, merged, final, *extra):
+    return run_script("rewrite_data_selection.py", "--input_original_data_path", orig, "--input_rewrite_data_path",
+                      merged, "--output_path", final, "--rules", "none", *extra)
+
+
+def test_a_corrected_original_never_ships_in_its_old_form(tmp_path):
+    """A dangerous answer fixed by hand after the merge: selection refuses, or ships the fix."""
+    records = records_of(4) + [make_record(9, q="Tell me a story.", a="Once upon a time.", cat="default")]
+    inp = write_json(tmp_path / "in.json", records)
+    out, merged, final = tmp_path / "out", tmp_path / "merged.json", tmp_path / "final.json"
+    with OpenAIFake(latency=0.01) as srv:
+        assert reformat(srv, inp, out).returncode == 0
+    assert merge(inp, out, merged).returncode == 0
+    records[2]["items"][1]["value"] = "CORRECTED: rest on day 2, then study."   # was rewritten
+    records[4]["items"][1]["value"] = "CORRECTED: once upon a time, safely."    # was passed through
+    write_json(inp, records)
+    r = select(inp, merged, final)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "2 records changed" in r.stderr and "(answer: 2, 9)" in r.stderr and "--changed_input keep_original" in r.stderr
+    assert not final.exists()
+    r = select(inp, merged, final, "--changed_input", "keep_original")
+    assert r.returncode == 0, r.stderr
+    shipped = {rec["id"]: rec for rec in json.loads(final.read_text())}
+    for rid in (2, 4):
+        rec = shipped[records[rid]["id"]]
+        assert rec["items"][1]["value"].startswith("CORRECTED") and rec["tag"] == "original"
+    assert not any("Rest on day 2. Study after." in json.dumps(rec) for rec in shipped.values())
+    assert shipped[0]["tag"] == "rewrite"  # the records that did not change keep their rewrites
+
+
+def test_selection_given_the_file_before_retrieval_says_the_evidence_differs(tmp_path):
+    records = [make_record(i, q=f"How do I boil egg {i}?", a="Boil it for nine minutes.", cat="how_to_generation")
+               for i in range(3)]
+    classified = write_json(tmp_path / "classified.json", records)
+    for rec in records:
+        rec["items"][0]["evidence"] = ["Eggs boil in nine minutes."]
+    inp = write_json(tmp_path / "in.json", records)
+    out, merged = tmp_path / "out", tmp_path / "merged.json"
+    with OpenAIFake(latency=0.01) as srv:
+        assert reformat(srv, inp, out).returncode == 0
+    assert merge(inp, out, merged).returncode == 0
+    r = select(classified, merged, tmp_path / "final.json")
+    assert r.returncode == 2 and "3 records changed" in r.stderr and "(evidence: 0, 1, 2)" in r.stderr

@@ -15,6 +15,7 @@ import pytest
 from conftest import make_record, run_script, write_json
 from realign.endpoint import Breaker, EndpointError
 from realign.shards import failures_path, shard_path
+from test_endpoints import lines, reformat
 from tests.servers.openai_fake import SERVER_CLASSES, OpenAIFake
 
 KEY = "sk-fake-SERVERS-7d6c5b4a3f2e1d0c"
@@ -24,19 +25,6 @@ CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"
 def records(n, prefix="q", cat="math_puzzles"):
     return [make_record(i, q=f"{prefix} {i}", a=f"The answer is {i}. It follows from the rule.", cat=cat)
             for i in range(n)]
-
-
-def reformat(url, inp, out, *extra, env=None, timeout=120):
-    args = ["--input_data_path", inp, "--output_directory", out, "--base_url", url, "--quiet", *extra]
-    return run_script("reformat.py", *args, env={"OPENAI_API_KEY": "", **(env or {})}, timeout=timeout)
-
-
-def lines(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def outputs(out):
@@ -315,10 +303,16 @@ def test_a_key_echoed_inside_a_reply_is_in_no_file(tmp_path):
     merged, final = tmp_path / "merged.json", tmp_path / "final.json"
     assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
                       "--final_output_path", merged).returncode == 0
-    run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path", merged,
-               "--output_path", final)
-    for path in [*out.iterdir(), *tmp_path.glob("*.json*"), *tmp_path.glob("*.html")]:
-        assert KEY not in path.read_text(encoding="utf-8"), path
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path",
+                   merged, "--output_path", final, "--report_dir", tmp_path / "report",
+                   "--report_path", tmp_path / "decisions.json")
+    assert r.returncode == 0, r.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "in.json"]
+    assert {"rewrite_data_0_of_1_batch.jsonl", "merged.json", "final.json", "decisions.json", "report.html"} \
+        <= {p.name for p in written}
+    assert "***" in final.read_text(encoding="utf-8") + merged.read_text(encoding="utf-8")
+    for path in written:
+        assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
 # ---------------------------------------------------------------- 7. nothing succeeds (issue 24 #4)
@@ -380,3 +374,123 @@ def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     assert fresh.stopped is None
     fresh.transient(err)
     assert fresh.stopped.startswith("no request has succeeded, 50 attempts failed")
+
+
+# ---------------------------------------------------------------- the real llama.cpp server
+
+@pytest.mark.slow
+def test_the_real_llama_cpp_server_with_a_small_context(tmp_path):
+    """llama.cpp's own HTTP server (xllamacpp's llama-server front end, the embedded model, 2048
+    tokens of context): a record too long for it fails alone with llama.cpp's message, n above 1 is
+    learned from its own 400, and the short records are answered."""
+    pytest.importorskip("xllamacpp")
+    from tests.servers.llama_http import LlamaServer
+
+    recs = [make_record("long", q="Summarise this.", a="The river floods every spring. " * 500),
+            make_record("s1", q="What is 2+2?", a="4.")]
+    inp = write_json(tmp_path / "in.json", recs)
+    with LlamaServer(n_ctx=2048) as url:
+        r = reformat(f"{url}/v1", inp, tmp_path / "out", "--top_k", "2", "--target_length", "32", "--max_retries",
+                     "0", "--request_timeout", "900", timeout=1800)
+    assert r.returncode in (0, 1) and "stopped early" not in r.stderr, (r.stdout, r.stderr)
+    done, failed = outputs(tmp_path / "out")
+    reasons = {f["id"]: f["reason"] for f in failed}
+    assert reasons["long"].startswith("context size exceeded: HTTP 400: request (")
+    assert "exceeds the available context size (2048 tokens)" in reasons["long"]
+    assert sorted([rec["id"] for rec in done] + list(reasons)) == ["long", "s1"]
+    assert not reasons.get("s1", "").startswith("HTTP")  # the short one was answered
+    assert "adapted to the server: one choice per call" in r.stdout and "Field 'n'" in r.stdout
+
+
+# ---------------------------------------------------------------- the providers' own words
+
+@pytest.mark.parametrize("message, param, sent, change, after", [
+    ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+     "max_tokens", {"max_tokens": 4096}, "max_tokens sent as max_completion_tokens", {"max_completion_tokens": 4096}),
+    ("Unsupported value: 'temperature' does not support 0.3 with this model. Only the default (1) value is "
+     "supported.", "temperature", {"temperature": 0.3}, "temperature left to the server's default", {}),
+    ("max_tokens is too large: 100000. This model supports at most 16384 completion tokens, whereas you provided "
+     "100000.", "max_tokens", {"max_tokens": 100000}, "max_tokens lowered to 16384", {"max_tokens": 16384}),
+    ('BedrockException - {"message":"The model returned the following errors: `temperature` and `top_p` cannot '
+     'both be specified for this model. Please use only one."}', None, {"temperature": 0.3, "top_p": 0.9},
+     "top_p left out beside temperature", {"temperature": 0.3}),
+    ("Field 'n': Value must be between 1 <= value <= 1, but got 2", None, {"n": 2}, "one choice per call", {}),
+    ("Only one completion choice is allowed", None, {"n": 3}, "one choice per call", {}),
+    ("[{'type': 'extra_forbidden', 'loc': ('body', 'max_completion_tokens'), 'msg': 'Extra inputs are not "
+     "permitted'}]", None, {"max_completion_tokens": 64}, "max_completion_tokens sent as max_tokens",
+     {"max_tokens": 64}),
+])
+def test_the_request_shape_learns_from_each_providers_wording(message, param, sent, change, after):
+    from realign.llm.base import Sampling
+    from realign.llm.shape import RequestShape
+
+    shape = RequestShape()
+    if "max_completion_tokens" in sent:
+        shape.tokens_field = "max_completion_tokens"
+    sampling = Sampling(n=sent.get("n", 1), temperature=sent.get("temperature"), top_p=sent.get("top_p"),
+                        max_tokens=sent.get("max_tokens") or sent.get("max_completion_tokens"))
+    body = shape.body("m", sampling, sampling.n)
+    assert {k: v for k, v in body.items() if k not in ("model", "stream")} == sent
+    assert shape.learn(f"HTTP 400: {message}", param, body).startswith(change)
+    again = shape.body("m", sampling, sampling.n)
+    assert {k: v for k, v in again.items() if k not in ("model", "stream")} == after
+    assert shape.learn(f"HTTP 400: {message}", param, again) is None  # learned once; nothing left to change
+    assert shape.learn("HTTP 400: Invalid 'messages': empty array.", None, again) is None
+
+
+@pytest.mark.parametrize("status, message, what", [
+    (400, "This model's maximum context length is 8192 tokens. However, your messages resulted in 9100 tokens.",
+     "context size exceeded"),
+    (400, "'max_tokens' or 'max_completion_tokens' is too large: 4096. This model's maximum context length is 4096 "
+          "tokens and your request has 904 input tokens", "context size exceeded"),
+    (400, "prompt is too long: 210000 tokens > 200000 maximum", "context size exceeded"),
+    (400, "Input is too long for requested model.", "context size exceeded"),
+    (400, "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+     "context size exceeded"),
+    (422, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 3000 `inputs` tokens",
+     "context size exceeded"),
+    (500, "the request exceeds the available context size, try increasing it", "context size exceeded"),
+    (413, "<html><title>413 Request Entity Too Large</title></html>", "request too large"),
+    (400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+     "prompt caught by a content filter"),
+    (400, "Unsupported parameter: 'max_tokens' is not supported with this model.", None),
+    (500, "Internal server error", None),
+    (401, "Incorrect API key provided", None),
+])
+def test_which_refusals_are_about_one_record(status, message, what):
+    from realign.endpoint import record_refusal
+    assert record_refusal(status, message) == what
+
+
+def test_error_bodies_in_each_providers_shape():
+    from realign.llm.openai_http import _SYSTEM_ROLE_REFUSED, error_fields
+    assert error_fields([{"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}}]) \
+        == ("API key not valid.", "400 INVALID_ARGUMENT", None)                                        # Gemini
+    assert error_fields({"object": "error", "message": "bad n", "type": "BadRequestError", "code": 400}) \
+        == ("bad n", "400 BadRequestError", None)                                                      # vLLM, Mistral
+    assert error_fields({"message": "x", "param": "max_tokens", "code": "unsupported_parameter"})[2] == "max_tokens"
+    assert error_fields("Bad Gateway") == ("Bad Gateway", "", None)
+    assert _SYSTEM_ROLE_REFUSED.search("Unsupported value: 'messages[0].role' does not support 'system' with this "
+                                       "model.")                                                       # o1-mini
+
+
+def test_retrieval_reads_the_serper_key_from_a_file_and_checks_it(tmp_path):
+    from tests.servers.serper_fake import SerperFake
+    recs = [make_record(i, q=f"who wrote book {i}?", a="someone", cat="open_qa") for i in range(3)]
+    inp = write_json(tmp_path / "in.json", recs)
+    key_file = tmp_path / "serper.key"
+    key_file.write_text("serper-key-0123456789\n")
+    with SerperFake(api_key="serper-key-0123456789") as srv:
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out.json",
+                       "--serper_url", f"{srv.url}/search", "--serper_key_file", key_file,
+                       env={"SERPER_API_KEY": ""})
+        assert r.returncode == 0, r.stderr
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out2.json",
+                       "--serper_url", f"{srv.url}/search", env={"SERPER_API_KEY": "serper-key-0123456789\u00a0"})
+        assert r.returncode == 0, r.stderr  # a no-break space around it is whitespace: stripped
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out3.json",
+                       "--serper_url", f"{srv.url}/search", env={"SERPER_API_KEY": "serper-key\u20130123456789"})
+        sent = srv.request_count
+    assert r.returncode == 2 and sent == 6, (r.stderr, sent)
+    assert "the API key from SERPER_API_KEY has a character outside ASCII (U+2013 EN DASH) at position 11" \
+        in r.stderr and "0123456789" not in r.stderr

@@ -26,6 +26,7 @@ An artifact is a folder:
 import json
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -68,9 +69,9 @@ class TaskClassifier:
             self.encoder = SentenceEncoder(self.encoder_dir)
         return self.encoder
 
-    def _embed(self, texts, progress):
+    def _embed(self, texts, progress, stop=None):
         """Sentence embeddings, scaled by the model's embedding weight."""
-        return self._encoder().encode(texts, progress) * np.float32(self.meta["embedding_weight"])
+        return self._encoder().encode(texts, progress, stop) * np.float32(self.meta["embedding_weight"])
 
     # ------------------------------------------------------------ train
 
@@ -97,10 +98,16 @@ class TaskClassifier:
             nw, nc = len(self.word), len(self.char)
             self._blocks = w[:nw], w[nw:nw + nc], w[nw + nc:]
         w_word, w_char, w_emb = self._blocks
-        with ThreadPoolExecutor(1) as pool:
-            embedding = pool.submit(self._embed, texts, progress)
+        stop, pool = threading.Event(), ThreadPoolExecutor(1)
+        try:
+            embedding = pool.submit(self._embed, texts, progress, stop)
             out = self.word.dot(texts, w_word) + self.char.dot(texts, w_char)
             out += embedding.result() @ w_emb
+        except BaseException:
+            stop.set()  # Ctrl-C: the encoder stops after its batches in flight, and nobody waits for them
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown()
         return out + self.intercept
 
     def probabilities(self, texts, progress=None):

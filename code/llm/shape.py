@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 # ("openai/o3-mini", "azure/gpt-5", "bedrock/anthropic.claude-3-5-sonnet", "us.anthropic.claude-…").
 REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False}
 KNOWN_FAMILIES = (
-    (re.compile(r"(?:^|[/:])o[134](?:-|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)o[134](?:-|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
-    (re.compile(r"(?:^|[/:])gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
     (re.compile(r"claude|anthropic", re.I), {"top_p_beside_temperature": False},
      "Claude refuses temperature and top_p together"),
@@ -52,6 +52,14 @@ _MOST = re.compile(r"(?:at most|less than or equal to|<=|maximum(?: value)?(?: a
 # n refused without naming it as a parameter: llama.cpp, Gemini
 _N_REFUSED = re.compile(r"only one completion choice|multiple candidates|candidate_?count|\bn must be 1\b"
                         r"|\bn\s*(?:>|must be|should be|can only be|is not)\b", re.I)
+
+
+# what leaving each of these out means, for the note
+_DROPPED = {"temperature": "temperature left to the server's default",
+            "top_p": "top_p left to the server's default",
+            "n": "one choice per call (n above 1 refused)",
+            "stream": "'stream' left out",
+            "response_format": "response_format left out (no structured output: replies read leniently)"}
 
 
 def _named(name, text):
@@ -111,12 +119,17 @@ class RequestShape:
         `param` field if any. Returns the note of the change made, or None when the refusal names
         nothing of `body` that can change."""
         text = f"{param or ''} {message or ''}"
-        named = [p for p in PARAMS if p in body and (p == param or _named(p, text))]
-        if "temperature" in named and "top_p" in named and _TOGETHER.search(text) and self.top_p_beside_temperature:
-            self.top_p_beside_temperature = False
-            return self._note("top_p left out beside temperature", message)
+        if _named("temperature", text) and _named("top_p", text) and _TOGETHER.search(text):  # about the pair
+            if "temperature" in body and "top_p" in body and self.top_p_beside_temperature:
+                self.top_p_beside_temperature = False
+                return self._note("top_p left out beside temperature", message)
+            return None
+        named = [p for p in PARAMS if p == param or (param is None and _named(p, text))]
+        limits = [p for p in named if p in ("max_tokens", "max_completion_tokens")]
+        if len(limits) > 1:  # "'max_tokens' is not supported … use 'max_completion_tokens' instead"
+            named.remove(max(limits, key=lambda p: text.find(p)))
         for p in named:
-            change = self._change(p, text, body)
+            change = self._change(p, text, body) if p in body else None
             if change:
                 return self._note(change, message)
         return None
@@ -125,7 +138,9 @@ class RequestShape:
         """Change what `p` refused, when the shape still sends it as `body` did; the change's words."""
         if p in ("max_tokens", "max_completion_tokens"):
             most = _MOST.search(text)
-            if most and 0 < int(most.group(1)) < body[p]:
+            if most:  # about the value: "supports at most 16384 completion tokens"
+                if not 0 < int(most.group(1)) < body[p]:
+                    return None
                 self.max_tokens_cap = int(most.group(1))
                 return f"{p} lowered to {self.max_tokens_cap}, the most the model allows"
             if self.tokens_field != p:
@@ -134,21 +149,9 @@ class RequestShape:
             other = "max_tokens" if p == "max_completion_tokens" else "max_completion_tokens"
             self.tokens_field = None if other in self._refused_fields else other
             return f"{p} sent as {other}" if self.tokens_field else "no token limit sent (both fields refused)"
-        if p == "temperature" and self.temperature:
-            self.temperature = False
-            return "temperature left to the server's default"
-        if p == "top_p" and self.top_p:
-            self.top_p = False
-            return "top_p left to the server's default"
-        if p == "n" and self.n:
-            self.n = False
-            return "one choice per call (n above 1 refused)"
-        if p == "stream" and self.stream:
-            self.stream = False
-            return "'stream' left out"
-        if p == "response_format" and self.response_format:
-            self.response_format = False
-            return "response_format left out (no structured output: replies read leniently)"
+        if p in _DROPPED and getattr(self, p):  # the shape's flag of the same name
+            setattr(self, p, False)
+            return _DROPPED[p]
         return None
 
     def _note(self, change, message):
