@@ -51,12 +51,12 @@ import httpx
 import openai
 
 from realign.bars import progress_bar
-from realign.endpoint import connect_failure, where
+from realign.endpoint import where
 from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, dumps_line, new_temp, os_error
 from realign.limits import RetryPolicy
 from realign.llm.base import BackendError, Unusable
-from realign.llm.openai_http import status_error
+from realign.llm.openai_http import sdk_error, status_error
 from realign.redact import scrub
 
 MAX_REQUESTS = 50_000            # lines per batch (OpenAI; Azure allows 100,000)
@@ -347,19 +347,10 @@ class BatchRun:
         for attempt in range(tries + 1):
             try:
                 return await call()
-            except openai.APIStatusError as e:
-                err = status_error(e)
-            except openai.APITimeoutError:
-                err = BackendError("timed out", retryable=True)
-            except openai.APIConnectionError as e:
-                cause = e.__cause__
-                refused = connect_failure(cause) if cause is not None else None
-                running = any(b["id"] for b in self.state.active())
-                if refused and not running:
-                    err = BackendError(refused[0], fatal=True, hint=refused[1])
-                else:
-                    err = BackendError(refused[0] if refused else f"connection error "
-                                       f"({type(cause).__name__ if cause else 'failed'})", retryable=True)
+            except openai.APIError as e:
+                err = sdk_error(e, self.backend.config)
+            if err.fatal and err.status is None and any(b["id"] for b in self.state.active()):
+                err = BackendError(err.reason, retryable=True)  # the connection, not the setup: batches run
             if not err.retryable:
                 raise UsageError(f"the Batch API refused to {what}: {endpoint}: {err.reason}"
                                  + (f" ({err.hint})" if err.hint else ""))
