@@ -267,9 +267,11 @@ class OpenAIBackend(Backend):
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
             raise BackendError(f"connection error ({cause})", retryable=True, endpoint=endpoint) from None
         self._observe(resp.headers)
-        return self._texts(resp, chat)
+        return self.completions(resp, chat)
 
-    def _texts(self, resp, chat):
+    def completions(self, resp, chat):
+        """The Completions of a reply (JSON, or server-sent events); BackendError for one that is
+        not an API reply or carries an error. Batch mode reads its output lines with it too."""
         text = resp.text
         try:
             streamed = "event-stream" in resp.headers.get("content-type", "") or text.lstrip().startswith("data:")
@@ -291,9 +293,9 @@ class OpenAIBackend(Backend):
         except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
-    def _learn(self, err, request, body):
+    def learn(self, err, request, body):
         """Learn from a 400/422 refusing `body`: fold the system role, or change the shape.
-        Returns whether anything changed."""
+        Returns whether anything changed. Batch mode learns from its error files with it too."""
         if _SYSTEM_ROLE_REFUSED.search(err.reason) and not self.fold_system \
                 and any(m.get("role") == "system" for m in request.messages or ()):
             self.fold_system = True
@@ -312,7 +314,7 @@ class OpenAIBackend(Backend):
             except BackendError as e:
                 if e.status not in (400, 422) or e.per_record:
                     raise
-                if not self._learn(e, request, body) and self.request_body(request, n) == body:
+                if not self.learn(e, request, body) and self.request_body(request, n) == body:
                     raise
         return await self._post(self.request_body(request, n), request.messages is not None)
 
