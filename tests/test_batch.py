@@ -290,6 +290,29 @@ def test_replies_read_as_online_think_cut_keep_original(tmp_path):
     assert sent == [6, 2]  # a cut or a refusal is tried once more (as online), then it is a failure
 
 
+def test_shard_rows_and_failures_identical_to_online_mode(tmp_path):
+    """The same records, the same (deterministic) model replies: online and batch mode write the
+    same shard lines (input hash included) and the same failures, so resume, merge and
+    selection cannot tell them apart."""
+    recs = records(12) + [make_record(100, cat="story_generation"), make_record(101, a="  ")]
+    for i, tag in enumerate(["think", "keep", "fence", "truncate", "reasoning_content", "echo"]):
+        recs[i]["items"][0]["value"] += f" [[{tag}]]"
+    recs[7]["system"] = "Answer in French."
+    inp = write_json(tmp_path / "in.json", recs)
+    flags = ["--top_k", "2", "--max_retries", "2"]
+    with OpenAIFake(faithful=True) as srv:
+        o = run_script("reformat.py", "--input_data_path", inp, "--output_directory", tmp_path / "online",
+                       "--base_url", f"{srv.url}/v1", "--quiet", *flags, env={"OPENAI_API_KEY": KEY})
+    with BatchFake(faithful=True) as srv:
+        b = batch(srv, inp, tmp_path / "batch", *flags)
+    assert o.returncode == b.returncode == 1, (o.stderr, b.stderr)
+    (online, online_failed), (batched, batch_failed) = outcome(tmp_path / "online"), outcome(tmp_path / "batch")
+    by_id = lambda rows: sorted(rows, key=lambda r: str(r["id"]))  # noqa: E731
+    assert by_id(batched) == by_id(online) and len(online) == 12
+    assert all(isinstance(r["items"][1]["input_hash"], str) for r in batched)
+    assert by_id(batch_failed) == by_id(online_failed) and sorted(f["id"] for f in batch_failed) == [3, 5]
+
+
 def test_n_refused_in_batch_falls_back_to_k_lines_per_record(tmp_path):
     inp = write_json(tmp_path / "in.json", records(20))
     with BatchFake(refuse_n=True) as srv:
