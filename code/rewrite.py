@@ -84,12 +84,15 @@ class Summary:
     later: int = 0             # records to rewrite that --limit left for a later run
     throttles: bool = True     # False for a model we run (local, vllm): no 429s, time per rewrite instead
     stopped: str | None = None  # why the circuit breaker stopped the run early, when it did
+    batch: str | None = None   # batch mode's own figures (llm/batch.py), said instead of the online ones
 
     def line(self):
         head = (f"{self.attempted} of {self.total} records attempted (--limit)"
                 if self.attempted is not None and self.attempted < self.total else f"{self.total} records")
         per = self.seconds / self.rewritten if self.rewritten else 0.0
-        if self.throttles:
+        if self.batch:
+            pace = f"{self.batch}; {self.seconds:.1f} s"
+        elif self.throttles:
             rate = (self.rewritten / self.seconds) if self.seconds else 0.0
             pace = (f"{self.requests} requests, {self.throttled} answered 429; {self.seconds:.1f} s, "
                     f"{rate:.2f} rewritten/s")
@@ -307,45 +310,114 @@ def rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, atte
                                       attempt_limit, progress, records, other_shards, input_path))
 
 
+class ShardWork:
+    """One run's work on a shard, for every runner (the online one below; batch mode,
+    llm/batch.py): what resume leaves to do, the request and check of each record, and the
+    writing of each finished record (its shard line or its failure) with the summary's counts.
+
+        with ShardWork(shard, out_path, fail_path, settings, length_fn, **resume_args) as work:
+            for rec in work.to_send(): ... work.finish(rec["id"], result) or work.finish(rid, error=why)
+            summary = work.summarize()   # the failures file, and the Summary
+
+    Pass-through records (not sent) are written by write_passing(), which a runner calls once
+    the endpoint has answered (or at the end), so a run the endpoint refuses (exit 2) leaves the
+    shard as it was. `read_only`: only look at what is left (no stale line dropped)."""
+
+    def __init__(self, shard, out_path, fail_path, settings, length_fn, attempt_limit=None, records=None,
+                 other_shards=(), input_path=None, throttles=True, read_only=False):
+        self.out_path, self.fail_path, self.settings, self.length_fn = out_path, fail_path, settings, length_fn
+        self.start = time.monotonic()
+        self.summary = summary = Summary(total=len(shard), throttles=throttles)
+        resume = resume_state(shard, out_path, fail_path, records, other_shards, input_path)
+        if not read_only:
+            drop_stale(out_path, resume)
+        done_ids = resume.done
+        work = shard if attempt_limit is None else shard[:attempt_limit]
+        if attempt_limit is not None:
+            summary.attempted = len(work)
+            summary.later = sum(to_send(r) and r["id"] not in done_ids for r in shard[len(work):])
+        self.todo = [rec for rec in work if rec["id"] not in done_ids]
+        summary.skipped = len(work) - len(self.todo)
+        summary.stale = sum(rec["id"] in resume.stale for rec in self.todo)
+        self.by_id = {rec["id"]: rec for rec in self.todo}
+        # the failures file keeps other records' lines (a record that moved to another shard is retried
+        # there) and this shard's failures that still stand: not done, and not tried again this run
+        self.failures = {rid: f for rid, f in resume.failures.items() if rid not in self.by_id and rid not in done_ids}
+        self._mine = {rec["id"] for rec in shard}
+        # Empty originals of rewritten tasks are not sent either (nothing to stay faithful to).
+        self._passing = [rec for rec in self.todo if not to_send(rec)]
+        self._finished = set()
+        self.out = JsonlAppender(out_path)
+        self.bar = None  # a runner's progress bar, moved on by each record written
+        self.check = make_check(length_fn, original_of=lambda request: answer(self.by_id[request.key]),
+                                max_tokens=settings.target_length, temperature=settings.temperature)
+
+    def request(self, rec):
+        return make_request(rec, self.settings, self.length_fn)
+
+    def to_send(self):
+        """The records to send, in shard order, that are not finished yet."""
+        return [rec for rec in self.todo if to_send(rec) and rec["id"] not in self._finished]
+
+    def pending(self, rid):
+        """Record `rid` while it is still to send and finish in this run, else None."""
+        rec = self.by_id.get(rid)
+        return rec if rec is not None and rid not in self._finished and to_send(rec) else None
+
+    def write_passing(self):
+        for rec in self._passing:
+            reason = passing_reason(rec)
+            self.out.write(shard_row(rec, kept_reason=reason))
+            self.summary.empty_original += reason == EMPTY_ORIGINAL
+            self.summary.no_category += reason == NO_CATEGORY
+            self.summary.passed_through += 1
+            if self.bar is not None:
+                self.bar.update()
+        self._passing.clear()
+
+    def finish(self, rid, result=None, error=None):
+        """Record `rid` is done: its shard line from make_check's `result`, or its failure for `error`."""
+        rec = self.by_id[rid]
+        if error is not None:
+            self.failures[rid] = failure_of(rec, error)
+            self.summary.failed += 1
+        else:
+            self.out.write(row_for_result(rec, result))
+            if result[0] == KEEP:
+                self.summary.passed_through += 1
+                self.summary.does_not_fit[task_of(rec)] += 1
+            else:
+                self.summary.rewritten += 1
+        self._finished.add(rid)
+        if self.bar is not None:
+            self.bar.update()
+
+    def summarize(self):
+        """Write the pass-through records left and the failures file; the Summary."""
+        self.write_passing()
+        self.out.touch()  # merge finds a shard by its file, even one whose records all failed
+        write_failures(self.fail_path, self.failures)
+        self.summary.failures = {rid: f.reason for rid, f in self.failures.items() if rid in self._mine}
+        self.summary.failed = len(self.summary.failures)
+        self.summary.seconds = time.monotonic() - self.start
+        return self.summary
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.out.close()
+
+
 async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_fn, attempt_limit, progress,
                          records, other_shards, input_path):
-    start = time.monotonic()
-    summary = Summary(total=len(shard), throttles=backend.throttles)
-    resume = resume_state(shard, out_path, fail_path, records, other_shards, input_path)
-    drop_stale(out_path, resume)
-    done_ids = resume.done
-    work = shard if attempt_limit is None else shard[:attempt_limit]
-    if attempt_limit is not None:
-        summary.attempted = len(work)
-        summary.later = sum(to_send(r) and r["id"] not in done_ids for r in shard[len(work):])
-    todo = [rec for rec in work if rec["id"] not in done_ids]
-    summary.skipped = len(work) - len(todo)
-    summary.stale = sum(rec["id"] in resume.stale for rec in todo)
-    by_id = {rec["id"]: rec for rec in todo}
-    # the failures file keeps other records' lines (a record that moved to another shard is retried
-    # there) and this shard's failures that still stand: not done, and not tried again this run
-    failures = {rid: f for rid, f in resume.failures.items() if rid not in by_id and rid not in done_ids}
-    mine = {rec["id"] for rec in shard}
-
-    bar = progress_bar(len(work), "rec", enabled=progress, initial=summary.skipped)
-    with JsonlAppender(out_path) as out:
-        # Pass-through records are written once the endpoint has answered a record (or at the end),
-        # so an endpoint that refuses the whole run (404, bad key: exit 2) leaves the shard as it was.
-        # Empty originals of rewritten tasks are not sent either (nothing to stay faithful to).
-        passing = [rec for rec in todo if not to_send(rec)]
-
-        def write_passing():
-            for rec in passing:
-                reason = passing_reason(rec)
-                out.write(shard_row(rec, kept_reason=reason))
-                summary.empty_original += reason == EMPTY_ORIGINAL
-                summary.no_category += reason == NO_CATEGORY
-                summary.passed_through += 1
-                bar.update()
-            passing.clear()
-
+    with ShardWork(shard, out_path, fail_path, settings, length_fn, attempt_limit, records, other_shards,
+                   input_path, throttles=backend.throttles) as work:
+        summary = work.summary
+        work.bar = bar = progress_bar(summary.attempted or summary.total, "rec", enabled=progress,
+                                      initial=summary.skipped)
         stats = Stats()
-        to_rewrite, rewrites_from = sum(map(to_send, todo)), time.monotonic()
+        to_rewrite, rewrites_from = len(work.to_send()), time.monotonic()
 
         def pace():
             """Progress-bar figures: HTTP ones for a server, time per rewrite and ETA for a local model."""
@@ -356,39 +428,20 @@ async def _rewrite_shard(shard, backend, out_path, fail_path, settings, length_f
             return {"s_per_rewrite": f"{per:.1f}", "eta": duration(per * (to_rewrite - finished))}
 
         def on_done(outcome):
-            write_passing()
-            rec = by_id[outcome.request.key]
-            if outcome.ok:
-                out.write(row_for_result(rec, outcome.result))
-                if outcome.result[0] == KEEP:
-                    summary.passed_through += 1
-                    summary.does_not_fit[task_of(rec)] += 1
-                else:
-                    summary.rewritten += 1
-            else:
-                failures[rec["id"]] = failure_of(rec, outcome.error)
-                summary.failed += 1
-            bar.update()
+            work.write_passing()
+            work.finish(outcome.request.key, outcome.result, outcome.error)
             bar.set_postfix(**pace(), failed=summary.failed, refresh=False)
 
-        requests = (make_request(rec, settings, length_fn) for rec in todo if to_send(rec))
-        check = make_check(length_fn, original_of=lambda request: answer(by_id[request.key]),
-                           max_tokens=settings.target_length, temperature=settings.temperature)
+        requests = (work.request(rec) for rec in work.to_send())
         try:
             await run_step(backend, requests, on_done, concurrency=settings.concurrency,
                            policy=RetryPolicy(max_retries=settings.max_retries), rpm=settings.rpm,
-                           tpm=settings.tpm, check=check, stats=stats)
-            write_passing()
-            out.touch()  # merge finds a shard by its file, even one whose records all failed
+                           tpm=settings.tpm, check=work.check, stats=stats)
         finally:
             bar.close()
             await backend.aclose()
-    summary.requests, summary.throttled, summary.stopped = backend.calls, stats.throttled, stats.stopped
-    write_failures(fail_path, failures)
-    summary.failures = {rid: f.reason for rid, f in failures.items() if rid in mine}
-    summary.failed = len(summary.failures)
-    summary.seconds = time.monotonic() - start
-    return summary
+        summary.requests, summary.throttled, summary.stopped = backend.calls, stats.throttled, stats.stopped
+        return work.summarize()
 
 
 # ---------------------------------------------------------------- dry run
