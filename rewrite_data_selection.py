@@ -43,6 +43,7 @@ from realign.files import all_or_nothing, write_json
 from realign.judge import Judge, JudgeSettings, as_rule
 from realign.lengths import make_length_fn
 from realign.llm.base import BACKENDS, BackendConfig, api_key, make_backend
+from realign.merge import CHANGED_INPUT
 from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
@@ -267,12 +268,16 @@ def parse_args(argv=None):
     p.add_argument("--report_dir", default=None,
                    help="write report.html into this folder: figures and every record, filterable, with its "
                         "before/after and the reason for its outcome")
+    p.add_argument("--changed_input", choices=CHANGED_INPUT, default="refuse",
+                   help="records whose original (question, answer, system prompt, category or evidence) changed "
+                        "since reformat.py worked on them: refuse (default: stop, naming them) or keep_original "
+                        "(ship the original as it is now, reason 'input changed since reformat')")
     p.add_argument("--dry_run", action="store_true",
                    help="apply the rules and print what would be kept and what the judge would be asked (and "
                         "its cost, with --price_in/--price_out); write nothing, ask nothing")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that apply the rules, each on one CPU (default: the CPUs this process may "
-                        "use; runs of up to 2,000 rewrites use one)")
+                        "use, at most 8; runs of up to 2,000 rewrites use one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
                              "that states what the original does not support or loses a fact of it")
@@ -348,10 +353,11 @@ def main(argv=None):
     judge = make_judge(args, length)
     originals = load_records(args.input_original_data_path)
     rewrites = load_records(args.input_rewrite_data_path)
-    joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path)
+    joined = join_by_id(originals, rewrites, args.input_original_data_path, args.input_rewrite_data_path,
+                        args.changed_input)
     rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
     try:
-        out, stats, decisions = select(joined, rules, length, workers=args.workers or usable_cpus(),
+        out, stats, decisions = select(joined, rules, length, workers=args.workers or min(usable_cpus(), 8),
                                        progress=not args.quiet)
     finally:
         if judge:

@@ -21,10 +21,9 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
 
 from realign.classifier.data import load_labeled
-from realign.classifier.metrics import accuracy, confused_pairs, coverage_report, reliability
+from realign.classifier.metrics import accuracy, cohen_kappa, confused_pairs, coverage_report, reliability
 from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 from realign.constant import TASKS
 
@@ -45,15 +44,6 @@ def check_set():
     second = {row["id"]: row["category"] for row in read("labels_second.json")}
     ids = [p["id"] for p in prompts]
     return ids, [p["instruction"] for p in prompts], [writer[i] for i in ids], [second[i] for i in ids]
-
-
-def cohen_kappa(a, b):
-    """Agreement beyond chance between two labellers: (p_observed - p_chance) / (1 - p_chance)."""
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    count_a, count_b = Counter(a), Counter(b)
-    chance = sum(count_a[k] * count_b[k] for k in count_a) / (n * n)
-    return (observed - chance) / (1 - chance) if chance < 1 else 1.0
 
 
 def by_task(gold, pred):

@@ -79,8 +79,8 @@ def measure(folder, sets, repeat):
               f"{len(texts) / best:>8.0f} {1000 * cpu / len(texts):>7.1f} {chars:>10.0f}", flush=True)
     texts = sets["held-out"][0]
     print("held-out, by part:", end="")
-    for label, run in (("n-grams", lambda: (model.word.dot(texts, model._blocks[0]),
-                                            model.char.dot(texts, model._blocks[1]))),
+    weights = model._weights  # made by the predict() above
+    for label, run in (("n-grams", lambda: [block.dot(texts, w) for block, w in zip(model.blocks.values(), weights)]),
                        ("encoder, 1 worker", lambda: SentenceEncoder(folder, workers=1).encode(texts)),
                        (f"encoder, {model._encoder().workers} workers", lambda: model._encoder().encode(texts))):
         start, start_cpu = time.perf_counter(), time.process_time()

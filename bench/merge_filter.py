@@ -1,14 +1,19 @@
 """Benchmark: merge + filter on synthetic records (default 100k) — time and peak memory, per file type.
 
     python bench/merge_filter.py [--records 100000] [--shards 8] [--formats jsonl,parquet]
+                                 [--merge_only] [--repeat 3]
 
-Builds N shard outputs (rewrites for 70 %, pass-through 20 %, failures 10 %) and the input file
-in each of --formats, then runs parallel_data_merge.py and rewrite_data_selection.py as real
-subprocesses, the input, merged and final files all of that type, and prints a table: seconds,
-records/s and peak RSS of each step, and each type's total against the first type's (the
-reference, measured in the same run). Goals: both steps ≤ 10 s total for 100k records; Parquet
-≤ 2x JSONL. For the first type the filter also runs with --rules none (not in the totals): the
-difference is what the rules cost.
+Builds N shard outputs as reformat.py writes them (rewrites for 70 %, pass-through 20 %,
+failures 10 %; every line with its input hash) and the input file in each of --formats, then
+runs parallel_data_merge.py and rewrite_data_selection.py as real subprocesses, the input,
+merged and final files all of that type, and prints a table: seconds, records/s and peak RSS of
+each step, and each type's total against the first type's (the reference, measured in the same
+run). Goals: both steps ≤ 10 s total for 100k records; Parquet ≤ 2x JSONL; merge ≤ 2x a plain
+json round trip of the input (the `json r/t` row: a subprocess that loads the input with the
+json module, one record a line for JSONL, and dumps it again, nothing else). For the first type
+the filter also runs with --rules none (not in the totals): the difference is what the rules cost.
+--merge_only skips the filter; --repeat N runs each step N times and keeps its fastest run (on a
+shared machine the load moves between two runs more than the steps differ).
 """
 
 import argparse
@@ -20,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from realign.records import write_records
+from realign.records import input_hash, write_records
+from realign.rewrite import passing_reason, shard_row
 from realign.shards import failures_path, shard_bounds, shard_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,24 +51,51 @@ def make_data(folder, n, shards):
             for rec in records[lo:hi]:
                 roll = rng.random()
                 if roll < 0.1:
-                    fail.write(json.dumps({"id": rec["id"], "reason": "HTTP 500 after 5 retries"}) + "\n")
+                    fail.write(json.dumps({"id": rec["id"], "reason": "HTTP 500 after 5 retries",
+                                           "input_hash": input_hash(rec)}) + "\n")
                     continue
                 if roll < 0.8 and rec["items"][0]["category"] != "default":
                     rew = "**Answer.**\n\n" + rec["items"][1]["value"] + "\n\nIn short: 42."
-                    rec = {**rec, "items": [rec["items"][0], {**rec["items"][1], "revised_response": rew,
-                                                              "revised_response_list": [rew]}]}
-                out.write(json.dumps(rec) + "\n")
+                    line = shard_row(rec, rewrite=rew, candidates=[rew])
+                else:
+                    line = shard_row(rec, kept_reason=passing_reason(rec))
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return records, out_dir
 
 
+REPEAT = 1
+
+
+CPU = {}  # (step's command) -> CPU seconds (user + system) of its fastest run
+
+
 def timed(cmd):
-    """(seconds, peak RSS in MB) of one subprocess."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise SystemExit(f"{cmd[1]} failed with status {status}")
-    return time.perf_counter() - t, usage.ru_maxrss / 1024
+    """(seconds, peak RSS in MB) of one subprocess: the fastest of REPEAT runs. Its CPU seconds go to
+    CPU: on a loaded machine they move less than wall time does."""
+    runs = []
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status:
+            raise SystemExit(f"{cmd[1]} failed with status {status}")
+        runs.append((time.perf_counter() - t, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime))
+    secs, rss, cpu = min(runs)
+    CPU[tuple(cmd)] = min(r[2] for r in runs)
+    return secs, rss
+
+
+ROUND_TRIP = """import json, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, encoding="utf-8") as f:
+    data = [json.loads(line) for line in f] if src.endswith(".jsonl") else json.load(f)
+with open(dst, "w", encoding="utf-8") as f:
+    if dst.endswith(".jsonl"):
+        for rec in data:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\\n")
+    else:
+        json.dump(data, f, ensure_ascii=False)
+"""
 
 
 def main():
@@ -70,8 +103,12 @@ def main():
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--formats", default="jsonl,parquet", help="file types to compare, the first is the reference")
+    ap.add_argument("--merge_only", action="store_true", help="time the merge (and the json round trip) only")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each step; the fastest counts")
     args = ap.parse_args()
-    py, rows = sys.executable, []
+    global REPEAT
+    REPEAT = args.repeat
+    py, rows, cpu_ratio = sys.executable, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         records, out_dir = make_data(tmp, args.records, args.shards)
         inputs = {}
@@ -81,9 +118,19 @@ def main():
         del records
         for ext, inp in inputs.items():
             merged, final = os.path.join(tmp, f"merged.{ext}"), os.path.join(tmp, f"final.{ext}")
-            secs, rss = timed([py, os.path.join(ROOT, "parallel_data_merge.py"), "--input_data_path", inp,
-                               "--output_directory", out_dir, "--final_output_path", merged])
+            if ext in ("json", "jsonl"):  # the reference for merge: the json module alone, in and out
+                cmd = [py, "-c", ROUND_TRIP, inp, os.path.join(tmp, f"roundtrip.{ext}")]
+                secs, rss = timed(cmd)
+                rows.append((ext, "json r/t", secs, rss))
+                cpu_ref = CPU[tuple(cmd)]
+            cmd = [py, os.path.join(ROOT, "parallel_data_merge.py"), "--input_data_path", inp,
+                   "--output_directory", out_dir, "--final_output_path", merged]
+            secs, rss = timed(cmd)
             rows.append((ext, "merge", secs, rss))
+            if ext in ("json", "jsonl"):
+                cpu_ratio[ext] = (CPU[tuple(cmd)], cpu_ref)
+            if args.merge_only:
+                continue
             secs, rss = timed([py, os.path.join(ROOT, "rewrite_data_selection.py"), "--input_original_data_path", inp,
                                "--input_rewrite_data_path", merged, "--output_path", final])
             rows.append((ext, "filter", secs, rss))
@@ -94,9 +141,15 @@ def main():
     print(f"{'file':<8} {'step':<8} {'records':>8} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
     totals = {}
     for ext, name, secs, rss in rows:
-        if name != "no rules":
+        if name not in ("no rules", "json r/t"):
             totals[ext] = totals.get(ext, 0) + secs
         print(f"{ext:<8} {name:<8} {args.records:>8} {secs:>8.2f} {args.records / secs:>10.0f} {rss:>12.0f}")
+    steps = {(ext, name): secs for ext, name, secs, _ in rows}
+    for ext in totals:
+        if (ext, "json r/t") in steps:
+            cpu, ref = cpu_ratio[ext]
+            print(f"{ext:<8} merge / json round trip: {steps[ext, 'merge'] / steps[ext, 'json r/t']:.2f}x wall, "
+                  f"{cpu / ref:.2f}x CPU ({cpu:.2f} s / {ref:.2f} s)")
     ref = next(iter(totals))
     for ext, total in totals.items():
         print(f"{ext:<8} {'total':<8} {args.records:>8} {total:>8.2f} {args.records / total:>10.0f}   "

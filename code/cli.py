@@ -1,15 +1,16 @@
 """What every step script shares at its edges: the exit-code contract and small flag helpers.
 
 Exit codes: 0 all done, 1 some records failed (listed in a failures file), 2 bad input or
-usage (one line on stderr, no traceback, no output written), 130 interrupted.
+usage (one line on stderr, no traceback, no output written), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM where a step catches it).
 """
 
 import os
+import signal
 import sys
 
-from realign.errors import DataError, UsageError
+from realign.errors import DataError, Terminated, UsageError
 from realign.files import is_file_error, os_error
-from realign.ray.backend import DEFAULT_HTTP_WORKERS, RaySettings
 
 
 def run(main):
@@ -25,10 +26,30 @@ def run(main):
             raise
         print(f"error: {os_error(e, doing='read or write')}", file=sys.stderr)
         code = 2
+    except Terminated as e:
+        print(f"terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
+        code = 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    if code and code >= 128:
+        _leave_at_once(code)
     sys.exit(code or 0)
+
+
+def _leave_at_once(code):
+    """After Ctrl-C or SIGTERM, once every `finally` of the step has run (temp files removed, journals
+    saved): exit without waiting for worker threads to finish work nobody will read (an encoder
+    batch, a model call) or for the interpreter to free its memory, which under load took seconds.
+    Not when Ray was loaded: its cluster is stopped at exit."""
+    if "ray" in sys.modules:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def check_not_input(outputs, inputs):
@@ -56,6 +77,8 @@ def check_flags(args, at_least=None, positive=()):
 def add_ray_flags(parser, tensor_parallel_size=True):
     """The flag group both scripts share; harmless when Ray is not installed. `tensor_parallel_size`:
     add that flag too (False for a script that has its own)."""
+    from realign.ray.backend import DEFAULT_HTTP_WORKERS  # here: steps without Ray flags skip its imports
+
     g = parser.add_argument_group("Ray cluster (optional: pip install -e .[ray])")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process does all the work; ray: spread it over a Ray cluster")
@@ -71,5 +94,7 @@ def add_ray_flags(parser, tensor_parallel_size=True):
 
 def ray_settings(args):
     """The RaySettings that add_ray_flags' flags ask for."""
+    from realign.ray.backend import RaySettings
+
     return RaySettings(address=args.ray_address, workers=args.ray_workers,
                        tensor_parallel_size=args.tensor_parallel_size)

@@ -141,7 +141,11 @@ def from_alpaca(rec, index):
         if not (isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             raise _Bad(f"history[{k}] must be a [question, answer] pair of strings")
         items += _pair(*turn)
-    items += _pair(_with_context(_text(rec, "instruction"), _text(rec, "input", optional=True)), _text(rec, "output"))
+    instruction, context = _text(rec, "instruction"), _text(rec, "input", optional=True)
+    pair = _pair(_with_context(instruction, context), _text(rec, "output"))
+    if context.strip():
+        pair[0]["input"] = context  # also kept apart: --output_format alpaca gives instruction and input back
+    items += pair
     return _record(rec, index, ("instruction", "input", "output", "history"), items)
 
 

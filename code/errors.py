@@ -14,6 +14,15 @@ class UsageError(DataError):
     """Bad flags or paths; handled like DataError."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where a step asked for it (files.all_or_nothing) so clean-up runs
+    as for Ctrl-C; scripts exit 128 + the signal's number."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def import_extra(module, missing):
     """`module` imported now, when a run first needs it (vllm, xllamacpp, ray are optional extras);
     UsageError(`missing`, which says what to install) when it is not installed."""

@@ -1,7 +1,9 @@
 """ReAlign records out in the shapes SFT trainers load: alpaca, sharegpt, messages (or realign as is).
 
-  alpaca    {"instruction", "input": "", "output", "system"?, "history"?: [[q, a], ...]}
-            (LLaMA-Factory's alpaca shape: the last exchange, earlier ones in `history`)
+  alpaca    {"instruction", "input", "output", "system"?, "history"?: [[q, a], ...]}
+            (LLaMA-Factory's alpaca shape: the last exchange, earlier ones in `history`; `input`
+            is the Alpaca record's own input when it came from one, kept apart by classify.py on
+            the human turn, else "")
   sharegpt  {"conversations": [{"from": "human"|"gpt", "value"}], "system"?}
   messages  {"messages": [{"role": "system"|"user"|"assistant", "content"}]}   (OpenAI chat, TRL)
 
@@ -33,6 +35,9 @@ def to_alpaca(rec, path, index):
                         f"({', '.join(i['from'] for i in items)}); use --output_format sharegpt or messages")
     (question, answer), history = pairs[-1], pairs[:-1]
     out = {"instruction": question, "input": "", "output": answer}
+    context = items[-2].get("input")  # an Alpaca record's own input, which convert.py appended to the question
+    if isinstance(context, str) and context and question.endswith("\n\n" + context):
+        out["instruction"], out["input"] = question[: -len(context) - 2], context
     if rec.get("system"):
         out["system"] = rec["system"]
     if history:

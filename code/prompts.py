@@ -29,14 +29,16 @@ The classifier prompt is the one the 13B GAIR/ReAlign-Task-Classifier was fine-t
 only works well when it sees exactly that prompt, so the wording is the original project's,
 kept byte for byte (trailing space after "below:" included). Its task list is built from
 `constant.TASKS`, which holds the same names in the same order; tests compare the result with
-a fixture copy of the original template. A reply that is not a task name reads as the default
-task.
+a fixture copy of the original template. For other models (the cascade's fallback LLM, a general
+chat model) there is our own prompt, `build_task_messages`: every task with its description
+from constant.py. `read_task` reads either model's reply leniently and says when it names no task.
 """
 
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
-from realign.textchecks import echoed_prompt, refusal_phrase, strip_end_tokens, template_token, whole_fence
+from realign.textchecks import (echoed_prompt, refusal_phrase, repeats_itself, strip_end_tokens, template_token,
+                                whole_fence)
 
 MAX_EVIDENCE_CHARS = 6000  # keep the prompt within small context windows
 KEEP_MARKER = "KEEP ORIGINAL"  # the valve: the model's whole reply when the layout does not fit
@@ -141,6 +143,7 @@ _THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
 _KEEP_LINE = re.compile(r"^[\s>#*_`\"'\[(]*keep[ _-]+original[\s*_`\"'\]).!]*$", re.IGNORECASE | re.MULTILINE)
 
 REPLY_OK, REPLY_KEEP, REPLY_TRUNCATED, REPLY_REFUSED, REPLY_BAD = "ok", "keep", "truncated", "refused", "bad"
+REPEATS_ITSELF = ": the reply repeats itself, a larger limit only makes it longer"  # added to a cut's reason
 
 
 def strip_think(text, original=""):
@@ -197,7 +200,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     REPLY_BAD (anything else). `finish_reason` as backends give it (llm.base.finish_reason)."""
     if finish_reason == "length":
         limit = f"--target_length {max_tokens}" if max_tokens else "the token limit"
-        return REPLY_TRUNCATED, f"truncated at {limit}"
+        loop = isinstance(text, str) and repeats_itself(text)
+        return REPLY_TRUNCATED, f"truncated at {limit}" + (REPEATS_ITSELF if loop else "")
     if finish_reason == "content_filter":
         return REPLY_REFUSED, "cut by the provider's content filter (finish_reason content_filter)"
     if refusal:
@@ -278,7 +282,106 @@ def build_classifier_prompt(query):
     return PROMPT_INPUT_FOR_TASK_CLS.format(input=query)
 
 
-def parse_task(reply):
-    """The model's reply, stripped, if it is a task name; otherwise the default task."""
-    name = (reply or "").strip()
-    return name if name in TASK_SET else DEFAULT_TASK
+# ---------------------------------------------------------------- our classifier prompt (any instruction model)
+
+# For models that were not trained on the template above (the cascade's fallback LLM, a general
+# chat model as --backend openai): every task with our description, the boundary rules of the
+# taxonomy, and the answer asked for as the bare task name. The fixed part is the system
+# message and the query comes last, so servers that cache a prompt's prefix (llama.cpp, vLLM,
+# OpenAI) evaluate the long part once.
+_TASKS_SYSTEM_HEAD = """\
+You sort requests from an instruction-tuning dataset into tasks. Read the user's request and \
+choose the one task below that best describes what the user wants produced.
+
+Tasks:
+"""
+
+_TASKS_SYSTEM_RULES = """
+How to choose:
+- Go by what the user wants produced, not by the topic: a question about Python is \
+language_learning_questions, a word problem about money is math_puzzles.
+- A persona that only frames an ordinary request ("you are a recruiter, write an email...") is \
+labelled by the request underneath; roleplay is for "act as X and talk to me as X".
+- A request with pasted material is labelled by what it asks about the material.
+- rejecting is for requests an assistant cannot or should not carry out, not for sensitive topics.
+- default is a real task: choose it for requests no other task fits well, such as making something \
+up, writing an example of something, designing something, describing or discussing a topic in \
+free form, or chatting.
+
+Answer with the task name only, exactly as written above."""
+
+TASKS_PROMPT_MAX_QUERY_CHARS = 4000  # head and tail of a longer query are sent, the middle cut
+TASK_ANSWER_SCHEMA = {  # structured output, where the server has it: {"task": one of the 46 names}
+    "type": "object",
+    "properties": {"task": {"type": "string", "enum": list(TASKS)}},
+    "required": ["task"],
+    "additionalProperties": False,
+}
+
+
+def tasks_system_prompt():
+    """The system message of our classifier prompt: every task with its description, then the rules."""
+    lines = [f"- {task}: {' '.join(TASK_DESCRIPTIONS[task].split())}" for task in TASKS]
+    return _TASKS_SYSTEM_HEAD + "\n".join(lines) + "\n" + _TASKS_SYSTEM_RULES
+
+
+TASKS_SYSTEM_PROMPT = tasks_system_prompt()
+
+
+def build_task_messages(query):
+    """Chat messages asking an instruction model for the task of `query` (our prompt, not the
+    spec's); a query over TASKS_PROMPT_MAX_QUERY_CHARS keeps its first three quarters and its end."""
+    if len(query) > TASKS_PROMPT_MAX_QUERY_CHARS:
+        head = TASKS_PROMPT_MAX_QUERY_CHARS * 3 // 4
+        query = query[:head] + "\n[...]\n" + query[-(TASKS_PROMPT_MAX_QUERY_CHARS - head):]
+    return [{"role": "system", "content": TASKS_SYSTEM_PROMPT},
+            {"role": "user", "content": f"Request:\n<<<\n{query}\n>>>\n\nTask name:"}]
+
+
+# ---------------------------------------------------------------- reading a classifier's reply
+
+_SPELLINGS = {}  # "open_qa", "open qa", "open-qa" -> "open_qa"; one-word names only as written
+for _task in TASKS:
+    for _form in {_task, _task.replace("_", " "), _task.replace("_", "-")}:
+        _SPELLINGS[_form] = _task
+_ANY_NAME = re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, _SPELLINGS), key=len, reverse=True))
+                       + r")(?![\w-])", re.IGNORECASE)
+_MARKED = re.compile(r"(?:task(?:\s+name)?|category|answer|label|choice|classification)\s*(?:is|:|=)"
+                     r"[\s*_`\"'“”:]*$", re.IGNORECASE)
+_JSON_TASK = re.compile(r'"(?:task|category|label)"\s*:\s*"([^"]+)"', re.IGNORECASE)
+_DECORATION = " \t\r\n*_`\"'“”‘’.,:;!()[]{}<>#-"
+
+
+def read_task(reply):
+    """The task a classifier's reply names, or None when it names none.
+
+    Lenient, because chat models decorate: `**open_qa**`, "Task: open_qa.", "The task is
+    open_qa.", `{"task": "open_qa"}` (structured output), a name with spaces for underscores
+    ("Open QA"), <think> blocks before the answer. A one-word name that is also an English word
+    (default, planning, ordering, rejecting, roleplay...) counts inside a sentence only after a
+    marker ("the task is", "answer:") or in backticks or bold; when a reply names several tasks,
+    a marked one wins, else the first."""
+    if not isinstance(reply, str):
+        return None
+    text = strip_think(reply)
+    json_name = _JSON_TASK.search(text)
+    if json_name:
+        text = json_name.group(1)
+    whole = text.strip(_DECORATION).lower()
+    if whole in _SPELLINGS:
+        return _SPELLINGS[whole]
+    marked, plain = [], []
+    for match in _ANY_NAME.finditer(text):
+        task = _SPELLINGS[match.group(1).lower()]
+        if _MARKED.search(text[max(0, match.start() - 40):match.start()]):
+            marked.append(task)
+        elif "_" in task or _emphasised(text, match):  # one-word names are English words too
+            plain.append(task)
+    found = marked or plain
+    return found[0] if found else None
+
+
+def _emphasised(text, match):
+    """True when the match stands in backticks or bold (`planning`, **default**)."""
+    before, after = text[max(0, match.start() - 2):match.start()], text[match.end():match.end() + 2]
+    return before[-1:] == "`" == after[:1] or before in ("**", "__") and after in ("**", "__")

@@ -9,12 +9,13 @@ a temp file in the same folder, then a rename), so a crash never leaves half an 
 User mistakes raise `DataError` with a one-line message naming file, record and problem.
 """
 
+import hashlib
 import json
 import re
 
 from realign.constant import TASK_SET
 from realign.errors import DataError, UsageError
-from realign.files import JSON_ERRORS, atomic_open, dumps_line, iter_jsonl_lines, json_problem, os_error
+from realign.files import JSON_ERRORS, atomic_open, dumps_line, gc_paused, iter_jsonl_lines, json_problem, os_error
 from realign.strictjson import DuplicateKeyError, duplicate_at, loads, may_hold_nonfinite, nonfinite_reason
 from realign.tabular import is_table, is_table_file, read_table, write_table
 
@@ -178,7 +179,29 @@ def validate_record(rec, path, index):
         raise DataError(f"{at}: items[0].evidence must be a list of strings")
 
 
+def _plainly_valid(rec):
+    """validate_record's checks in their passing form, without building any message: True when
+    the record surely passes (loading 100k records is then a third faster), False when
+    validate_record must look and say what is wrong."""
+    if type(rec) is not dict:
+        return False
+    items = rec.get("items")
+    if type(rec.get("id")) not in (int, str) or type(items) is not list or len(items) < 2:
+        return False
+    for item in items:
+        if type(item) is not dict or type(item.get("value")) is not str or type(item.get("from")) is not str:
+            return False
+    first = items[0]
+    if first["from"] != "human" or items[1]["from"] != "gpt":
+        return False
+    task, evidence = first.get("category"), first.get("evidence")
+    return (task is None or task in TASK_SET) and (
+        evidence is None or (type(evidence) is list and all(type(s) is str for s in evidence)))
+
+
 def check_unique_ids(records, path):
+    if len({rec["id"] for rec in records}) == len(records):
+        return
     seen = {}
     for i, rec in enumerate(records):
         rid = rec["id"]
@@ -189,11 +212,13 @@ def check_unique_ids(records, path):
 
 def load_records(path):
     """All records of a ReAlign file, validated, ids unique. Raises DataError."""
-    records = read_json_any(path)
+    with gc_paused():
+        records = read_json_any(path)
     if not records:
         raise DataError(f"{path}: no records")
     for i, rec in enumerate(records):
-        validate_record(rec, path, i)
+        if not _plainly_valid(rec):
+            validate_record(rec, path, i)
     check_unique_ids(records, path)
     return records
 
@@ -211,6 +236,26 @@ def answer(rec):
 def category(rec):
     """The record's task, or None when not classified yet."""
     return rec["items"][0].get("category")
+
+
+def input_hash(rec):
+    """What a rewrite of `rec` is made from, as 32 hex digits: its question, original answer,
+    system prompt, category and evidence (BLAKE2b-128 over the five, each prefixed with its
+    length, so no two inputs share a hash by moving text from one field to the next). A missing
+    system prompt, category or evidence counts as empty.
+
+    reformat.py writes it on every shard line (`items[1]["input_hash"]`) and merge carries it into
+    the merged records, so resume, merge and selection can tell that a record is still the one
+    that was rewritten; change any of the five and the record is redone."""
+    first, system = rec["items"][0], rec.get("system") or ""
+    if not isinstance(system, str):
+        system = json.dumps(system, ensure_ascii=False, sort_keys=True)
+    question, answer, task = first["value"], rec["items"][1]["value"], first.get("category") or ""
+    text = f"{len(question)}:{question}{len(answer)}:{answer}{len(system)}:{system}{len(task)}:{task}"
+    evidence = first.get("evidence")
+    if evidence:
+        text += "".join(f"{len(passage)}:{passage}" for passage in evidence)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 # ---------------------------------------------------------------- writing

@@ -26,7 +26,8 @@ from typing import Callable
 from realign.bars import progress_bar
 from realign.constant import DEFAULT_TASK
 from realign.errors import DataError, first_n
-from realign.records import category, question
+from realign.merge import CHANGED
+from realign.records import category, input_hash, question
 from realign.textchecks import normalized
 
 ACCEPT = "accept"
@@ -109,8 +110,14 @@ def find_twins(joined):
     return twins
 
 
-def join_by_id(originals, rewrites, original_path, rewrite_path):
-    """Pair each rewritten record with its original; ids must match one to one."""
+def join_by_id(originals, rewrites, original_path, rewrite_path, changed_input="refuse"):
+    """Pair each rewritten record with its original; ids must match one to one.
+
+    A rewritten record that carries an input hash (parallel_data_merge.py writes one) must have
+    been made from the original as it is now (records.input_hash): otherwise its answer is
+    of an older input, e.g. an original corrected by hand since. `changed_input`: "refuse"
+    (DataError naming them) or "keep_original" (the original is paired with itself, reason
+    merge.CHANGED, so it ships unchanged)."""
     by_id = {rec["id"]: rec for rec in originals}
     unknown = [rec["id"] for rec in rewrites if rec["id"] not in by_id]
     if unknown:
@@ -120,10 +127,41 @@ def join_by_id(originals, rewrites, original_path, rewrite_path):
     if lost:
         raise DataError(f"{rewrite_path}: {len(lost)} ids of {original_path} are missing ({first_n(lost)})")
     changed = [rec["id"] for rec in rewrites if question(rec) != question(by_id[rec["id"]])]
-    if changed:
+    if changed and changed_input == "refuse":
         raise DataError(f"{rewrite_path}: {len(changed)} ids have a different question than in {original_path} "
                         f"({first_n(changed)}); files of two different datasets?")
-    return [(by_id[rec["id"]], rec) for rec in rewrites]
+    stale = set(changed) | {rec["id"] for rec in rewrites if rec["items"][1].get("input_hash") not in
+                            (None, input_hash(by_id[rec["id"]]))}
+    if stale and changed_input == "refuse":
+        ids = [rec["id"] for rec in rewrites if rec["id"] in stale]
+        what = defaultdict(list)
+        for rec in rewrites:
+            if rec["id"] in stale:
+                what[_what_changed(by_id[rec["id"]], rec)].append(rec["id"])
+        said = "; ".join(f"{field}: {first_n(rids, 5)}" for field, rids in what.items())
+        raise DataError(f"{rewrite_path}: {len(ids)} records changed in {original_path} since reformat.py worked on "
+                        f"them ({said}): their answer here was made from an older input; rerun reformat.py and "
+                        f"parallel_data_merge.py on {original_path} (they redo only those), or pass --changed_input "
+                        f"keep_original to keep their originals")
+    return [(by_id[rec["id"]], _unchanged(by_id[rec["id"]]) if rec["id"] in stale else rec) for rec in rewrites]
+
+
+def _what_changed(original, merged):
+    """Which of the input fields differ between an original and its merged record: the merged
+    record holds the question, system prompt, category and evidence the rewrite was made from,
+    so when none of those differs, the answer did."""
+    a, b = original["items"][0], merged["items"][0]
+    fields = [name for name, x, y in (("question", a["value"], b["value"]),
+                                      ("system prompt", original.get("system"), merged.get("system")),
+                                      ("category", a.get("category"), b.get("category")),
+                                      ("evidence", a.get("evidence") or None, b.get("evidence") or None)) if x != y]
+    return " and ".join(fields) or "answer"
+
+
+def _unchanged(original):
+    """`original` as its own rewrite, saying why (a record whose input changed since reformat)."""
+    items = original["items"]
+    return {**original, "items": [items[0], {**items[1], "kept_original": CHANGED}, *items[2:]]}
 
 
 def batched(rule):

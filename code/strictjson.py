@@ -12,10 +12,15 @@
 
 import json
 import math
-import re
 
-# a number literal json reads as Infinity: an exponent of three digits or more, or 309+ digits
-_HUGE_NUMBER = re.compile(r"\d[eE]\+?\d{3}|\d{309}")
+
+# a number literal json reads as Infinity: an exponent of three digits or more, or 309+ digits.
+# Found with bytes.translate and `in` (C speed; a regex over a 40 MB file took 1.5-3 s): every
+# ASCII digit becomes 0, e/E become e, + stays, anything else a space, and the literal shapes
+# "0e000", "0e+000" and 309 zeros are looked for. JSON numbers have ASCII digits only.
+_SHAPE = bytes(48 if 48 <= b <= 57 else 101 if b in (69, 101) else 43 if b == 43 else 32 for b in range(256))
+_HUGE_SHAPES = (b"0e000", b"0e+000", b"0" * 309)
+_CHUNK = 8 << 20  # characters shaped at a time: memory stays bounded on a file of gigabytes
 
 
 class DuplicateKeyError(ValueError):
@@ -63,7 +68,14 @@ def duplicate_at(text):
 def may_hold_nonfinite(text):
     """False when the text surely has no bare NaN/Infinity and no number too large for a double
     (a string holding the word, or "e123", is a false alarm)."""
-    return "NaN" in text or "Infinity" in text or bool(_HUGE_NUMBER.search(text))
+    if "NaN" in text or "Infinity" in text:
+        return True
+    overlap = len(_HUGE_SHAPES[-1])  # a shape cut by a chunk's end is seen whole in the next chunk
+    for start in range(0, len(text), _CHUNK):
+        shape = text[max(0, start - overlap):start + _CHUNK].encode("utf-8", "surrogatepass").translate(_SHAPE)
+        if any(huge in shape for huge in _HUGE_SHAPES):
+            return True
+    return False
 
 
 def find_nonfinite(obj, at=""):

@@ -14,6 +14,7 @@ echo of our prompt, a fence or a number reads the same in every step:
     numbers(text)                     every number stated: digits of any script, 3k, 50%, twelve, 12小时
     final_number / answer_numbers     the number a worked solution ends on
     open_code_block / ends_mid_sentence
+    repeats_itself(text)              True when text ends in a loop (a model stuck until its limit)
     normalized(text)                  text compared loosely (case, punctuation, whitespace)
 
 Each function is a plain detector: it says what it found, and the caller decides what that
@@ -22,6 +23,7 @@ means for its step.
 
 import re
 import string
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -248,9 +250,9 @@ def echoed_prompt(text, exclude=""):
     """The piece of our rewrite prompt's wording found in `text` and not in `exclude` (the
     question and original: a dataset about prompts may quote them), as the prompt has it, or
     None: a label ("revised response:", "[original answer]"), a one-word label starting a line
-    ("reasoning:") with text after it on its line, or heading a paragraph that talks about the
-    original, the layout or the rewrite, a short
-    text made only of prompt words, or a run of ECHO_WORDS words of it."""
+    ("reasoning:") with text after it on its line or heading a paragraph that talks about the
+    original, the layout or the rewrite, a short text made only of prompt words, or a run of
+    ECHO_WORDS words of it."""
     w = prompt_wording()
     lower, excluded = text.lower(), exclude.lower()
     for phrase in w.phrases:
@@ -461,6 +463,18 @@ def answer_numbers(text):
 
 
 # ---------------------------------------------------------------- loose comparison
+
+LOOP_RATIO = 8.0   # zlib shrinks a looping tail 20x and more; prose 1.7-2.2x, a numbered table about 6x
+LOOP_TAIL = 1500   # characters read from the end
+
+
+def repeats_itself(text):
+    """Does `text` end in a loop, the same words over and over, as a model stuck until its token
+    limit writes? Its last LOOP_TAIL characters compress more than LOOP_RATIO-fold with zlib (the
+    compression-ratio test Whisper uses to spot a decoder that repeats itself)."""
+    data = text[-LOOP_TAIL:].encode("utf-8", "surrogatepass")
+    return len(data) >= 200 and len(data) > LOOP_RATIO * len(zlib.compress(data))
+
 
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—…"})
 

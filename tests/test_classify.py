@@ -12,13 +12,13 @@ import pytest
 import classify
 from conftest import ROOT, make_record, run_script, write_json
 from realign.classifier import metrics
-from realign.classifier.backends import classify_llm, classify_request
-from realign.classifier.data import load_labeled
+from realign.classifier.backends import LLMSettings, classify_llm, classify_request
+from realign.classifier.data import load_labeled, load_real
 from realign.classifier.features import fit_ngrams
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
 from realign.llm.base import BackendConfig
-from realign.prompts import PROMPT_INPUT_FOR_TASK_CLS, build_classifier_prompt, parse_task
-from tests.servers.openai_fake import OpenAIFake
+from realign.prompts import PROMPT_INPUT_FOR_TASK_CLS, build_classifier_prompt
+from tests.servers.classifier_fake import ClassifierFake
 
 TEMPLATE = (Path(__file__).parent / "fixtures" / "classifier_prompt.txt").read_text(encoding="utf-8")
 HELD_OUT = ROOT / "datasets" / "classification" / "task_classifier_test_dataset.json"
@@ -40,13 +40,6 @@ def test_prompt_for_a_query_is_the_template_formatted():
     assert build_classifier_prompt(q) == TEMPLATE.format(input=q)
 
 
-@pytest.mark.parametrize("reply, task", [(" advice_giving\n", "advice_giving"), ("open_qa", "open_qa"),
-                                         ("Advice giving", "default"), ("", "default"),
-                                         ("advice_giving because", "default")])
-def test_reply_is_a_task_name_or_default(reply, task):
-    assert parse_task(reply) == task
-
-
 def test_vllm_gets_the_template_greedy_and_50_tokens(monkeypatch):
     """The vllm backend hands the engine the exact template, temperature 0, max_tokens 50."""
     seen = []
@@ -66,9 +59,9 @@ def test_vllm_gets_the_template_greedy_and_50_tokens(monkeypatch):
     fake = types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw)
     monkeypatch.setitem(sys.modules, "vllm", fake)
     qs = ["Summarise this article: ...", "hi"]
-    labels, failures = classify_llm(qs, "vllm", BackendConfig(model="GAIR/ReAlign-Task-Classifier",
-                                                              options={"tensor_parallel_size": 1}), progress=False)
-    assert labels == ["text_summarization"] * 2 and not failures
+    result = classify_llm(qs, BackendConfig(model="GAIR/ReAlign-Task-Classifier", options={"tensor_parallel_size": 1}),
+                          LLMSettings(backend="vllm", progress=False))
+    assert result.labels == ["text_summarization"] * 2 and not result.failures
     assert sorted(p for p, _ in seen) == sorted(TEMPLATE.format(input=q) for q in qs)
     params = seen[0][1]
     assert params["temperature"] == 0.0 and params["max_tokens"] == 50 and params["top_p"] == 1.0
@@ -188,6 +181,59 @@ def test_train_save_load_round_trip(tmp_path, model):
     small.save(tmp_path / "m")
     again = TaskClassifier.load(tmp_path / "m")
     assert again.predict(texts[:20]) == small.predict(texts[:20])
+
+
+def test_calibrating_on_real_prompts_fits_bias_and_map_and_trains_on_the_marked_ones(tmp_path, model):
+    texts, labels = load_labeled(HELD_OUT)
+    train_t, train_l = texts[::6], labels[::6]
+    real_t, real_l = texts[1::6], labels[1::6]
+    n = len(real_t)
+    # every prompt twice, as two labellers would: the real label and, for a third of them, another
+    rows = []
+    for i, (t, lab) in enumerate(zip(real_t, real_l)):
+        other = lab if i % 3 else "default"
+        rows += [{"instruction": t, "category": lab, "weight": 0.5, "train": i % 2 == 0},
+                 {"instruction": t, "category": other, "weight": 0.5, "train": i % 2 == 0}]
+    path = write_json(tmp_path / "real.json", rows)
+    real = load_real(path)
+    small = TaskClassifier(encoder_dir=model.encoder_dir).fit(train_t, train_l, real=real)
+    c = small.meta["calibration"]
+    assert c["prompts"] == n and c["rows"] == 2 * n and c["trained_on"] == (n + 1) // 2
+    assert small.meta["trained_on"] == len(train_t) + 2 * ((n + 1) // 2)
+    assert len(small.meta["confidence_map"]) == 3 and small.bias.shape == (len(small.classes),)
+    assert 0.0 < c["held_out_accuracy"] <= 1.0
+    small.save(tmp_path / "m")
+    again = TaskClassifier.load(tmp_path / "m")
+    assert np.allclose(again.bias, small.bias) and again.meta["confidence_map"] == small.meta["confidence_map"]
+    labels_, conf = again.classify(real_t[:10])
+    assert labels_ == small.classify(real_t[:10])[0] and all(0.0 < x < 1.0 for x in conf)
+
+
+def test_confidence_map_is_monotone_in_the_probability():
+    classes = ["a", "b", "c"]
+    prob = np.array([[0.5, 0.3, 0.2], [0.7, 0.2, 0.1], [0.95, 0.04, 0.01]])
+    got = [c for _, c in decide(prob, classes, confidence_map=[-1.0, 1.5, 0.5])]
+    assert got == sorted(got) and got[0] < 0.5 < got[-1]
+    assert [c for _, c in decide(prob, classes)] == pytest.approx([0.5, 0.7, 0.95])  # no map: the probability
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ([{"instruction": "hi", "category": "default", "weight": -1}], "'weight' must be a positive number"),
+    ([{"instruction": "hi", "category": "default", "train": "yes"}], "'train' must be true or false"),
+])
+def test_bad_calibration_file_is_exit_2(tmp_path, rows, needle):
+    train = write_json(tmp_path / "train.json", [{"instruction": "hello there", "category": "default"},
+                                                 {"instruction": "hi", "category": "open_qa"}])
+    r = run_script("classify.py", "--train", train, "--calibrate", write_json(tmp_path / "real.json", rows),
+                   "--save_model", tmp_path / "m", "--quiet")
+    assert r.returncode == 2 and needle in r.stderr and "record 0" in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_calibrate_needs_train(tmp_path):
+    r = run_script("classify.py", "--eval", write_json(tmp_path / "e.json", [{"instruction": "x", "category": "default"}]),
+                   "--calibrate", tmp_path / "e.json")
+    assert r.returncode == 2 and "give --train FILE as well" in r.stderr
 
 
 # ---------------------------------------------------------------- classify.py end to end
@@ -354,18 +400,9 @@ def test_eval_prints_accuracy_table_and_confusions(tmp_path, capsys):
 
 # ---------------------------------------------------------------- openai backend, real local server
 
-class ClassifierFake(OpenAIFake):
-    """Answers the classifier prompt like the GAIR model would: a task name (or junk) as text."""
-
-    def respond(self, method, path, headers, body):
-        status, hdrs, out = super().respond(method, path, headers, body)
-        if status != 200:
-            return status, hdrs, out
-        reply = json.loads(out)
-        prompt = json.loads(body)["prompt"]
-        text = " advice_giving\n" if "tips" in prompt else "I think this is a question."
-        reply["choices"][0]["text"] = text
-        return status, hdrs, json.dumps(reply).encode()
+def tips(query):
+    """The fake's answer: advice_giving for questions about tips, no task name for the rest."""
+    return "advice_giving" if "tips" in query else None
 
 
 def test_openai_backend_against_a_local_server(tmp_path):
@@ -374,9 +411,10 @@ def test_openai_backend_against_a_local_server(tmp_path):
         ["Give three tips for staying healthy.", "What is the capital of Peru?", "Any tips for sleeping well?"])]
     inp = write_json(tmp_path / "in.json", recs)
     out = tmp_path / "out.json"
-    with ClassifierFake(throttle_first=1, retry_after=0, api_key=key) as srv:
+    with ClassifierFake(answer=tips, throttle_first=1, retry_after=0, api_key=key) as srv:
         r = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--backend", "openai",
-                       "--base_url", f"{srv.url}/v1", "--model", "gair-cls", "--quiet", env={"OPENAI_API_KEY": key})
+                       "--base_url", f"{srv.url}/v1", "--model", "gair-cls", "--llm_prompt", "spec", "--quiet",
+                       env={"OPENAI_API_KEY": key})
         bodies = [json.loads(q["body"]) for q in srv.requests if q["body"]]
     assert r.returncode == 0, r.stderr
     assert [rec["items"][0]["category"] for rec in read(out)] == ["advice_giving", "default", "advice_giving"]
@@ -403,12 +441,12 @@ def test_openai_failures_exit_1_and_a_rerun_classifies_only_those(tmp_path):
     inp = write_json(tmp_path / "in.json", recs)
     out = tmp_path / "out.json"
     flags = ["--backend", "openai", "--model", "gair-cls", "--quiet", "--max_retries", "0"]
-    with ClassifierFake(fail_first=1) as srv:
+    with ClassifierFake(answer=tips, fail_first=1) as srv:
         first = run_script("classify.py", "--input_data_path", inp, "--output_path", out, "--base_url",
                            f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})
     assert first.returncode == 1 and "1 records could not be classified" in first.stdout
     assert sum("category" not in rec["items"][0] for rec in read(out)) == 1
-    with ClassifierFake() as srv:
+    with ClassifierFake(answer=tips) as srv:
         # issue 15: an output may not be the step's input, so the rerun writes a new file
         second = run_script("classify.py", "--input_data_path", out, "--output_path", tmp_path / "out2.json",
                             "--base_url", f"{srv.url}/v1", *flags, env={"OPENAI_API_KEY": ""})

@@ -108,8 +108,8 @@ def test_a_chat_model_on_the_completions_route_suggests_chat(tmp_path):
                "Did you mean to use v1/chat/completions?")
     with OpenAIFake(refuse=(404, message)) as srv:
         r = run_script("classify.py", "--input_data_path", inp, "--output_path", tmp_path / "out.json",
-                       "--backend", "openai", "--model", "gpt-4o-mini", "--base_url", f"{srv.url}/v1", "--quiet",
-                       env={"OPENAI_API_KEY": KEY}, timeout=60)
+                       "--backend", "openai", "--model", "gpt-4o-mini", "--llm_prompt", "spec", "--base_url",
+                       f"{srv.url}/v1", "--quiet", env={"OPENAI_API_KEY": KEY}, timeout=60)
     assert_refused(r, f"{srv.url}/v1/completions", "This is a chat model", "try --chat")
     assert not (tmp_path / "out.json").exists()
 

@@ -155,3 +155,25 @@ def test_broken_tables_are_one_line_exit_2(tmp_path, name, content, needle):
     assert r.returncode == 2 and needle in r.stderr and str(inp) in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_alpaca_in_alpaca_out_keeps_instruction_and_input_apart(tmp_path):
+    alpaca = [{"instruction": "Translate into French.", "input": "Good morning, my friend.", "output": "Bonjour, mon ami."},
+              {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
+              {"instruction": "Summarise:", "input": "Line one.\n\nLine two.", "output": "Two lines.", "system": "Be brief."}]
+    inp = tmp_path / "alpaca.json"
+    inp.write_text(json.dumps(alpaca))
+    assert run_script("classify.py", "--input_data_path", inp, "--output_path", tmp_path / "c.json").returncode == 0
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", tmp_path / "c.json",
+                   "--input_rewrite_data_path", tmp_path / "c.json", "--output_path", tmp_path / "final.json",
+                   "--output_format", "alpaca", "--rules", "none")
+    assert r.returncode == 0, r.stderr
+    back = json.loads((tmp_path / "final.json").read_text())
+    for want, got in zip(alpaca, back):
+        assert {k: got[k] for k in want} == want  # instruction, input, output (and system) as they came in
+
+
+def test_an_edited_question_is_not_split_by_a_stale_input():
+    rec = convert_records([{"instruction": "Translate.", "input": "Hello.", "output": "Bonjour."}], "f")[0][0]
+    rec["items"][0]["value"] = "Translate into German: Hello."  # edited since: the input is no longer its tail
+    assert export_records([rec], "alpaca", "f")[0]["instruction"] == "Translate into German: Hello."

@@ -261,15 +261,15 @@ def test_damaged_pipeline_files_are_one_line(tmp_path, step, damage):
 
 
 def test_resume_refuses_a_shard_of_another_dataset(tmp_path):
-    """Same ids, other questions: reformat.py stops as parallel_data_merge.py would."""
+    """Same ids, other questions and answers: reformat.py stops as parallel_data_merge.py would."""
     inp = write_json(tmp_path / "in.json", [make_record(i, q=f"q {i}", cat=PASS_THROUGH) for i in (1, 2)])
     folder = tmp_path / "out"
     folder.mkdir()
-    shard = write_jsonl(folder / "rewrite_data_0_of_1_batch.jsonl", [make_record(1, q="another question")])
+    shard = write_jsonl(folder / "rewrite_data_0_of_1_batch.jsonl", [make_record(1, q="another question", a="5")])
     before = digest(shard)
     r = run_script("reformat.py", "--input_data_path", inp, "--output_directory", folder,
                    "--base_url", "http://127.0.0.1:9/v1", "--quiet")
-    assert_one_line_error(r, shard, "different question", "another dataset")
+    assert_one_line_error(r, folder, "none of its 1 finished records", "another dataset")
     assert digest(shard) == before
 
 

@@ -127,7 +127,7 @@ def pipeline(tmp_path_factory):
                                "--final_output_path", merged)
     runs["select"] = run_script("rewrite_data_selection.py", "--input_original_data_path", inp,
                                 "--input_rewrite_data_path", merged, "--output_path", final,
-                                "--report_path", tmp / "report.json")
+                                "--report_path", tmp / "report.json", "--report_dir", tmp / "report")
     assert runs["merge"].returncode == runs["select"].returncode == 0, {k: r.stderr for k, r in runs.items()}
     assert all(runs[f"reformat {i}"].returncode in (0, 1) for i in range(2))
     return records, json.loads(final.read_text()), runs, out
@@ -203,3 +203,21 @@ def test_invented_facts_and_one_text_for_many_records_are_rejected(pipeline):
     report = json.loads((out.parent / "report.json").read_text())
     assert report["rejected_by_rule"]["same_rewrite_many_records"] == len(SAME)
     assert report["rejected_by_rule"]["new_facts"] == 2
+
+
+def test_the_report_says_why_each_original_was_kept_from_what_merge_carried(pipeline):
+    """issue 21 #4: no guessing. Every record that reached the filter with its original says why,
+    as reformat and merge recorded it: the failure's own reason, the valve, an empty original."""
+    import re
+    _, _, runs, out = pipeline
+    report = json.loads((out.parent / "report.json").read_text())
+    kept = report["kept"]
+    assert sum(n for why, n in kept.items() if why.startswith("failed: ")) == 6
+    assert kept["format does not fit"] == 1 and kept["empty original"] == 2 and "no reason recorded" not in kept
+    assert "(6 failed in reformat, " in runs["select"].stdout
+    page = (out.parent / "report" / "report.html").read_text(encoding="utf-8")
+    rows = {r["id"]: r for r in json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))}
+    assert rows["bad-truncate"]["reason"].startswith("reformat failed: truncated at --target_length 512")
+    assert rows["bad-keep"]["reason"] == "not rewritten: format does not fit"
+    assert rows["empty-1"]["reason"] == "not rewritten: empty original"
+    assert not any("or returned its answer unchanged" in r["reason"] for r in rows.values())

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, make_record, run_script, write_json
+from realign.records import input_hash
 from realign.shards import failures_path, shard_bounds, shard_path
 from tests.servers.openai_fake import OpenAIFake, revised_text
 
@@ -57,14 +58,17 @@ def test_top_k_candidates_longest_kept_and_pass_through_sends_nothing(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     for rec in records:
         got = by_id[rec["id"]]
-        if rec["id"] >= 10:
-            assert got == rec  # passed through unchanged
+        if rec["id"] >= 10:  # passed through unchanged, saying why, with what it was made from
+            why = {10: "task not rewritten", 11: "no category", 12: "task not rewritten"}[rec["id"]]
+            assert got == {**rec, "items": [rec["items"][0], {**rec["items"][1], "kept_original": why,
+                                                              "input_hash": input_hash(rec)}]}
             continue
         gpt = got["items"][1]
         assert len(gpt["revised_response_list"]) == 4
         assert gpt["revised_response"] == gpt["revised_response_list"][2]  # candidate 2 has the most words
         assert gpt["revised_response"].endswith("word word word word")
         assert gpt["value"] == rec["items"][1]["value"] and got["items"][2:] == rec["items"][2:]
+        assert gpt["input_hash"] == input_hash(rec)
     assert "1 without category" in r.stdout and "6 rewritten" in r.stdout
 
 
@@ -290,7 +294,7 @@ def test_output_from_another_input_is_refused(tmp_path):
     with OpenAIFake() as srv:
         assert reformat(srv, other, tmp_path / "out").returncode == 0
         r = reformat(srv, inp, tmp_path / "out")
-    assert r.returncode == 2 and "not in this shard" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "another dataset's run" in r.stderr and "Traceback" not in r.stderr
 
 
 # ---------------------------------------------------------------- keys, dry run, bad input
@@ -580,7 +584,7 @@ def test_recorded_replies_are_read_strictly(tmp_path, name, revised, failure):
         assert done[0]["items"][1]["revised_response"] == revised and failed == [] and sent == 1
     else:
         assert r.returncode == 1 and done == []
-        assert failed == [{"id": 1, "reason": failure}]
+        assert [(f["id"], f["reason"]) for f in failed] == [(1, failure)]
         assert sent == 2  # a repeatable fault: one more try, not five
 
 
@@ -590,8 +594,46 @@ def test_a_truncation_at_temperature_0_is_not_retried(tmp_path):
         r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--target_length", "64")
         sent = srv.request_count
     assert r.returncode == 1 and sent == 1
-    assert outputs(tmp_path / "out")[1] == [{"id": 1, "reason": "truncated at --target_length 64"}]
+    assert [f["reason"] for f in outputs(tmp_path / "out")[1]] == ["truncated at --target_length 64"]
     assert "1 of them were cut at --target_length 64: rerun with a larger --target_length" in r.stdout
+
+
+def test_at_temperature_0_a_reply_that_failed_a_check_is_not_retried(tmp_path):
+    """The same prompt gives the same reply: a retry can only fail the same way, and costs a call."""
+    records = rewrite_records(3)
+    records[1]["items"][0]["value"] += " [[malformed]]"
+    inp = write_json(tmp_path / "in.json", records)
+    with OpenAIFake() as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--max_retries", "5")
+        sent = srv.request_count
+    assert r.returncode == 1 and sent == 3
+    assert [(f["id"], "Revised response" in f["reason"]) for f in outputs(tmp_path / "out")[1]] == [(1, True)]
+
+
+def test_a_reply_that_loops_until_the_limit_does_not_ask_for_a_larger_limit(tmp_path):
+    looping = json.loads(json.dumps(case("reply_truncate.json")))
+    looping["body"]["choices"][0]["message"]["content"] = (
+        "Reasoning: a numbered list.\n\nRevised response: 1. Put the egg in boiling water.\n"
+        + "2. Then cool it in cold water and peel it.\n" * 80)
+    inp = write_json(tmp_path / "in.json", [make_record(1, EGG_Q, EGG_A, "how_to_generation")])
+    with OpenAIFake(replay=looping) as srv:
+        r = reformat(srv, inp, tmp_path / "out", "--temperature", "0", "--target_length", "512")
+        sent = srv.request_count
+    assert r.returncode == 1 and sent == 1
+    reason = outputs(tmp_path / "out")[1][0]["reason"]
+    assert reason == "truncated at --target_length 512: the reply repeats itself, a larger limit only makes it longer"
+    assert "1 of them repeated themselves until --target_length 512: a larger limit cannot help" in r.stdout
+    assert "rerun with a larger --target_length" not in r.stdout
+
+
+def test_a_loop_is_told_from_long_lists_and_tables():
+    from realign.textchecks import repeats_itself
+
+    table = "| day | task | hours |\n|---|---|---|\n" + "".join(f"| day {i} | chapter {i} of the book | {i % 5 + 1} |\n"
+                                                                for i in range(60))
+    steps = "".join(f"{i}. Add {i * 3} grams of flour and stir for {i} minutes.\n" for i in range(1, 40))
+    assert not repeats_itself(table) and not repeats_itself(steps) and not repeats_itself(EGG_LIST * 3)
+    assert repeats_itself("Intro.\n" + "The sea is blue because the sky is blue. " * 50)
 
 
 def test_empty_originals_are_not_sent_and_counted(tmp_path):
@@ -612,7 +654,8 @@ def test_empty_originals_are_not_sent_and_counted(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     assert failed == [] and len(done) == 3
     for rec in records[:2]:  # unchanged but for the reason
-        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "empty original"}
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "empty original",
+                                                "input_hash": input_hash(rec)}
     assert "2 empty original" in r.stdout and "1 rewritten" in r.stdout
     merged = tmp_path / "merged.json"
     m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
@@ -638,7 +681,8 @@ def test_the_valve_keeps_the_original_and_counts_per_task(tmp_path):
     by_id = {rec["id"]: rec for rec in done}
     assert failed == [] and len(done) == 4
     for rec in records[:3]:
-        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "format does not fit"}
+        assert by_id[rec["id"]]["items"][1] == {**rec["items"][1], "kept_original": "format does not fit",
+                                                "input_hash": input_hash(rec)}
     assert by_id[4]["items"][1]["revised_response"] == "- Pack a bag.\n- Book a train."
     assert "3 format does not fit" in r.stdout
     assert "format does not fit:      2  planning" in r.stdout and "format does not fit:      1  recommendations" in r.stdout
@@ -646,7 +690,9 @@ def test_the_valve_keeps_the_original_and_counts_per_task(tmp_path):
     m = run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", tmp_path / "out",
                    "--final_output_path", merged)
     assert m.returncode == 0 and "1 rewritten, 3 passed through (3 format does not fit), 0 failed" in m.stdout
-    assert json.loads(merged.read_text())[:3] == records[:3]  # originals, accounted once
+    for rec, got in zip(records[:3], json.loads(merged.read_text())):  # originals, accounted once, saying why
+        assert got["items"][1] == {**rec["items"][1], "kept_original": "format does not fit",
+                                   "input_hash": input_hash(rec)}
 
 
 def test_the_valve_needs_as_many_votes_as_the_rewrites():

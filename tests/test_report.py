@@ -15,6 +15,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from conftest import make_record, run_script, write_json
+from realign.records import input_hash
 from realign.report import COLORS, record_rows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,9 +138,9 @@ def test_counts_say_how_they_relate_to_the_merge(tmp_path, script):
     rewrite identical to its original, and adds them up as the merge does."""
     originals = [make_record(i, f"q{i}", f"Answer number {i} is here.", "open_qa") for i in range(3)]
     merged = [json.loads(json.dumps(r)) for r in originals]
-    merged[0]["items"][1].update(value="**Answer number 0** is here.", input_hash="h")
-    merged[1]["items"][1].update(input_hash="h")  # rewritten, word for word the original
-    merged[2]["items"][1].update(kept_original="failed: HTTP 500 after 5 retries", input_hash="h")
+    merged[0]["items"][1].update(value="**Answer number 0** is here.", input_hash=input_hash(originals[0]))
+    merged[1]["items"][1].update(input_hash=input_hash(originals[1]))  # rewritten, word for word the original
+    merged[2]["items"][1].update(kept_original="failed: HTTP 500 after 5 retries", input_hash=input_hash(originals[2]))
     o, m = write_json(tmp_path / "o.json", originals), write_json(tmp_path / "m.json", merged)
     r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", m,
                "--output_path", tmp_path / "f.json", "--report_dir", tmp_path / "rep")

@@ -15,6 +15,7 @@ import pytest
 from conftest import make_record, run_script, write_json
 from realign.endpoint import Breaker, EndpointError
 from realign.shards import failures_path, shard_path
+from test_endpoints import lines, reformat
 from tests.servers.openai_fake import SERVER_CLASSES, OpenAIFake
 
 KEY = "sk-fake-SERVERS-7d6c5b4a3f2e1d0c"
@@ -24,19 +25,6 @@ CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"
 def records(n, prefix="q", cat="math_puzzles"):
     return [make_record(i, q=f"{prefix} {i}", a=f"The answer is {i}. It follows from the rule.", cat=cat)
             for i in range(n)]
-
-
-def reformat(url, inp, out, *extra, env=None, timeout=120):
-    args = ["--input_data_path", inp, "--output_directory", out, "--base_url", url, "--quiet", *extra]
-    return run_script("reformat.py", *args, env={"OPENAI_API_KEY": "", **(env or {})}, timeout=timeout)
-
-
-def lines(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def outputs(out):
@@ -315,10 +303,16 @@ def test_a_key_echoed_inside_a_reply_is_in_no_file(tmp_path):
     merged, final = tmp_path / "merged.json", tmp_path / "final.json"
     assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
                       "--final_output_path", merged).returncode == 0
-    run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path", merged,
-               "--output_path", final)
-    for path in [*out.iterdir(), *tmp_path.glob("*.json*"), *tmp_path.glob("*.html")]:
-        assert KEY not in path.read_text(encoding="utf-8"), path
+    r = run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path",
+                   merged, "--output_path", final, "--report_dir", tmp_path / "report",
+                   "--report_path", tmp_path / "decisions.json")
+    assert r.returncode == 0, r.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "in.json"]
+    assert {"rewrite_data_0_of_1_batch.jsonl", "merged.json", "final.json", "decisions.json", "report.html"} \
+        <= {p.name for p in written}
+    assert "***" in final.read_text(encoding="utf-8") + merged.read_text(encoding="utf-8")
+    for path in written:
+        assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
 # ---------------------------------------------------------------- 7. nothing succeeds (issue 24 #4)
@@ -478,3 +472,25 @@ def test_error_bodies_in_each_providers_shape():
     assert error_fields("Bad Gateway") == ("Bad Gateway", "", None)
     assert _SYSTEM_ROLE_REFUSED.search("Unsupported value: 'messages[0].role' does not support 'system' with this "
                                        "model.")                                                       # o1-mini
+
+
+def test_retrieval_reads_the_serper_key_from_a_file_and_checks_it(tmp_path):
+    from tests.servers.serper_fake import SerperFake
+    recs = [make_record(i, q=f"who wrote book {i}?", a="someone", cat="open_qa") for i in range(3)]
+    inp = write_json(tmp_path / "in.json", recs)
+    key_file = tmp_path / "serper.key"
+    key_file.write_text("serper-key-0123456789\n")
+    with SerperFake(api_key="serper-key-0123456789") as srv:
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out.json",
+                       "--serper_url", f"{srv.url}/search", "--serper_key_file", key_file,
+                       env={"SERPER_API_KEY": ""})
+        assert r.returncode == 0, r.stderr
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out2.json",
+                       "--serper_url", f"{srv.url}/search", env={"SERPER_API_KEY": "serper-key-0123456789\u00a0"})
+        assert r.returncode == 0, r.stderr  # a no-break space around it is whitespace: stripped
+        r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "out3.json",
+                       "--serper_url", f"{srv.url}/search", env={"SERPER_API_KEY": "serper-key\u20130123456789"})
+        sent = srv.request_count
+    assert r.returncode == 2 and sent == 6, (r.stderr, sent)
+    assert "the API key from SERPER_API_KEY has a character outside ASCII (U+2013 EN DASH) at position 11" \
+        in r.stderr and "0123456789" not in r.stderr

@@ -49,16 +49,25 @@ class SentenceEncoder:
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
-    def encode(self, texts, progress=None):
-        """Embed texts in batches of similar length (less padding), returned in input order."""
+    def encode(self, texts, progress=None, stop=None):
+        """Embed texts in batches of similar length (less padding), returned in input order.
+        `stop` (a threading.Event), or an exception here (Ctrl-C), ends it after the batches in
+        flight: the ones not started are dropped, not run to the end."""
         order = np.argsort([len(t) for t in texts], kind="stable")
         batches = [order[i:i + BATCH] for i in range(0, len(texts), BATCH)]
         out = np.zeros((len(texts), 384), dtype=np.float32)
-        with ThreadPoolExecutor(self.workers) as pool:
+        pool = ThreadPoolExecutor(self.workers)
+        try:
             for idx, vectors in zip(batches, pool.map(lambda b: self._run([texts[i] for i in b]), batches)):
                 out[idx] = vectors
                 if progress is not None:
                     progress.update(len(idx))
+                if stop is not None and stop.is_set():
+                    break
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: nobody waits for the batches in flight
+            raise
+        pool.shutdown(cancel_futures=True)
         return out
 
 

@@ -9,6 +9,9 @@ edge; sublinear tf, idf, l2 norm); a test checks both give the same numbers.
 
 Texts are cut to MAX_CHARS before any n-gram is made (training and predicting alike): a
 50 MB question once took 17 GB as n-grams; the task shows in the first few thousand characters.
+A block may look at only a part of the text (params "part": "head" or "tail", the first or last
+"part_chars" characters): the ask of a prompt is usually in its first or last sentence, and a
+long pasted text drowns it in the whole-text blocks.
 """
 
 import math
@@ -23,6 +26,21 @@ MAX_CHARS = 8000  # 5x the longest instruction of the training data
 def clip(text):
     """The part of a text the classifier looks at: its first MAX_CHARS characters."""
     return text[:MAX_CHARS]
+
+
+def view(params, text):
+    """What a block with these params reads of `text`: its head, its tail, or all of it (clipped)."""
+    part = params.get("part")
+    if part == "head":
+        return text[:params["part_chars"]]
+    if part == "tail":
+        return text[-params["part_chars"]:]
+    return clip(text)
+
+
+def sklearn_params(params):
+    """The params scikit-learn's TfidfVectorizer takes (ours, part and part_chars, left out)."""
+    return {k: tuple(v) if k == "ngram_range" else v for k, v in params.items() if k not in ("part", "part_chars")}
 
 
 class NgramTfidf:
@@ -41,7 +59,7 @@ class NgramTfidf:
         return len(self.vocab)
 
     def ngrams(self, text):
-        text = clip(text).lower()
+        text = view(self.params, text).lower()
         if self.char:
             return _char_wb_ngrams(_SPACES.sub(" ", text), self.lo, self.hi)
         return _word_ngrams(self.token.findall(text), self.lo, self.hi)
@@ -108,5 +126,5 @@ def fit_ngrams(params, texts):
     """Learn vocabulary and idf with scikit-learn; return the run-time block."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])}, dtype=np.float32).fit([clip(t) for t in texts])
+    vec = TfidfVectorizer(**sklearn_params(params), dtype=np.float32).fit([view(params, t) for t in texts])
     return NgramTfidf(params, vec.get_feature_names_out().astype(str), vec.idf_)

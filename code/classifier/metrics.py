@@ -85,3 +85,12 @@ def reliability(gold, pred, confidence, bins=10):
             rows.append((lo, hi, len(inside), conf, acc))
             gap += len(inside) * abs(conf - acc)
     return rows, gap / len(gold) if gold else 0.0
+
+
+def cohen_kappa(a, b):
+    """Agreement of two labellers beyond chance: (p_observed - p_chance) / (1 - p_chance)."""
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    count_a, count_b = Counter(a), Counter(b)
+    chance = sum(count_a[k] * count_b[k] for k in count_a) / (n * n)
+    return (observed - chance) / (1 - chance) if chance < 1 else 1.0

@@ -1,4 +1,4 @@
-"""The classifier on a Ray cluster (`classify.py --engine ray`): the LLM backends through a RayBackend,
+"""The classifier on a Ray cluster (`classify.py --engine ray`): LLM calls through a RayBackend,
 the embedded model with Ray Data (`map_batches` over an actor pool, one model per actor)."""
 
 import asyncio
@@ -8,18 +8,18 @@ from realign.ray.backend import ray_backend
 from realign.ray.cluster import connect
 
 
-def classify_texts_ray(texts, settings, config, cluster):
-    """classifier.backends.classify_texts on a Ray cluster (`cluster`: RaySettings); returns (labels,
-    failures, confidences) the same way."""
+def classify_llm_ray(texts, config, settings, cluster):
+    """backends.classify_llm with its calls spread over a Ray cluster (`cluster`: RaySettings);
+    returns LLMLabels. --rpm is enforced by the backend's cluster-wide pace, not again by the runner."""
     cluster.check()
-    if settings.backend == "embedded":
-        return _classify_embedded_ray(texts, settings, cluster)
-    # --rpm is enforced by the backend's cluster-wide pace, so not again by the runner
     backend = ray_backend(settings.backend, config, cluster, rpm=settings.rpm)
-    labels, failures = asyncio.run(classify_with_backend(
-        texts, backend, chat=settings.chat, concurrency=settings.concurrency, max_retries=settings.max_retries,
-        progress=settings.progress))
-    return labels, failures, None
+    return asyncio.run(classify_with_backend(texts, backend, settings, rpm=False))
+
+
+def classify_embedded_ray(texts, model_dir, rules, progress, cluster):
+    """backends.classify_embedded with Ray Data: (labels, confidences)."""
+    cluster.check()
+    return _classify_embedded_ray(texts, model_dir, rules, progress, cluster)
 
 
 # ---------------------------------------------------------------- the embedded classifier on Ray Data
@@ -43,17 +43,19 @@ class _EmbeddedClassifier:
         return {"i": batch["i"], "task": np.array(labels, dtype=object), "confidence": np.array(confidences)}
 
 
-def _classify_embedded_ray(texts, settings, cluster):
+def _classify_embedded_ray(texts, model_dir, rules, progress, cluster):
     ray = connect(cluster.address)
     workers = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    ray.data.DataContext.get_current().enable_progress_bars = settings.progress
+    ray.data.DataContext.get_current().enable_progress_bars = progress
     rows = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
     tasks = rows.map_batches(_EmbeddedClassifier, concurrency=workers, batch_size=EMBEDDED_BATCH,
-                             fn_constructor_kwargs={"model_dir": settings.model_dir, "rules": settings.rules},
+                             fn_constructor_kwargs={"model_dir": model_dir, "rules": rules},
                              batch_format="numpy")
     labels, confidences = [None] * len(texts), [None] * len(texts)
     for batch in tasks.iter_batches(batch_size=None, batch_format="numpy"):
         for i, task, confidence in zip(batch["i"], batch["task"], batch["confidence"]):
             labels[int(i)], confidences[int(i)] = str(task), float(confidence)
     missing = [i for i, label in enumerate(labels) if label is None]
-    return labels, {i: "no label came back from the Ray workers" for i in missing}, confidences
+    if missing:  # every row of a finished Ray Data job comes back; a gap is a bug, not bad input
+        raise RuntimeError(f"{len(missing)} instructions came back from the Ray workers without a label")
+    return labels, confidences

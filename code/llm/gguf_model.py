@@ -19,7 +19,7 @@ import os
 import shutil
 
 from realign.errors import UsageError
-from realign.files import atomic_open
+from realign.files import atomic_open, open_nofollow
 
 PARTS = 22
 PART_VERSION = "0.2.0"
@@ -75,7 +75,7 @@ def _is_verified(model):
 
 
 def _write_stamp(model):
-    with open(_stamp_path(model), "w", encoding="utf-8") as f:
+    with atomic_open(_stamp_path(model)) as f:  # never written through a link
         f.write(_stamp_of(model))
 
 
@@ -116,7 +116,8 @@ def default_model_path(log=None):
     model = os.path.join(folder, MODEL_FILE)
     if _is_verified(model):
         return model
-    with open(os.path.join(folder, ".join.lock"), "w") as lock:
+    lock_fd = open_nofollow(os.path.join(folder, ".join.lock"), os.O_WRONLY | os.O_CREAT)  # never through a link
+    with os.fdopen(lock_fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be joining right now: wait for it
         if _is_verified(model):
             return model

@@ -80,6 +80,8 @@ class LocalGGUFBackend(Backend):
         s = request.sampling
         body = {"max_tokens": min(s.max_tokens or 1024, self.n_ctx // 2),
                 "temperature": s.temperature, "top_p": 1.0 if s.top_p is None else s.top_p, "seed": seed}
+        if request.response_format is not None:  # llama.cpp turns a JSON schema into a grammar
+            body["response_format"] = request.response_format
         if request.messages is not None:
             return "chat", {**body, "messages": request.messages}
         return "text", {**body, "prompt": request.prompt}

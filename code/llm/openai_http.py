@@ -197,6 +197,23 @@ def sse_reply(text):
                         for i, c in sorted(choices.items())]}
 
 
+def sdk_error(err, config):
+    """The BackendError for an exception the SDK raised (any openai.APIError): an error status
+    (status_error), a timeout, or a connection that failed, fatal where no retry can help
+    (nothing listening, an unknown host, a bad URL: endpoint.connect_failure)."""
+    if isinstance(err, openai.APIStatusError):
+        return status_error(err)
+    if isinstance(err, openai.APITimeoutError):
+        return BackendError(f"HTTP request timed out after {config.request_timeout:g} s", retryable=True,
+                            timed_out=True, endpoint=where(config.base_url or ""))
+    endpoint = where(err.request.url) if getattr(err, "request", None) is not None else config.base_url
+    refused = connect_failure(err.__cause__) if err.__cause__ is not None else None
+    if refused:
+        return BackendError(refused[0], fatal=True, cause=refused[0], endpoint=endpoint, hint=refused[1])
+    cause = type(err.__cause__).__name__ if err.__cause__ else "connection failed"
+    return BackendError(f"connection error ({cause})", retryable=True, endpoint=endpoint)
+
+
 def make_client(config):
     """The SDK client: AsyncAzureOpenAI when config.options["api_type"] == "azure", else AsyncOpenAI."""
     common = dict(max_retries=0, timeout=config.request_timeout)
@@ -255,21 +272,14 @@ class OpenAIBackend(Backend):
         except openai.APIStatusError as e:
             self._observe(e.response.headers if e.response is not None else None)
             raise status_error(e) from None
-        except openai.APITimeoutError:
-            raise BackendError(f"HTTP request timed out after {self.config.request_timeout:g} s", retryable=True,
-                               timed_out=True, endpoint=where(self.config.base_url or "")) from None
-        except openai.APIConnectionError as e:
-            endpoint = where(e.request.url) if getattr(e, "request", None) is not None else self.config.base_url
-            refused = connect_failure(e.__cause__) if e.__cause__ is not None else None
-            if refused:
-                raise BackendError(refused[0], fatal=True, cause=refused[0], endpoint=endpoint,
-                                   hint=refused[1]) from None
-            cause = type(e.__cause__).__name__ if e.__cause__ else "connection failed"
-            raise BackendError(f"connection error ({cause})", retryable=True, endpoint=endpoint) from None
+        except openai.APIConnectionError as e:  # timeouts included
+            raise sdk_error(e, self.config) from None
         self._observe(resp.headers)
-        return self._texts(resp, chat)
+        return self.completions(resp, chat)
 
-    def _texts(self, resp, chat):
+    def completions(self, resp, chat):
+        """The Completions of a reply (JSON, or server-sent events); BackendError for one that is
+        not an API reply or carries an error. Batch mode reads its output lines with it too."""
         text = resp.text
         try:
             streamed = "event-stream" in resp.headers.get("content-type", "") or text.lstrip().startswith("data:")
@@ -291,9 +301,9 @@ class OpenAIBackend(Backend):
         except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
             raise BackendError(f"malformed response from server ({type(e).__name__})", retryable=True) from None
 
-    def _learn(self, err, request, body):
+    def learn(self, err, request, body):
         """Learn from a 400/422 refusing `body`: fold the system role, or change the shape.
-        Returns whether anything changed."""
+        Returns whether anything changed. Batch mode learns from its error files with it too."""
         if _SYSTEM_ROLE_REFUSED.search(err.reason) and not self.fold_system \
                 and any(m.get("role") == "system" for m in request.messages or ()):
             self.fold_system = True
@@ -312,7 +322,7 @@ class OpenAIBackend(Backend):
             except BackendError as e:
                 if e.status not in (400, 422) or e.per_record:
                     raise
-                if not self._learn(e, request, body) and self.request_body(request, n) == body:
+                if not self.learn(e, request, body) and self.request_body(request, n) == body:
                     raise
         return await self._post(self.request_body(request, n), request.messages is not None)
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 # ("openai/o3-mini", "azure/gpt-5", "bedrock/anthropic.claude-3-5-sonnet", "us.anthropic.claude-…").
 REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False}
 KNOWN_FAMILIES = (
-    (re.compile(r"(?:^|[/:])o[134](?:-|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)o[134](?:-|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
-    (re.compile(r"(?:^|[/:])gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
+    (re.compile(r"(?:^|/)gpt-5(?:-(?:mini|nano|pro|codex)|-20\d\d|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
     (re.compile(r"claude|anthropic", re.I), {"top_p_beside_temperature": False},
      "Claude refuses temperature and top_p together"),
@@ -52,6 +52,14 @@ _MOST = re.compile(r"(?:at most|less than or equal to|<=|maximum(?: value)?(?: a
 # n refused without naming it as a parameter: llama.cpp, Gemini
 _N_REFUSED = re.compile(r"only one completion choice|multiple candidates|candidate_?count|\bn must be 1\b"
                         r"|\bn\s*(?:>|must be|should be|can only be|is not)\b", re.I)
+
+
+# what leaving each of these out means, for the note
+_DROPPED = {"temperature": "temperature left to the server's default",
+            "top_p": "top_p left to the server's default",
+            "n": "one choice per call (n above 1 refused)",
+            "stream": "'stream' left out",
+            "response_format": "response_format left out (no structured output: replies read leniently)"}
 
 
 def _named(name, text):
@@ -141,21 +149,9 @@ class RequestShape:
             other = "max_tokens" if p == "max_completion_tokens" else "max_completion_tokens"
             self.tokens_field = None if other in self._refused_fields else other
             return f"{p} sent as {other}" if self.tokens_field else "no token limit sent (both fields refused)"
-        if p == "temperature" and self.temperature:
-            self.temperature = False
-            return "temperature left to the server's default"
-        if p == "top_p" and self.top_p:
-            self.top_p = False
-            return "top_p left to the server's default"
-        if p == "n" and self.n:
-            self.n = False
-            return "one choice per call (n above 1 refused)"
-        if p == "stream" and self.stream:
-            self.stream = False
-            return "'stream' left out"
-        if p == "response_format" and self.response_format:
-            self.response_format = False
-            return "response_format left out (no structured output: replies read leniently)"
+        if p in _DROPPED and getattr(self, p):  # the shape's flag of the same name
+            setattr(self, p, False)
+            return _DROPPED[p]
         return None
 
     def _note(self, change, message):

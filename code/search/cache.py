@@ -11,7 +11,7 @@ import os
 import sqlite3
 
 from realign.errors import DataError
-from realign.files import os_error
+from realign.files import check_not_link, os_error
 
 
 def cache_key(*parts):
@@ -22,6 +22,7 @@ class QueryCache:
     def __init__(self, path):
         self.path = path
         self.hits = 0
+        check_not_link(path)  # never written through a link planted beside the output
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30)

@@ -13,7 +13,7 @@ import os
 import time
 
 from realign.errors import DataError
-from realign.files import JsonlAppender, read_jsonl_tolerant
+from realign.files import JsonlAppender, check_not_link, read_jsonl_tolerant
 from realign.records import load_records, question, valid_id, write_records
 from realign.search.clean import clean_record, has_evidence
 
@@ -51,6 +51,7 @@ class Progress:
         self.output_path = output_path
         self.clean_path = clean_path_for(output_path)
         self.journal_path = output_path + ".progress.jsonl"
+        check_not_link(output_path, self.clean_path, self.journal_path)  # before any search is paid for
         self._journal = None
         self._last_write = time.monotonic()
         self._write_cost = 0.0

@@ -64,7 +64,13 @@ class SerperClient:
     async def _fetch_all(self, queries):
         if self._http is None:  # one client for the whole run: connections and TLS are reused
             self._http = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
-        return await asyncio.gather(*(self._fetch(self._http, q) for q in queries))
+        tasks = [asyncio.ensure_future(self._fetch(self._http, q)) for q in queries]
+        try:
+            return await asyncio.gather(*tasks)
+        finally:  # the endpoint refused the run: stop the others, and take their errors too (no stray warnings)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self):
         if self._http is not None:
