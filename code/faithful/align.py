@@ -46,7 +46,7 @@ recommendation recommended subject label labels category reason reasons overall 
 either way things thing basically simply really also about first second third next finally then""".split())
 GENERIC_RANK = 2600   # vocabulary ranks under this are everyday words: a paraphrase adds them freely
 RARE_RANK = 7000      # ranks from this on (and words the vocabulary splits) weigh 1
-_CLAUSE_SPLIT = re.compile(r"\s*(?:;|:\s|\s[–—-]\s|,\s*(?=(?:and|but|so|which|while|because|though|although|whereas|"
+_CLAUSE_SPLIT = re.compile(r"\s*(;|:\s|\s[–—-]\s|,\s*(?=(?:and|but|so|which|while|because|though|although|whereas|"
                            r"since|yet|or|whereby|meaning|making|so that)\b))\s*")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[,;:]")
 
@@ -61,6 +61,9 @@ class Finding:
     sentence: str
     score: float
     detail: str
+    clause: str = ""
+    window: list = None
+    facts: tuple = ()     # (score, new words, rarity-weighted content words, content words) of the clause
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +93,15 @@ def rarity(word):
     return min(1.0, (rank - GENERIC_RANK) / (RARE_RANK - GENERIC_RANK) * 0.8 + 0.2)
 
 
+# set phrases read as the one word they mean, so an antonym pair can see them
+_PHRASES = {"for good": "permanently", "for ever": "forever", "at once": "immediately", "no longer": "not"}
+_PHRASE = re.compile(r"\b(" + "|".join(_PHRASES) + r")\b")
+
+
+def _phrase(m):
+    return _PHRASES[m.group(1)]
+
+
 class Clause:
     """A clause: its text, its words, its content words (stems), its sentence, and whether it is a
     lead-in ("Steps", "What you need", "其他用法": the words before a colon), which says nothing."""
@@ -100,7 +112,7 @@ class Clause:
         self.words = words(text)
         self.content = [w for w in self.words if w not in STOP or w in NEGATORS]
         self.stems = {stem(w) for w in self.content}
-        self.tokens = [t.lower() for t in _TOKEN.findall(text.replace("’", "'"))]
+        self.tokens = [t for t in _TOKEN.findall(_PHRASE.sub(_phrase, text.replace("’", "'").lower()))]
 
 
 _HEAD = re.compile(r"^([^:：.!?]{1,40}?)\s*[:：]\s+(?=\S)|^([^:：]{1,12})[:：](?=\S)")
@@ -118,14 +130,22 @@ def split_clauses(sentence):
 
 
 def _clauses(sentence):
-    out = []
-    for piece in _CLAUSE_SPLIT.split(sentence):
-        if not piece or not piece.strip():
+    parts = _CLAUSE_SPLIT.split(sentence)   # piece, delimiter, piece, ...
+    out, lead = [], ""
+    for k in range(0, len(parts), 2):
+        piece = lead + parts[k]
+        lead = ""
+        if not piece.strip():
             continue
-        if out and len([w for w in words(piece) if w not in STOP]) < 2:
-            out[-1] = out[-1] + ", " + piece
-        else:
-            out.append(piece)
+        if len([w for w in words(piece) if w not in STOP]) < 2:
+            after = parts[k + 1] if k + 1 < len(parts) else ""
+            if after.strip() == ":" and k + 2 < len(parts):   # "Avoid: copying your CV" is one clause
+                lead = piece + ": "
+                continue
+            if out:
+                out[-1] = out[-1] + ", " + piece
+                continue
+        out.append(piece)
     return out or [sentence]
 
 
@@ -140,11 +160,27 @@ class Side:
             head, pieces = split_clauses(s)
             if head:
                 self.clauses.append(Clause(head, s, head=True))
-            self.clauses.extend(Clause(piece, s) for piece in pieces)
+            for piece in pieces:
+                c = Clause(piece, s)
+                if head and (NEGATORS | NEGATIVE_MEANING) & set(words(head)):   # "Avoid: copying your CV"
+                    c.tokens = [t.lower() for t in _TOKEN.findall(head)] + c.tokens
+                self.clauses.append(c)
             self.whole.append(Clause(s[len(head) + 1:].strip() if head else s, s))
         self.all_stems = set().union(*(c.stems for c in self.clauses)) if self.clauses else set()
         self.prefixes = {s[:5] for s in self.all_stems if len(s) >= 5}
         self.all_words = set().union(*(c.words for c in self.clauses)) if self.clauses else set()
+
+    def aligned(self, clause, k=3):
+        """The k clauses here sharing the most content words with `clause`."""
+        overlap = [len(clause.stems & c.stems) for c in self.clauses]
+        return [self.clauses[i] for i in sorted((i for i in range(len(overlap)) if overlap[i] >= 2),
+                                                key=lambda i: -overlap[i])[:k]]
+
+    def window(self, clause, k=3):
+        """The k sentences here sharing the most content words with `clause`, best first."""
+        overlap = [len(clause.stems & c.stems) for c in self.whole]
+        top = sorted((i for i in range(len(self.whole)) if overlap[i]), key=lambda i: (-overlap[i], i))[:k]
+        return [self.whole[i].sentence for i in top] or [c.sentence for c in self.whole[:k]]
 
     def has(self, st):
         return st in self.all_stems or (len(st) >= 5 and st[:5] in self.prefixes)
@@ -225,10 +261,11 @@ def polarity_flip(r, s):
     flips it when the words it governs in one clause stand in the other with no negation (nor a
     word like "avoid", "instead", "unable") before them."""
     rw, sw = set(r.words), set(s.words)
+    whole = set(words(r.sentence))
     details = []
     for i, w in enumerate(r.tokens):
         opp = OPPOSITE.get(w)
-        if not opp or w in sw:
+        if not opp or w in sw or opp & whole:   # both words of a pair in the sentence: a comparison
             continue
         for o in opp:
             if o in sw and o not in rw:
@@ -275,24 +312,58 @@ def swapped(r, s):
                 continue
             t = list(rt)
             t[i], t[j] = t[j], t[i]
-            gain = len(_trigrams(t) & grams) - base
-            if gain >= 3:
+            after = _trigrams(t)
+            if len(after & grams) - base >= 2 and len(after - grams) <= 1:   # the swap explains the difference
                 return f"{rt[i]!r} and {rt[j]!r} trade places"
     return None
 
 
+def _run(a, i, b, j, step, most=3):
+    """How many tokens match going from a[i] and b[j] in direction `step` (at most `most`)."""
+    n = 0
+    while n < most and 0 <= i < len(a) and 0 <= j < len(b) and a[i] == b[j]:
+        n, i, j = n + 1, i + step, j + step
+    return n
+
+
+def substituted(r, s, options, source_grams):
+    """One option of the question ("Should I repair it or replace it?") put in the place of the
+    other in a clause of the source, in the same context (a token or more matching on each side,
+    three or more in all): "for a standard machine, replacing is the better value" -> "repairing is
+    the better value". `options`: the stems of the question's words; `source_grams`: the source's
+    trigrams (a rewrite that says what some source clause says is no substitution). A detail or None."""
+    rt, st = r.tokens, s.tokens
+    rset, sset = set(words(r.sentence)), set(words(s.sentence))
+    for i, w in enumerate(rt):
+        if w in sset or stem(w) not in options or not w.isalpha() or stem(w) in LAYOUT or rarity(w) < 0.3:
+            continue
+        if 0 < i < len(rt) - 1 and (rt[i - 1], w, rt[i + 1]) in source_grams:
+            continue
+        for j, v in enumerate(st):
+            if v in rset or stem(v) not in options or stem(v)[:4] == stem(w)[:4] or rarity(v) < 0.3:
+                continue
+            left, right = _run(rt, i - 1, st, j - 1, -1), _run(rt, i + 1, st, j + 1, 1)
+            context = rt[i - left:i] + rt[i + 1:i + 1 + right]
+            if left and right and left + right >= 3 and sum(t not in STOP for t in context) >= 1:
+                return f"{v!r} became {w!r}"
+    return None
+
+
 def novelty(clause, side, question_stems=frozenset()):
-    """How much of `clause` the other `side` lacks: the rarity-weighted count of its content words
-    found nowhere there, and those words."""
-    new = []
-    seen = set()
+    """How much of `clause` the other `side` lacks: (the rarity-weighted count of its content words
+    found nowhere there, those words, the rarity-weighted count of all its content words). A word
+    of the question weighs half (for "lost": an original restating the request may lose it)."""
+    new, seen, total = [], set(), 0.0
     for w in clause.content:
         st = stem(w)
-        if st in seen or st in LAYOUT or w.isdigit() or st in NEGATORS or side.has(st):
+        if st in seen or st in LAYOUT or w.isdigit() or st in NEGATORS:
             continue
         seen.add(st)
-        new.append(w)
-    return sum(rarity(w) * (0.5 if stem(w) in question_stems else 1.0) for w in new), new
+        weight = rarity(w) * (0.5 if st in question_stems else 1.0)
+        total += weight
+        if not side.has(st):
+            new.append((w, weight))
+    return sum(x for _, x in new), [w for w, _ in new], total
 
 
 # ---------------------------------------------------------------- verdicts
@@ -323,22 +394,23 @@ def verdict_labels(text, lines=None):
     return out
 
 
+# labels that say the same: a verdict changes when the rewrite's falls in another class
+_CLASS = {"yes": "yes", "true": "yes", "mostly true": "yes", "no": "no", "false": "no", "mostly false": "no",
+          "partly true": "partly", "misleading": "partly", "mixed": "mixed", "positive": "positive",
+          "negative": "negative", "neutral": "neutral"}
+
+
 def verdict_changed(original, rewrite):
-    """A detail when the rewrite's verdict labels are not the original's, else None."""
+    """A detail when the verdict the rewrite opens with (or states on a "Verdict:" line) is of
+    another class than the original's, else None. Classes: yes/true, no/false, partly true/
+    misleading, and the sentiment labels."""
     r = verdict_labels(rewrite)
-    if not r:
+    o = {_CLASS[x] for x in verdict_labels(original)}
+    if not r or not o:
         return None
-    o = set(verdict_labels(original))
-    text = original.lower()
-    have = set(_LABEL[m.group(1).lower()] for m in _LABEL_RE.finditer(text))
     for label in r:
-        if label in o:
-            continue
-        if label in have and not o:
-            continue
-        if label in ("yes", "no") and not o:
-            continue
-        return f"verdict {label!r}, the original's is {', '.join(sorted(o)) or 'another'}"
+        if _CLASS[label] not in o:
+            return f"the verdict is {label!r}, the original's {' / '.join(sorted(o))!r}"
     return None
 
 
@@ -349,8 +421,16 @@ LOST_AT = 2.0       # ... missing words of one original clause, for "lost"
 ALIGNED = 0.6       # share of a rewrite clause's stems its source clause holds, for a flip or a swap
 
 
-def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_at=LOST_AT, code=False):
-    """Every Finding of one record (see the module docstring), surest first."""
+_ARITHMETIC = re.compile(r"[=×÷+*/−^√]|\d\s*-\s*\d")
+
+
+def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_at=LOST_AT, code=False,
+             arithmetic=False):
+    """Every Finding of one record (see the module docstring), surest first. code=True reads the
+    rewrite in the "lost" direction only (it explains code, which no word check reads);
+    arithmetic=True (a math task) leaves worked steps ("Multiply by consumption: 4.2 × 6.5") to the
+    number rules. An "added" or "lost" Finding carries in .window the sentences of the other side
+    that share the most words with its clause (the checker's encoder reads them)."""
     src = Side([question, original, *evidence], code=True)
     own = Side([rewrite])
     qstems = Side([question]).all_stems
@@ -368,22 +448,29 @@ def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_a
             if d:
                 out.append(Finding("contradiction", "unsupported", c.sentence, 1.0, d))
                 continue
-        score, new = novelty(c, src)
+        if arithmetic and _ARITHMETIC.search(c.sentence):
+            continue
+        score, new, total = novelty(c, src)
         if score >= added_at:
-            out.append(Finding("added", "unsupported", c.sentence, score, "new words: " + ", ".join(new)))
+            out.append(Finding("added", "unsupported", c.sentence, score, "new words: " + ", ".join(new), c.text,
+                               src.window(c), (score, len(new), total, len(c.stems))))
+    # the options a question offers ("repair it or replace it?"): a rewrite must not trade them
+    options = qstems if re.search(r"\bor\b", question) else set()
+    grams = set().union(*(_trigrams(c.tokens) for c in src.clauses)) if options and src.clauses else set()
     for c in ([] if code else own.whole):
         best, share, held = src.best(c, whole=True)
-        if best is not None and share >= ALIGNED and held >= 2:
-            d = swapped(c, best)
-            if d:
-                out.append(Finding("contradiction", "unsupported", c.sentence, 1.0, d))
+        d = best is not None and held >= 2 and share >= ALIGNED and swapped(c, best)
+        d = d or (options and next(filter(None, (substituted(c, s, options, grams) for s in src.aligned(c, 8))), None))
+        if d:
+            out.append(Finding("contradiction", "unsupported", c.sentence, 1.0, d))
     rsrc = Side([rewrite], code=True)
     osrc = Side([original])
     for c in osrc.clauses:
         if c.head:
             continue
-        score, gone = novelty(c, rsrc, qstems)
+        score, gone, total = novelty(c, rsrc, qstems)
         if score >= lost_at:
-            out.append(Finding("lost", "lost", c.sentence, score, "missing: " + ", ".join(gone)))
+            out.append(Finding("lost", "lost", c.sentence, score, "missing: " + ", ".join(gone), c.text,
+                               rsrc.window(c), (score, len(gone), total, len(c.stems))))
     out.sort(key=lambda f: -f.score)
     return out

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realign.faithful.align import findings
 from realign.faithful.text import Source, bigrams, claims, stem, stems, words
 
 MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
@@ -47,7 +48,10 @@ LAYOUT = frozenset(stem(w) for w in """short summary overview step steps tip tip
 explanation example examples key point points detail details introduction option options final result results
 bottom line quick version here following below above follow these main takeaway takeaways why how what
 solution working method approach background context recap reminder important list""".split())
-DEFAULT_THRESHOLDS = {UNSUPPORTED: 0.5, LOST: 0.5, RESTATES: 0.6}
+ADDED_WORDS, ADDED_COS = "added words", "added cosine"
+LOST_WORDS, LOST_COS = "lost words", "lost cosine"
+DEFAULT_THRESHOLDS = {UNSUPPORTED: 0.5, LOST: 0.5, RESTATES: 0.6, ADDED_WORDS: 2.0, ADDED_COS: 0.6,
+                      LOST_WORDS: 2.0, LOST_COS: 0.6}
 RESTATE_LEAST = 5  # content words from the request, at least, before a rewrite can count as restating it
 
 
@@ -64,6 +68,27 @@ class Verdict:
     threshold: float = None
     lowest: dict = field(default_factory=dict)   # direction -> (score, sentence) of its lowest claim
     pairs: int = 0                                # claims the model scored
+    kind: str = None       # what was found: contradiction, verdict, added, lost, restates, model
+    detail: str = None     # how: "'smaller' became 'larger'", "new words: ...", "missing: ..."
+
+    def reason(self):
+        """One line for the report: what was found, how, and the sentence (None when not flagged)."""
+        if not self.flagged:
+            return None
+        said = repr(self.sentence[:200])
+        if self.kind == "restates":
+            return f"the checker: the rewrite restates the request instead of answering it ({self.detail}): {said}"
+        if self.kind == "contradiction":
+            return f"the checker: rewrite sentence contradicts the original ({self.detail}): {said}"
+        if self.kind == "verdict":
+            return f"the checker: the rewrite changes the original's verdict ({self.detail}): {said}"
+        if self.kind == "added":
+            return f"the checker: rewrite sentence unsupported by the question, original or evidence ({self.detail}): {said}"
+        if self.kind == "lost":
+            return f"the checker: original sentence lost in the rewrite ({self.detail}): {said}"
+        where = ("rewrite sentence unsupported by the question, original or evidence" if self.direction == UNSUPPORTED
+                 else "original sentence lost in the rewrite")
+        return f"the checker: {where} (score {self.score:.2f} < {self.threshold:.2f}): {said}"
 
 
 def _negations(ws):
@@ -118,7 +143,7 @@ class Checker:
     """The faithfulness checker; see the module docstring. The sentence encoder runs on `workers`
     threads (default: one per usable core); `thresholds` override model/meta.json's."""
 
-    def __init__(self, folder=MODEL_DIR, workers=None, thresholds=None):
+    def __init__(self, folder=MODEL_DIR, workers=None, thresholds=None, use_head=None):
         from realign.classifier.encoder import SentenceEncoder, usable_cpus
         from realign.classifier.model import DEFAULT_MODEL_DIR
 
@@ -129,6 +154,7 @@ class Checker:
         meta_path = os.path.join(folder, META_FILE)
         self.meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
         self.thresholds = {**DEFAULT_THRESHOLDS, **self.meta.get("thresholds", {}), **(thresholds or {})}
+        self.use_head = self.meta.get("use_head", True) if use_head is None else use_head
 
     # ------------------------------------------------------------ the model
 
@@ -155,36 +181,67 @@ class Checker:
     # ------------------------------------------------------------ records
 
     def _plan(self, question, original, rewrite, evidence, arithmetic=False):
-        """The model inputs one record needs: [(direction, window, claim)], and a restates score."""
+        """What one record needs: the word-alignment findings (align.py), the model inputs of the
+        head [(direction, window, claim)] when it is on, and the restates score."""
         question, original, rewrite = question[:MAX_CHARS], original[:MAX_CHARS], rewrite[:MAX_CHARS]
         evidence = [e[:MAX_CHARS] for e in evidence]
         share = restated_share(question, original, rewrite)
-        src = Source([question, original, *evidence], code=True)
-        own = Source([rewrite])
-        rsrc = Source([rewrite], code=True)
-        todo = []
-        # the model reads prose, not code: a rewrite explaining the original's code ("both sort
-        # sizes largest first") cannot be judged against it, so such records are read one way only
+        # the word checks read prose, not code: a rewrite explaining the original's code ("both
+        # sort sizes largest first") cannot be judged against it, so such records are read one way only
         explains_code = bool(_CODE.search(original))
-        for c, ws, cs in list(zip(own.claims, own.words, own.stems))[:0 if explains_code else MAX_CLAIMS]:
-            if arithmetic and _ARITHMETIC.search(c):
-                continue   # a worked step: the number rules check its numbers
-            if not settled_unsupported(ws, cs, src):
-                todo.append((UNSUPPORTED, [src.claims[i] for i in src.window(cs, K)], c))
-        osrc = Source([original])
-        for c, ws, cs in list(zip(osrc.claims, osrc.words, osrc.stems))[:MAX_CLAIMS]:
-            if not settled_lost(ws, cs, rsrc):
-                todo.append((LOST, [rsrc.claims[i] for i in rsrc.window(cs, K)], c))
-        return todo, share, rewrite
+        found = findings(question, original, rewrite, evidence, added_at=self.thresholds[ADDED_WORDS],
+                         lost_at=self.thresholds[LOST_WORDS], code=explains_code, arithmetic=arithmetic)
+        todo = []
+        if self.use_head:
+            src = Source([question, original, *evidence], code=True)
+            own = Source([rewrite])
+            rsrc = Source([rewrite], code=True)
+            for c, ws, cs in list(zip(own.claims, own.words, own.stems))[:0 if explains_code else MAX_CLAIMS]:
+                if arithmetic and _ARITHMETIC.search(c):
+                    continue   # a worked step: the number rules check its numbers
+                if not settled_unsupported(ws, cs, src):
+                    todo.append((UNSUPPORTED, [src.claims[i] for i in src.window(cs, K)], c))
+            osrc = Source([original])
+            for c, ws, cs in list(zip(osrc.claims, osrc.words, osrc.stems))[:MAX_CLAIMS]:
+                if not settled_lost(ws, cs, rsrc):
+                    todo.append((LOST, [rsrc.claims[i] for i in rsrc.window(cs, K)], c))
+        return found, todo, share, rewrite
 
-    def _verdict(self, todo, scores, share, rewrite):
+    def _confirm(self, plans):
+        """For each "added" or "lost" finding of the plans, the highest cosine of its clause with
+        the sentences of its window: a clause the other side says in other words scores high."""
+        texts = sorted({t for found, *_ in plans for f in found if f.window for t in (f.clause, *f.window)})
+        if not texts:
+            return {}
+        at = {t: i for i, t in enumerate(texts)}
+        vec = self.encoder.encode(texts)
+        return {(f.clause, tuple(f.window)): float(max(vec[[at[w] for w in f.window]] @ vec[at[f.clause]]))
+                for found, *_ in plans for f in found if f.window}
+
+    def _verdict(self, found, cosines, todo, scores, share, rewrite):
         v = Verdict(pairs=len(todo))
         for (direction, _, claim), score in zip(todo, scores):
             if direction not in v.lowest or score < v.lowest[direction][0]:
                 v.lowest[direction] = (float(score), claim)
         if share >= self.thresholds[RESTATES]:
             first = next(iter(claims(rewrite)), rewrite.strip()[:80])
-            return Verdict(True, RESTATES, first, round(share, 3), self.thresholds[RESTATES], v.lowest, v.pairs)
+            return Verdict(True, RESTATES, first, round(share, 3), self.thresholds[RESTATES], v.lowest, v.pairs,
+                           "restates", f"{share:.0%} of its own words are the request's")
+        for f in found:
+            if f.kind in ("contradiction", "verdict"):
+                return Verdict(True, f.direction, f.sentence, 1.0, None, v.lowest, v.pairs, f.kind, f.detail)
+        best = None
+        for f in found:
+            if f.kind not in ("added", "lost"):
+                continue
+            cos = cosines.get((f.clause, tuple(f.window)), 0.0)
+            limit = self.thresholds[ADDED_COS if f.kind == "added" else LOST_COS]
+            if cos < limit and (best is None or cos - limit < best[0]):
+                best = (cos - limit, f, cos, limit)
+        if best:
+            _, f, cos, limit = best
+            return Verdict(True, f.direction, f.sentence, round(cos, 3), limit, v.lowest, v.pairs, f.kind,
+                           f"{f.detail} (closest there: {cos:.2f})")
         worst = None
         for direction in (UNSUPPORTED, LOST):
             if direction in v.lowest:
@@ -194,7 +251,7 @@ class Checker:
                     worst = (margin, direction, claim, score)
         if worst:
             _, v.direction, v.sentence, v.score = worst
-            v.flagged, v.threshold = True, self.thresholds[v.direction]
+            v.flagged, v.threshold, v.kind = True, self.thresholds[v.direction], "model"
         return v
 
     def check(self, question, original, rewrite, evidence=(), arithmetic=False):
@@ -203,14 +260,15 @@ class Checker:
 
     def score_many(self, records, progress=None, arithmetic=False):
         """Verdicts for many records at once: records are (question, original, rewrite, evidence)
-        tuples, or with a fifth item, arithmetic (True for a math task: see check); all their model
-        inputs go through the model together."""
+        tuples, or with a fifth item, arithmetic (True for a math task: see check); all their
+        encoder inputs go through the encoder together, each unique text once."""
         plans = [self._plan(*rec[:3], tuple(rec[3] or ()), rec[4] if len(rec) > 4 else arithmetic)
                  for rec in records]
-        scores = self.score_pairs([pair for todo, _, _ in plans for pair in todo])
+        cosines = self._confirm(plans)
+        scores = self.score_pairs([pair for _, todo, _, _ in plans for pair in todo])
         out, at = [], 0
-        for todo, share, rewrite in plans:
-            out.append(self._verdict(todo, scores[at:at + len(todo)], share, rewrite))
+        for found, todo, share, rewrite in plans:
+            out.append(self._verdict(found, cosines, todo, scores[at:at + len(todo)], share, rewrite))
             at += len(todo)
             if progress is not None:
                 progress.update(1)

@@ -36,8 +36,16 @@ SOURCES = os.path.join(ROOT, "datasets", "faithful")
 K = 3  # claims in a premise window (checker.py uses the same)
 
 
+_FIELD = re.compile(r"^(Q|A|R2|R|C|X|L): ?(.*)$")
+_TEXT_FIELDS = {"Q": "question", "A": "answer", "R": "rewrite", "R2": "rewrite2"}
+_LINE_FIELDS = {"C": "claims", "X": "contradictions", "L": "lost"}
+
+
 def parse_sources(folder=SOURCES):
-    """[{"id", "question", "answer", "rewrite", "claims": [...], "contradictions": [...]}]."""
+    """[{"id", "question", "answer", "rewrite", "rewrite2", "claims": [...], "contradictions": [...],
+    "lost": [...]}] from the sources_*.txt files of `folder` (block format: see the README there;
+    R2, a second faithful rewrite, and L, lines of R with a fact dropped or blurred, may be absent:
+    "" and [])."""
     items = []
     for path in sorted(glob.glob(os.path.join(folder, "sources_*.txt"))):
         item, field = None, None
@@ -45,25 +53,24 @@ def parse_sources(folder=SOURCES):
             for line in f:
                 line = line.rstrip("\n")
                 if line.startswith("### "):
-                    item = {"id": line[4:].strip(), "question": "", "answer": "", "rewrite": "",
-                            "claims": [], "contradictions": []}
+                    item = {"id": line[4:].strip(), "question": "", "answer": "", "rewrite": "", "rewrite2": "",
+                            "claims": [], "contradictions": [], "lost": []}
                     items.append(item)
                     field = None
                     continue
                 if item is None or (line.startswith("#") and field is None):
                     continue
-                m = re.match(r"^([QARCX]): ?(.*)$", line)
+                m = _FIELD.match(line)
                 if m:
                     field = m.group(1)
-                    if field in "CX":
-                        item["claims" if field == "C" else "contradictions"].append(m.group(2))
+                    if field in _LINE_FIELDS:
+                        item[_LINE_FIELDS[field]].append(m.group(2))
                     else:
-                        item[{"Q": "question", "A": "answer", "R": "rewrite"}[field]] = m.group(2)
-                elif field in ("Q", "A", "R"):
-                    key = {"Q": "question", "A": "answer", "R": "rewrite"}[field]
-                    item[key] += "\n" + line
+                        item[_TEXT_FIELDS[field]] = m.group(2)
+                elif field in _TEXT_FIELDS:
+                    item[_TEXT_FIELDS[field]] += "\n" + line
     for it in items:
-        for key in ("question", "answer", "rewrite"):
+        for key in _TEXT_FIELDS.values():
             it[key] = it[key].strip()
     return items
 
@@ -252,31 +259,105 @@ def _restate(item):
     return "## Your request\n\n" + body
 
 
-def heldout_records(items, seed=1):
-    """Records {"question", "original", "rewrite", "kind"} made from the held-out items: the faithful
-    rewrite (kind "faithful") and one rewrite per flaw kind: added_claim, contradiction, lost_fact,
-    changed_conclusion, restates_request."""
-    rng = random.Random(seed)
-    out = []
-    for it in (x for x in items if held_out(x["id"])):
-        base = {"id": it["id"], "question": it["question"], "original": it["answer"]}
-        out.append({**base, "rewrite": it["rewrite"], "kind": "faithful"})
-        if it["claims"]:
-            out.append({**base, "rewrite": _insert_claim(it["rewrite"], it["claims"][0], rng), "kind": "added_claim"})
+_MARKER = re.compile(r"^(\s*(?:(?:[-*+•]|\d{1,3}[.)])\s+)?(?:\*\*[^*]{1,40}\*\*:?\s*)?)")
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
+
+
+def _replace_best(rewrite, sentence, must_lose=False):
+    """`rewrite` with its line or sentence that shares the most words with `sentence` replaced by
+    it (a hand-written contradiction X, or L: a line of R with a fact dropped). With must_lose, None
+    unless some content word of the rewrite is gone after the edit (else nothing was lost)."""
+    want = set(stems(sentence))
+    if not want:
+        return None
+    lines = rewrite.split("\n")
+    best = None
+    own_prefix = _MARKER.match(sentence).group(1)
+    for i, line in enumerate(lines):
+        prefix = _MARKER.match(line).group(1)
+        if own_prefix and own_prefix.strip() == prefix.strip():
+            prefix = ""   # the new text brings the line's own marker or label
+        body = line[len(prefix):]
+        parts = _SENT.split(body)
+        spans = [(body, 0, len(body))]
+        at = 0
+        for part in parts if len(parts) > 1 else []:
+            start = body.index(part, at)
+            spans.append((part, start, start + len(part)))
+            at = start + len(part)
+        for text, a, b in spans:
+            have = set(stems(text))
+            if not have:
+                continue
+            score = len(want & have) / len(want | have)
+            if best is None or score > best[0]:
+                best = (score, i, len(prefix) + a, len(prefix) + b)
+    if best is None or best[0] < 0.2:
+        return None
+    _, i, a, b = best
+    lines[i] = lines[i][:a] + sentence + lines[i][b:]
+    out = "\n".join(lines)
+    if must_lose and not set(stems(rewrite)) - set(stems(out)):
+        return None
+    return out
+
+
+def item_records(it, rng, every=True):
+    """Records {"id", "question", "original", "rewrite", "kind", "flaw"} made from one item: its
+    faithful rewrites R and R2 (kind "faithful") and flawed ones: added_claim (a C line put into
+    R or R2), contradiction (an X line in place of the sentence it contradicts, else a rule-made
+    negation, antonym or order swap), lost_fact (an L line in place of its sentence of R, or a
+    line dropped or blurred), changed_conclusion (the last verdict, number or quantifier changed)
+    and restates_request. `flaw` is the text put in (or for lost_fact, the R text edited away).
+    every=False makes one record of each kind; every=True one per C, X and L line."""
+    base = {"id": it["id"], "question": it["question"], "original": it["answer"]}
+    hosts = [r for r in (it["rewrite"], it.get("rewrite2")) if r]
+    out = [{**base, "rewrite": r, "kind": "faithful", "flaw": ""} for r in hosts]
+    for n, c in enumerate(it["claims"] if every else it["claims"][:1]):
+        out.append({**base, "rewrite": _insert_claim(hosts[n % len(hosts)], c, rng), "kind": "added_claim", "flaw": c})
+    made = 0
+    for x in it["contradictions"] if every else it["contradictions"][:1]:
+        flawed = _replace_best(it["rewrite"], x)
+        if flawed:
+            out.append({**base, "rewrite": flawed, "kind": "contradiction", "flaw": x})
+            made += 1
+    if not made:
         flawed = _edit_line(it["rewrite"], lambda s, g: perturb.FLAWS[g.choice(["negate", "antonym", "order"])](s, g),
                             rng)
         if flawed:
-            out.append({**base, "rewrite": flawed, "kind": "contradiction"})
+            out.append({**base, "rewrite": flawed, "kind": "contradiction", "flaw": ""})
+    made = 0
+    for line in it.get("lost", []):
+        if made and not every:
+            break
+        lost = _replace_best(it["rewrite"], line, must_lose=True)
+        if lost:
+            out.append({**base, "rewrite": lost, "kind": "lost_fact", "flaw": line})
+            made += 1
+    if not made or every:
         lost = _drop_fact(it, rng)
         if lost:
-            out.append({**base, "rewrite": lost, "kind": "lost_fact"})
-        changed = (_edit_line(it["rewrite"], perturb.flip_verdict, rng, last=True)
-                   or _edit_line(it["rewrite"], perturb.change_number, rng, last=True)
-                   or _edit_line(it["rewrite"], perturb.change_quantifier, rng, last=True))
-        if changed:
-            out.append({**base, "rewrite": changed, "kind": "changed_conclusion"})
-        out.append({**base, "rewrite": _restate(it), "kind": "restates_request"})
+            out.append({**base, "rewrite": lost, "kind": "lost_fact", "flaw": ""})
+    changed = (_edit_line(it["rewrite"], perturb.flip_verdict, rng, last=True)
+               or _edit_line(it["rewrite"], perturb.change_number, rng, last=True)
+               or _edit_line(it["rewrite"], perturb.change_quantifier, rng, last=True))
+    if changed:
+        out.append({**base, "rewrite": changed, "kind": "changed_conclusion", "flaw": ""})
+    out.append({**base, "rewrite": _restate(it), "kind": "restates_request", "flaw": ""})
     return out
+
+
+def heldout_records(items, seed=1):
+    """Records {"question", "original", "rewrite", "kind"} made from the held-out items, one of each
+    kind per item (item_records with every=False): bench/faithful_quality.py's "own" set."""
+    rng = random.Random(seed)
+    return [r for it in items if held_out(it["id"]) for r in item_records(it, rng, every=False)]
+
+
+def training_records(items, seed=0):
+    """Records of the items that are not held out, one per C, X and L line (item_records)."""
+    rng = random.Random(seed)
+    return [r for it in items if not held_out(it["id"]) for r in item_records(it, rng, every=True)]
 
 
 def main():
