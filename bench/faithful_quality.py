@@ -95,12 +95,11 @@ def main():
     ap.add_argument("--show", action="store_true", help="print each flagged or missed record of the sets (not test)")
     ap.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                     help="override one of model/meta.json's thresholds (e.g. 'added cosine=0.5'), to try one")
-    ap.add_argument("--head", choices=("on", "off"), help="the model head on or off (default: model/meta.json)")
     args = ap.parse_args()
 
     t = time.perf_counter()
     thresholds = {k: float(v) for k, v in (x.split("=", 1) for x in args.threshold)}
-    checker = Checker(thresholds=thresholds, use_head=None if args.head is None else args.head == "on")
+    checker = Checker(thresholds=thresholds)
     load_s = time.perf_counter() - t
     checker_module._SHARED["checker"] = checker   # the preset's meaning_kept uses this one
     rules = load_rules()[args.rules]
@@ -124,7 +123,7 @@ def main():
                 wrong = v.flagged == (r["kind"] == "faithful")
                 if wrong:
                     print(f"--- {r.get('id', '')} [{r['kind']}] {'FALSE REJECTION' if v.flagged else 'MISSED'} "
-                          f"{v.kind} {v.direction} {v.score} {v.detail} {v.sentence!r}; lowest {v.lowest}; "
+                          f"{v.kind} {v.direction} {v.score} {v.detail} {v.sentence!r}; "
                           f"preset: {d and d['rule']}")
                     print("Q:", r["question"][:200].replace("\n", " "))
                     print("ORIGINAL:", r["original"][:500])

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from realign.faithful.antonyms import OPPOSITE
+from realign.textchecks import CARDINAL_WORDS
 from realign.faithful.text import STOP, claims, stem, words
 
-NEGATORS = frozenset("not no never without nor none neither nothing nobody nowhere".split())
+NEGATORS = frozenset("not no never without nor none neither nothing nobody nowhere cannot".split())
 # words that carry a negation in their meaning: a paraphrase may trade "not" for one of them
 NEGATIVE_MEANING = frozenset("""avoid unable fail fails failed lack lacks instead rather refuse prevent stop skip free
 except unless hardly barely rarely seldom little few only too against unlikely impossible neither away
@@ -64,6 +65,7 @@ class Finding:
     clause: str = ""
     window: list = None
     facts: tuple = ()     # (score, new words, rarity-weighted content words, content words) of the clause
+    missing: tuple = ()   # the clause's words the other side lacks
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +104,9 @@ def _phrase(m):
     return _PHRASES[m.group(1)]
 
 
+_ANSWER_WORD = re.compile(r"^\W*(?:no|yes)\b\s*[–—,.:;!-]+\s*", re.I)
+
+
 class Clause:
     """A clause: its text, its words, its content words (stems), its sentence, and whether it is a
     lead-in ("Steps", "What you need", "其他用法": the words before a colon), which says nothing."""
@@ -109,6 +114,7 @@ class Clause:
 
     def __init__(self, text, sentence, head=False):
         self.text, self.sentence, self.head = text, sentence, head
+        text = _ANSWER_WORD.sub("", text)   # a bare "No –" or "Yes," answers; it negates nothing
         self.words = words(text)
         self.content = [w for w in self.words if w not in STOP or w in NEGATORS]
         self.stems = {stem(w) for w in self.content}
@@ -219,6 +225,10 @@ def _negated(tokens, i, reach=4):
     return False
 
 
+_AUXILIARY = frozenset("""would could should can will may might must need needs have has had be is are was were been
+able get gets go make makes""".split())
+
+
 def _scopes(tokens):
     """For each negation of `tokens`, the content words right after it (its scope, up to 3);
     none for a double negative ("don't forget", "never fail to")."""
@@ -229,7 +239,7 @@ def _scopes(tokens):
             for u in tokens[i + 1:]:
                 if u in ",;:" or len(scope) == 3:
                     break
-                if u not in STOP and u not in NEGATORS:
+                if u not in STOP and u not in NEGATORS and u not in _AUXILIARY:
                     scope.append(u)
             if scope and scope[0] not in NEGATIVE_MEANING and scope[0] not in ("hesitate", "doubt"):
                 out.append(scope)
@@ -249,24 +259,39 @@ def _stands_unnegated(scope, tokens):
                 got += 1
                 j += 1
             k += 1
-        if got >= need and not _negated(tokens, i):
-            return True
+        after = tokens[k:k + 4]
+        if got >= need and not _negated(tokens, i) and not NEGATIVE_MEANING.intersection(after):
+            return True   # ("very high heat is off-limits" keeps the negation after the words)
     return False
 
 
-def polarity_flip(r, s):
+def _synonym_in(w, words_):
+    """Does `words_` hold another word with the same opposite as `w` ("large" for "big")?"""
+    opp = OPPOSITE.get(w, set())
+    return any(u != w and OPPOSITE.get(u, set()) & opp for u in words_)
+
+
+def english(clause):
+    """Is the clause English (a sixth of its words or more are English function words)? The
+    negation and antonym lists are English."""
+    return bool(clause.words) and sum(w in STOP for w in clause.words) >= len(clause.words) / 6
+
+
+def polarity_flip(r, s, share=1.0):
     """Does rewrite clause `r` flip the polarity of its source clause `s`? Returns a detail string
     or None. A word swapped for its opposite ("smaller" where the source says "larger") flips it,
     unless a negation governs one of the two ("not easy" -> "hard" is a paraphrase); a negation
     flips it when the words it governs in one clause stand in the other with no negation (nor a
     word like "avoid", "instead", "unable") before them."""
+    if not english(r):
+        return None
     rw, sw = set(r.words), set(s.words)
     whole = set(words(r.sentence))
     details = []
     for i, w in enumerate(r.tokens):
         opp = OPPOSITE.get(w)
-        if not opp or w in sw or opp & whole:   # both words of a pair in the sentence: a comparison
-            continue
+        if not opp or w in sw or opp & whole or _synonym_in(w, sw):   # both words of a pair in the sentence:
+            continue                                                 # a comparison
         for o in opp:
             if o in sw and o not in rw:
                 j = s.tokens.index(o) if o in s.tokens else -1
@@ -276,7 +301,7 @@ def polarity_flip(r, s):
     if details:
         return "; ".join(details)
     neg_r, neg_s = _negations(r.words), _negations(s.words)
-    if neg_r != neg_s:
+    if neg_r != neg_s and share >= NEGATION_ALIGNED:
         more, fewer, label = (s.tokens, r.tokens, "a negation taken away") if neg_s > neg_r else (
             r.tokens, s.tokens, "a negation added")
         hit = [sc for sc in _scopes(more) if _stands_unnegated(sc, fewer)]
@@ -352,11 +377,12 @@ def substituted(r, s, options, source_grams):
 def novelty(clause, side, question_stems=frozenset()):
     """How much of `clause` the other `side` lacks: (the rarity-weighted count of its content words
     found nowhere there, those words, the rarity-weighted count of all its content words). A word
-    of the question weighs half (for "lost": an original restating the request may lose it)."""
+    of the question weighs half (for "lost": an original restating the request may lose it).
+    Numbers, in digits or English words ("forty-five" for 45), are the number rules' to read."""
     new, seen, total = [], set(), 0.0
     for w in clause.content:
         st = stem(w)
-        if st in seen or st in LAYOUT or w.isdigit() or st in NEGATORS:
+        if st in seen or st in LAYOUT or w.isdigit() or st in NEGATORS or w in CARDINAL_WORDS:
             continue
         seen.add(st)
         weight = rarity(w) * (0.5 if st in question_stems else 1.0)
@@ -368,12 +394,12 @@ def novelty(clause, side, question_stems=frozenset()):
 
 # ---------------------------------------------------------------- verdicts
 
-_LABELS = [("partly true", "partly true"), ("partially true", "partly true"), ("half true", "partly true"),
+_LABELS = [("not true", "false"), ("not correct", "false"), ("not false", "true"), ("partly true", "partly true"), ("partially true", "partly true"), ("half true", "partly true"),
            ("mostly true", "mostly true"), ("mostly false", "mostly false"), ("misleading", "misleading"),
            ("true", "true"), ("false", "false"), ("positive", "positive"), ("negative", "negative"),
            ("mixed", "mixed"), ("neutral", "neutral"), ("correct", "true"), ("incorrect", "false"),
            ("not really", "no"), ("yes", "yes"), ("no", "no")]
-_LABEL_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k, _ in _LABELS) + r")\b", re.I)
+_LABEL_RE = re.compile(r"(?<!oh )\b(" + "|".join(re.escape(k) for k, _ in _LABELS) + r")\b", re.I)
 _LABEL = dict(_LABELS)
 _VERDICT_LINE = re.compile(r"^\W*(?:verdict|answer|final answer|label|sentiment|conclusion|bottom line|rating|"
                            r"classification|overall|in short|short answer|result)\b", re.I)
@@ -419,15 +445,25 @@ def verdict_changed(original, rewrite):
 ADDED_AT = 2.0      # rarity-weighted new words in one rewrite clause, at least, for "added"
 LOST_AT = 2.0       # ... missing words of one original clause, for "lost"
 ALIGNED = 0.6       # share of a rewrite clause's stems its source clause holds, for a flip or a swap
+NEGATION_ALIGNED = 0.75   # ... for a negation added or taken away
 
 
 _ARITHMETIC = re.compile(r"[=×÷+*/−^√]|\d\s*-\s*\d")
+HEADING_WORDS = 5   # a line of at most this many words with no full stop is a heading: it states nothing
+
+
+def heading(sentence):
+    """Is `sentence` a heading ("Practical effect", "Setting up the equation")? It claims nothing
+    to check, in either direction."""
+    s = sentence.rstrip()
+    return len(words(s)) <= HEADING_WORDS and s[-1:] not in ".!?。！？"
 
 
 def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_at=LOST_AT, code=False,
              arithmetic=False):
-    """Every Finding of one record (see the module docstring), surest first. code=True reads the
-    rewrite in the "lost" direction only (it explains code, which no word check reads);
+    """Every Finding of one record (see the module docstring), surest first. code=True (the
+    request or the original gives code) looks for no added clause: a rewrite explaining code in
+    words cannot be checked against it word for word;
     arithmetic=True (a math task) leaves worked steps ("Multiply by consumption: 4.2 × 6.5") to the
     number rules. An "added" or "lost" Finding carries in .window the sentences of the other side
     that share the most words with its clause (the checker's encoder reads them)."""
@@ -439,25 +475,26 @@ def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_a
     if detail:
         first = own.sentences[0] if own.sentences else rewrite[:80]
         out.append(Finding("verdict", "unsupported", first, 1.0, detail))
-    for c in ([] if code else own.clauses):
+    for c in own.clauses:
         if c.head:
             continue
         best, share, held = src.best(c)
         if best is not None and share >= ALIGNED and held >= 2:
-            d = polarity_flip(c, best)
+            core = c.stems - NEGATORS   # how closely the clause says its source's words, negations aside
+            d = polarity_flip(c, best, len(core & best.stems) / len(core) if core else share)
             if d:
                 out.append(Finding("contradiction", "unsupported", c.sentence, 1.0, d))
                 continue
-        if arithmetic and _ARITHMETIC.search(c.sentence):
+        if code or (arithmetic and _ARITHMETIC.search(c.sentence)) or heading(c.sentence):
             continue
         score, new, total = novelty(c, src)
         if score >= added_at:
             out.append(Finding("added", "unsupported", c.sentence, score, "new words: " + ", ".join(new), c.text,
-                               src.window(c), (score, len(new), total, len(c.stems))))
+                               src.window(c), (score, len(new), total, len(c.stems)), tuple(new)))
     # the options a question offers ("repair it or replace it?"): a rewrite must not trade them
     options = qstems if re.search(r"\bor\b", question) else set()
     grams = set().union(*(_trigrams(c.tokens) for c in src.clauses)) if options and src.clauses else set()
-    for c in ([] if code else own.whole):
+    for c in own.whole:
         best, share, held = src.best(c, whole=True)
         d = best is not None and held >= 2 and share >= ALIGNED and swapped(c, best)
         d = d or (options and next(filter(None, (substituted(c, s, options, grams) for s in src.aligned(c, 8))), None))
@@ -466,11 +503,11 @@ def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_a
     rsrc = Side([rewrite], code=True)
     osrc = Side([original])
     for c in osrc.clauses:
-        if c.head:
+        if c.head or heading(c.sentence):
             continue
         score, gone, total = novelty(c, rsrc, qstems)
         if score >= lost_at:
             out.append(Finding("lost", "lost", c.sentence, score, "missing: " + ", ".join(gone), c.text,
-                               rsrc.window(c), (score, len(gone), total, len(c.stems))))
+                               rsrc.window(c), (score, len(gone), total, len(c.stems)), tuple(gone)))
     out.sort(key=lambda f: -f.score)
     return out

@@ -15,7 +15,7 @@ large small|larger smaller|largest smallest|big small|bigger smaller|biggest sma
 easy hard|easier harder|easiest hardest|easy difficult|simple complicated|simple complex
 cheap expensive|cheaper pricier|cheapest priciest|cheap costly|inexpensive expensive
 safe dangerous|safer riskier|safe unsafe|safe risky|harmless harmful|healthy unhealthy|benign harmful
-always never|often rarely|often seldom|usually rarely|frequently rarely|frequently seldom|common rare|commonly rarely
+often rarely|often seldom|usually rarely|frequently rarely|frequently seldom|common rare|commonly rarely
 inside outside|internal external|inner outer|indoors outdoors|interior exterior
 open closed|open shut|opens closes|full empty|fill empty
 light dark|lighter darker|bright dim|brighter dimmer|light heavy|lighter heavier|lightest heaviest
@@ -42,7 +42,7 @@ attract repel|attracts repels|expand shrink|expands shrinks|expand contract|expa
 cause prevent|causes prevents|kill feed|kills feeds|rich poor|richer poorer|soft hard|softer harder|gently firmly
 gentle rough|smooth rough|smoother rougher|sharp dull|sharper duller|calm anxious|relaxed tense|active passive
 active inactive|visible invisible|legal illegal|online offline|before afterwards
-majority minority|everyone nobody|everything nothing|all none
+majority minority
 required optional|necessary unnecessary|needed unneeded|enough insufficient
 increase reduce|increases reduces|increased reduced|raise reduce|raises reduces|boost reduce|boosts reduces
 speed slow|speeds slows|accelerate decelerate|sooner later|ahead behind|win lose|winner loser|profit loss

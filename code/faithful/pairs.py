@@ -1,23 +1,19 @@
-"""Training pairs and held-out records for the faithfulness checker, made from our own texts.
+"""Training and held-out records for the faithfulness checker, made from our own texts.
 
-    python -m realign.faithful.pairs --out /tmp/pairs.jsonl     # the training pairs, one a line
+    python -m realign.faithful.pairs --out /tmp/records.jsonl     # the training records, one a line
 
 Sources: datasets/faithful/sources_*.txt, written by us (see the README there). Each item is a
-request (Q), an original answer (A), a faithful rewrite of it (R, every fact kept), plausible
-claims the answer does not make (C) and sentences that contradict it (X).
+request (Q), an original answer (A), faithful rewrites of it (R, R2: every fact kept), plausible
+claims the answer does not make (C), sentences that contradict it (X) and lines of R with one fact
+dropped or blurred (L).
 
-A pair is {"premise", "claim", "label", "kind", "direction"}: label 1 when the premise supports
-the claim. Both of the checker's directions are made the way checker.py reads a record:
-- "unsupported": a claim of a rewrite against its window in question + original;
-- "lost": a claim of the original against its window in the rewrite.
+A record is {"id", "question", "original", "rewrite", "kind", "flaw"} (item_records): the faithful
+rewrites, and rewrites with one flaw each: a C line put in, an X line in place of the sentence it
+contradicts, an L line in place of its sentence, a line dropped or a detail blurred (perturb.py),
+the last verdict, number or quantifier changed, the request restated.
 
-Negatives: the flaws of perturb.py on claims of R and A, the C and X sentences, claims of R whose
-support was taken out of the source, and, for "lost", rewrites with a claim dropped, blurred or
-contradicted. Positives: R's own claims (paraphrased and restructured by hand) and rule-made
-restructurings of A (lead-ins, split sentences, lists).
-
-Items are split by id: held_out(id) items are never trained on; bench/faithful_quality.py builds
-its record-level held-out set (heldout_records) from them.
+Items are split by id: held_out(id) items are never trained on; bench/faithful_quality.py's "own"
+set (heldout_records) is made from them, one record of each kind per item.
 """
 
 import argparse
@@ -29,11 +25,10 @@ import random
 import re
 
 from realign.faithful import perturb
-from realign.faithful.text import Source, claims, stems
+from realign.faithful.text import stems
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = os.path.join(ROOT, "datasets", "faithful")
-K = 3  # claims in a premise window (checker.py uses the same)
 
 
 _FIELD = re.compile(r"^(Q|A|R2|R|C|X|L): ?(.*)$")
@@ -78,127 +73,6 @@ def parse_sources(folder=SOURCES):
 def held_out(item_id):
     """One item in five, by a hash of its id: never trained on."""
     return hashlib.md5(item_id.encode()).digest()[0] % 5 == 0
-
-
-def _Claims(claim_list):
-    """A Source made from a list of claims (rewrites with one claim dropped or edited)."""
-    return Source(claim_list=claim_list)
-
-
-def _pair(source, claim, label, kind, direction):
-    window = [source.claims[i] for i in source.window(set(stems(claim)), K)]
-    return {"premise": " ".join(window), "window": window, "claim": claim, "label": label, "kind": kind,
-            "direction": direction}
-
-
-def item_pairs(item, rng, others=()):
-    """The training pairs of one item (see the module docstring)."""
-    q, a, r = item["question"], item["answer"], item["rewrite"]
-    src = Source([q, a])
-    a_claims, r_claims = claims(a), claims(r)
-    out = []
-    # ---- unsupported direction: rewrite-side claims against question + original
-    for c in r_claims:
-        out.append(_pair(src, c, 1, "rewrite", "unsupported"))
-    for c in a_claims:
-        name = rng.choice(list(perturb.RESTRUCTURE))
-        new = perturb.RESTRUCTURE[name](c, rng)
-        if new:
-            out.append(_pair(src, new, 1, "restructure_" + name, "unsupported"))
-    if len(a_claims) > 1:
-        i = rng.randrange(len(a_claims) - 1)
-        out.append(_pair(src, a_claims[i].rstrip(".") + ", and " + a_claims[i + 1][0].lower() + a_claims[i + 1][1:],
-                         1, "merged", "unsupported"))
-    for c in rng.sample(r_claims + a_claims, min(len(r_claims + a_claims), 8)):
-        names = list(perturb.FLAWS)
-        rng.shuffle(names)
-        for name in names:
-            new = perturb.FLAWS[name](c, rng)
-            if new and new != c:
-                out.append(_pair(src, new, 0, name, "unsupported"))
-                break
-    for c in item["claims"]:
-        out.append(_pair(src, c, 0, "added", "unsupported"))
-        if r_claims and rng.random() < 0.5:   # an added claim tacked onto a faithful sentence
-            host = rng.choice(r_claims).rstrip(".")
-            out.append(_pair(src, f"{host}, and {c[0].lower()}{c[1:]}", 0, "added_joined", "unsupported"))
-    for c in item["contradictions"]:
-        out.append(_pair(src, c, 0, "contradiction", "unsupported"))
-    for c in r_claims:  # a rewrite claim whose support is taken out of the source
-        cs = set(stems(c))
-        if len(cs) < 3 or src.covered(cs, K) < 0.6:
-            continue
-        keep = [x for x in claims(q) + a_claims if len(set(stems(x)) & cs) < 2]
-        rest = _Claims(keep)
-        if keep and len(cs & rest.all_stems) / len(cs) < 0.5:
-            out.append(_pair(rest, c, 0, "support_removed", "unsupported"))
-    if others:
-        other = rng.choice(others)
-        pool = claims(other["answer"])
-        if pool:
-            out.append(_pair(src, rng.choice(pool), 0, "unrelated", "unsupported"))
-    # ---- lost direction: original claims against the rewrite
-    rsrc = _Claims(r_claims)
-    for c in a_claims:
-        out.append(_pair(rsrc, c, 1, "kept", "lost"))
-    restructured = []
-    for c in a_claims:
-        name = rng.choice(list(perturb.RESTRUCTURE))
-        restructured.append(perturb.RESTRUCTURE[name](c, rng) or c)
-    if restructured:
-        rs = _Claims(restructured)
-        for c in rng.sample(a_claims, min(2, len(a_claims))):
-            out.append(_pair(rs, c, 1, "kept_restructured", "lost"))
-        j = rng.randrange(len(a_claims))
-        dropped = _Claims(restructured[:j] + restructured[j + 1:])
-        cs = set(stems(a_claims[j]))
-        if cs and len(cs & dropped.all_stems) / len(cs) < 0.6:
-            out.append(_pair(dropped, a_claims[j], 0, "dropped", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(3, len(r_claims))):
-        minus = _Claims(r_claims[:j] + r_claims[j + 1:])
-        for c in a_claims:
-            cs = set(stems(c))
-            if not cs:
-                continue
-            full, part = rsrc.covered(cs, K), minus.covered(cs, K)
-            if full - part >= 0.3 and len(cs & minus.all_stems) / len(cs) < 0.6:
-                out.append(_pair(minus, c, 0, "dropped", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(4, len(r_claims))):
-        blurred = perturb.blur(r_claims[j], rng)
-        if not blurred:
-            continue
-        edited = _Claims(r_claims[:j] + [blurred] + r_claims[j + 1:])
-        gone = set(stems(r_claims[j])) - set(stems(blurred)) - edited.all_stems
-        gone -= {"and", "or"}
-        for c in a_claims:
-            if gone & set(stems(c)):
-                out.append(_pair(edited, c, 0, "blurred", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(3, len(r_claims))):
-        names = list(perturb.FLAWS)
-        rng.shuffle(names)
-        for name in names:
-            new = perturb.FLAWS[name](r_claims[j], rng)
-            if new and new != r_claims[j]:
-                break
-        else:
-            continue
-        edited = _Claims(r_claims[:j] + [new] + r_claims[j + 1:])
-        rj = set(stems(r_claims[j]))
-        best = max(a_claims, key=lambda c: len(set(stems(c)) & rj) / (len(set(stems(c))) or 1), default=None)
-        if best and len(set(stems(best)) & rj) >= 0.6 * len(set(stems(best)) or {0}):
-            out.append(_pair(edited, best, 0, "contradicted_" + name, "lost"))
-    return out
-
-
-def training_pairs(items, rounds=3, seed=0):
-    """All training pairs of the items that are not held out, `rounds` draws of the rules each."""
-    train = [it for it in items if not held_out(it["id"])]
-    rng = random.Random(seed)
-    out = []
-    for _ in range(rounds):
-        for it in train:
-            out.extend(item_pairs(it, rng, [o for o in train if o is not it]))
-    return out
 
 
 def _insert_claim(rewrite, claim, rng):
@@ -362,16 +236,15 @@ def training_records(items, seed=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="JSONL file for the training pairs")
-    ap.add_argument("--rounds", type=int, default=3, help="draws of the perturbation rules per item")
+    ap.add_argument("--out", required=True, help="JSONL file for the training records")
+    ap.add_argument("--sources", default=SOURCES, help="folder of sources_*.txt")
     args = ap.parse_args()
-    pairs = training_pairs(parse_sources(), args.rounds)
+    records = training_records(parse_sources(args.sources))
     with open(args.out, "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
     from collections import Counter
-    print(f"{len(pairs)} pairs, {sum(p['label'] for p in pairs)} supported;",
-          dict(Counter(p["kind"] for p in pairs).most_common()))
+    print(f"{len(records)} records;", dict(Counter(r["kind"] for r in records).most_common()))
 
 
 if __name__ == "__main__":
