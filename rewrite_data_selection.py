@@ -38,6 +38,7 @@ from realign.constant import DEFAULT_TASK, EXAM_TASKS
 from realign.errors import UsageError
 from realign.export import OUTPUT_FORMATS, export_records
 from realign.facts import new_facts as facts_missing_from
+from realign.faithful import shared_checker
 from realign.files import all_or_nothing, write_json
 from realign.judge import Judge, JudgeSettings, as_rule
 from realign.lengths import make_length_fn
@@ -108,6 +109,34 @@ def numbers_kept(p):
     if gone:
         shown = ", ".join(repr(w) for w in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
         return f"the original's {shown} no longer appear(s) in the rewrite"
+
+
+@batched
+def meaning_kept(pairs):
+    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. Every sentence of the
+    rewrite must be supported by the question, original and evidence (else "unsupported": an added
+    claim, a contradiction, a changed conclusion); every sentence of the original must still be in
+    the rewrite (else "lost"); and the rewrite must answer the request, not restate it. The reason
+    names the sentence, the direction and the score. Batched: the model reads many records at once."""
+    verdicts = shared_checker().score_many([(p.question, p.original, p.rewrite, p.evidence, p.category in EXAM_TASKS)
+                                            for p in pairs])
+    out = []
+    for p, v in zip(pairs, verdicts):
+        if not v.flagged:
+            out.append(None)
+        elif v.direction == "restates the request":
+            out.append(reject(f"the checker: the rewrite restates the request instead of answering it "
+                              f"({v.score:.0%} of its own words are the request's): {v.sentence[:120]!r}",
+                              [v.sentence] if v.sentence in p.rewrite else []))
+        elif v.direction == "unsupported":
+            out.append(reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
+                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
+                              [v.sentence] if v.sentence in p.rewrite else []))
+        else:
+            out.append(reject(f"the checker: original sentence lost in the rewrite "
+                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
+                              original_marks=[v.sentence] if v.sentence in p.original else []))
+    return out
 
 
 # ---------------------------------------------------------------- shape rules (ReAlign paper) and ours
@@ -189,15 +218,17 @@ def final_answer_kept(p):
 
 # Faithfulness first: true_false_original accepts outright, so everything that must hold for
 # every rewrite runs before it. final_answer_kept comes before new_facts: "the answer changed
-# from 4 to 5" says more than "states '5'".
+# from 4 to 5" says more than "states '5'". meaning_kept, the slowest, runs after the cheaper
+# rules, so the model reads only what they let through, but before an outright accept: a rewrite
+# of a True/False original must not flip its verdict.
 FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
             truncated, final_answer_kept, new_facts, numbers_kept]
 
 RULESETS = {
-    "open_platypus": FAITHFUL + [true_false_original, prompt_template_leak, exam_original_too_short,
+    "open_platypus": FAITHFUL + [meaning_kept, true_false_original, prompt_template_leak, exam_original_too_short,
                                  single_char_answer_kept, length_ratio, code_consistency],
-    "alpaca": FAITHFUL + [length_ratio, code_consistency],
-    "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency],
+    "alpaca": FAITHFUL + [length_ratio, code_consistency, meaning_kept],
+    "no_robots": FAITHFUL + [not_default, planning_needs_a_plan, length_ratio, code_consistency, meaning_kept],
     "none": [],
 }
 

@@ -1,0 +1,188 @@
+"""The faithfulness checker (realign.faithful): it loads fast, catches each kind of meaning flaw on
+small hand-written cases, keeps faithful restructurings, and the filter rule names the sentence.
+
+The cases below were written for these tests: they are not in datasets/faithful/ (the training
+sources), the issue texts or the bench sets.
+"""
+
+import importlib.util
+import os
+import time
+
+import pytest
+
+from realign.faithful import Checker
+from realign.faithful.checker import LOST, RESTATES, UNSUPPORTED, restated_share
+from realign.faithful.pairs import heldout_records, held_out, parse_sources, training_pairs
+from realign.faithful.text import claims, stems
+from realign.lengths import approx_tokens
+from realign.selection import Pair
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return Checker()
+
+
+def rules_module():
+    spec = importlib.util.spec_from_file_location("rds_faithful_test", os.path.join(ROOT, "rewrite_data_selection.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Q_TEA = "How do I brew green tea properly?"
+A_TEA = ("Heat the water until it is hot but not boiling, because boiling water makes green tea bitter. "
+         "Use about one teaspoon of leaves per cup. Steep for two to three minutes, then remove the leaves. "
+         "Good green tea can be steeped a second time.")
+R_TEA = ("## Brewing green tea\n\n"
+         "1. **Water:** heat it until hot, but stop before it boils – boiling water turns green tea bitter.\n"
+         "2. **Leaves:** roughly one teaspoon per cup.\n"
+         "3. **Steep:** two to three minutes, then take the leaves out.\n\n"
+         "Good leaves can be steeped a second time.")
+
+Q_BIKE = "How do I fix a flat bicycle tyre?"
+A_BIKE = ("Take the wheel off and use tyre levers to pull one side of the tyre off the rim. Pull out the inner tube "
+          "and pump a little air into it to find the hole. Patch the hole, or fit a new tube. Before putting the tyre "
+          "back, run your fingers around the inside of it to find the thorn or glass that caused the puncture, or it "
+          "will happen again.")
+R_BIKE = ("Here's how to fix a flat:\n\n"
+          "- Remove the wheel, then lever one side of the tyre off the rim with tyre levers.\n"
+          "- Take out the inner tube and put a bit of air in it so you can find the hole.\n"
+          "- Patch the hole or replace the tube.\n"
+          "- Before refitting the tyre, feel around its inside with your fingers for the thorn or glass that "
+          "caused the puncture – otherwise you'll get another flat.")
+
+
+def test_loads_fast():
+    t = time.perf_counter()
+    Checker()
+    assert time.perf_counter() - t < 5   # about 0.3 s on an idle machine (bench/README): a shared CI box is slower
+
+
+def test_keeps_faithful_restructurings(checker):
+    for q, a, r in ((Q_TEA, A_TEA, R_TEA), (Q_BIKE, A_BIKE, R_BIKE)):
+        v = checker.check(q, a, r)
+        assert not v.flagged, v
+
+
+def test_unchanged_and_copied_text_needs_no_model(checker):
+    v = checker.check(Q_TEA, A_TEA, "In short:\n\n" + A_TEA)
+    assert not v.flagged and v.pairs == 0
+
+
+def lowest(verdict, direction):
+    return verdict.lowest.get(direction, (1.0, None))[0]
+
+
+def test_flawed_sentences_score_below_the_faithful_ones(checker):
+    """At its shipped thresholds the checker catches few contradictions and added claims (see
+    bench/README.md); what it must do is score the flawed sentence below the faithful rewrite's."""
+    faithful = lowest(checker.check(Q_TEA, A_TEA, R_TEA), UNSUPPORTED)
+    contradiction = R_TEA.replace("stop before it boils – boiling water turns", "let it boil hard – boiling water keeps")
+    assert lowest(checker.check(Q_TEA, A_TEA, contradiction), LOST) < faithful
+    added = checker.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
+    assert lowest(added, UNSUPPORTED) < faithful and "milk" in added.lowest[UNSUPPORTED][1]
+    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around")
+    assert lowest(checker.check(Q_BIKE, A_BIKE, negated), UNSUPPORTED) < lowest(checker.check(Q_BIKE, A_BIKE, R_BIKE),
+                                                                              UNSUPPORTED)
+
+
+def test_a_stricter_threshold_catches_each_kind():
+    strict = Checker(thresholds={UNSUPPORTED: 0.2, LOST: 0.4})
+    added = strict.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
+    assert added.flagged and added.direction == UNSUPPORTED and "milk" in added.sentence
+    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around").replace(
+        " – otherwise you'll get another flat", "")
+    assert strict.check(Q_BIKE, A_BIKE, negated).flagged
+
+
+def test_catches_a_lost_fact(checker):
+    bad = R_BIKE.replace("\n- Before refitting the tyre, feel around its inside with your fingers for the thorn or "
+                         "glass that caused the puncture – otherwise you'll get another flat.", "")
+    v = checker.check(Q_BIKE, A_BIKE, bad)
+    assert v.flagged and v.direction == LOST and "thorn" in v.sentence, v
+
+
+def test_a_changed_conclusion_in_words_scores_lower(checker):
+    q = "A baker makes twelve loaves and sells all but three. How many did she sell?"
+    a = "She sold twelve minus three loaves, which is nine."
+    good = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold nine loaves."
+    bad = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold eight loaves."
+    assert not checker.check(q, a, good).flagged
+    assert lowest(checker.check(q, a, bad), UNSUPPORTED) < lowest(checker.check(q, a, good), UNSUPPORTED)
+
+
+def test_catches_a_rewrite_that_restates_the_request(checker):
+    q = ("Reply to this message from my landlord and say I can't meet on Monday but Wednesday works: "
+         "\"Hello, I would like to come round on Monday morning to check the boiler and the smoke alarms. "
+         "Please let me know if that suits you. Best regards, Mark\"")
+    a = ("Hi Mark, thanks for letting me know. Unfortunately Monday doesn't work for me, but Wednesday "
+         "morning would be fine. Best wishes")
+    restated = ("Hello,\n\nI would like to come round on Monday morning to check the boiler and the smoke alarms. "
+                "Please let me know if that suits you.\n\nBest regards,\nMark")
+    assert restated_share(q, a, restated) > 0.5
+    v = checker.check(q, a, restated)
+    assert v.flagged and v.direction == RESTATES, v
+    assert not checker.check(q, a, "Hi Mark,\n\nThanks for letting me know. Monday doesn't work for me, "
+                                   "unfortunately, but Wednesday morning would be fine.\n\nBest wishes").flagged
+
+
+def test_editing_tasks_are_not_restating():
+    q = "Fix the grammar: \"me and him goes to the market every sundays to buy fresh vegetable\""
+    a = "He and I go to the market every Sunday to buy fresh vegetables."
+    assert restated_share(q, a, "He and I go to the market every Sunday to buy fresh vegetables.") == 0.0
+
+
+def test_score_many_matches_check(checker):
+    lost = R_BIKE.split("\n- Before")[0]
+    rows = [(Q_BIKE, A_BIKE, R_BIKE, ()), (Q_BIKE, A_BIKE, lost, ())]
+    many = checker.score_many(rows)
+    assert [v.flagged for v in many] == [checker.check(*row).flagged for row in rows] == [False, True]
+
+
+def test_rule_reason_names_the_sentence_and_direction():
+    from realign.faithful import checker as checker_module
+
+    module = rules_module()
+    lost = R_BIKE.split("\n- Before")[0]
+    reason = module.meaning_kept([Pair(2, Q_BIKE, A_BIKE, lost, "how_to_generation", approx_tokens)])[0]
+    assert "lost" in reason and "thorn" in reason and "score" in reason
+    assert "Before putting the tyre back" in reason.original_marks[0]
+    assert module.meaning_kept([Pair(3, Q_TEA, A_TEA, R_TEA, "how_to_generation", approx_tokens)]) == [None]
+    added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
+    shipped = checker_module._SHARED.get("checker")
+    checker_module._SHARED["checker"] = Checker(thresholds={UNSUPPORTED: 0.2})
+    try:
+        reason = module.meaning_kept([Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens)])[0]
+    finally:
+        checker_module._SHARED.pop("checker")
+        if shipped is not None:
+            checker_module._SHARED["checker"] = shipped
+    assert "unsupported" in reason and "milk" in reason and "score" in reason
+    assert "Drinking it with milk also brings out its sweetness." in reason.marks
+
+
+def test_rule_is_in_every_preset_but_none():
+    module = rules_module()
+    for name, rules in module.RULESETS.items():
+        assert (module.meaning_kept in rules) == (name != "none"), name
+
+
+def test_claims_join_lead_ins_and_read_tables():
+    text = "You will need:\n- flour\n- two eggs\n- butter\n\n| Tool | Use |\n|---|---|\n| Whisk | beating eggs |"
+    assert claims(text) == ["You will need: flour, two eggs, butter.", "Whisk: Use beating eggs."]
+    assert "not" in stems("Don't let it boil") and "befor" in stems("before it boils")
+
+
+def test_training_never_sees_held_out_items():
+    items = parse_sources()
+    held = [it for it in items if held_out(it["id"])]
+    assert held and len(held) < len(items) / 3
+    trained = {p["claim"] for p in training_pairs(items, rounds=1)}
+    for it in held:
+        assert not any(c in trained for c in claims(it["rewrite"]) if len(c) > 40), it["id"]
+    kinds = {r["kind"] for r in heldout_records(items)}
+    assert kinds == {"faithful", "added_claim", "contradiction", "lost_fact", "changed_conclusion", "restates_request"}
