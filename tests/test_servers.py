@@ -168,6 +168,39 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     assert "<|" not in text and "DRAFT" not in text
 
 
+def test_only_a_natural_stop_is_a_finished_reply(tmp_path):
+    """OpenRouter's "error", vLLM's "abort", Gemini's "OTHER", Cohere's ERROR_TOXIC, "incomplete",
+    "cancelled", a stream cut before its end, null content: none is used, each names its reason,
+    and none is tried more than twice. Gemini's "STOP" (any case) and Anthropic's "end_turn" are
+    finished answers; a 200 with no choices at all is no reason to ask one choice per call."""
+    tags = ["[[finish=error]]", "[[finish=abort]]", "[[finish=OTHER]]", "[[finish=ERROR_TOXIC]]",
+            "[[finish=incomplete]]", "[[finish=cancelled]]", "[[stream_cut]]", "[[null_content]]",
+            "[[finish=STOP]]", "[[finish=end_turn]]", "[[no_choices]]"]
+    recs = records(len(tags) + 3)
+    for i, tag in enumerate(tags):
+        recs[i]["items"][0]["value"] += f" {tag}"
+    inp = write_json(tmp_path / "in.json", recs)
+    with OpenAIFake(faithful=True) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--top_k", "2")
+        asked = [json.dumps(b) for b in bodies(srv)]
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    reasons = {f["id"]: f["reason"] for f in failed}
+    cut = "cut by the server (finish_reason {!r}), not used (all 2 candidates) (after 2 attempts)"
+    assert reasons[0] == cut.format("error") and reasons[1] == cut.format("abort")
+    assert reasons[2] == cut.format("other") and reasons[4] == cut.format("incomplete")
+    assert reasons[5] == cut.format("cancelled") and reasons[6] == cut.format("stream ended early")
+    assert reasons[3] == ("cut by the provider's content filter (finish_reason content_filter) (all 2 candidates) "
+                          "(after 2 attempts)")
+    assert reasons[7] == "empty reply (no content) (all 2 candidates) (after 2 attempts)"
+    assert sorted(reasons) == [0, 1, 2, 3, 4, 5, 6, 7, 10]
+    for i, tag in enumerate(tags[:8]):
+        assert sum(tag in a for a in asked) == 2, tag  # one more try at most
+    assert sorted(d["id"] for d in rewritten(done)) == [8, 9, 11, 12, 13]
+    assert all(b.get("n") == 2 for b in map(json.loads, asked)), "one choice per call was wrongly learned"
+    assert "adapted to the server" not in r.stdout
+
+
 @pytest.mark.parametrize("original, reply, verdict, value", [
     # an original that is itself an edited text with a "Revised response:" line
     ("Draft: teh cat.\nRevised response: The cat.", "Reasoning: bullets.\nRevised response: - Draft: teh cat.\n"

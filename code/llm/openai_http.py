@@ -44,7 +44,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from realign.endpoint import connect_failure, is_html, record_refusal, status_hint, where
 from realign.limits import RetryPolicy, retry_after_seconds
-from realign.llm.base import Backend, BackendError, completion_from_choice
+from realign.llm.base import STREAM_CUT, Backend, BackendError, completion_from_choice
 from realign.llm.shape import RequestShape
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -164,13 +164,16 @@ def reply_error(error, resp):
 def sse_reply(text):
     """A whole reply rebuilt from server-sent events (`data: {chunk}` lines, as a server that
     streams whatever it is asked sends them): {"choices": [...]} with each choice's content
-    joined, or {"error": ...} when a chunk carried one. ValueError when there is no chunk."""
-    choices, chunks = {}, 0
+    joined, or {"error": ...} when a chunk carried one. A choice whose stream ended with neither
+    a finish reason nor `data: [DONE]` (a proxy or a timeout cut it) gets the finish reason
+    base.STREAM_CUT, so that it is never used. ValueError when there is no chunk."""
+    choices, chunks, done = {}, 0, False
     for line in text.splitlines():
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
         if payload == "[DONE]":
+            done = True
             break
         chunk = json.loads(payload)
         chunks += 1
@@ -192,7 +195,8 @@ def sse_reply(text):
                 into["finish_reason"] = c["finish_reason"]
     if not chunks:
         raise ValueError("no data: lines")
-    return {"choices": [{"index": i, "finish_reason": c.get("finish_reason"), "text": "".join(c["text"]),
+    return {"choices": [{"index": i, "finish_reason": c.get("finish_reason") or (None if done else STREAM_CUT),
+                         "text": "".join(c["text"]),
                          "message": {"role": "assistant", "content": c["parts"], "refusal": c.get("refusal")}}
                         for i, c in sorted(choices.items())]}
 
@@ -341,7 +345,8 @@ class OpenAIBackend(Backend):
                     raise
                 got = await self._send(request, 1)  # the same 400 again: it was not about n
                 self._one_choice_per_call(f"the server refused n={want}: {e.reason[:160]}")
-            if len(got) < want:  # it ignores n: n calls a request from now on
+            if 0 < len(got) < want:  # it ignores n: n calls a request from now on (no choice at all is no
+                # answer about n: a blocked prompt can look like that)
                 self._one_choice_per_call(f"the server answered {len(got)} choice(s) when asked for {want}")
             texts += got
             if len(texts) >= n:

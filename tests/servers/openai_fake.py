@@ -65,6 +65,10 @@ line KEEP ORIGINAL, [[reasoning_content]] the answer as content and a draft in t
 `reasoning_content` field, [[im_end]] the chat template's end token after the answer,
 [[run_on]] the model running past its turn into a new one, [[content_filter]] a reply cut by
 the provider's filter (finish_reason content_filter), [[error200]] HTTP 200 carrying an error.
+[[finish=REASON]] half the reply with that finish reason, as sent (OpenRouter's "error", vLLM's
+"abort", Gemini's "OTHER", Cohere's "ERROR_TOXIC"); [[stream_cut]] half the reply as server-sent
+events that end with neither a finish reason nor `data: [DONE]` (a proxy cut the stream);
+[[no_choices]] HTTP 200 with `choices: []` (how a blocked prompt can look).
 """
 
 import hashlib
@@ -172,6 +176,16 @@ def planted_reply(tag, prompt):
     if tag == "content_filter":
         return reply[: len(reply) - max(3, len(good) // 2)], {}, "content_filter"
     raise ValueError(tag)
+
+
+_FINISH_TAG = re.compile(r"\[\[finish=([\w-]+)\]\]")
+
+
+def cut_reply(prompt):
+    """The faithful reply cut in half (what a provider that stops mid-answer sends)."""
+    good = faithful_text(prompt)
+    reply = f"Reasoning: the layout asks for a list, so each sentence becomes a bullet.\n\nRevised response: {good}"
+    return reply[: len(reply) - max(3, len(good) // 2)]
 
 
 def revised_text(prompt, i):
@@ -332,6 +346,18 @@ class OpenAIFake(FakeServer):
         if self.latency:
             time.sleep(self.latency)
         malformed = nth <= self.malformed_first or "[[malformed]]" in prompt
+        chat = "messages" in req
+        if "[[no_choices]]" in prompt:
+            return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion", "choices": []})
+        odd_finish = _FINISH_TAG.search(prompt)
+        if odd_finish or "[[stream_cut]]" in prompt:
+            finish = odd_finish.group(1) if odd_finish else None
+            choices = [{"index": i, "finish_reason": finish,
+                        "message": {"role": "assistant", "content": cut_reply(prompt)}}
+                       for i in range(int(req.get("n") or 1))]
+            if odd_finish:
+                return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion", "choices": choices})
+            return self._events(choices, chat, done=False)
         n = 1 if self.ignore_n else int(req.get("n") or 1)
         tag = misbehaviour(prompt)
         replies = [planted_reply(tag, prompt) if tag else
@@ -341,7 +367,6 @@ class OpenAIFake(FakeServer):
                     f"Reasoning: the layout asks for a direct answer first.\nRevised response: {revised_text(prompt, i)}",
                     {}, "stop")
                    for i in range(n)]
-        chat = "messages" in req
         if self.echo_auth:
             replies = [(f"{t}\n(sent with {headers.get('Authorization') or headers.get('authorization')})", extra, f)
                        for t, extra, f in replies]
@@ -401,8 +426,9 @@ class OpenAIFake(FakeServer):
         return [{"type": "thinking", "thinking": [{"type": "text", "text": "Revised response: DRAFT-NOT-FINAL"}]},
                 {"type": "text", "text": text}]
 
-    def _events(self, choices, chat):
-        """The choices as server-sent events: a role chunk, the content in pieces, the finish reason."""
+    def _events(self, choices, chat, done=True):
+        """The choices as server-sent events: a role chunk, the content in pieces, the finish reason
+        (none when it is None), then `data: [DONE]` (not when `done` is False: a cut stream)."""
         self._count(200)
         events = []
         for c in choices:
@@ -411,8 +437,9 @@ class OpenAIFake(FakeServer):
             for piece in pieces:
                 delta = {"delta": {"content": piece}} if chat else {"text": piece}
                 events.append({"choices": [{"index": c["index"], **delta, "finish_reason": None}]})
-            events.append({"choices": [{"index": c["index"], "delta": {}, "finish_reason": c["finish_reason"]}]})
-        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            if c["finish_reason"] is not None:
+                events.append({"choices": [{"index": c["index"], "delta": {}, "finish_reason": c["finish_reason"]}]})
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ("data: [DONE]\n\n" if done else "")
         return 200, {"Content-Type": "text/event-stream"}, body.encode()
 
 
