@@ -251,17 +251,22 @@ def test_records_too_long_for_the_context_fail_alone_even_first_and_on_every_rer
     assert "4 of them do not fit the server's context" in r.stdout
 
 
-def test_a_prompt_content_filter_fails_only_the_flagged_records(tmp_path):
-    """turn3/flagged_first.json: 12 records trip Azure's prompt filter before 6 plain ones."""
+@pytest.mark.parametrize("style, said", [
+    ("azure", "HTTP 400: The response was filtered"),
+    ("openrouter", "HTTP 403: openai/gpt-4o-mini requires moderation on OpenRouter. Your input was flagged for "
+                   "\"violence\" (reasons: violence)")])
+def test_a_prompt_content_filter_fails_only_the_flagged_records(tmp_path, style, said):
+    """turn3/flagged_first.json: 12 records trip Azure's prompt filter (400 content_filter), or
+    OpenRouter's moderation (403 with metadata.reasons), before 6 plain ones; the rerun too."""
     inp = write_json(tmp_path / "in.json", _case("flagged_first.json"))
-    with OpenAIFake(prompt_filter="TRIGGER") as srv:
-        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out")
-        sent = srv.request_count
-    assert r.returncode == 1, r.stderr
-    done, failed = outputs(tmp_path / "out")
-    assert len(rewritten(done)) == 6 and len(failed) == 12 and sent == 18
-    assert all(f["reason"].startswith("prompt caught by a content filter: HTTP 400: The response was filtered")
-               for f in failed)
+    for rerun in (False, True):
+        with OpenAIFake(prompt_filter="TRIGGER", filter_style=style) as srv:
+            r = reformat(f"{srv.url}/v1", inp, tmp_path / "out")
+            sent = srv.request_count
+        assert r.returncode == 1, r.stderr
+        done, failed = outputs(tmp_path / "out")
+        assert len(rewritten(done)) == 6 and len(failed) == 12 and sent == (12 if rerun else 18)
+        assert all(f["reason"].startswith(f"prompt caught by a content filter: {said}") for f in failed), failed[0]
 
 
 def test_an_nginx_413_page_fails_the_big_records_only(tmp_path):
@@ -486,9 +491,12 @@ def test_the_request_shape_learns_from_each_providers_wording(message, param, se
     (413, "<html><title>413 Request Entity Too Large</title></html>", "request too large"),
     (400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
      "prompt caught by a content filter"),
+    (403, "Input flagged by moderation (reasons: harassment)", "prompt caught by a content filter"),
+    (400, "Your request was rejected as a result of our safety system.", "prompt caught by a content filter"),
     (400, "Unsupported parameter: 'max_tokens' is not supported with this model.", None),
     (500, "Internal server error", None),
     (401, "Incorrect API key provided", None),
+    (403, "Project does not have access to model gpt-5", None),
 ])
 def test_which_refusals_are_about_one_record(status, message, what):
     from realign.endpoint import record_refusal

@@ -11,7 +11,8 @@ llm/runner.py owns retrying and pacing), and maps every failure to a BackendErro
 - fatal (no request can succeed): nothing listening, unknown host, a bad URL, an HTML page where
   JSON was expected, 401/403/404, a spent quota (429 `insufficient_quota`);
 - one record refused (per_record, realign.endpoint.record_refusal): a prompt over the model's
-  context, 413, a content filter on the prompt; that record fails at once, the run goes on;
+  context, 413, a content filter or moderation on the prompt (OpenRouter's 403 "flagged"); that
+  record fails at once, the run goes on;
 - other 4xx fail the one request; the runner stops the run when every request gets the same one.
 
 Each carries the endpoint (scheme://host:port/path), the server's own message and a hint where one
@@ -78,6 +79,9 @@ def error_fields(body):
     message = body.get("message") or body.get("detail") or body.get("error") or ""
     if not isinstance(message, str):
         message = json.dumps(message, ensure_ascii=False)
+    reasons = (body.get("metadata") or {}).get("reasons") if isinstance(body.get("metadata"), dict) else None
+    if isinstance(reasons, list) and reasons:  # OpenRouter's moderation: what the input was flagged for
+        message += f" (reasons: {', '.join(map(str, reasons))[:120]})"
     code = " ".join(str(body.get(k)) for k in ("code", "type", "status") if body.get(k) is not None)
     param = body.get("param") if isinstance(body.get("param"), str) else None
     return message, code, param

@@ -44,7 +44,9 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
                      llama.cpp's "exceeds the available context size", as `context_status` (400, or 500
                      as older builds send it)
     prompt_filter    Azure OpenAI's prompt content filter: a prompt holding this word gets 400
-                     content_filter (ResponsibleAIPolicyViolation)
+                     content_filter (ResponsibleAIPolicyViolation); with filter_style="openrouter",
+                     OpenRouter's moderation instead: 403 "… flagged by moderation" with
+                     metadata.reasons and flagged_input
     max_body         nginx in front: a body over this many bytes gets nginx's 413 HTML page
     error_200        (code, message): every request gets HTTP 200 carrying {"error": …} (OpenRouter)
     echo_auth        the revised response repeats the request's Authorization header (a proxy or model
@@ -200,11 +202,12 @@ class OpenAIFake(FakeServer):
                  random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
                  reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
                  context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
-                 echo_auth=False, **kw):
+                 echo_auth=False, filter_style="azure", **kw):
         super().__init__(**kw)
         self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
+        self.filter_style = filter_style
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -408,6 +411,11 @@ class OpenAIFake(FakeServer):
             return self._reply(self.context_status, {"error": {
                 "code": self.context_status, "message": CONTEXT_MESSAGE, "type": "exceed_context_size_error",
                 "n_prompt_tokens": len(prompt) // 4, "n_ctx": self.context_chars // 4}})
+        if self.prompt_filter and self.prompt_filter in prompt and self.filter_style == "openrouter":
+            return self._reply(403, {"error": {"code": 403, "message": "openai/gpt-4o-mini requires moderation on "
+                                               "OpenRouter. Your input was flagged for \"violence\"", "metadata": {
+                                                   "reasons": ["violence"], "flagged_input": prompt[-100:],
+                                                   "provider_name": "OpenAI", "model_slug": "openai/gpt-4o-mini"}}})
         if self.prompt_filter and self.prompt_filter in prompt:
             return self._reply(400, {"error": {"message": AZURE_FILTER_MESSAGE, "type": None, "param": "prompt",
                                                "code": "content_filter", "status": 400, "innererror": {
