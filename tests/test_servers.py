@@ -227,6 +227,34 @@ def test_protocol_markers_inside_the_data_are_data(original, reply, verdict, val
     assert read_reply(reply, original) == (verdict, value)
 
 
+def test_geminis_per_minute_429_worded_as_a_spent_quota_is_waited_for(tmp_path):
+    """Gemini's free tier answers a per-minute limit with "You exceeded your current quota …",
+    RESOURCE_EXHAUSTED and a RetryInfo delay: a rate limit, waited for, not a spent quota. The
+    429s come first and keep coming; every record is rewritten and the 429s are counted."""
+    inp = write_json(tmp_path / "in.json", records(12))
+    with OpenAIFake(gemini_rpm=(4, 2.0)) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--model", "gemini-2.0-flash", timeout=120)
+        statuses = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    assert len(rewritten(outputs(tmp_path / "out")[0])) == 12 and statuses.get(429, 0) >= 8
+    assert "quota is spent" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("body, spent", [
+    ('{"error": {"message": "You exceeded your current quota, please check your plan and billing details.", '
+     '"type": "insufficient_quota", "code": "insufficient_quota"}}', True),
+    ('[{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota. Please '
+     'retry in 7.96s."}}]', False),
+    ('[{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota.", '
+     '"details": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}, {"retryDelay": "50s"}]}}]', True),
+    ('{"error": {"message": "Rate limit reached for gpt-4o-mini", "code": "rate_limit_exceeded"}}', False),
+])
+def test_which_429s_mean_a_spent_quota(body, spent):
+    from realign.llm.openai_http import error_fields, quota_spent, retry_delay
+    message, code, _ = error_fields(json.loads(body))
+    assert quota_spent(code, message, retry_delay(body), body) is spent
+
+
 # ---------------------------------------------------------------- 3. a record's own refusal fails that record
 
 def _case(name):

@@ -113,6 +113,34 @@ def _per_record_error(what, status, reason, endpoint):
     return BackendError(f"{what}: {reason}", status=status, per_record=what, endpoint=endpoint, hint=hint)
 
 
+# Gemini's RetryInfo ("retryDelay": "9s", "1.5s") and its message's "Please retry in 7.96s."
+_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"|\bretry in (\d+(?:\.\d+)?)\s*s', re.I)
+# a quota that no wait within the run brings back
+_DAILY = re.compile(r"per ?day|perday|daily", re.I)
+
+
+def retry_delay(text):
+    """Seconds a 429's body asks us to wait (Gemini's RetryInfo.retryDelay, or "Please retry in
+    7.96s" in its message), or None."""
+    m = _RETRY_DELAY.search(text or "")
+    return float(m.group(1) or m.group(2)) if m else None
+
+
+def quota_spent(code, message, wait, body=""):
+    """Whether a 429 says the account's quota is spent (stop the run), not "slow down" (wait and
+    retry). OpenAI's `insufficient_quota` code is; so is a per-day quota, and "exceeded your
+    current quota" with nothing to wait for outside Gemini. Gemini words its per-minute limits the
+    same way ("You exceeded your current quota … Please retry in 9s", RESOURCE_EXHAUSTED with a
+    RetryInfo): those are rate limits, unless the body names a per-day quota (QuotaFailure's
+    quotaId "…PerDay…"). `body`: the whole error body's text."""
+    said = f"{code} {message}".lower()
+    if "insufficient_quota" in said or "billing_hard_limit" in said:
+        return True
+    if _DAILY.search(f"{said} {body}") and "quota" in said:
+        return True
+    return "exceeded your current quota" in said and wait is None and "resource_exhausted" not in said
+
+
 def status_error(err):
     """The BackendError for an HTTP error status from the SDK."""
     status, resp = err.status_code, err.response
@@ -132,14 +160,14 @@ def status_error(err):
     if what:
         return _per_record_error(what, status, reason, endpoint)
     hint = status_hint(status, f"{message} {code}", endpoint or "")
-    spent = f"{code} {message}".lower()
-    if status == 429 and ("insufficient_quota" in spent or "exceeded your current quota" in spent):
-        return BackendError(reason, status=status, fatal=True, cause="insufficient_quota", endpoint=endpoint,
-                            hint=hint)
     if status == 429:
-        headers = resp.headers if resp is not None else None
-        return BackendError(reason, status=status, overloaded=True, retry_after=retry_after_seconds(headers),
-                            endpoint=endpoint)
+        wait = retry_after_seconds(resp.headers if resp is not None else None)
+        if wait is None:
+            wait = retry_delay(text)
+        if quota_spent(code, message, wait, text):
+            return BackendError(reason, status=status, fatal=True, cause="insufficient_quota", endpoint=endpoint,
+                                hint=hint)
+        return BackendError(reason, status=status, overloaded=True, retry_after=wait, endpoint=endpoint)
     if status in (401, 403, 404):
         return BackendError(reason, status=status, fatal=True, cause=f"HTTP {status}", endpoint=endpoint, hint=hint)
     retryable = RetryPolicy().should_retry(status)

@@ -49,6 +49,9 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
                      metadata.reasons and flagged_input
     max_body         nginx in front: a body over this many bytes gets nginx's 413 HTML page
     error_200        (code, message): every request gets HTTP 200 carrying {"error": …} (OpenRouter)
+    gemini_rpm       (k, window): at most k requests per `window` s; the rest get Gemini's free-tier 429,
+                     [{"error": {"status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota
+                     …", "details": [RetryInfo retryDelay]}}] with the seconds left in the window
     echo_auth        the revised response repeats the request's Authorization header (a proxy or model
                      echoing it)
 
@@ -202,12 +205,12 @@ class OpenAIFake(FakeServer):
                  random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
                  reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
                  context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
-                 echo_auth=False, filter_style="azure", **kw):
+                 echo_auth=False, filter_style="azure", gemini_rpm=None, **kw):
         super().__init__(**kw)
         self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
-        self.filter_style = filter_style
+        self.filter_style, self.gemini_rpm, self._window = filter_style, gemini_rpm, [time.monotonic(), 0]
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -312,6 +315,10 @@ class OpenAIFake(FakeServer):
             status, message, *code = self.refuse
             return self._reply(status, {"error": {"message": message, "type": code[0] if code else "invalid_request_error",
                                                   "code": code[0] if code else None}})
+        if self.gemini_rpm:
+            refused = self._gemini_rpm()
+            if refused:
+                return refused
         if nth <= self.throttle_first:
             return self._error(429, "Rate limit reached (test)", {"Retry-After": self.retry_after})
         if self.random_429:
@@ -386,6 +393,25 @@ class OpenAIFake(FakeServer):
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
                                            "total_tokens": len(prompt.split()) + 10 * n}}, limit_headers)
+
+    def _gemini_rpm(self):
+        """Gemini's per-minute 429 (worded as a spent quota) beyond k requests a window, else None."""
+        k, window = self.gemini_rpm
+        with self.lock:
+            now = time.monotonic()
+            if now - self._window[0] >= window:
+                self._window[:] = [now, 0]
+            self._window[1] += 1
+            if self._window[1] <= k:
+                return None
+            left = max(1, math.ceil(window - (now - self._window[0])))
+        return self._reply(429, [{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": (
+            "You exceeded your current quota, please check your plan and billing details. For more information on "
+            "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."), "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                 "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{left}s"}]}}])
 
     def _refuses(self, req, prompt):
         """The refusal of a server class for this request (see the knobs), or None."""
