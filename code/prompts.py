@@ -90,6 +90,7 @@ Revised response: the complete rewritten answer, with nothing after it."""
 
 _EVIDENCE_RULE = " beyond what the evidence above supports"
 _EVIDENCE_BLOCK = "\n[Evidence]\n{evidence}\n"
+_EVIDENCE_INTRO = ", with evidence retrieved for it"
 # The record's own system prompt ("Always answer in French", "Reply only with JSON") binds the
 # rewrite as it bound the original answer; where it and the layout disagree, it wins.
 _SYSTEM_BLOCK = "\n[System prompt the answer was written under]\n{system}\n"
@@ -110,6 +111,13 @@ def format_evidence(evidence, limit=MAX_EVIDENCE_CHARS):
     return "\n".join(lines)
 
 
+# Every text the rewrite prompt is made of, besides the task's description and layout
+# (constant.py): textchecks.echoed_prompt looks for these in replies. A new piece of the rewrite
+# prompt belongs here; other prompts (the classifier's) do not.
+REWRITE_PROMPT_PARTS = (SYSTEM_PROMPT, REWRITE_TEMPLATE, _EVIDENCE_RULE, _EVIDENCE_BLOCK, _EVIDENCE_INTRO,
+                        _SYSTEM_BLOCK, _SYSTEM_RULE, KEEP_MARKER)
+
+
 def build_rewrite_messages(task, question, response, evidence=None, system=None):
     """Chat messages asking to rewrite `response` into `task`'s format (evidence and the
     record's own system prompt optional)."""
@@ -122,7 +130,7 @@ def build_rewrite_messages(task, question, response, evidence=None, system=None)
         evidence_rule=_EVIDENCE_RULE if block else "",
         question=question,
         response=response,
-        evidence_intro=", with evidence retrieved for it" if block else "",
+        evidence_intro=_EVIDENCE_INTRO if block else "",
         evidence_block=_EVIDENCE_BLOCK.format(evidence=block) if block else "",
         keep_marker=KEEP_MARKER,
         system_block=_SYSTEM_BLOCK.format(system=system) if system else "",

@@ -219,13 +219,12 @@ class PromptWording:
 
 @lru_cache(maxsize=1)
 def prompt_wording():
-    """Everything we put in a rewrite prompt: every text constant of realign.prompts (system
-    prompt, template, section labels, added rules) and the task descriptions and layouts of
-    constant.py, with the {placeholders} taken out."""
+    """Everything we put in a rewrite prompt: the texts it is built from
+    (prompts.REWRITE_PROMPT_PARTS: system prompt, template, section labels, added rules) and the
+    task descriptions and layouts of constant.py, with the {placeholders} taken out."""
     from realign import prompts  # the rewrite prompt lives there; imported late: prompts imports us
 
-    own = [v for k, v in vars(prompts).items()  # the rewrite prompt's texts, not the classifier's
-           if k.isupper() and isinstance(v, str) and len(v) > 12 and "CLS" not in k and "CLASSIFIER" not in k]
+    own = list(prompts.REWRITE_PROMPT_PARTS)
     grams, labels, pieces = set(), set(), []
     for text in own + list(TASK_DESCRIPTIONS.values()) + list(TASK_FORMATS.values()):
         for piece in _PLACEHOLDER.split(text):

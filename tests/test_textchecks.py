@@ -148,3 +148,17 @@ def test_number_words_must_survive_but_a_rewrite_may_count_its_parts():
     assert sel.numbers_kept(pair(original, "1. Steep the coffee for eighteen hours.")) is not None
     assert sel.numbers_kept(pair(original, "1. Steep the coffee for 12 hours.")) is None
     assert new_facts("There are two ways: flexbox and grid.", ["Use flexbox or grid."]) == []
+
+
+def test_the_prompt_wording_is_the_rewrite_prompts_only():
+    """Other prompts living in realign.prompts (the classifier's) are not what a rewrite echoes:
+    their labels and lines would reject faithful rewrites."""
+    from realign.textchecks import prompt_wording
+    w = prompt_wording()
+    other = prompts.TASKS_SYSTEM_PROMPT if hasattr(prompts, "TASKS_SYSTEM_PROMPT") else prompts.PROMPT_INPUT_FOR_TASK_CLS
+    import re as _re
+    own = "\n".join(prompts.REWRITE_PROMPT_PARTS).lower()
+    for label in _re.findall(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", other, _re.M):
+        if label.lower() + ":" not in own:
+            assert label.lower() + ":" not in w.phrases and not (w.line_labels and w.line_labels.search(label.lower() + ":"))
+    assert echoed_prompt("revised response: x") and "revised response:" in w.phrases
