@@ -141,8 +141,9 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     """Trailing end tokens are stripped; a reply running into a new turn, one cut by a content
     filter and one cut at the token limit in Gemini's upper case are not used (and the filtered
     one is not retried five times)."""
-    tags = {0: "[[im_end]]", 1: "[[run_on]]", 2: "[[content_filter]]", 3: "[[truncate]]"}
-    recs = records(6)
+    tags = {0: "[[im_end]]", 1: "[[run_on]]", 2: "[[content_filter]]", 3: "[[truncate]]", 6: "[[gemma_eos]]",
+            7: "[[llama4_eot]]", 8: "[[cohere_eot]]"}
+    recs = records(9)
     for i, tag in tags.items():
         recs[i]["items"][0]["value"] += f" {tag}"
     inp = write_json(tmp_path / "in.json", recs)
@@ -157,15 +158,18 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     assert reasons[2] == "cut by the provider's content filter (finish_reason content_filter) (after 2 attempts)"
     assert reasons[3] == "truncated at --target_length 4096 (after 2 attempts)"
     assert sum("[[content_filter]]" in a for a in asked) == 2  # one more try at most, not five
-    assert done[0]["id"] == 0
-    assert done[0]["items"][1]["revised_response"] == "- The answer is 0.\n- It follows from the rule."
+    assert sorted(reasons) == [1, 2, 3]
+    for rec in done:
+        if rec["id"] in (0, 6, 7, 8):  # end tokens of ChatML, Gemma, Llama 4, Command-R stripped
+            i = rec["id"]
+            assert rec["items"][1]["revised_response"] == f"- The answer is {i}.\n- It follows from the rule."
     merged, final = tmp_path / "merged.json", tmp_path / "final.json"
     assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
                       "--final_output_path", merged, "--allow_partial").returncode == 0
     assert run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path",
                       merged, "--output_path", final).returncode == 0
     text = final.read_text(encoding="utf-8")
-    assert "<|" not in text and "DRAFT" not in text
+    assert "<|" not in text and "DRAFT" not in text and "<eos>" not in text and "<end_of_turn>" not in text
 
 
 def test_only_a_natural_stop_is_a_finished_reply(tmp_path):

@@ -68,6 +68,7 @@ of the prompt handed back, [[new_number]] a number changed and one added, [[new_
 invented person and year, [[same]] one short text whatever the record, [[keep]] the valve
 line KEEP ORIGINAL, [[reasoning_content]] the answer as content and a draft in the separate
 `reasoning_content` field, [[im_end]] the chat template's end token after the answer,
+[[gemma_eos]], [[llama4_eot]], [[cohere_eot]] those families' end tokens after it (END_TOKENS),
 [[run_on]] the model running past its turn into a new one, [[content_filter]] a reply cut by
 the provider's filter (finish_reason content_filter), [[error200]] HTTP 200 carrying an error.
 [[finish=REASON]] half the reply with that finish reason, as sent (OpenRouter's "error", vLLM's
@@ -99,7 +100,8 @@ REFUSAL = "I'm sorry, but I can't help with that request."
 SAME_TEXT = "Sure! Here is a clear, well-structured answer to your question."
 MISBEHAVIOURS = ("think", "think_open", "think_unclosed", "truncate", "fence", "fence_revised", "refusal_field",
                  "null_content", "refuse_label", "echo", "new_number", "new_name", "same", "keep",
-                 "reasoning_content", "im_end", "run_on", "content_filter")
+                 "reasoning_content", "im_end", "run_on", "content_filter", "gemma_eos", "llama4_eot", "cohere_eot")
+END_TOKENS = {"gemma_eos": "<end_of_turn>\n<eos>", "llama4_eot": "<|eot|>", "cohere_eot": "<|END_OF_TURN_TOKEN|>"}
 NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
              b"Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n")
 CONTEXT_MESSAGE = "the request exceeds the available context size, try increasing it"
@@ -176,6 +178,8 @@ def planted_reply(tag, prompt):
         return reply, {"reasoning_content": "Revised response: DRAFT-NOT-FINAL"}, "stop"
     if tag == "im_end":
         return f"{reply}<|im_end|>\n<|endoftext|>", {}, "stop"
+    if tag in END_TOKENS:
+        return f"{reply}{END_TOKENS[tag]}", {}, "stop"
     if tag == "run_on":
         return f"{reply}<|im_end|>\n<|im_start|>user\nThanks! Now add a joke.<|im_end|>", {}, "stop"
     if tag == "content_filter":
