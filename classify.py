@@ -20,7 +20,8 @@ calibrated probability (0-1) that its task is right, and items[0]["category_sour
 The cascade: with --fallback_model, the records the embedded model is unsure of (confidence under
 --fallback_below, default 0.8) go to that LLM (an OpenAI-compatible endpoint at --base_url, vLLM on
 a local GPU, or the embedded GGUF model with --fallback_backend local); their category_source
-becomes "llm". The GAIR/ReAlign-Task-Classifier gets the spec's classifier prompt verbatim, any
+becomes "llm", unless the LLM names a task the embedded model gives under --fallback_guard (0.01):
+then the embedded label stays. The GAIR/ReAlign-Task-Classifier gets the spec's classifier prompt verbatim, any
 other model our prompt with the 46 task descriptions (--llm_prompt). A reply that names no task
 keeps the embedded label and is counted in the summary. Run it on an earlier output to send only
 that output's unsure records. --dry_run prints how many records would go to the LLM and the
@@ -46,10 +47,10 @@ from collections import Counter
 
 from realign.bars import progress_bar
 from realign.classifier.backends import (GAIR_MODEL, PROMPTS, LLMLabels, LLMSettings, classify_embedded,
-                                         classify_llm, estimate_llm, prompt_for)
+                                         classify_llm, estimate_llm, overrule, prompt_for)
 from realign.classifier.data import load_labeled, load_real
 from realign.classifier.metrics import THRESHOLDS, accuracy, coverage_report, report
-from realign.classifier.model import FALLBACK_BELOW, MIN_REJECT_CONFIDENCE
+from realign.classifier.model import FALLBACK_BELOW, FALLBACK_GUARD, MIN_REJECT_CONFIDENCE
 from realign.cli import add_ray_flags, check_flags, check_not_input, ray_settings, run
 from realign.constant import DEFAULT_TASK, RAG_TASKS, REWRITE_TASKS
 from realign.convert import FORMATS, BadRecordError, load_any, parse_field_map, rejected_path, write_rejected
@@ -100,6 +101,9 @@ def parse_args(argv=None):
     g.add_argument("--fallback_below", type=float, default=FALLBACK_BELOW, metavar="P",
                    help=f"confidence under which a record goes to the LLM (default {FALLBACK_BELOW}: at or above "
                         "it the embedded model is right about 4 times in 5 on human-written prompts)")
+    g.add_argument("--fallback_guard", type=float, default=FALLBACK_GUARD, metavar="P",
+                   help=f"keep the embedded label where the LLM names a task the embedded model gives under P "
+                        f"(default {FALLBACK_GUARD}: a small LLM's stray answers; 0 takes every answer)")
     g.add_argument("--dry_run", action="store_true",
                    help="print how many records would go to the LLM and what they would cost; write nothing")
     g.add_argument("--price_in", type=float, default=None, help="$ per 1M input tokens (for the cost lines)")
@@ -150,7 +154,7 @@ def check_args(args):
         raise UsageError("--dry_run estimates a classification run; it does not go with --train or --eval")
     check_flags(args, at_least={"concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1, "threads": 1},
                 positive=("rpm", "request_timeout"))
-    for name in ("min_confidence", "min_reject_confidence", "fallback_below"):
+    for name in ("min_confidence", "min_reject_confidence", "fallback_below", "fallback_guard"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise UsageError(f"--{name} is a probability between 0 and 1, got {getattr(args, name):g}")
     for name in ("price_in", "price_out"):
@@ -208,6 +212,10 @@ class Classifiers:
             return classify_llm_ray(texts, self.config, self.settings, ray_settings(self.args))
         return classify_llm(texts, self.config, self.settings)
 
+    def guarded(self, result, texts):
+        """The LLM's answers with those the embedded model all but ruled out set aside."""
+        return overrule(result, texts, self.args.fallback_guard, self.model_dir)
+
     def estimate(self, texts):
         return estimate_llm(texts, self.model, self.settings)
 
@@ -227,8 +235,10 @@ def cost_text(args, tokens_in, tokens_out):
 def llm_line(args, clf, sent, result):
     """The summary line of what the LLM did."""
     answered = sum(label is not None for label in result.labels)
+    overruled = (f", {len(result.overruled)} overruled (a task the embedded model gives under "
+                 f"{args.fallback_guard:g})") if result.overruled else ""
     line = (f"LLM {clf.describe()}: {sent} records sent, {answered} labelled, {len(result.unreadable)} unreadable "
-            f"replies, {len(result.failures)} failed; {result.calls} requests, "
+            f"replies{overruled}, {len(result.failures)} failed; {result.calls} requests, "
             f"{cost_text(args, result.tokens_in, result.tokens_out)} (estimated from the text)")
     if result.unreadable:
         line += f"\nunreadable replies (first: {result.unreadable[min(result.unreadable)]})"
@@ -308,7 +318,7 @@ def evaluate(args, clf):
     if not args.fallback_model:
         return 0
     send = [i for i, c in enumerate(confidences) if c < args.fallback_below]
-    result = clf.llm([texts[i] for i in send])
+    result = clf.guarded(clf.llm([texts[i] for i in send]), [texts[i] for i in send])
     cascade = list(labels)
     for i, label in zip(send, result.labels):
         cascade[i] = label or cascade[i]
@@ -318,8 +328,8 @@ def evaluate(args, clf):
     if send:
         sent_gold = [gold[i] for i in send]
         print(f"on those {len(send)}: embedded {accuracy(sent_gold, [labels[i] for i in send]):.1%}, "
-              f"LLM {accuracy(sent_gold, [cascade[i] for i in send]):.1%} (unreadable and failed replies keep the "
-              "embedded label)")
+              f"cascade {accuracy(sent_gold, [cascade[i] for i in send]):.1%} (unreadable, overruled and failed "
+              "replies keep the embedded label)")
     print(f"all {len(texts)}: embedded alone {accuracy(gold, labels):.1%}, cascade {accuracy(gold, cascade):.1%}\n")
     print(report(gold, cascade))
     return 1 if result.failures else 0
@@ -406,7 +416,8 @@ def classify(args, clf):
             set_label(records[i], label, EMBEDDED, confidence)
         if args.fallback_model:
             sent = [i for i, rec in enumerate(records) if unsure(rec, args.fallback_below)]
-            result = clf.llm([question(records[i]) for i in sent])
+            sent_texts = [question(records[i]) for i in sent]
+            result = clf.guarded(clf.llm(sent_texts), sent_texts)
             for i, label in zip(sent, result.labels):
                 if label is not None:
                     set_label(records[i], label, LLM)

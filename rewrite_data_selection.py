@@ -267,9 +267,10 @@ def parse_args(argv=None):
     p.add_argument("--dry_run", action="store_true",
                    help="apply the rules and print what would be kept and what the judge would be asked (and "
                         "its cost, with --price_in/--price_out); write nothing, ask nothing")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes that apply the rules, each on one CPU (default: the CPUs this process may "
-                        "use, at most 8; runs of up to 2,000 rewrites use one)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that apply the rules, each pinned to one CPU (default 1: the checker's model "
+                        "already runs on every CPU in threads; more help on many-core machines, where the "
+                        "rules' own Python work adds up)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("LLM judge (optional): an LLM reads every rewrite the rules accept and rejects one "
                              "that states what the original does not support or loses a fact of it")
@@ -294,10 +295,6 @@ def parse_args(argv=None):
     g.add_argument("--price_in", type=float, default=None, help="$ per 1M judge input tokens (for --dry_run)")
     g.add_argument("--price_out", type=float, default=None, help="$ per 1M judge output tokens (for --dry_run)")
     return p.parse_args(argv)
-
-
-def usable_cpus():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def make_judge(args, length):
@@ -349,7 +346,7 @@ def main(argv=None):
                         args.changed_input)
     rules = RULESETS[args.rules] + ([as_rule(judge, judge_reason)] if judge else [])
     try:
-        out, stats, decisions = select(joined, rules, length, workers=args.workers or min(usable_cpus(), 8),
+        out, stats, decisions = select(joined, rules, length, workers=args.workers,
                                        progress=not args.quiet)
     finally:
         if judge:

@@ -15,7 +15,8 @@ Transient (retried, backoff): timeouts, 5xx, 429 rate limits, dropped connection
 JSON, 401/403/404, a spent quota. The runner stops a run on those (realign.llm.runner).
 Refusals of one record (record_refusal): a prompt longer than the model's context (llama.cpp says
 so even as a 500), a request too large for the server or a proxy (413), a content filter on the
-prompt. They fail that record alone and say nothing about the endpoint.
+prompt (Azure's 400 content_filter, OpenRouter's 403 "flagged" by moderation). They fail that
+record alone and say nothing about the endpoint.
 """
 
 import re
@@ -122,7 +123,12 @@ _CONTEXT = re.compile(
 # A content filter on the prompt: Azure OpenAI's 400 content_filter (ResponsibleAIPolicyViolation),
 # OpenAI's invalid_prompt, LiteLLM's ContentPolicyViolationError.
 _FILTER = re.compile(r"content[_ ]?filter|content management policy|responsibleaipolicyviolation"
-                     r"|content[_ ]?policy[_ ]?violation|flagged as potentially violating|invalid_prompt", re.I)
+                     r"|content[_ ]?policy[_ ]?violation|flagged as potentially violating|invalid_prompt"
+                     r"|rejected as a result of our safety system", re.I)
+# A moderation refusal of the prompt: OpenRouter's 403 "… requires moderation … Your input was
+# flagged for …" (metadata.reasons, flagged_input), and gateways' "flagged by moderation". A 403
+# otherwise means the key may not use the model, which every request gets.
+_MODERATION = re.compile(r"\bflagged\b|flagged_input|moderation", re.I)
 
 
 def record_refusal(status, text):
@@ -134,6 +140,8 @@ def record_refusal(status, text):
     if status in (200, 400, 422, 500) and _CONTEXT.search(text or ""):
         return "context size exceeded"
     if status in (200, 400, 422) and _FILTER.search(text or ""):
+        return "prompt caught by a content filter"
+    if status in (200, 400, 403, 422) and _MODERATION.search(text or ""):
         return "prompt caught by a content filter"
     return None
 

@@ -260,11 +260,13 @@ def _in_processes(pairs, rules, workers, chunk, progress):
 def apply_rules(pairs, rules, workers=1, chunk=CHUNK, progress=None):
     """{index into pairs: (accepted, rule name or None, reason or None)} for every pair. The rules
     before the first whole_run rule run in `workers` processes (one when there are no more
-    records than `chunk`); a pair no rule objects to is accepted."""
+    records than `chunk`), at most `chunk` records at a time; a pair no rule objects to is
+    accepted."""
     split = next((k for k, r in enumerate(rules) if getattr(r, "whole_run", False)), len(rules))
     local, rest = rules[:split], rules[split:]
     if workers > 1 and len(pairs) > chunk and "fork" in multiprocessing.get_all_start_methods():
-        decided, pending = _in_processes(pairs, local, workers, chunk, progress)
+        share = -(-len(pairs) // (4 * workers))  # four chunks a worker at least, so that none idles long
+        decided, pending = _in_processes(pairs, local, workers, max(min(chunk, share), 250), progress)
     else:
         decided, pending = run_rules(pairs, range(len(pairs)), local)
         if progress is not None:

@@ -93,7 +93,7 @@ def test_only_the_unsure_records_go_to_the_llm(tmp_path, capsys, confidences):
     questions = SURE + UNSURE
     inp = write_json(tmp_path / "in.json", [{"instruction": q, "output": "x"} for q in questions])
     out = tmp_path / "out.json"
-    with ClassifierFake(answer=lambda q: "data_generation") as srv:
+    with ClassifierFake(answer=lambda q: "explain_answer") as srv:
         code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", out, "--quiet",
                                        "--fallback_model", "small-llm", "--base_url", f"{srv.url}/v1")
         bodies = [json.loads(r["body"]) for r in srv.requests]
@@ -104,7 +104,7 @@ def test_only_the_unsure_records_go_to_the_llm(tmp_path, capsys, confidences):
     for q in SURE:
         assert got[q]["category_source"] == "embedded" and got[q]["category_confidence"] >= FALLBACK_BELOW
     for q in UNSURE:
-        assert got[q]["category"] == "data_generation" and got[q]["category_source"] == "llm"
+        assert got[q]["category"] == "explain_answer" and got[q]["category_source"] == "llm"
         assert "category_confidence" not in got[q]
     assert f"LLM small-llm (openai, tasks prompt): {len(UNSURE)} records sent, {len(UNSURE)} labelled, " \
            "0 unreadable replies, 0 failed; 1 requests, ~" in stdout
@@ -170,13 +170,13 @@ def test_a_rerun_sends_only_what_failed_or_was_unsure_and_unanswered(tmp_path, c
     inp = write_json(tmp_path / "in.json", [make_record(i, q=q, cat=None) for i, q in enumerate(questions)])
     out1, out2 = tmp_path / "out1.json", tmp_path / "out2.json"
     flags = ["--quiet", "--fallback_model", "m", "--max_retries", "0"]
-    with ClassifierFake(answer=lambda q: "data_generation") as srv:
+    with ClassifierFake(answer=lambda q: "explain_answer") as srv:
         code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", out1, *flags,
                                        "--base_url", f"{srv.url}/v1")
     assert code == 1 and "1 records could not be classified (they keep the embedded model's label)" in stdout
     failed = firsts(out1)[-1]
     assert failed["category_source"] == "embedded" and failed["category_confidence"] < FALLBACK_BELOW
-    with ClassifierFake(answer=lambda q: "data_generation") as srv:
+    with ClassifierFake(answer=lambda q: "explain_answer") as srv:
         srv_queries = srv.queries
         stripped = [dict(rec) for rec in read(out1)]
         stripped[-1]["items"][0]["value"] = UNSURE[0] + " (again)"  # the server is fixed: no more 500
@@ -186,6 +186,24 @@ def test_a_rerun_sends_only_what_failed_or_was_unsure_and_unanswered(tmp_path, c
     assert code == 0 and srv_queries == [UNSURE[0] + " (again)"]
     assert "5 kept their category" in stdout
     assert [f["category_source"] for f in firsts(out2)] == ["embedded"] * len(SURE) + ["llm", "llm"]
+
+
+def test_an_answer_the_embedded_model_all_but_ruled_out_is_overruled(tmp_path, capsys, confidences):
+    """A small LLM's stray answer (data_generation for "Describe the water cycle.", which the
+    embedded model gives well under 1 %) keeps the embedded label; --fallback_guard 0 takes it."""
+    inp = write_json(tmp_path / "in.json", [{"instruction": q, "output": "x"} for q in UNSURE])
+    with ClassifierFake(answer=lambda q: "data_generation") as srv:
+        code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", tmp_path / "a.json",
+                                       "--quiet", "--fallback_model", "m", "--base_url", f"{srv.url}/v1")
+        assert code == 0 and "1 records sent, 0 labelled, 0 unreadable replies, 1 overruled (a task the embedded " \
+                             "model gives under 0.01), 0 failed" in stdout
+        (first,) = firsts(tmp_path / "a.json")
+        assert first["category_source"] == "embedded" and first["category"] != "data_generation"
+        code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", tmp_path / "b.json",
+                                       "--quiet", "--fallback_model", "m", "--base_url", f"{srv.url}/v1",
+                                       "--fallback_guard", "0")
+        (first,) = firsts(tmp_path / "b.json")
+        assert code == 0 and first["category"] == "data_generation" and first["category_source"] == "llm"
 
 
 def test_an_embedded_run_then_the_cascade_on_its_output(tmp_path, capsys, confidences):

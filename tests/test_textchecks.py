@@ -95,9 +95,19 @@ def test_the_reader_and_the_code_rule_read_one_fence():
     ("The answer is 4.<|im_end|>", "<|im_end|>"), ("Done.<|endoftext|>", "<|endoftext|>"),
     ("Done.<|eot_id|>", "<|eot_id|>"), ("Done.<end_of_turn>\n", "<end_of_turn>"), ("Done.</s>", "</s>"),
     ("Use <b>bold</b> and a | b.", None), ("x < y and [1, 2]", None),
+    ("Done.<eos>", "<eos>"), ("Done.<|eot|>", "<|eot|>"), ("Done.<|END_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+    ("x<|header_start|>user<|header_end|>", "<|header_start|>"), ("a <|channel|>final", "<|channel|>"),
+    ("a || b and x <| y |> z", None),
 ])
 def test_template_tokens(text, token):
     assert template_token(text) == token
+
+
+@pytest.mark.parametrize("end", ["<eos>", "<|eot|>", "<|eot_id|>", "<|END_OF_TURN_TOKEN|>", "</s>", "<end_of_turn>",
+                                 "<|end|>", "<end_of_turn>\n<eos>", "<|im_end|>\n<|endoftext|>", "<|return|>",
+                                 "<|eom_id|>", "<|end_of_text|>"])
+def test_every_families_end_tokens_trailing_a_reply_are_stripped(end):
+    assert read_reply(f"Revised response: - A.{end}\n", "A.") == (REPLY_OK, "- A.")
 
 
 def test_refusal_phrase_names_the_phrase():
@@ -148,3 +158,17 @@ def test_number_words_must_survive_but_a_rewrite_may_count_its_parts():
     assert sel.numbers_kept(pair(original, "1. Steep the coffee for eighteen hours.")) is not None
     assert sel.numbers_kept(pair(original, "1. Steep the coffee for 12 hours.")) is None
     assert new_facts("There are two ways: flexbox and grid.", ["Use flexbox or grid."]) == []
+
+
+def test_the_prompt_wording_is_the_rewrite_prompts_only():
+    """Other prompts living in realign.prompts (the classifier's) are not what a rewrite echoes:
+    their labels and lines would reject faithful rewrites."""
+    from realign.textchecks import prompt_wording
+    w = prompt_wording()
+    other = prompts.TASKS_SYSTEM_PROMPT if hasattr(prompts, "TASKS_SYSTEM_PROMPT") else prompts.PROMPT_INPUT_FOR_TASK_CLS
+    import re as _re
+    own = "\n".join(prompts.REWRITE_PROMPT_PARTS).lower()
+    for label in _re.findall(r"^([A-Z][a-z]+(?: [a-z]+){0,3}):", other, _re.M):
+        if label.lower() + ":" not in own:
+            assert label.lower() + ":" not in w.phrases and not (w.line_labels and w.line_labels.search(label.lower() + ":"))
+    assert echoed_prompt("revised response: x") and "revised response:" in w.phrases

@@ -62,6 +62,7 @@ CHUNK = 4096  # instructions predicted at a time
 CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
 MIN_REJECT_CONFIDENCE = 0.7  # `rejecting` only from this confidence up (see bench/README.md)
 FALLBACK_BELOW = 0.8  # classify.py --fallback_model: records under this confidence go to the LLM
+FALLBACK_GUARD = 0.01  # ...and its answer is taken unless the embedded model gives that task less
 REJECTING = "rejecting"
 
 

@@ -11,7 +11,8 @@ llm/runner.py owns retrying and pacing), and maps every failure to a BackendErro
 - fatal (no request can succeed): nothing listening, unknown host, a bad URL, an HTML page where
   JSON was expected, 401/403/404, a spent quota (429 `insufficient_quota`);
 - one record refused (per_record, realign.endpoint.record_refusal): a prompt over the model's
-  context, 413, a content filter on the prompt; that record fails at once, the run goes on;
+  context, 413, a content filter or moderation on the prompt (OpenRouter's 403 "flagged"); that
+  record fails at once, the run goes on;
 - other 4xx fail the one request; the runner stops the run when every request gets the same one.
 
 Each carries the endpoint (scheme://host:port/path), the server's own message and a hint where one
@@ -44,7 +45,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from realign.endpoint import connect_failure, is_html, record_refusal, status_hint, where
 from realign.limits import RetryPolicy, retry_after_seconds
-from realign.llm.base import Backend, BackendError, completion_from_choice
+from realign.llm.base import STREAM_CUT, Backend, BackendError, completion_from_choice
 from realign.llm.shape import RequestShape
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -78,6 +79,9 @@ def error_fields(body):
     message = body.get("message") or body.get("detail") or body.get("error") or ""
     if not isinstance(message, str):
         message = json.dumps(message, ensure_ascii=False)
+    reasons = (body.get("metadata") or {}).get("reasons") if isinstance(body.get("metadata"), dict) else None
+    if isinstance(reasons, list) and reasons:  # OpenRouter's moderation: what the input was flagged for
+        message += f" (reasons: {', '.join(map(str, reasons))[:120]})"
     code = " ".join(str(body.get(k)) for k in ("code", "type", "status") if body.get(k) is not None)
     param = body.get("param") if isinstance(body.get("param"), str) else None
     return message, code, param
@@ -109,6 +113,34 @@ def _per_record_error(what, status, reason, endpoint):
     return BackendError(f"{what}: {reason}", status=status, per_record=what, endpoint=endpoint, hint=hint)
 
 
+# Gemini's RetryInfo ("retryDelay": "9s", "1.5s") and its message's "Please retry in 7.96s."
+_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"|\bretry in (\d+(?:\.\d+)?)\s*s', re.I)
+# a quota that no wait within the run brings back
+_DAILY = re.compile(r"per ?day|perday|daily", re.I)
+
+
+def retry_delay(text):
+    """Seconds a 429's body asks us to wait (Gemini's RetryInfo.retryDelay, or "Please retry in
+    7.96s" in its message), or None."""
+    m = _RETRY_DELAY.search(text or "")
+    return float(m.group(1) or m.group(2)) if m else None
+
+
+def quota_spent(code, message, wait, body=""):
+    """Whether a 429 says the account's quota is spent (stop the run), not "slow down" (wait and
+    retry). OpenAI's `insufficient_quota` code is; so is a per-day quota, and "exceeded your
+    current quota" with nothing to wait for outside Gemini. Gemini words its per-minute limits the
+    same way ("You exceeded your current quota … Please retry in 9s", RESOURCE_EXHAUSTED with a
+    RetryInfo): those are rate limits, unless the body names a per-day quota (QuotaFailure's
+    quotaId "…PerDay…"). `body`: the whole error body's text."""
+    said = f"{code} {message}".lower()
+    if "insufficient_quota" in said or "billing_hard_limit" in said:
+        return True
+    if _DAILY.search(f"{said} {body}") and "quota" in said:
+        return True
+    return "exceeded your current quota" in said and wait is None and "resource_exhausted" not in said
+
+
 def status_error(err):
     """The BackendError for an HTTP error status from the SDK."""
     status, resp = err.status_code, err.response
@@ -128,14 +160,14 @@ def status_error(err):
     if what:
         return _per_record_error(what, status, reason, endpoint)
     hint = status_hint(status, f"{message} {code}", endpoint or "")
-    spent = f"{code} {message}".lower()
-    if status == 429 and ("insufficient_quota" in spent or "exceeded your current quota" in spent):
-        return BackendError(reason, status=status, fatal=True, cause="insufficient_quota", endpoint=endpoint,
-                            hint=hint)
     if status == 429:
-        headers = resp.headers if resp is not None else None
-        return BackendError(reason, status=status, overloaded=True, retry_after=retry_after_seconds(headers),
-                            endpoint=endpoint)
+        wait = retry_after_seconds(resp.headers if resp is not None else None)
+        if wait is None:
+            wait = retry_delay(text)
+        if quota_spent(code, message, wait, text):
+            return BackendError(reason, status=status, fatal=True, cause="insufficient_quota", endpoint=endpoint,
+                                hint=hint)
+        return BackendError(reason, status=status, overloaded=True, retry_after=wait, endpoint=endpoint)
     if status in (401, 403, 404):
         return BackendError(reason, status=status, fatal=True, cause=f"HTTP {status}", endpoint=endpoint, hint=hint)
     retryable = RetryPolicy().should_retry(status)
@@ -164,13 +196,16 @@ def reply_error(error, resp):
 def sse_reply(text):
     """A whole reply rebuilt from server-sent events (`data: {chunk}` lines, as a server that
     streams whatever it is asked sends them): {"choices": [...]} with each choice's content
-    joined, or {"error": ...} when a chunk carried one. ValueError when there is no chunk."""
-    choices, chunks = {}, 0
+    joined, or {"error": ...} when a chunk carried one. A choice whose stream ended with neither
+    a finish reason nor `data: [DONE]` (a proxy or a timeout cut it) gets the finish reason
+    base.STREAM_CUT, so that it is never used. ValueError when there is no chunk."""
+    choices, chunks, done = {}, 0, False
     for line in text.splitlines():
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
         if payload == "[DONE]":
+            done = True
             break
         chunk = json.loads(payload)
         chunks += 1
@@ -192,7 +227,8 @@ def sse_reply(text):
                 into["finish_reason"] = c["finish_reason"]
     if not chunks:
         raise ValueError("no data: lines")
-    return {"choices": [{"index": i, "finish_reason": c.get("finish_reason"), "text": "".join(c["text"]),
+    return {"choices": [{"index": i, "finish_reason": c.get("finish_reason") or (None if done else STREAM_CUT),
+                         "text": "".join(c["text"]),
                          "message": {"role": "assistant", "content": c["parts"], "refusal": c.get("refusal")}}
                         for i, c in sorted(choices.items())]}
 
@@ -341,7 +377,8 @@ class OpenAIBackend(Backend):
                     raise
                 got = await self._send(request, 1)  # the same 400 again: it was not about n
                 self._one_choice_per_call(f"the server refused n={want}: {e.reason[:160]}")
-            if len(got) < want:  # it ignores n: n calls a request from now on
+            if 0 < len(got) < want:  # it ignores n: n calls a request from now on (no choice at all is no
+                # answer about n: a blocked prompt can look like that)
                 self._one_choice_per_call(f"the server answered {len(got)} choice(s) when asked for {want}")
             texts += got
             if len(texts) >= n:
