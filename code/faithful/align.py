@@ -129,9 +129,12 @@ def split_clauses(sentence):
     it has none) and its clauses: cut at ";", ": ", a dash, and a comma before "and", "but", "which",
     "so", ...; a piece with fewer than two content words joins the one before it."""
     head = None
-    m = _HEAD.match(sentence)
-    if m and len(words(m.group(1) or m.group(2))) <= 5:
-        head, sentence = (m.group(1) or m.group(2)), sentence[m.end():]
+    for _ in range(2):   # a heading and an item's own label: "How to apologise: Choose the right channel: talk ..."
+        m = _HEAD.match(sentence)
+        if not (m and len(words(m.group(1) or m.group(2))) <= 5):
+            break
+        head = (head + ": " if head else "") + (m.group(1) or m.group(2))
+        sentence = sentence[m.end():]
     return head, _clauses(sentence)
 
 
@@ -168,7 +171,8 @@ class Side:
                 self.clauses.append(Clause(head, s, head=True))
             for piece in pieces:
                 c = Clause(piece, s)
-                if head and (NEGATORS | NEGATIVE_MEANING) & set(words(head)):   # "Avoid: copying your CV"
+                if head and (NEGATORS | NEGATIVE_MEANING) & set(words(head)) and not _VERDICT_LINE.match(head):
+                    # "Avoid: copying your CV" (a "Verdict: False" line is read by verdict_changed)
                     c.tokens = [t.lower() for t in _TOKEN.findall(head)] + c.tokens
                 self.clauses.append(c)
             self.whole.append(Clause(s[len(head) + 1:].strip() if head else s, s))
