@@ -139,6 +139,18 @@ class Checker:
                          lost_at=self.thresholds[LOST_WORDS], code=code, arithmetic=arithmetic)
         return found, share, rewrite
 
+    def _embed(self, texts):
+        """Embeddings of `texts`, each run alone: the int8 encoder quantises its activations per
+        batch, so a text batched with others gets a slightly different vector (cosines move by up
+        to 0.03), and a record's verdict would depend on its neighbours in the run. Alone, it is
+        as fast on short sentences (no padding)."""
+        from concurrent.futures import ThreadPoolExecutor
+        run = self.encoder._run   # one session, one text a call
+        if self.workers == 1 or len(texts) < 8:
+            return [run([t])[0] for t in texts]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return [v[0] for v in pool.map(lambda t: run([t]), texts)]
+
     def _cosines(self, found):
         """{(clause, window): the highest cosine of the clause with its window's sentences}. Each
         text is embedded once per process (up to EMBEDDING_CACHE texts are kept): a record's
@@ -148,7 +160,7 @@ class Checker:
         if new:
             if len(self._embedded) + len(new) > EMBEDDING_CACHE:
                 self._embedded.clear()
-            self._embedded.update(zip(new, self.encoder.encode(new)))
+            self._embedded.update(zip(new, self._embed(new)))
         vec = self._embedded
         return {(f.clause, tuple(f.window)): float(max(vec[w] @ vec[f.clause] for w in f.window))
                 for f in found if f.window}
