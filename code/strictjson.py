@@ -149,6 +149,8 @@ class Loader:
                 if _BIG_INT_TOKEN.search(piece):
                     return self._slow(piece)
                 kept = _entries(obj, floats=True)
+            except RecursionError:  # orjson nests 1024 deep, Python's frames stop sooner: json decides
+                return self._slow(piece)
         elif kind is float and _BIG_INT_TOKEN.search(piece):
             return self._slow(piece)
         else:

@@ -123,3 +123,11 @@ def test_slow_says_when_json_decided_and_only_then_nan_or_a_lone_surrogate_may_b
         except ValueError:
             pass
         assert parse.slow is slow, text
+
+
+@pytest.mark.parametrize("depth", [500, 990, 1020, 1100])
+def test_deep_nesting_gets_jsons_answer(depth):
+    """orjson nests up to 1024 levels, the pair count walks one Python frame a level: where
+    either gives up, json decides (a value, or its RecursionError)."""
+    for text in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        assert _outcome(Loader(text), text) == _outcome(loads, text)
