@@ -301,6 +301,27 @@ def test_a_prompt_content_filter_fails_only_the_flagged_records(tmp_path, style,
         assert all(f["reason"].startswith(f"prompt caught by a content filter: {said}") for f in failed), failed[0]
 
 
+@pytest.mark.parametrize("wording", ["old", "new"])
+def test_vllm_with_a_small_context_and_the_default_target_length_rewrites_every_record_that_fits(tmp_path, wording):
+    """vLLM --max-model-len 4096 with the default --target_length 4096: its 400 names the context
+    and the prompt's tokens, so the limit is lowered to what the context leaves (learned once,
+    said once); only a prompt that alone overflows the context fails its record."""
+    recs = records(30)
+    recs[4]["items"][1]["value"] = "Long. " * 4000  # about 6000 prompt tokens: over the context on its own
+    inp = write_json(tmp_path / "in.json", recs)
+    with OpenAIFake(faithful=True, context_tokens=4096, context_wording=wording) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "2")
+        statuses, sent = dict(srv.status_counts), bodies(srv)
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert len(rewritten(done)) == 29 and [f["id"] for f in failed] == [4]
+    assert failed[0]["reason"].startswith("context size exceeded: HTTP 400: This model's maximum context length")
+    assert statuses[400] <= 2 + 2 + 1  # the first wave, once learned the rest are sized before they are sent
+    assert all(0 < b["max_tokens"] < 4096 for b in sent[-10:])
+    notes = [x for x in r.stdout.splitlines() if x.startswith("adapted to the server")]
+    assert len(notes) == 1 and "4096-token context" in notes[0], r.stdout
+
+
 def test_an_nginx_413_page_fails_the_big_records_only(tmp_path):
     recs = records(10)
     for i in (0, 1, 7):
@@ -431,19 +452,43 @@ def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     for _ in range(200):  # a blip: many failures within a minute
         now[0] += 0.3
         breaker.transient(err)
-    assert breaker.stopped is None
+    assert breaker.stopped is None and breaker.down
+    assert breaker.may_send() and not breaker.may_send()  # down: one probe, then wait
+    now[0] += 1.0
+    assert breaker.may_send() and not breaker.may_send()
     breaker.success()
+    assert not breaker.down and breaker.may_send() and breaker.may_send()
     for _ in range(200):  # down: failures for over two minutes, no success
         now[0] += 1.0
         breaker.transient(err)
     assert breaker.stopped.startswith("no request has succeeded for 12") and "http://h/v1: HTTP 503" in \
         breaker.stopped
     fresh = Breaker(clock=lambda: now[0])
-    for _ in range(49):
+    for _ in range(100):  # at the start: many failures in seconds are not yet a dead server
+        now[0] += 0.05
         fresh.transient(err)
-    assert fresh.stopped is None
+    assert fresh.stopped is None and fresh.down
+    now[0] += 30
     fresh.transient(err)
-    assert fresh.stopped.startswith("no request has succeeded, 50 attempts failed")
+    assert fresh.stopped.startswith("no request has succeeded, 101 attempts failed in 35 s")
+
+
+@pytest.mark.parametrize("blip, records_n, extra", [
+    ((0, 5), 200, ()),                                               # 500s for the first 5 s
+    ((3, 23), 160, ("--concurrency", "8", "--rpm", "480")),          # 20 s of 500s mid-run
+])
+def test_a_blip_of_500s_fails_no_record(tmp_path, blip, records_n, extra):
+    """A server that answers 500 to everything for a while, at the start or mid-run, then
+    recovers: the run waits for it (one probe at a time, few requests), and every record is
+    rewritten in the same run."""
+    inp = write_json(tmp_path / "in.json", records(records_n))
+    with OpenAIFake(fail_during=blip, max_requests=5000) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", *extra, timeout=120)
+        statuses = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert len(rewritten(done)) == records_n and failed == []
+    assert 0 < statuses.get(500, 0) <= 100, statuses  # a wave and the probes, not six tries a record
 
 
 # ---------------------------------------------------------------- the real llama.cpp server

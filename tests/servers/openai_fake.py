@@ -9,6 +9,8 @@ which candidate is the longest. Knobs:
     rpm_cap          a server-side rate limit (token bucket, 1 s burst); excess gets 429 with
                      Retry-After / retry-after-ms saying when a slot frees up
     fail_first       the first k requests get 500
+    fail_during      (start, end): every request arriving between those seconds after the server
+                     started gets 500 (a blip: at the start, or mid-run)
     malformed_first  the first k requests get replies without a "Revised response:" part
     ignore_n         always answer one choice, whatever n asks (like some local servers)
     refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
@@ -43,6 +45,10 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
     context_chars    a small-context llama.cpp server: a prompt longer than this many characters gets
                      llama.cpp's "exceeds the available context size", as `context_status` (400, or 500
                      as older builds send it)
+    context_tokens   vLLM with --max-model-len N: a prompt (len // 4 tokens) plus the token limit asked
+                     over N gets vLLM's 400 naming the numbers ("… you requested 4573 tokens (477 in
+                     the messages, 4096 in the completion)"; context_wording="new": "… and your request
+                     has 477 input tokens (4096 > 4096 - 477)")
     prompt_filter    Azure OpenAI's prompt content filter: a prompt holding this word gets 400
                      content_filter (ResponsibleAIPolicyViolation); with filter_style="openrouter",
                      OpenRouter's moderation instead: 403 "… flagged by moderation" with
@@ -209,12 +215,15 @@ class OpenAIFake(FakeServer):
                  random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
                  reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
                  context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
-                 echo_auth=False, filter_style="azure", gemini_rpm=None, **kw):
+                 echo_auth=False, filter_style="azure", gemini_rpm=None, fail_during=None, context_tokens=None,
+                 context_wording="old", **kw):
         super().__init__(**kw)
         self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
         self.filter_style, self.gemini_rpm, self._window = filter_style, gemini_rpm, [time.monotonic(), 0]
+        self.fail_during, self._born = fail_during, time.monotonic()
+        self.context_tokens, self.context_wording = context_tokens, context_wording
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -354,7 +363,8 @@ class OpenAIFake(FakeServer):
             return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
             raise Hang()
-        if nth <= self.fail_first or "[[error500]]" in prompt:
+        blip = self.fail_during and self.fail_during[0] <= time.monotonic() - self._born < self.fail_during[1]
+        if nth <= self.fail_first or "[[error500]]" in prompt or blip:
             detail = f" (key {sent_key})" if self.echo_key else ""
             return self._error(500, f"Internal server error{detail}")
         if self.latency:
@@ -441,6 +451,25 @@ class OpenAIFake(FakeServer):
             return self._reply(self.context_status, {"error": {
                 "code": self.context_status, "message": CONTEXT_MESSAGE, "type": "exceed_context_size_error",
                 "n_prompt_tokens": len(prompt) // 4, "n_ctx": self.context_chars // 4}})
+        if self.context_tokens:
+            size, prompt_tokens = self.context_tokens, len(prompt) // 4
+            want = req.get("max_tokens") or req.get("max_completion_tokens") or 0
+            if prompt_tokens > size:
+                message = (f"This model's maximum context length is {size} tokens. However, your request has "
+                           f"{prompt_tokens} input tokens. Please reduce the length of the input messages.")
+            elif prompt_tokens + want > size and self.context_wording == "new":
+                message = (f"'max_tokens' or 'max_completion_tokens' is too large: {want}. This model's maximum "
+                           f"context length is {size} tokens and your request has {prompt_tokens} input tokens "
+                           f"({want} > {size} - {prompt_tokens}). None")
+            elif prompt_tokens + want > size:
+                message = (f"This model's maximum context length is {size} tokens. However, you requested "
+                           f"{prompt_tokens + want} tokens ({prompt_tokens} in the messages, {want} in the "
+                           f"completion). Please reduce the length of the messages or completion.")
+            else:
+                message = None
+            if message:
+                return self._reply(400, {"object": "error", "message": message, "type": "BadRequestError",
+                                         "param": None, "code": 400})
         if self.prompt_filter and self.prompt_filter in prompt and self.filter_style == "openrouter":
             return self._reply(403, {"error": {"code": 403, "message": "openai/gpt-4o-mini requires moderation on "
                                                "OpenRouter. Your input was flagged for \"violence\"", "metadata": {
