@@ -224,8 +224,21 @@ def status_hint(status, message, path):
         return "authentication failed: check OPENAI_API_KEY / --openai_key (AZURE_OPENAI_API_KEY with --api_type azure)"
     if status == 403:
         return "permission denied: this key may not use this model or endpoint"
-    if status == 404:
-        if "/v1/" not in path and "/openai/" not in path:
-            return "the base URL of an OpenAI-compatible server usually ends in /v1"
-        return "check --model and --base_url"
+    if status == 404 or (status == 200 and _NO_ROUTE.search(low)):
+        return missing_v1(path) or ("check --model and --base_url" if status == 404 else None)
     return None
+
+
+# how servers say "no such route": LM Studio's 200 {"error": "Unexpected endpoint or method."},
+# Express's "Cannot POST", plain 404 texts
+_NO_ROUTE = re.compile(r"unexpected endpoint|cannot post|no route|not found|unknown (?:endpoint|route|url)", re.I)
+
+
+def missing_v1(path):
+    """'did you mean …/v1?' when `path` (scheme://host:port/path of the request) has no /v1 and no
+    Azure /openai/ part, else None."""
+    if not path or "/v1/" in path or "/openai/" in path:
+        return None
+    base = re.sub(r"/(?:chat/)?completions/?$", "", path.rstrip("/"))
+    return f"did you mean --base_url {base}/v1? OpenAI-compatible servers (LM Studio, vLLM, llama.cpp, Ollama) " \
+           f"serve the API under /v1"

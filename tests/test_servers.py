@@ -16,6 +16,7 @@ from conftest import make_record, run_script, write_json
 from realign.endpoint import Breaker, EndpointError
 from realign.shards import failures_path, shard_path
 from test_endpoints import lines, reformat
+from realign.llm.shape import REASONING_ROOM
 from tests.servers.openai_fake import SERVER_CLASSES, OpenAIFake
 
 KEY = "sk-fake-SERVERS-7d6c5b4a3f2e1d0c"
@@ -70,7 +71,8 @@ def test_a_reasoning_model_is_learned_from_its_400s_once_and_said_so(tmp_path):
     assert len(rewritten(outputs(tmp_path / "out")[0])) == 40
     assert statuses[200] == 40 and statuses.get(400, 0) <= 2 * 4
     last = sent[-1]
-    assert "max_tokens" not in last and last["max_completion_tokens"] == 4096 and "temperature" not in last
+    assert "max_tokens" not in last and last["max_completion_tokens"] == 4096 + REASONING_ROOM
+    assert "temperature" not in last
     assert last["stream"] is False and "top_p" not in last and "n" not in last
     notes = [x for x in r.stdout.splitlines() if x.startswith("adapted to the server")]
     assert len(notes) == 2, r.stdout  # said once each, not per request
@@ -86,6 +88,20 @@ def test_a_known_reasoning_family_costs_no_refused_request(tmp_path):
     assert r.returncode == 0, r.stderr
     assert statuses == {200: 10}
     assert "adapted to the server: gpt-5-mini: token limit sent as max_completion_tokens" in r.stdout
+
+
+@pytest.mark.parametrize("model, thinks", [("gpt-5-mini", 5000), ("gpt-5-mini", 12000), ("corp-reasoner", 5000)])
+def test_a_reasoning_model_gets_room_to_think_beyond_the_target_length(tmp_path, model, thinks):
+    """A reasoning model spends max_completion_tokens on thinking first: 5,000 tokens of it used
+    to leave no room under --target_length 4096 (empty replies, cut). A known family gets room
+    from the start, an unknown one once its 400 says max_completion_tokens; a model thinking
+    more than that is given more after the first cut reply (said once) and the retry fits."""
+    inp = write_json(tmp_path / "in.json", records(8))
+    with OpenAIFake(reasoning=True, reasoning_tokens=thinks) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--model", model, "--concurrency", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(rewritten(outputs(tmp_path / "out")[0])) == 8
+    assert ("room to reason raised" in r.stdout) == (thinks > 4096 + REASONING_ROOM - 200), r.stdout
 
 
 def test_a_gateway_refusing_temperature_with_top_p_keeps_the_temperature(tmp_path):
@@ -444,6 +460,17 @@ def test_a_slow_server_that_answers_its_probe_is_waited_for(tmp_path):
     assert probed == ["/v1/models"]
 
 
+@pytest.mark.parametrize("style, said", [(True, "HTTP 200 carrying an error: Unexpected endpoint or method. "
+                                                 "(POST /chat/completions)"), ("404", "HTTP 404: Not Found")])
+def test_a_base_url_without_v1_is_one_line_with_the_v1_hint(tmp_path, style, said):
+    """LM Studio answers a path without /v1 with a 200 carrying an error; vLLM with a 404."""
+    inp = write_json(tmp_path / "in.json", records(10))
+    with OpenAIFake(require_v1=style) as srv:
+        r = reformat(srv.url, inp, tmp_path / "out")
+    assert r.returncode == 2 and len(stderr_lines(r)) == 1, r.stderr
+    assert said in r.stderr and f"did you mean --base_url {srv.url}/v1?" in r.stderr, r.stderr
+
+
 def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     now = [0.0]
     breaker = Breaker(clock=lambda: now[0])
@@ -521,7 +548,8 @@ def test_the_real_llama_cpp_server_with_a_small_context(tmp_path):
 
 @pytest.mark.parametrize("message, param, sent, change, after", [
     ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-     "max_tokens", {"max_tokens": 4096}, "max_tokens sent as max_completion_tokens", {"max_completion_tokens": 4096}),
+     "max_tokens", {"max_tokens": 4096}, "max_tokens sent as max_completion_tokens",
+     {"max_completion_tokens": 4096 + REASONING_ROOM}),
     ("Unsupported value: 'temperature' does not support 0.3 with this model. Only the default (1) value is "
      "supported.", "temperature", {"temperature": 0.3}, "temperature left to the server's default", {}),
     ("max_tokens is too large: 100000. This model supports at most 16384 completion tokens, whereas you provided "

@@ -212,7 +212,7 @@ def reply_error(error, resp):
         return BackendError(reason, status=status, overloaded=True, endpoint=endpoint)
     transient = (status is not None and RetryPolicy().should_retry(status)) or bool(_TRANSIENT_CODE.search(code))
     return BackendError(reason, status=status, retryable=transient, endpoint=endpoint, param=param,
-                        cause=None if transient else reason)
+                        cause=None if transient else reason, hint=status_hint(200, f"{message} {code}", endpoint))
 
 
 def sse_reply(text):
@@ -282,6 +282,14 @@ def make_client(config):
     return AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url, **common)
 
 
+def _reasoning_tokens(data):
+    """The reasoning tokens a reply's usage reports (OpenAI's completion_tokens_details), or 0."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    used = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return used if isinstance(used, int) else 0
+
+
 def _prompt_chars(request):
     """Characters of a request's prompt (its messages' text)."""
     if request.messages is None:
@@ -303,6 +311,7 @@ class OpenAIBackend(Backend):
         self._fold_note = []
         self.context = None                # the model's context in tokens, once a refusal has said it
         self.tokens_per_char = 0.0         # the most tokens per prompt character a refusal has shown
+        self._reasoning_tokens = 0         # what the last reply read spent reasoning (its usage)
         self.pace = None                   # the runner's ServerPace: fed every response's headers
 
     @property
@@ -358,7 +367,12 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as e:  # timeouts included
             raise sdk_error(e, self.config) from None
         self._observe(resp.headers)
-        return self.completions(resp, chat)
+        got = self.completions(resp, chat)
+        limit = body.get("max_completion_tokens")
+        used = self._reasoning_tokens
+        if limit and used and used >= limit // 2 and any(c.truncated for c in got):
+            self.shape.more_reasoning_room(used, limit)  # the retry gets more room to think
+        return got
 
     def completions(self, resp, chat):
         """The Completions of a reply (JSON, or server-sent events); BackendError for one that is
@@ -375,6 +389,7 @@ class OpenAIBackend(Backend):
                                hint="--base_url must point at the API (it usually ends in /v1)") from None
         if isinstance(data, dict) and data.get("error") and not data.get("choices"):
             raise reply_error(data["error"], resp)
+        self._reasoning_tokens = _reasoning_tokens(data)
         try:
             choices = data["choices"]
             failed = [c["error"] for c in choices if isinstance(c, dict) and c.get("error")]
