@@ -113,29 +113,21 @@ def numbers_kept(p):
 
 @batched
 def meaning_kept(pairs):
-    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. Every sentence of the
-    rewrite must be supported by the question, original and evidence (else "unsupported": an added
-    claim, a contradiction, a changed conclusion); every sentence of the original must still be in
-    the rewrite (else "lost"); and the rewrite must answer the request, not restate it. The reason
-    names the sentence, the direction and the score. Batched: the model reads many records at once."""
+    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. No rewrite sentence may
+    contradict the original (a negation or an opposite word flipped, two words swapped, another
+    verdict) or add a claim that the question, original and evidence do not support; no sentence
+    of the original may be lost; and the rewrite must answer the request, not restate it. The
+    reason names the sentence and what was found. Batched: the encoder reads many records at once."""
     verdicts = shared_checker().score_many([(p.question, p.original, p.rewrite, p.evidence, p.category in EXAM_TASKS)
                                             for p in pairs])
     out = []
     for p, v in zip(pairs, verdicts):
         if not v.flagged:
             out.append(None)
-        elif v.direction == "restates the request":
-            out.append(reject(f"the checker: the rewrite restates the request instead of answering it "
-                              f"({v.score:.0%} of its own words are the request's): {v.sentence[:120]!r}",
-                              [v.sentence] if v.sentence in p.rewrite else []))
-        elif v.direction == "unsupported":
-            out.append(reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
-                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
-                              [v.sentence] if v.sentence in p.rewrite else []))
+        elif v.direction == "lost":
+            out.append(reject(v.reason(), original_marks=[v.sentence] if v.sentence in p.original else []))
         else:
-            out.append(reject(f"the checker: original sentence lost in the rewrite "
-                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
-                              original_marks=[v.sentence] if v.sentence in p.original else []))
+            out.append(reject(v.reason(), [v.sentence] if v.sentence in p.rewrite else []))
     return out
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from filter_quality import as_joined, classify, load_rules, read_jsonl  # noqa: E402
 
 from realign.faithful import Checker  # noqa: E402
+from realign.faithful import checker as checker_module  # noqa: E402
 from realign.faithful.pairs import heldout_records, parse_sources  # noqa: E402
 from realign.lengths import approx_tokens  # noqa: E402
 from realign.selection import select  # noqa: E402
@@ -92,11 +93,15 @@ def main():
     ap.add_argument("--sets", default="own,dev,faithful", help="comma-separated: own, dev, test, faithful")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each flagged or missed record of the sets (not test)")
+    ap.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one of model/meta.json's thresholds (e.g. 'added cosine=0.5'), to try one")
     args = ap.parse_args()
 
     t = time.perf_counter()
-    checker = Checker()
+    thresholds = {k: float(v) for k, v in (x.split("=", 1) for x in args.threshold)}
+    checker = Checker(thresholds=thresholds)
     load_s = time.perf_counter() - t
+    checker_module._SHARED["checker"] = checker   # the preset's meaning_kept uses this one
     rules = load_rules()[args.rules]
     everything = []
     for name in args.sets.split(","):
@@ -117,8 +122,9 @@ def main():
             for r, v, d in zip(records, verdicts, [by_id.get(i) for i in range(len(records))]):
                 wrong = v.flagged == (r["kind"] == "faithful")
                 if wrong:
-                    print(f"--- [{r['kind']}] {'FALSE REJECTION' if v.flagged else 'MISSED'} {v.direction} "
-                          f"{v.score} {v.sentence!r}; lowest {v.lowest}; preset: {d and d['rule']}")
+                    print(f"--- {r.get('id', '')} [{r['kind']}] {'FALSE REJECTION' if v.flagged else 'MISSED'} "
+                          f"{v.kind} {v.direction} {v.score} {v.detail} {v.sentence!r}; "
+                          f"preset: {d and d['rule']}")
                     print("Q:", r["question"][:200].replace("\n", " "))
                     print("ORIGINAL:", r["original"][:500])
                     print("REWRITE:", r["rewrite"][:700])

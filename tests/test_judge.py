@@ -36,11 +36,13 @@ def make_files(tmp_path, extra=()):
 
 
 def run_filter(script, tmp_path, srv, *extra, key=KEY, extra_records=()):
+    """The filter with the judge as its only rule (--rules none): the CPU checker of the presets
+    catches these plain flaws itself, and these tests are about the judge."""
     o, m = make_files(tmp_path, extra_records)
     out = tmp_path / "final.json"
     r = script("rewrite_data_selection.py", "--input_original_data_path", o, "--input_rewrite_data_path", m,
                "--output_path", out, "--report_path", tmp_path / "report.json", "--judge_model", "judge-1",
-               "--judge_base_url", srv.url + "/v1", *extra, env={"OPENAI_API_KEY": key})
+               "--judge_base_url", srv.url + "/v1", "--rules", "none", *extra, env={"OPENAI_API_KEY": key})
     return r, out
 
 

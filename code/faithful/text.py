@@ -22,6 +22,9 @@ from collections import defaultdict
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
 _PREFIX = re.compile(r"^[ \t>]*(?:#{1,6}[ \t]+|[-*+•·▪–][ \t]+|\(?\d{1,3}[.)][ \t]+|\(?[a-zA-Z][.)][ \t]+(?=\S))?")
+# a bold label before a dash ("**Choose the right channel** – talk in person") is a lead-in, as
+# one before a colon is: it names the item, the words after it say what it claims
+_BOLD_DASH = re.compile(r"\*\*([^*\n]{1,60}?)\*\*\s*[–—-]\s+")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)")
 _SYMBOLS = re.compile("[\U0001F000-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 _ARROW = re.compile(r"\s*(?:→|⇒|->|=>)\s*")
@@ -46,7 +49,11 @@ _NEGATION = {"not", "never", "no", "without", "nor", "none", "neither", "cannot"
 _NT = {"wo": "will", "ca": "can", "sha": "shall", "ai": "is"}
 
 
+_PROSE = re.compile(r"[.!?]\s+[A-Z]")
+
+
 def _clean(line):
+    line = _BOLD_DASH.sub(r"\1: ", line, count=1)
     line = _INLINE_CODE.sub(r"\1", line)
     line = _SYMBOLS.sub("", line)
     line = _ARROW.sub(": ", line)
@@ -77,7 +84,8 @@ def claims(text, code=False):
     for raw in text.split("\n"):
         if not raw.strip() or _TABLE_RULE.match(raw):
             continue
-        if raw.strip().startswith("|") or raw.count("|") >= 2:   # a table row: its cells, header first
+        if raw.strip().startswith("|") or (raw.count("|") >= 2 and not _PROSE.search(raw)):   # a table row:
+            # its cells, header first (a sentence using "|" twice, "a | b", is no table)
             if pending is not None:
                 out.extend(_join(pending))
                 pending = None
