@@ -96,6 +96,23 @@ def test_a_number_that_overflows_to_infinity_is_refused_like_nan(tmp_path):
                         "a number too large for a double", "strict JSON does not allow")
 
 
+def test_a_number_that_underflows_to_zero_is_refused_like_one_that_overflows(tmp_path):
+    for name, text in [("in.json", '[{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}, '
+                                   '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}]'),
+                       ("in.jsonl", '{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}\n'
+                                    '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}\n')]:
+        inp = tmp_path / name
+        inp.write_text(text)
+        out = tmp_path / f"out-{name}.jsonl"
+        one_line_exit_2(classify(inp, out), "record 0", "'meta.p' is 1e-400, a number too small for a double")
+        r = classify(inp, out, "--skip_bad_records")
+        assert r.returncode == 0, r.stderr
+        (kept,) = read_jsonl(out)  # 1e-300 is an ordinary double
+        assert kept["id"] == 2 and kept["meta"]["p"] == 1e-300
+        (bad,) = read_jsonl(f"{out}.rejected.jsonl")
+        assert bad["id"] == 1 and bad["record"]["meta"]["p"] == "1e-400"
+
+
 def test_a_lone_surrogate_is_one_line_or_set_aside_with_skip_bad_records(tmp_path):
     for name, text in [("in.json", '[{"id": 1, "instruction": "a \\ud83d", "output": "b"}, '
                                    '{"id": 2, "instruction": "c", "output": "d"}]'),
