@@ -48,8 +48,9 @@ from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
                                select, stats_as_json)
-from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
-                                echoed_prompt, refusal_phrase, same_value, unwrap_prose_fence)
+from realign.textchecks import (answer_marked, answer_numbers, code_from, echoed_prompt, ends_mid_sentence,
+                                final_number, has_code, numbers, open_code_block, refusal_phrase, same_value,
+                                unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -142,11 +143,12 @@ def length_ratio(p):
 def code_consistency(p):
     """Code in the original must stay code in the rewrite, and no code may appear from nowhere
     (a reply wrapped whole in a ``` fence around prose is not code, and fencing code the original
-    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it)."""
+    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it;
+    nor does showing the question's code, fixed as the original says)."""
     before, after = has_code(p.original), has_code(unwrap_prose_fence(p.rewrite))
     if before and not after and not code_from(p.original, p.rewrite):
         return "the original has code, the rewrite does not"
-    if after and not before and not code_from(p.rewrite, p.original):
+    if after and not before and not code_from(p.rewrite, p.question + "\n" + p.original):
         return "the rewrite adds code the original did not have"
 
 
@@ -196,6 +198,11 @@ def planning_needs_a_plan(p):
         return "planning rewrite, but the question does not mention a plan"
 
 
+def kept_number(value, text):
+    """Does `text` state `value` (in digits or words)?"""
+    return any(same_value(value, n.value) for n in numbers(text))
+
+
 def final_answer_kept(p):
     """Ours: for math and exam tasks the rewrite must end on the original's final number (the
     last number, or the first after the last 'answer' marker), or state it in its answer line."""
@@ -207,6 +214,13 @@ def final_answer_kept(p):
     if any(same_value(after, before) for after in answer_numbers(p.rewrite)):
         return None
     after = final_number(p.rewrite)
+    stated = answer_numbers(p.rewrite)
+    if stated and not answer_marked(p.original) and kept_number(before, p.rewrite) \
+            and all(kept_number(v, p.original) for v in stated):
+        # an original with no answer line may end on a check or an aside ("... shorter than the
+        # three hours the faster pipe needs"): its last number is then no answer. The rewrite
+        # keeps it, and every number of its answer line and closing line is one the original states.
+        return None
     return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
 
 

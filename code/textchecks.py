@@ -438,6 +438,11 @@ def final_number(text):
     return values[-1] if values else None
 
 
+def answer_marked(text):
+    """Does `text` mark its answer ('Final answer', 'The answer is', 'Answer:', '####', '\\boxed{')?"""
+    return bool(_FINAL_MARK.search(text))
+
+
 def same_value(a, b):
     """Are two numbers the same answer (equal to a millionth of the larger, at least 1e-6)?"""
     return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))

@@ -158,6 +158,22 @@ def _clauses(sentence):
     return out or [sentence]
 
 
+@lru_cache(maxsize=4096)
+def read_sentence(s):
+    """The clauses of sentence `s` (its lead-in first, as a head clause, when it has one) and the
+    sentence as one Clause without its lead-in. Cached: a record reads its texts from several
+    sides, and a run sees the same sentences again; the Clauses are not changed after this."""
+    head, pieces = split_clauses(s)
+    clauses = [Clause(head, s, head=True)] if head else []
+    negative_head = head and (NEGATORS | NEGATIVE_MEANING) & set(words(head)) and not _VERDICT_LINE.match(head)
+    for piece in pieces:
+        c = Clause(piece, s)
+        if negative_head:   # "Avoid: copying your CV" (a "Verdict: False" line is read by verdict_changed)
+            c.tokens = [t.lower() for t in _TOKEN.findall(head)] + c.tokens
+        clauses.append(c)
+    return tuple(clauses), Clause(s[len(head) + 1:].strip() if head else s, s)
+
+
 class Side:
     """One side of a record (say question + original + evidence), read for alignment: its
     sentences, its clauses, and all its stems."""
@@ -166,16 +182,9 @@ class Side:
         self.sentences = [c for t in texts if t for c in claims(t, code=code)]
         self.clauses, self.whole = [], []
         for s in self.sentences:
-            head, pieces = split_clauses(s)
-            if head:
-                self.clauses.append(Clause(head, s, head=True))
-            for piece in pieces:
-                c = Clause(piece, s)
-                if head and (NEGATORS | NEGATIVE_MEANING) & set(words(head)) and not _VERDICT_LINE.match(head):
-                    # "Avoid: copying your CV" (a "Verdict: False" line is read by verdict_changed)
-                    c.tokens = [t.lower() for t in _TOKEN.findall(head)] + c.tokens
-                self.clauses.append(c)
-            self.whole.append(Clause(s[len(head) + 1:].strip() if head else s, s))
+            clauses, whole = read_sentence(s)
+            self.clauses.extend(clauses)
+            self.whole.append(whole)
         self.all_stems = set().union(*(c.stems for c in self.clauses)) if self.clauses else set()
         self.prefixes = {s[:5] for s in self.all_stems if len(s) >= 5}
         self.all_words = set().union(*(c.words for c in self.clauses)) if self.clauses else set()

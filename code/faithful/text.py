@@ -17,6 +17,7 @@ these functions, so the model is trained on exactly the inputs it sees at run ti
 import heapq
 import math
 import re
+from functools import lru_cache
 from collections import defaultdict
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -74,6 +75,11 @@ def claims(text, code=False):
     """The statements of `text`, one string each, in order (see the module docstring). With
     code=True the lines of its ``` blocks come too, one claim each (a premise may need them: an
     original's inline command the rewrite moved into a block)."""
+    return list(_claims(text, code))
+
+
+@lru_cache(maxsize=256)   # the checker reads each text of a record from several sides
+def _claims(text, code):
     text = text.replace("\r\n", "\n")
     lines_of_code = [ln.strip() for b in _CODE_BLOCK.findall(text) for ln in b.strip("`").split("\n")[1:]
                      if ln.strip() and ln.strip() != "```"] if code else []
@@ -117,7 +123,7 @@ def claims(text, code=False):
         out.extend(_sentences(line))
     if pending is not None:
         out.extend(_join(pending))
-    return [c for c in out + lines_of_code if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c)]
+    return tuple(c for c in out + lines_of_code if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c))
 
 
 def _join(pending):
@@ -144,6 +150,7 @@ def words(text):
     return out
 
 
+@lru_cache(maxsize=200_000)
 def stem(w):
     """A crude stem: enough that "grinds", "grinding" and "grind", or "bake", "baked" and "baking" meet."""
     if w.endswith("ies") and len(w) > 4:
