@@ -185,8 +185,10 @@ def not_default(p):
 
 
 def no_leftover_label(p):
-    """The rewriter's protocol label must not leak into the answer."""
-    if "revised response" in p.rewrite.lower():
+    """The rewriter's protocol label must not leak into the answer (an original that itself holds
+    the words as often is data: a text about prompts or edits)."""
+    said = p.rewrite.lower().count("revised response")
+    if said > p.original.lower().count("revised response"):
         return "the rewrite still contains the 'Revised response' label"
 
 

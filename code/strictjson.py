@@ -1,7 +1,8 @@
 """JSON read strictly: what Python's json accepts silently and other parsers do not.
 
 - NaN and Infinity: Python's json reads and writes them, strict JSON parsers (trainers') reject
-  them. So does a number too large for a double (`1e400`), which json reads as Infinity. Readers
+  them. So does a number too large for a double (`1e400`), which json reads as Infinity, and one
+  too small (`1e-400`), which parsers read as 0.0 without a word (Underflow). Readers
   call `find_nonfinite` on records only when the text could hold one (a parser says so:
   `Loader.slow`), so clean files pay nothing; writers use `allow_nan=False`.
 - The same key twice in one object: json keeps the last value and drops the other without a
@@ -53,9 +54,27 @@ def _unique_pairs(pairs):
     return obj
 
 
+class Underflow(float):
+    """A number literal too small for a double (`1e-400`): parsers read it as 0.0 without a word;
+    this 0.0 remembers its `literal`, so that find_nonfinite refuses it like 1e400."""
+
+    def __new__(cls, literal):
+        number = super().__new__(cls, 0.0)
+        number.literal = literal
+        return number
+
+
+def _float(literal):
+    number = float(literal)
+    if number == 0.0 and any(c in "123456789" for c in literal.lower().partition("e")[0]):
+        return Underflow(literal)
+    return number
+
+
 def loads(text):
-    """json.loads that refuses an object holding a key twice (DuplicateKeyError, a ValueError)."""
-    return json.loads(text, object_pairs_hook=_unique_pairs)
+    """json.loads that refuses an object holding a key twice (DuplicateKeyError, a ValueError)
+    and reads a literal that underflows to 0.0 as an Underflow."""
+    return json.loads(text, object_pairs_hook=_unique_pairs, parse_float=_float)
 
 
 def duplicate_at(text):
@@ -87,6 +106,7 @@ def may_hold_big_int(data):
 
 
 _BIG_INT_TOKEN = re.compile(r"(?:^|[ \t\n\r,:\[-])[0-9]{19}")  # the same, for one piece holding floats
+_TINY_TOKEN = re.compile(r"[0-9][eE]-0*[0-9]{3}")  # an exponent of -100 or less: may underflow to 0.0
 _KEY_BLANK = re.compile(r'"[ \t\n\r]+:')  # a quote, blanks, a colon: how a key may end besides '":'
 
 
@@ -146,12 +166,12 @@ class Loader:
             try:
                 kept = _entries(obj)
             except _HasFloat:
-                if _BIG_INT_TOKEN.search(piece):
+                if _BIG_INT_TOKEN.search(piece) or _TINY_TOKEN.search(piece):
                     return self._slow(piece)
                 kept = _entries(obj, floats=True)
             except RecursionError:  # orjson nests 1024 deep, Python's frames stop sooner: json decides
                 return self._slow(piece)
-        elif kind is float and _BIG_INT_TOKEN.search(piece):
+        elif kind is float and (_BIG_INT_TOKEN.search(piece) or _TINY_TOKEN.search(piece)):
             return self._slow(piece)
         else:
             kept = 0
@@ -166,7 +186,7 @@ class Loader:
 def find_nonfinite(obj, at=""):
     """(field path, value) of the first NaN/Infinity inside obj ('quality_score', 'items[1].score'), or None."""
     if isinstance(obj, float):
-        return None if math.isfinite(obj) else (at or "value", obj)
+        return None if math.isfinite(obj) and type(obj) is not Underflow else (at or "value", obj)
     if isinstance(obj, dict):
         for k, v in obj.items():
             found = find_nonfinite(v, f"{at}.{k}" if at else str(k))
@@ -191,6 +211,9 @@ def nonfinite_reason(rec):
     if found is None:
         return None
     field, value = found
+    if type(value) is Underflow:
+        return (f"'{field}' is {value.literal}, a number too small for a double (JSON readers take it as 0.0); "
+                f"use 0, null or a string")
     what = spelled(value) if math.isnan(value) else f"{spelled(value)} (or a number too large for a double, as 1e400)"
     return f"'{field}' is {what}, which strict JSON does not allow (trainers reject it); use null or a string"
 
@@ -199,6 +222,8 @@ def as_strict(obj):
     """obj with NaN/Infinity spelled as strings, so that a file quoting bad records is strict JSON too."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return spelled(obj)
+    if type(obj) is Underflow:
+        return obj.literal
     if isinstance(obj, dict):
         return {k: as_strict(v) for k, v in obj.items()}
     if isinstance(obj, list):

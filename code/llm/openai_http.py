@@ -24,7 +24,9 @@ The request fits the model (llm/shape.py): the body carries only what was set, p
 the run and the request re-sent in the accepted shape (max_tokens -> max_completion_tokens,
 temperature to the server default, top_p dropped beside temperature, n > 1 -> n calls,
 `response_format` left out by a server without structured output, whose reply the caller then
-reads leniently). So is a
+reads leniently). A context refusal that states the numbers (vLLM: "maximum context length is
+4096 tokens … 477 in the messages, 4096 in the completion") lowers the token limit to what the
+context leaves for that prompt, and later requests are sized to fit before they are sent. So is a
 chat template without a system role (Gemma: 400 "System role not supported"; o1-mini): the system
 text is folded into the user turn. Every change is in `adaptations`, which the run's summary
 prints once. Every response's x-ratelimit-* headers go to `self.pace` (set by the runner) so the
@@ -107,6 +109,24 @@ def fold_system(messages):
     return [{"role": "user", "content": system}, *rest]
 
 
+# The model's context and the prompt's tokens, as a context refusal states them: vLLM/OpenAI
+# ("maximum context length is 4096 tokens. However, you requested 4573 tokens (477 in the
+# messages, 4096 in the completion)", "… and your request has 477 input tokens"), TGI ("must be
+# <= 4096. Given: 3000 `inputs` tokens"), llama.cpp's error fields (n_ctx, n_prompt_tokens).
+_CONTEXT_SIZE = re.compile(r"maximum context length is (\d+)|must be <= (\d+)|\"n_ctx\"\s*:\s*(\d+)", re.I)
+_PROMPT_SIZE = re.compile(r"(\d+) in the messages|request has (\d+) input tokens|messages resulted in (\d+) tokens"
+                          r"|Given: (\d+) `inputs` tokens|\"n_prompt_tokens\"\s*:\s*(\d+)", re.I)
+MIN_ROOM = 64  # tokens: a prompt leaving less room than this in the context fails its record
+
+
+def context_numbers(text):
+    """(context tokens, prompt tokens) a context refusal states, or None when it does not say both."""
+    c, p = _CONTEXT_SIZE.search(text or ""), _PROMPT_SIZE.search(text or "")
+    if not (c and p):
+        return None
+    return int(next(g for g in c.groups() if g)), int(next(g for g in p.groups() if g))
+
+
 def _per_record_error(what, status, reason, endpoint):
     hint = {"context size exceeded": "lower --target_length, or use a model with a longer context",
             "request too large": "the server or a proxy in front of it limits the request size"}.get(what)
@@ -158,7 +178,9 @@ def status_error(err):
     reason = f"HTTP {status}: {message}"
     what = record_refusal(status, f"{message} {code}")
     if what:
-        return _per_record_error(what, status, reason, endpoint)
+        refused = _per_record_error(what, status, reason, endpoint)
+        refused.context = context_numbers(text) if what == "context size exceeded" else None
+        return refused
     hint = status_hint(status, f"{message} {code}", endpoint or "")
     if status == 429:
         wait = retry_after_seconds(resp.headers if resp is not None else None)
@@ -190,7 +212,7 @@ def reply_error(error, resp):
         return BackendError(reason, status=status, overloaded=True, endpoint=endpoint)
     transient = (status is not None and RetryPolicy().should_retry(status)) or bool(_TRANSIENT_CODE.search(code))
     return BackendError(reason, status=status, retryable=transient, endpoint=endpoint, param=param,
-                        cause=None if transient else reason)
+                        cause=None if transient else reason, hint=status_hint(200, f"{message} {code}", endpoint))
 
 
 def sse_reply(text):
@@ -260,6 +282,22 @@ def make_client(config):
     return AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url, **common)
 
 
+def _reasoning_tokens(data):
+    """The reasoning tokens a reply's usage reports (OpenAI's completion_tokens_details), or 0."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    used = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return used if isinstance(used, int) else 0
+
+
+def _prompt_chars(request):
+    """Characters of a request's prompt (its messages' text)."""
+    if request.messages is None:
+        return len(request.prompt or "")
+    return sum(len(m["content"]) if isinstance(m.get("content"), str) else len(json.dumps(m.get("content")))
+               for m in request.messages)
+
+
 class OpenAIBackend(Backend):
     name = "openai"
     default_concurrency = 32
@@ -271,6 +309,9 @@ class OpenAIBackend(Backend):
         self.shape = RequestShape.for_model(config.model)  # what the model accepts, learned as we go
         self.fold_system = False           # set once the server has refused the system role
         self._fold_note = []
+        self.context = None                # the model's context in tokens, once a refusal has said it
+        self.tokens_per_char = 0.0         # the most tokens per prompt character a refusal has shown
+        self._reasoning_tokens = 0         # what the last reply read spent reasoning (its usage)
         self.pace = None                   # the runner's ServerPace: fed every response's headers
 
     @property
@@ -282,12 +323,27 @@ class OpenAIBackend(Backend):
         if self.pace is not None and headers is not None:
             self.pace.observe(headers)
 
-    def request_body(self, request, n):
+    def _fit_context(self, body, request, room=None):
+        """Lower the body's token limit to what the model's context leaves after this prompt:
+        `room` when a refusal stated it exactly, else an estimate from the prompt's length once
+        a refusal has told the context size (never below MIN_ROOM: such a prompt is refused)."""
+        field = self.shape.tokens_field
+        if not field or field not in body or (room is None and not self.context):
+            return body
+        if room is None:
+            room = self.context - int(_prompt_chars(request) * self.tokens_per_char * 1.05) - 8
+        if MIN_ROOM <= room < body[field]:
+            body[field] = room
+        return body
+
+    def request_body(self, request, n, room=None):
         """The JSON body this backend sends now for `request` asking `n` choices, in the shape the
         server has accepted so far (llm/shape.py; the system text folded in where refused). The
         Batch API request file uses the same body, so online and batch requests never differ.
+        The token limit is lowered to what the model's context leaves (`room` tokens when a
+        refusal said so for this request; see _learn_context).
         (`n` as given: generate() asks 1 a call once the server has refused n > 1, shape.n False.)"""
-        body = self.shape.body(self.config.model, request.sampling, n)
+        body = self._fit_context(self.shape.body(self.config.model, request.sampling, n), request, room)
         if request.response_format is not None and self.shape.response_format:
             body["response_format"] = request.response_format
         if request.messages is not None:
@@ -311,7 +367,12 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as e:  # timeouts included
             raise sdk_error(e, self.config) from None
         self._observe(resp.headers)
-        return self.completions(resp, chat)
+        got = self.completions(resp, chat)
+        limit = body.get("max_completion_tokens")
+        used = self._reasoning_tokens
+        if limit and used and used >= limit // 2 and any(c.truncated for c in got):
+            self.shape.more_reasoning_room(used, limit)  # the retry gets more room to think
+        return got
 
     def completions(self, resp, chat):
         """The Completions of a reply (JSON, or server-sent events); BackendError for one that is
@@ -328,6 +389,7 @@ class OpenAIBackend(Backend):
                                hint="--base_url must point at the API (it usually ends in /v1)") from None
         if isinstance(data, dict) and data.get("error") and not data.get("choices"):
             raise reply_error(data["error"], resp)
+        self._reasoning_tokens = _reasoning_tokens(data)
         try:
             choices = data["choices"]
             failed = [c["error"] for c in choices if isinstance(c, dict) and c.get("error")]
@@ -351,16 +413,46 @@ class OpenAIBackend(Backend):
         """One call in the shape the server accepts: a 400 that names a parameter or value of the
         body is learned and the request re-sent (a request another one's refusal already reshaped
         is simply re-sent), at most MAX_RESHAPES times."""
+        room = None
         for _ in range(MAX_RESHAPES):
-            body = self.request_body(request, n)
+            body = self.request_body(request, n, room)
             try:
                 return await self._post(body, request.messages is not None)
             except BackendError as e:
+                if e.per_record == "context size exceeded":
+                    room = self._learn_context(e, request, body)
+                    if room is None:
+                        raise
+                    continue
                 if e.status not in (400, 422) or e.per_record:
                     raise
-                if not self.learn(e, request, body) and self.request_body(request, n) == body:
+                if not self.learn(e, request, body) and self.request_body(request, n, room) == body:
                     raise
-        return await self._post(self.request_body(request, n), request.messages is not None)
+        return await self._post(self.request_body(request, n, room), request.messages is not None)
+
+    def _learn_context(self, err, request, body):
+        """From a context refusal that states the numbers (vLLM: "maximum context length is 4096
+        tokens … 477 in the messages, 4096 in the completion"): the token limit that fits this
+        prompt (context − prompt), or None when the prompt alone leaves less than MIN_ROOM or the
+        limit sent was not the problem. Learns the context and the tokens per character for the
+        rest of the run (requests are sized to fit before they are sent), noted once."""
+        numbers = getattr(err, "context", None)
+        field = self.shape.tokens_field
+        if not numbers or not field or field not in body:
+            return None
+        context, prompt = numbers
+        room = context - prompt
+        if room < MIN_ROOM or room >= body[field]:
+            return None
+        chars = _prompt_chars(request)
+        if chars:
+            self.tokens_per_char = max(self.tokens_per_char, prompt / chars)
+        if self.context is None:
+            self.shape.notes.append(
+                f"{field} lowered per request to what the model's {context}-token context leaves after the prompt "
+                f"(the server said: {err.reason[:160]})")
+        self.context = min(self.context or context, context)
+        return room
 
     async def generate(self, request):
         """n Completions in one call; servers that ignore `n` are topped up with further calls (at most n),

@@ -9,6 +9,10 @@ which candidate is the longest. Knobs:
     rpm_cap          a server-side rate limit (token bucket, 1 s burst); excess gets 429 with
                      Retry-After / retry-after-ms saying when a slot frees up
     fail_first       the first k requests get 500
+    require_v1       serve only under /v1/: elsewhere LM Studio's HTTP 200 {"error": "Unexpected endpoint or
+                     method. (POST /chat/completions)"}, or with require_v1="404" vLLM's 404 {"detail": "Not Found"}
+    fail_during      (start, end): every request arriving between those seconds after the server
+                     started gets 500 (a blip: at the start, or mid-run)
     malformed_first  the first k requests get replies without a "Revised response:" part
     ignore_n         always answer one choice, whatever n asks (like some local servers)
     refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
@@ -34,6 +38,9 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
 
     reasoning        OpenAI's reasoning models (o1, o3, gpt-5): 400 unsupported_parameter for
                      max_tokens and top_p, 400 unsupported_value for any temperature but 1
+    reasoning_tokens with reasoning: the model spends this many tokens thinking before it answers; when
+                     max_completion_tokens leaves no room after them, the reply is empty and cut
+                     ("length"); usage.completion_tokens_details.reasoning_tokens says what it spent
     exclusive_sampling  Claude behind a gateway (Bedrock via LiteLLM): 400 when temperature and top_p
                      come together
     content_parts    Mistral's Magistral: content is a list, a thinking part then a text part
@@ -43,6 +50,10 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
     context_chars    a small-context llama.cpp server: a prompt longer than this many characters gets
                      llama.cpp's "exceeds the available context size", as `context_status` (400, or 500
                      as older builds send it)
+    context_tokens   vLLM with --max-model-len N: a prompt (len // 4 tokens) plus the token limit asked
+                     over N gets vLLM's 400 naming the numbers ("… you requested 4573 tokens (477 in
+                     the messages, 4096 in the completion)"; context_wording="new": "… and your request
+                     has 477 input tokens (4096 > 4096 - 477)")
     prompt_filter    Azure OpenAI's prompt content filter: a prompt holding this word gets 400
                      content_filter (ResponsibleAIPolicyViolation); with filter_style="openrouter",
                      OpenRouter's moderation instead: 403 "… flagged by moderation" with
@@ -209,12 +220,17 @@ class OpenAIFake(FakeServer):
                  random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
                  reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
                  context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
-                 echo_auth=False, filter_style="azure", gemini_rpm=None, **kw):
+                 echo_auth=False, filter_style="azure", gemini_rpm=None, fail_during=None, context_tokens=None,
+                 context_wording="old", require_v1=False,
+                 reasoning_tokens=0, **kw):
         super().__init__(**kw)
         self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
         self.filter_style, self.gemini_rpm, self._window = filter_style, gemini_rpm, [time.monotonic(), 0]
+        self.fail_during, self._born = fail_during, time.monotonic()
+        self.context_tokens, self.context_wording, self.require_v1 = context_tokens, context_wording, require_v1
+        self.reasoning_tokens = reasoning_tokens
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -309,6 +325,10 @@ class OpenAIFake(FakeServer):
                 return refused
         elif method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
             return self._error(404, f"no route {method} {path}")
+        elif self.require_v1 and not path.startswith("/v1/"):
+            if self.require_v1 == "404":
+                return self._reply(404, {"detail": "Not Found"})
+            return self._reply(200, {"error": f"Unexpected endpoint or method. ({method} {path})"})
         sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
         if self.api_key is not None and not self.azure and sent_key != self.api_key:
             return self._error(401, f"Incorrect API key provided: {sent_key}.")
@@ -354,7 +374,8 @@ class OpenAIFake(FakeServer):
             return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
             raise Hang()
-        if nth <= self.fail_first or "[[error500]]" in prompt:
+        blip = self.fail_during and self.fail_during[0] <= time.monotonic() - self._born < self.fail_during[1]
+        if nth <= self.fail_first or "[[error500]]" in prompt or blip:
             detail = f" (key {sent_key})" if self.echo_key else ""
             return self._error(500, f"Internal server error{detail}")
         if self.latency:
@@ -390,13 +411,22 @@ class OpenAIFake(FakeServer):
                     **({"message": {"role": "assistant", "content": self._content(t), **extra}} if chat
                        else {"text": t or ""})}
                    for i, (t, extra, finish) in enumerate(replies)]
+        usage_details = {}
+        if self.reasoning_tokens:
+            budget = req.get("max_completion_tokens") or 0
+            spent = min(budget, self.reasoning_tokens)
+            usage_details = {"completion_tokens_details": {"reasoning_tokens": spent}}
+            if budget < self.reasoning_tokens + 200:  # no room left to answer
+                choices = [{**c, "finish_reason": "length", "message": {"role": "assistant", "content": ""}}
+                           for c in choices]
         if self.stream == "always" or (self.stream == "default" and req.get("stream") is not False):
             return self._events(choices, chat)
         return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion" if chat else "text_completion",
                                  "created": int(time.time()), "model": req.get("model", "fake"),
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
-                                           "total_tokens": len(prompt.split()) + 10 * n}}, limit_headers)
+                                           "total_tokens": len(prompt.split()) + 10 * n, **usage_details}},
+                           limit_headers)
 
     def _gemini_rpm(self):
         """Gemini's per-minute 429 (worded as a spent quota) beyond k requests a window, else None."""
@@ -441,6 +471,25 @@ class OpenAIFake(FakeServer):
             return self._reply(self.context_status, {"error": {
                 "code": self.context_status, "message": CONTEXT_MESSAGE, "type": "exceed_context_size_error",
                 "n_prompt_tokens": len(prompt) // 4, "n_ctx": self.context_chars // 4}})
+        if self.context_tokens:
+            size, prompt_tokens = self.context_tokens, len(prompt) // 4
+            want = req.get("max_tokens") or req.get("max_completion_tokens") or 0
+            if prompt_tokens > size:
+                message = (f"This model's maximum context length is {size} tokens. However, your request has "
+                           f"{prompt_tokens} input tokens. Please reduce the length of the input messages.")
+            elif prompt_tokens + want > size and self.context_wording == "new":
+                message = (f"'max_tokens' or 'max_completion_tokens' is too large: {want}. This model's maximum "
+                           f"context length is {size} tokens and your request has {prompt_tokens} input tokens "
+                           f"({want} > {size} - {prompt_tokens}). None")
+            elif prompt_tokens + want > size:
+                message = (f"This model's maximum context length is {size} tokens. However, you requested "
+                           f"{prompt_tokens + want} tokens ({prompt_tokens} in the messages, {want} in the "
+                           f"completion). Please reduce the length of the messages or completion.")
+            else:
+                message = None
+            if message:
+                return self._reply(400, {"object": "error", "message": message, "type": "BadRequestError",
+                                         "param": None, "code": 400})
         if self.prompt_filter and self.prompt_filter in prompt and self.filter_style == "openrouter":
             return self._reply(403, {"error": {"code": 403, "message": "openai/gpt-4o-mini requires moderation on "
                                                "OpenRouter. Your input was flagged for \"violence\"", "metadata": {
