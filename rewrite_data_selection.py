@@ -48,8 +48,9 @@ from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
                                select, stats_as_json)
-from realign.textchecks import (answer_numbers, code_from, ends_mid_sentence, final_number, has_code, open_code_block,
-                                echoed_prompt, refusal_phrase, same_value, unwrap_prose_fence)
+from realign.textchecks import (answer_marked, answer_numbers, code_from, echoed_prompt, ends_mid_sentence,
+                                final_number, has_code, numbers, open_code_block, refusal_phrase, same_value,
+                                unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -113,29 +114,21 @@ def numbers_kept(p):
 
 @batched
 def meaning_kept(pairs):
-    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. Every sentence of the
-    rewrite must be supported by the question, original and evidence (else "unsupported": an added
-    claim, a contradiction, a changed conclusion); every sentence of the original must still be in
-    the rewrite (else "lost"); and the rewrite must answer the request, not restate it. The reason
-    names the sentence, the direction and the score. Batched: the model reads many records at once."""
+    """Ours: the CPU faithfulness checker (realign.faithful) reads meaning. No rewrite sentence may
+    contradict the original (a negation or an opposite word flipped, two words swapped, another
+    verdict) or add a claim that the question, original and evidence do not support; no sentence
+    of the original may be lost; and the rewrite must answer the request, not restate it. The
+    reason names the sentence and what was found. Batched: the encoder reads many records at once."""
     verdicts = shared_checker().score_many([(p.question, p.original, p.rewrite, p.evidence, p.category in EXAM_TASKS)
                                             for p in pairs])
     out = []
     for p, v in zip(pairs, verdicts):
         if not v.flagged:
             out.append(None)
-        elif v.direction == "restates the request":
-            out.append(reject(f"the checker: the rewrite restates the request instead of answering it "
-                              f"({v.score:.0%} of its own words are the request's): {v.sentence[:120]!r}",
-                              [v.sentence] if v.sentence in p.rewrite else []))
-        elif v.direction == "unsupported":
-            out.append(reject(f"the checker: rewrite sentence unsupported by the question, original or evidence "
-                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
-                              [v.sentence] if v.sentence in p.rewrite else []))
+        elif v.direction == "lost":
+            out.append(reject(v.reason(), original_marks=[v.sentence] if v.sentence in p.original else []))
         else:
-            out.append(reject(f"the checker: original sentence lost in the rewrite "
-                              f"(score {v.score:.2f} < {v.threshold:.2f}): {v.sentence[:200]!r}",
-                              original_marks=[v.sentence] if v.sentence in p.original else []))
+            out.append(reject(v.reason(), [v.sentence] if v.sentence in p.rewrite else []))
     return out
 
 
@@ -150,11 +143,12 @@ def length_ratio(p):
 def code_consistency(p):
     """Code in the original must stay code in the rewrite, and no code may appear from nowhere
     (a reply wrapped whole in a ``` fence around prose is not code, and fencing code the original
-    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it)."""
+    gave inline, or putting a fenced one-liner inline, moves code: it neither adds nor drops it;
+    nor does showing the question's code, fixed as the original says)."""
     before, after = has_code(p.original), has_code(unwrap_prose_fence(p.rewrite))
     if before and not after and not code_from(p.original, p.rewrite):
         return "the original has code, the rewrite does not"
-    if after and not before and not code_from(p.rewrite, p.original):
+    if after and not before and not code_from(p.rewrite, p.question + "\n" + p.original):
         return "the rewrite adds code the original did not have"
 
 
@@ -191,8 +185,10 @@ def not_default(p):
 
 
 def no_leftover_label(p):
-    """The rewriter's protocol label must not leak into the answer."""
-    if "revised response" in p.rewrite.lower():
+    """The rewriter's protocol label must not leak into the answer (an original that itself holds
+    the words as often is data: a text about prompts or edits)."""
+    said = p.rewrite.lower().count("revised response")
+    if said > p.original.lower().count("revised response"):
         return "the rewrite still contains the 'Revised response' label"
 
 
@@ -200,6 +196,11 @@ def planning_needs_a_plan(p):
     """Only restructure as a plan when the question actually asks for one."""
     if p.category == "planning" and "plan" not in p.question.lower():
         return "planning rewrite, but the question does not mention a plan"
+
+
+def kept_number(value, text):
+    """Does `text` state `value` (in digits or words)?"""
+    return any(same_value(value, n.value) for n in numbers(text))
 
 
 def final_answer_kept(p):
@@ -213,6 +214,13 @@ def final_answer_kept(p):
     if any(same_value(after, before) for after in answer_numbers(p.rewrite)):
         return None
     after = final_number(p.rewrite)
+    stated = answer_numbers(p.rewrite)
+    if stated and not answer_marked(p.original) and kept_number(before, p.rewrite) \
+            and all(kept_number(v, p.original) for v in stated):
+        # an original with no answer line may end on a check or an aside ("... shorter than the
+        # three hours the faster pipe needs"): its last number is then no answer. The rewrite
+        # keeps it, and every number of its answer line and closing line is one the original states.
+        return None
     return f"final numeric answer changed ({before:g} -> {after if after is None else format(after, 'g')})"
 
 

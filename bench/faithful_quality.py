@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from filter_quality import as_joined, classify, load_rules, read_jsonl  # noqa: E402
 
 from realign.faithful import Checker  # noqa: E402
+from realign.faithful import checker as checker_module  # noqa: E402
 from realign.faithful.pairs import heldout_records, parse_sources  # noqa: E402
 from realign.lengths import approx_tokens  # noqa: E402
 from realign.selection import select  # noqa: E402
@@ -67,14 +68,24 @@ def load_set(name):
 
 
 def table(name, records, flagged_checker, flagged_rules):
+    """Rejected / records by kind; for a flaw kind also its precision: of the records rejected,
+    the share that hold the flaw, counting the faithful ones rejected at the faithful rate for as
+    many faithful records as the kind has (the kinds have different sizes)."""
     kinds = Counter(r["kind"] for r in records)
-    print(f"\n{name}: rejected / records by kind (checker alone | whole preset)")
+    good = [i for i, r in enumerate(records) if r["kind"] == "faithful"]
+    print(f"\n{name}: rejected / records by kind (checker alone | whole preset); precision of a kind: against "
+          f"as many faithful records")
     for kind in sorted(kinds, key=lambda k: (k != "faithful", k)):
         idx = [i for i, r in enumerate(records) if r["kind"] == kind]
-        a = sum(flagged_checker[i] for i in idx)
-        b = sum(flagged_rules[i] for i in idx)
-        print(f"  {kind:<22} {a:>3} / {len(idx):<3} {100 * a / len(idx):5.1f}%  |  {b:>3} / {len(idx):<3} "
-              f"{100 * b / len(idx):5.1f}%")
+        cols = []
+        for flags in (flagged_checker, flagged_rules):
+            got = sum(flags[i] for i in idx)
+            col = f"{got:>3} / {len(idx):<3} {100 * got / len(idx):5.1f}%"
+            if kind != "faithful" and good:
+                false = sum(flags[i] for i in good) / len(good) * len(idx)
+                col += f"  P {100 * got / (got + false) if got + false else float('nan'):5.1f}%"
+            cols.append(col)
+        print(f"  {kind:<22} {cols[0]:<28}|  {cols[1]}")
     bad = [i for i, r in enumerate(records) if r["kind"] != "faithful"]
     good = [i for i, r in enumerate(records) if r["kind"] == "faithful"]
     for label, flags in (("checker", flagged_checker), ("preset", flagged_rules)):
@@ -92,11 +103,15 @@ def main():
     ap.add_argument("--sets", default="own,dev,faithful", help="comma-separated: own, dev, test, faithful")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each flagged or missed record of the sets (not test)")
+    ap.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one of model/meta.json's thresholds (e.g. 'added cosine=0.5'), to try one")
     args = ap.parse_args()
 
     t = time.perf_counter()
-    checker = Checker()
+    thresholds = {k: float(v) for k, v in (x.split("=", 1) for x in args.threshold)}
+    checker = Checker(thresholds=thresholds)
     load_s = time.perf_counter() - t
+    checker_module._SHARED["checker"] = checker   # the preset's meaning_kept uses this one
     rules = load_rules()[args.rules]
     everything = []
     for name in args.sets.split(","):
@@ -117,8 +132,9 @@ def main():
             for r, v, d in zip(records, verdicts, [by_id.get(i) for i in range(len(records))]):
                 wrong = v.flagged == (r["kind"] == "faithful")
                 if wrong:
-                    print(f"--- [{r['kind']}] {'FALSE REJECTION' if v.flagged else 'MISSED'} {v.direction} "
-                          f"{v.score} {v.sentence!r}; lowest {v.lowest}; preset: {d and d['rule']}")
+                    print(f"--- {r.get('id', '')} [{r['kind']}] {'FALSE REJECTION' if v.flagged else 'MISSED'} "
+                          f"{v.kind} {v.direction} {v.score} {v.detail} {v.sentence!r}; "
+                          f"preset: {d and d['rule']}")
                     print("Q:", r["question"][:200].replace("\n", " "))
                     print("ORIGINAL:", r["original"][:500])
                     print("REWRITE:", r["rewrite"][:700])

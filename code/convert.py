@@ -25,6 +25,8 @@ or, when the caller passes a `rejected` list, lands there as {"index", "id", "re
 the rest goes on.
 """
 
+import json
+import re
 from collections import Counter
 
 from realign.errors import DataError, UsageError
@@ -359,12 +361,13 @@ def _file_format(raw, path, input_format):
     return fmt, odd
 
 
-def convert_records(raw, path, input_format="auto", rejected=None, field_map=None, check_finite=True):
+def convert_records(raw, path, input_format="auto", rejected=None, field_map=None, check_finite=True, bad=None):
     """Convert raw objects to validated ReAlign records (ids unique); returns (records, format).
 
     With `rejected` (a list), bad records are appended to it as {"index", "id", "reason",
     "record"} instead of raising BadRecordError. `check_finite`: look for NaN/Infinity (the
-    reader knows when there cannot be any)."""
+    reader knows when there cannot be any). `bad`: index -> reason of records the reader already
+    refused (records.read_json_raw's bad_records)."""
     if input_format not in FORMATS:
         raise UsageError(f"unknown --input_format {input_format!r} (one of {', '.join(FORMATS)})")
     if not raw:
@@ -379,6 +382,8 @@ def convert_records(raw, path, input_format="auto", rejected=None, field_map=Non
         try:
             if not isinstance(rec, dict):
                 raise _Bad(f"expected an object, got {_type_name(rec)}")
+            if bad and i in bad:
+                raise _Bad(bad[i])
             if i in odd:
                 raise _Bad(odd[i])
             reason = nonfinite_reason(rec) if check_finite else None
@@ -411,8 +416,12 @@ def convert_records(raw, path, input_format="auto", rejected=None, field_map=Non
 
 def load_any(path, input_format="auto", rejected=None, field_map=None):
     """Read a file in any supported format; returns (records, detected_format)."""
-    raw, maybe_nonfinite = read_json_raw(path)
-    return convert_records(raw, path, input_format, rejected, field_map, check_finite=maybe_nonfinite)
+    bad = {} if rejected is not None else None  # set aside one by one, not the whole file refused
+    raw, maybe_nonfinite = read_json_raw(path, bad)
+    return convert_records(raw, path, input_format, rejected, field_map, check_finite=maybe_nonfinite, bad=bad)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def rejected_path(output_path):
@@ -423,4 +432,7 @@ def write_rejected(path, rejected):
     """The bad records, one {"index", "id", "reason", "record"} a line, strict JSON, atomically."""
     with atomic_open(path) as f:
         for entry in rejected:
-            f.write(dumps_line(as_strict(entry)) + "\n")
+            line = dumps_line(as_strict(entry))
+            if _LONE_SURROGATE.search(line):  # kept as the \\u escape the input had: UTF-8 cannot hold it
+                line = json.dumps(as_strict(entry), ensure_ascii=True, allow_nan=False)
+            f.write(line + "\n")

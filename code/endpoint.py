@@ -15,7 +15,8 @@ Transient (retried, backoff): timeouts, 5xx, 429 rate limits, dropped connection
 JSON, 401/403/404, a spent quota. The runner stops a run on those (realign.llm.runner).
 Refusals of one record (record_refusal): a prompt longer than the model's context (llama.cpp says
 so even as a 500), a request too large for the server or a proxy (413), a content filter on the
-prompt. They fail that record alone and say nothing about the endpoint.
+prompt (Azure's 400 content_filter, OpenRouter's 403 "flagged" by moderation). They fail that
+record alone and say nothing about the endpoint.
 """
 
 import re
@@ -29,8 +30,11 @@ from realign.redact import scrub
 
 BREAKER_AT_START = 3   # the same non-transient failure this many times before any success: refused
 BREAKER_LATER = 10     # ... this many times in a row later in a run: stop, keep what is done
-BREAKER_NO_SUCCESS = 50     # transient failures (5xx, timeouts, dropped connections) with no success yet: stop
-BREAKER_DOWN_SECONDS = 120  # later in a run: as many transient failures and no success for this long: stop
+BREAKER_DOWN_AFTER = 8      # transient failures (5xx, timeouts, dropped connections) with no success between:
+                            # the server is down, requests go one probe at a time
+BREAKER_START_SECONDS = 30  # down with no success at all yet for this long: stop (a blip at the start is not)
+BREAKER_DOWN_SECONDS = 120  # later in a run: down with no success for this long: stop
+PROBE_EVERY = (1.0, 5.0)    # s between probes while down: the first gap, doubling up to the second
 
 class EndpointError(Exception):
     """A failed request. `cause` names a failure no retry fixes (None for transient ones), so a
@@ -62,25 +66,50 @@ class Breaker:
     what is finished (exit 1; a rerun resumes). A success resets the count.
 
     Transient failures (5xx, timeouts, dropped connections; not 429s, which pace the run) are
-    counted apart (`transient`): `no_success` of them with no success at all set `stopped` (a
-    server answering 500 to everything costs a few seconds, not six tries per record); later in a
-    run, as many with no success for `down_seconds` do too (a server that died), while a blip of
-    a minute is ridden out by the retries. Failures of one record (per_record) count nowhere.
+    counted apart (`transient`). `down_after` of them with no success between mean the server is
+    down: from then on `may_send` lets one request through at a time as a probe, PROBE_EVERY
+    apart (the rest wait, spending none of their retries), until one succeeds. Down with no
+    success at all for `start_seconds` sets `stopped` (a server answering 500 to everything costs
+    half a minute and a few dozen requests, a blip of some seconds at the start is ridden out);
+    later in a run, down for `down_seconds` does (a server that died). Failures of one record
+    (per_record) count nowhere.
     """
 
-    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER, no_success=BREAKER_NO_SUCCESS,
-                 down_seconds=BREAKER_DOWN_SECONDS, clock=time.monotonic):
+    def __init__(self, at_start=BREAKER_AT_START, later=BREAKER_LATER, down_after=BREAKER_DOWN_AFTER,
+                 start_seconds=BREAKER_START_SECONDS, down_seconds=BREAKER_DOWN_SECONDS, probe_every=PROBE_EVERY,
+                 clock=time.monotonic):
         self.at_start, self.later = at_start, later
-        self.no_success, self.down_seconds, self.clock = no_success, down_seconds, clock
+        self.down_after, self.start_seconds, self.down_seconds = down_after, start_seconds, down_seconds
+        self.probe_every, self.clock = probe_every, clock
         self.succeeded = False
         self.cause, self.count = None, 0
-        self.transients, self.down_since = 0, None  # transient failures since the last success
+        self.transients, self.down_since = 0, None  # transient failures since the last success, and since when
+        self.probes, self.next_probe = 0, 0.0
         self.stopped = None
+
+    @property
+    def down(self):
+        """Whether the server looks down (transient failures only since the last success)."""
+        return self.transients >= self.down_after
+
+    def may_send(self):
+        """Whether a request may be sent now: always, unless the server is down; then one probe
+        at a time, spaced out (this call takes the probe's turn when it says True)."""
+        if not self.down:
+            return True
+        now = self.clock()
+        if now < self.next_probe:
+            return False
+        first, most = self.probe_every
+        self.next_probe = now + min(most, first * 2 ** self.probes)
+        self.probes += 1
+        return True
 
     def success(self):
         self.succeeded = True
         self.cause, self.count = None, 0
-        self.transients, self.down_since = 0, self.clock()
+        self.transients, self.down_since = 0, None
+        self.probes, self.next_probe = 0, 0.0
 
     def failure(self, err):
         """Count one failed attempt (an EndpointError); raises it when the run must not go on."""
@@ -101,13 +130,14 @@ class Breaker:
         self.transients += 1
         if self.down_since is None:
             self.down_since = now
-        if self.stopped is not None or self.transients < self.no_success:
+        if self.stopped is not None or not self.down:
             return
-        if not self.succeeded:
-            self.stopped = (f"no request has succeeded, {self.transients} attempts failed, the last: "
-                            f"{err.one_line()}")
-        elif now - self.down_since >= self.down_seconds:
-            self.stopped = (f"no request has succeeded for {now - self.down_since:.0f} s, {self.transients} "
+        for_long = now - self.down_since
+        if not self.succeeded and for_long >= self.start_seconds:
+            self.stopped = (f"no request has succeeded, {self.transients} attempts failed in {for_long:.0f} s, "
+                            f"the last: {err.one_line()}")
+        elif self.succeeded and for_long >= self.down_seconds:
+            self.stopped = (f"no request has succeeded for {for_long:.0f} s, {self.transients} "
                             f"attempts failed, the last: {err.one_line()}")
 
 
@@ -122,7 +152,12 @@ _CONTEXT = re.compile(
 # A content filter on the prompt: Azure OpenAI's 400 content_filter (ResponsibleAIPolicyViolation),
 # OpenAI's invalid_prompt, LiteLLM's ContentPolicyViolationError.
 _FILTER = re.compile(r"content[_ ]?filter|content management policy|responsibleaipolicyviolation"
-                     r"|content[_ ]?policy[_ ]?violation|flagged as potentially violating|invalid_prompt", re.I)
+                     r"|content[_ ]?policy[_ ]?violation|flagged as potentially violating|invalid_prompt"
+                     r"|rejected as a result of our safety system", re.I)
+# A moderation refusal of the prompt: OpenRouter's 403 "… requires moderation … Your input was
+# flagged for …" (metadata.reasons, flagged_input), and gateways' "flagged by moderation". A 403
+# otherwise means the key may not use the model, which every request gets.
+_MODERATION = re.compile(r"\bflagged\b|flagged_input|moderation", re.I)
 
 
 def record_refusal(status, text):
@@ -134,6 +169,8 @@ def record_refusal(status, text):
     if status in (200, 400, 422, 500) and _CONTEXT.search(text or ""):
         return "context size exceeded"
     if status in (200, 400, 422) and _FILTER.search(text or ""):
+        return "prompt caught by a content filter"
+    if status in (200, 400, 403, 422) and _MODERATION.search(text or ""):
         return "prompt caught by a content filter"
     return None
 
@@ -187,8 +224,21 @@ def status_hint(status, message, path):
         return "authentication failed: check OPENAI_API_KEY / --openai_key (AZURE_OPENAI_API_KEY with --api_type azure)"
     if status == 403:
         return "permission denied: this key may not use this model or endpoint"
-    if status == 404:
-        if "/v1/" not in path and "/openai/" not in path:
-            return "the base URL of an OpenAI-compatible server usually ends in /v1"
-        return "check --model and --base_url"
+    if status == 404 or (status == 200 and _NO_ROUTE.search(low)):
+        return missing_v1(path) or ("check --model and --base_url" if status == 404 else None)
     return None
+
+
+# how servers say "no such route": LM Studio's 200 {"error": "Unexpected endpoint or method."},
+# Express's "Cannot POST", plain 404 texts
+_NO_ROUTE = re.compile(r"unexpected endpoint|cannot post|no route|not found|unknown (?:endpoint|route|url)", re.I)
+
+
+def missing_v1(path):
+    """'did you mean …/v1?' when `path` (scheme://host:port/path of the request) has no /v1 and no
+    Azure /openai/ part, else None."""
+    if not path or "/v1/" in path or "/openai/" in path:
+        return None
+    base = re.sub(r"/(?:chat/)?completions/?$", "", path.rstrip("/"))
+    return f"did you mean --base_url {base}/v1? OpenAI-compatible servers (LM Studio, vLLM, llama.cpp, Ollama) " \
+           f"serve the API under /v1"

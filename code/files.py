@@ -28,8 +28,7 @@ import time
 from contextlib import contextmanager
 
 from realign.errors import DataError, Terminated, UsageError
-from realign.strictjson import DuplicateKeyError
-from realign.strictjson import loads as strict_loads
+from realign.strictjson import DuplicateKeyError, Loader, may_hold_big_int
 
 
 # ---------------------------------------------------------------- OS errors
@@ -364,17 +363,15 @@ def gc_paused():
             gc.enable()
 
 
-_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # every ASCII digit a 0, the rest blank
-
-
 def loads_for(data):
     """The parser for a file's bytes: json.loads, or a faster one with exactly its answers. orjson
-    (3-4x faster) reads integers past 64 bits as floats, so it is used only where no run of 19
-    digits occurs (bytes.translate and `in`: C speed); and anything it refuses (NaN, unpaired
-    surrogates, deep nesting) goes to json.loads, whose answer stands. For the files this
-    pipeline writes itself (shard lines, failures, journals): users' files go through
-    strictjson.loads, which also refuses a key given twice."""
-    if orjson is None or b"0" * 19 in data.translate(_DIGITS):
+    (3-4x faster) reads integers past 64 bits as floats, so it is used only where no number token
+    of 19 digits or more occurs (strictjson.may_hold_big_int: C speed; the digit runs of input
+    hashes do not count); and anything it refuses (NaN, unpaired surrogates, deep nesting) goes
+    to json.loads, whose answer stands. For the files this pipeline writes itself (shard lines,
+    failures, journals): users' files go through strictjson.Loader, which also refuses a key
+    given twice."""
+    if orjson is None or may_hold_big_int(data):
         return json.loads
 
     def loads(text):
@@ -402,17 +399,19 @@ def json_problem(e):
 
 # ---------------------------------------------------------------- JSON lines
 
-def iter_jsonl_lines(text, path):
+def iter_jsonl_lines(text, path, loads=None):
     """Yield (line_number, object) for each non-blank line; a bad line, or one holding a key twice
-    in one object (strictjson.loads), is a DataError.
+    in one object (strictjson.loads), is a DataError. `loads`: the strictjson.Loader of `text`
+    when the caller wants to ask it afterwards whether a line went to json (else one is made).
 
     Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
     characters that json.dumps(ensure_ascii=False) leaves raw inside strings."""
+    loads = loads or Loader(text)
     for n, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
             continue
         try:
-            obj = strict_loads(line)
+            obj = loads(line)
         except DuplicateKeyError as e:
             raise DataError(f"{path}: line {n}: {e}") from None
         except JSON_ERRORS as e:

@@ -11,8 +11,9 @@ put under the wrong task, say), the model is told to answer with the line `KEEP 
 (KEEP_MARKER) instead, and the record keeps its original answer ("format does not fit").
 
 `read_reply` is what reformat applies to every candidate, from any backend. In order:
-a candidate cut at the token limit or by a content filter is not used; an empty reply or a
-provider's refusal is named as such; `<think>` blocks of reasoning models are removed (an
+a candidate cut at the token limit, by a content filter, or in any other way (only a natural
+stop is a finished answer: llm.base.finished) is not used, and neither is an empty reply (both
+retried once at most, rewrite.make_check); a provider's refusal is named as such; `<think>` blocks of reasoning models are removed (an
 unclosed one at the start is all thinking, no answer); chat-template end tokens trailing the
 reply are stripped, and a reply still holding a template token (the model ran past its turn)
 is not used; a reply wrapped whole in a code fence is unwrapped when the original has no
@@ -37,6 +38,7 @@ from constant.py. `read_task` reads either model's reply leniently and says when
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
+from realign.llm.base import finished
 from realign.textchecks import (echoed_prompt, refusal_phrase, repeats_itself, strip_end_tokens, template_token,
                                 whole_fence)
 
@@ -203,7 +205,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     """How one candidate reads: (verdict, value).
 
     (REPLY_OK, revised response) a usable rewrite; (REPLY_KEEP, FORMAT_DOES_NOT_FIT) the model
-    used the valve; otherwise (verdict, reason) with REPLY_TRUNCATED (cut at max_tokens),
+    used the valve; otherwise (verdict, reason) with REPLY_TRUNCATED (cut at max_tokens or by the
+    server in another way, or empty),
     REPLY_REFUSED (a refusal, as a field or as the answer, or a reply a content filter cut) or
     REPLY_BAD (anything else). `finish_reason` as backends give it (llm.base.finish_reason)."""
     if finish_reason == "length":
@@ -214,8 +217,10 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
         return REPLY_REFUSED, "cut by the provider's content filter (finish_reason content_filter)"
     if refusal:
         return REPLY_REFUSED, f"the model refused: {quote(refusal)}"
-    if not isinstance(text, str) or not text.strip():
-        return REPLY_BAD, "empty reply (no content)"
+    if not finished(finish_reason):  # "error", "abort", "other", a stream cut off: a cut reply
+        return REPLY_TRUNCATED, f"cut by the server (finish_reason {finish_reason!r}), not used"
+    if not isinstance(text, str) or not text.strip():  # retried once at most, like a cut
+        return REPLY_TRUNCATED, "empty reply (no content)"
     answer = strip_end_tokens(strip_think(text, original), original)
     if not answer.strip():
         return REPLY_BAD, "the reply is only a <think> block, no answer after it"

@@ -16,7 +16,7 @@ import re
 from realign.constant import TASK_SET
 from realign.errors import DataError, UsageError
 from realign.files import JSON_ERRORS, atomic_open, dumps_line, gc_paused, iter_jsonl_lines, json_problem, os_error
-from realign.strictjson import DuplicateKeyError, duplicate_at, loads, may_hold_nonfinite, nonfinite_reason
+from realign.strictjson import DuplicateKeyError, Loader, duplicate_at, nonfinite_reason
 from realign.tabular import is_table, is_table_file, read_table, write_table
 
 
@@ -71,17 +71,20 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD]")  # a regex scan is ~4x faster here than two `in` tests
 
 
-def _check_surrogates(objs, text, path):
+def _check_surrogates(objs, text, path, bad_records=None):
     """An unpaired UTF-16 surrogate (a broken `\\ud83d` escape, common in scraped chat dumps)
     is not text: tokenizers and UTF-8 writers fail on it later. Only a `\\uD...` escape can
-    make one, so files without such an escape are not scanned."""
+    make one, so files without such an escape are not scanned. DataError naming the record, or,
+    with `bad_records` (a dict), its index -> reason goes there (--skip_bad_records)."""
     if not _SURROGATE_ESCAPE.search(text):
         return
     for i, obj in enumerate(objs):
         bad = _SURROGATE.search(json.dumps(obj, ensure_ascii=False))
         if bad:
-            raise DataError(f"{where(path, i, obj)}: holds an unpaired UTF-16 surrogate {bad.group()!r} "
-                            f"(a broken \\u escape); fix or drop the record")
+            reason = f"holds an unpaired UTF-16 surrogate {bad.group()!r} (a broken \\u escape); fix or drop the record"
+            if bad_records is None:
+                raise DataError(f"{where(path, i, obj)}: {reason}")
+            bad_records[i] = reason
 
 
 def read_json_any(path):
@@ -105,17 +108,22 @@ def check_finite(objs, path):
             raise DataError(f"{where(path, i, obj)}: {reason}")
 
 
-def read_json_raw(path):
-    """(raw objects, whether they may hold NaN/Infinity): the reader without the strict-JSON check."""
+def read_json_raw(path, bad_records=None):
+    """(raw objects, whether they may hold NaN/Infinity): the reader without the strict-JSON check.
+    Only text that went to the json module (strictjson.Loader.slow) may hold NaN/Infinity or an
+    unpaired surrogate: orjson refuses both. `bad_records`: a dict that gets index -> reason for
+    records refused one by one (a lone surrogate) instead of a DataError."""
     if is_table(path):
         return read_table(path)
     text = _read_text(path)
+    parse = Loader(text)
     if is_jsonl(path):
-        data = [obj for _, obj in iter_jsonl_lines(text, path)]
-        _check_surrogates(data, text, path)
-        return data, may_hold_nonfinite(text)
+        data = [obj for _, obj in iter_jsonl_lines(text, path, parse)]
+        if parse.slow:
+            _check_surrogates(data, text, path, bad_records)
+        return data, parse.slow
     try:
-        data = loads(text)
+        data = parse(text)
     except DuplicateKeyError as e:
         index = duplicate_at(text)
         at = f"{path}: record {index}" if index is not None else path
@@ -129,8 +137,9 @@ def read_json_raw(path):
         raise DataError(f"{path}: not valid JSON: {json_problem(e)}{at}{hint}") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of records, got a {type(data).__name__}")
-    _check_surrogates(data, text, path)
-    return data, may_hold_nonfinite(text)
+    if parse.slow:
+        _check_surrogates(data, text, path, bad_records)
+    return data, parse.slow
 
 
 # ---------------------------------------------------------------- validation

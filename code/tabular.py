@@ -209,11 +209,28 @@ def write_table(path, records):
     try:  # from_pylist would take the columns of the first record only: infer over all of them
         table = pa.Table.from_struct_array(pa.array(records)) if records else pa.table({})
     except (pa.ArrowException, TypeError, OverflowError) as e:
+        huge = next(((i, at, v) for i, rec in enumerate(records) for at, v in [_huge_int(rec)] if at), None)
+        if huge:
+            i, at, value = huge
+            raise DataError(f"{path}: record {i} has '{at}' = {value}, outside the 64-bit integers Parquet holds; "
+                            f"write .jsonl, or make that field a string") from None
         raise DataError(f"{path}: cannot write these records as Parquet ({str(e).splitlines()[0]}); "
                         f"fields must keep one type in every record (ids all ints or all strings); "
                         f"write .jsonl instead") from None
     with atomic_open(path, "wb") as f:
         pa.parquet.write_table(table, f)
+
+
+def _huge_int(obj, at=""):
+    """(field path, value) of the first int outside int64 inside obj ('row_hash', 'meta.n[2]'), or (None, None)."""
+    if isinstance(obj, int) and not isinstance(obj, bool) and not INT64[0] <= obj <= INT64[1]:
+        return at or "value", obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = _huge_int(v, f"{at}[{k}]" if isinstance(obj, list) else f"{at}.{k}" if at else str(k))
+        if found[0]:
+            return found
+    return None, None
 
 
 def _cell(value):

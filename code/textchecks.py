@@ -164,11 +164,12 @@ def refusal_phrase(text):
 
 # ---------------------------------------------------------------- chat-template tokens
 
-# Special tokens of chat templates that a server may leave in a reply: ChatML, Llama 3, Gemma,
-# Phi, Mistral, DeepSeek, GPT-2/Qwen end of text, and the generic </s>.
+# Special tokens of chat templates that a server may leave in a reply: ChatML, Llama 3 and 4,
+# Gemma, Phi, Mistral, DeepSeek, Cohere Command-R, gpt-oss, GPT-2/Qwen end of text, </s>, and any
+# other "<|word|>" token (every family since ChatML spells its special tokens that way).
 _TEMPLATE_TOKEN = re.compile(
-    r"<\|(?:im_end|im_start|endoftext|eot_id|end_of_text|start_header_id|end_header_id|end|assistant|user|"
-    r"system|eom_id|return|call)\|>|<(?:end_of_turn|start_of_turn)>|</s>|\[/?INST\]|<｜end▁of▁sentence｜>")
+    r"<\|[A-Za-z][\w-]{0,40}\|>|<(?:end_of_turn|start_of_turn|eos|bos)>|</s>|\[/?INST\]"
+    r"|<｜(?:end▁of▁sentence|begin▁of▁sentence|Assistant|User)｜>")
 
 
 def template_token(text):
@@ -178,8 +179,10 @@ def template_token(text):
 
 
 # the tokens that end a turn or a text: trailing a reply, they are the template's, not the answer's
-_END_TOKEN = re.compile(r"(<\|(?:im_end|endoftext|eot_id|end_of_text|end|eom_id|return)\|>|<end_of_turn>|</s>"
-                        r"|<｜end▁of▁sentence｜>)\s*\Z")
+# (ChatML <|im_end|>, <|endoftext|>, Llama 3 <|eot_id|>/<|eom_id|>, Llama 4 <|eot|>, Phi <|end|>,
+# gpt-oss <|return|>, Gemma <end_of_turn> and <eos>, Cohere <|END_OF_TURN_TOKEN|>, </s>, DeepSeek's)
+_END_TOKEN = re.compile(r"(<\|(?:im_end|endoftext|eot_id|eot|end_of_text|end|eom_id|eom|return|end_of_turn"
+                        r"|END_OF_TURN_TOKEN)\|>|<end_of_turn>|<eos>|</s>|<｜end▁of▁sentence｜>)\s*\Z")
 
 
 def strip_end_tokens(text, keep=""):
@@ -433,6 +436,11 @@ def final_number(text):
             return after[0]
     values = _answer_values(text)
     return values[-1] if values else None
+
+
+def answer_marked(text):
+    """Does `text` mark its answer ('Final answer', 'The answer is', 'Answer:', '####', '\\boxed{')?"""
+    return bool(_FINAL_MARK.search(text))
 
 
 def same_value(a, b):

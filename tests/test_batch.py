@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT, make_record, run_script, write_json
 from realign.llm.batch import custom_id, parse_custom_id, state_path
 from realign.shards import failures_path, shard_path
+from realign.llm.shape import REASONING_ROOM
 from tests.servers.batch_fake import BatchFake
 from tests.servers.openai_fake import OpenAIFake
 
@@ -336,7 +337,8 @@ def test_reasoning_model_known_family_first_batch_in_its_shape(tmp_path):
         (entry,) = srv.batches.values()
         bodies = [json.loads(line)["body"] for line in entry["lines"]]
     assert r.returncode == 0, r.stderr
-    assert all(b["max_completion_tokens"] == 700 and "max_tokens" not in b and "temperature" not in b
+    assert all(b["max_completion_tokens"] == 700 + REASONING_ROOM and "max_tokens" not in b
+               and "temperature" not in b
                for b in bodies)
     assert len(outcome(tmp_path / "out")[0]) == 20
 

@@ -1,5 +1,7 @@
 """The faithfulness checker (realign.faithful): it loads fast, catches each kind of meaning flaw on
-small hand-written cases, keeps faithful restructurings, and the filter rule names the sentence.
+small hand-written cases (a negation or an opposite word flipped, a verdict changed, a claim added,
+a fact lost, the request restated), keeps faithful restructurings, and the filter rule names the
+sentence, what was found and its score.
 
 The cases below were written for these tests: they are not in datasets/faithful/ (the training
 sources), the issue texts or the bench sets.
@@ -13,7 +15,7 @@ import pytest
 
 from realign.faithful import Checker
 from realign.faithful.checker import LOST, RESTATES, UNSUPPORTED, restated_share
-from realign.faithful.pairs import heldout_records, held_out, parse_sources, training_pairs
+from realign.faithful.pairs import heldout_records, held_out, parse_sources, training_records
 from realign.faithful.text import claims, stems
 from realign.lengths import approx_tokens
 from realign.selection import Pair
@@ -73,46 +75,66 @@ def test_unchanged_and_copied_text_needs_no_model(checker):
     assert not v.flagged and v.pairs == 0
 
 
-def lowest(verdict, direction):
-    return verdict.lowest.get(direction, (1.0, None))[0]
+@pytest.mark.parametrize("old, new, said", [
+    ("Before refitting the tyre, feel around", "There is no need to feel around", "a negation added"),
+    ("Before refitting the tyre", "After refitting the tyre", "'before' became 'after'"),
+    ("- Patch the hole or replace the tube.", "- Do not patch the hole; replace the tube.", "a negation added"),
+])
+def test_catches_a_contradiction_in_plain_words(checker, old, new, said):
+    v = checker.check(Q_BIKE, A_BIKE, R_BIKE.replace(old, new))
+    assert v.flagged and v.kind == "contradiction" and v.direction == UNSUPPORTED, v
+    assert said in v.detail and new.lstrip("- ")[:20] in v.sentence
 
 
-def test_flawed_sentences_score_below_the_faithful_ones(checker):
-    """At its shipped thresholds the checker catches few contradictions and added claims (see
-    bench/README.md); what it must do is score the flawed sentence below the faithful rewrite's."""
-    faithful = lowest(checker.check(Q_TEA, A_TEA, R_TEA), UNSUPPORTED)
-    contradiction = R_TEA.replace("stop before it boils – boiling water turns", "let it boil hard – boiling water keeps")
-    assert lowest(checker.check(Q_TEA, A_TEA, contradiction), LOST) < faithful
-    added = checker.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
-    assert lowest(added, UNSUPPORTED) < faithful and "milk" in added.lowest[UNSUPPORTED][1]
-    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around")
-    assert lowest(checker.check(Q_BIKE, A_BIKE, negated), UNSUPPORTED) < lowest(checker.check(Q_BIKE, A_BIKE, R_BIKE),
-                                                                              UNSUPPORTED)
+def test_cannot_is_a_negation(checker):
+    bad = R_TEA.replace("Good leaves can be steeped a second time.", "Good green tea cannot be steeped a second time.")
+    v = checker.check(Q_TEA, A_TEA, bad)
+    assert v.flagged and v.kind == "contradiction", v
 
 
-def test_a_stricter_threshold_catches_each_kind():
-    strict = Checker(thresholds={UNSUPPORTED: 0.2, LOST: 0.4})
-    added = strict.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
-    assert added.flagged and added.direction == UNSUPPORTED and "milk" in added.sentence
-    negated = R_BIKE.replace("Before refitting the tyre, feel around", "There is no need to feel around").replace(
-        " – otherwise you'll get another flat", "")
-    assert strict.check(Q_BIKE, A_BIKE, negated).flagged
+def test_catches_an_added_claim(checker):
+    v = checker.check(Q_TEA, A_TEA, R_TEA + "\n\nDrinking it with milk also brings out its sweetness.")
+    assert v.flagged and v.kind == "added" and v.direction == UNSUPPORTED, v
+    assert "milk" in v.sentence and "milk" in v.detail and v.score >= v.threshold
 
 
 def test_catches_a_lost_fact(checker):
     bad = R_BIKE.replace("\n- Before refitting the tyre, feel around its inside with your fingers for the thorn or "
                          "glass that caused the puncture – otherwise you'll get another flat.", "")
     v = checker.check(Q_BIKE, A_BIKE, bad)
-    assert v.flagged and v.direction == LOST and "thorn" in v.sentence, v
+    assert v.flagged and v.direction == LOST and v.kind == "lost" and "thorn" in v.sentence, v
 
 
-def test_a_changed_conclusion_in_words_scores_lower(checker):
-    q = "A baker makes twelve loaves and sells all but three. How many did she sell?"
-    a = "She sold twelve minus three loaves, which is nine."
-    good = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold nine loaves."
-    bad = "**Working:** twelve loaves, minus the three left over.\n\n**Answer:** she sold eight loaves."
-    assert not checker.check(q, a, good).flagged
-    assert lowest(checker.check(q, a, bad), UNSUPPORTED) < lowest(checker.check(q, a, good), UNSUPPORTED)
+def test_catches_a_lost_fact_in_everyday_words(checker):
+    """A dropped sentence with no rare word ("write down", "ask", "forget") is still read."""
+    q = "How should I prepare for a job interview?"
+    a = ("Read about the company before the day. Practise answers to common questions out loud. Write down a few "
+         "things you want to ask them, since you will forget them when you are nervous. Arrive ten minutes early.")
+    kept = ("## Before the interview\n\n- Research the company beforehand.\n- Practise your answers to common "
+            "questions aloud.\n- Note a few things you want to ask them: nerves will make you forget them.\n"
+            "- Get there ten minutes early.")
+    assert not checker.check(q, a, kept).flagged
+    v = checker.check(q, a, kept.replace("\n- Note a few things you want to ask them: nerves will make you forget "
+                                         "them.", ""))
+    assert v.flagged and v.kind == "lost" and v.sentence.startswith("Write down"), v
+
+
+def test_catches_a_changed_verdict(checker):
+    q = "Is it true that bats are blind?"
+    a = "False. Bats can see; many also use echolocation to hunt at night."
+    assert not checker.check(q, a, "**Verdict:** false.\n\nBats can see, and many also use echolocation to hunt "
+                                   "at night.").flagged
+    v = checker.check(q, a, "**Verdict:** true.\n\nBats can see, and many also use echolocation to hunt at night.")
+    assert v.flagged and v.kind == "verdict" and "'true'" in v.detail, v
+
+
+def test_headings_and_numbers_in_words_are_not_claims(checker):
+    q = "Why does pasta take longer to cook in the mountains?"
+    a = ("At high altitude water boils at a lower temperature, about ninety degrees at three thousand metres, "
+         "so pasta cooks more slowly.")
+    r = ("## Why\n\nHigh up, water boils at a lower temperature: around 90 degrees at 3000 metres.\n\n"
+         "## Practical effect\n\nPasta cooks more slowly.")
+    assert not checker.check(q, a, r).flagged
 
 
 def test_catches_a_rewrite_that_restates_the_request(checker):
@@ -143,26 +165,27 @@ def test_score_many_matches_check(checker):
     assert [v.flagged for v in many] == [checker.check(*row).flagged for row in rows] == [False, True]
 
 
-def test_rule_reason_names_the_sentence_and_direction():
-    from realign.faithful import checker as checker_module
+def test_a_stricter_threshold_flags_more():
+    added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
+    lenient = Checker(thresholds={"added": 0.999})
+    assert not lenient.check(Q_TEA, A_TEA, added).flagged
+    assert Checker(thresholds={"added": 0.5}).check(Q_TEA, A_TEA, added).flagged
 
+
+def test_rule_reason_names_the_sentence_what_was_found_and_the_score():
     module = rules_module()
     lost = R_BIKE.split("\n- Before")[0]
     reason = module.meaning_kept([Pair(2, Q_BIKE, A_BIKE, lost, "how_to_generation", approx_tokens)])[0]
-    assert "lost" in reason and "thorn" in reason and "score" in reason
+    assert "lost" in reason and "thorn" in reason and "score" in reason and "missing:" in reason
     assert "Before putting the tyre back" in reason.original_marks[0]
     assert module.meaning_kept([Pair(3, Q_TEA, A_TEA, R_TEA, "how_to_generation", approx_tokens)]) == [None]
     added = R_TEA + "\n\nDrinking it with milk also brings out its sweetness."
-    shipped = checker_module._SHARED.get("checker")
-    checker_module._SHARED["checker"] = Checker(thresholds={UNSUPPORTED: 0.2})
-    try:
-        reason = module.meaning_kept([Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens)])[0]
-    finally:
-        checker_module._SHARED.pop("checker")
-        if shipped is not None:
-            checker_module._SHARED["checker"] = shipped
+    reason = module.meaning_kept([Pair(1, Q_TEA, A_TEA, added, "how_to_generation", approx_tokens)])[0]
     assert "unsupported" in reason and "milk" in reason and "score" in reason
     assert "Drinking it with milk also brings out its sweetness." in reason.marks
+    flipped = R_BIKE.replace("Before refitting the tyre", "After refitting the tyre")
+    reason = module.meaning_kept([Pair(4, Q_BIKE, A_BIKE, flipped, "how_to_generation", approx_tokens)])[0]
+    assert "contradicts" in reason and "'before' became 'after'" in reason
 
 
 def test_rule_is_in_every_preset_but_none():
@@ -181,8 +204,10 @@ def test_training_never_sees_held_out_items():
     items = parse_sources()
     held = [it for it in items if held_out(it["id"])]
     assert held and len(held) < len(items) / 3
-    trained = {p["claim"] for p in training_pairs(items, rounds=1)}
+    trained = training_records(items)
+    assert not {r["id"] for r in trained} & {it["id"] for it in held}
+    seen = "\n".join({r["rewrite"] for r in trained})
     for it in held:
-        assert not any(c in trained for c in claims(it["rewrite"]) if len(c) > 40), it["id"]
+        assert not any(c in seen for c in claims(it["rewrite"]) if len(c) > 60), it["id"]
     kinds = {r["kind"] for r in heldout_records(items)}
     assert kinds == {"faithful", "added_claim", "contradiction", "lost_fact", "changed_conclusion", "restates_request"}

@@ -96,6 +96,39 @@ def test_a_number_that_overflows_to_infinity_is_refused_like_nan(tmp_path):
                         "a number too large for a double", "strict JSON does not allow")
 
 
+def test_a_number_that_underflows_to_zero_is_refused_like_one_that_overflows(tmp_path):
+    for name, text in [("in.json", '[{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}, '
+                                   '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}]'),
+                       ("in.jsonl", '{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}\n'
+                                    '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}\n')]:
+        inp = tmp_path / name
+        inp.write_text(text)
+        out = tmp_path / f"out-{name}.jsonl"
+        one_line_exit_2(classify(inp, out), "record 0", "'meta.p' is 1e-400, a number too small for a double")
+        r = classify(inp, out, "--skip_bad_records")
+        assert r.returncode == 0, r.stderr
+        (kept,) = read_jsonl(out)  # 1e-300 is an ordinary double
+        assert kept["id"] == 2 and kept["meta"]["p"] == 1e-300
+        (bad,) = read_jsonl(f"{out}.rejected.jsonl")
+        assert bad["id"] == 1 and bad["record"]["meta"]["p"] == "1e-400"
+
+
+def test_a_lone_surrogate_is_one_line_or_set_aside_with_skip_bad_records(tmp_path):
+    for name, text in [("in.json", '[{"id": 1, "instruction": "a \\ud83d", "output": "b"}, '
+                                   '{"id": 2, "instruction": "c", "output": "d"}]'),
+                       ("in.jsonl", '{"id": 1, "instruction": "a \\ud83d", "output": "b"}\n'
+                                    '{"id": 2, "instruction": "c", "output": "d"}\n')]:
+        inp = tmp_path / name
+        inp.write_text(text)
+        out = tmp_path / f"out-{name}.jsonl"
+        one_line_exit_2(classify(inp, out), "record 0", "unpaired UTF-16 surrogate")
+        r = classify(inp, out, "--skip_bad_records")
+        assert r.returncode == 0, r.stderr
+        assert [x["id"] for x in read_jsonl(out)] == [2]
+        (bad,) = read_jsonl(f"{out}.rejected.jsonl")
+        assert bad["id"] == 1 and "unpaired UTF-16 surrogate" in bad["reason"]
+
+
 def test_ids_an_output_table_cannot_hold_are_refused_before_any_work(tmp_path):
     big = [make_record(2**64, cat=None), make_record(5, cat=None)]
     inp = write_json(tmp_path / "big.json", big)
@@ -109,13 +142,16 @@ def test_ids_an_output_table_cannot_hold_are_refused_before_any_work(tmp_path):
     r = run_script("retrieval.py", "--input_data_path", inp, "--output_path", tmp_path / "r.parquet",
                    "--backend", "bm25", "--corpus_path", tmp_path)
     one_line_exit_2(r, "64-bit integers Parquet holds")
+    hashed = [make_record(1, cat=None), {**make_record(2, cat=None), "row_hash": 2**64 - 1}]
+    one_line_exit_2(classify(write_json(tmp_path / "hashed.json", hashed), tmp_path / "h.parquet"),
+                    "record 1 has 'row_hash' = 18446744073709551615, outside the 64-bit integers Parquet holds")
     # merge and selection write tables through the same check (write_table): never a traceback
     from realign.errors import DataError
     from realign.tabular import write_table
     try:
-        write_table(tmp_path / "x.parquet", [{"id": 1, "score": 2**70}])
-    except DataError as e:
-        assert "cannot write these records as Parquet" in str(e)
+        write_table(tmp_path / "x.parquet", [{"id": 0, "score": 1}, {"id": 1, "meta": {"row_hash": 2**64 - 1}}])
+    except DataError as e:  # the record and the field named
+        assert "record 1 has 'meta.row_hash' = 18446744073709551615, outside the 64-bit integers" in str(e), str(e)
     else:
         raise AssertionError("an int over int64 in another field was written")
 

@@ -91,15 +91,29 @@ def busy_machine():
         proc.wait()
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) a running process has used so far: the test's clock for "when",
+    the same on an idle machine and on a busy one, where a wall-clock sleep of 3 s could still
+    fall in the interpreter's imports, before any handler is set."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def test_ctrl_c_in_classify_exits_130_within_2_s_under_load(tmp_path, busy_machine):
     records = [{"instruction": f"Write a short poem about the number {i} and the sea, with rhymes.", "input": "",
                 "output": f"Poem {i}."} for i in range(6000)]
     inp, out = write_json(tmp_path / "in.json", records), tmp_path / "out.json"
     cmd = [sys.executable, str(ROOT / "classify.py"), "--input_data_path", str(inp), "--output_path", str(out)]
-    for delay in (3.0, 6.0):  # the model loading, then classifying
+    for spent in (1.0, 2.5):  # CPU seconds of classify: the model loading, then classifying
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and cpu_seconds(proc.pid) < spent and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert proc.poll() is None, "classify finished before the signal: give it more records"
+        assert cpu_seconds(proc.pid) >= spent, "classify did not get going in 120 s"
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)

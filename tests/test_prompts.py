@@ -175,7 +175,17 @@ def test_think_tags_the_original_talks_about_are_left_alone():
 ])
 def test_unusable_replies_say_why(reply, reason):
     verdict, why = read_reply(reply, EGG)
-    assert verdict == REPLY_BAD and reason in why
+    # an empty reply is read like a cut (retried once at most), the rest are bad
+    assert verdict == (REPLY_TRUNCATED if reason == "empty reply" else REPLY_BAD) and reason in why
+
+
+@pytest.mark.parametrize("finish, used", [("stop", True), ("STOP", True), ("end_turn", True), (None, True),
+                                          ("eos", True), ("error", False), ("abort", False), ("OTHER", False),
+                                          ("incomplete", False), ("tool_calls", False), ("stream ended early", False)])
+def test_only_a_natural_stop_is_a_finished_reply(finish, used):
+    verdict, why = read_reply(f"Revised response: {LIST}", EGG, finish_reason=finish)
+    assert (verdict == REPLY_OK) == used, why
+    assert used or why.startswith("cut by the server (finish_reason")
 
 
 def test_a_cut_at_the_token_limit_is_never_used():

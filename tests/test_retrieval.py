@@ -224,9 +224,13 @@ def interrupted_run(tmp_path, sig):
         proc = subprocess.Popen([sys.executable, "retrieval.py", "--input_data_path", inp, "--output_path", out,
                                  "--serper_url", srv.url + "/search", "--batch_size", "1"],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while srv.request_count < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        deadline = time.monotonic() + 90  # a condition, not a time: a loaded machine may take long to start
+        while srv.request_count < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if srv.request_count < 4 or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"{srv.request_count} requests before the signal, exit {proc.wait()}: "
+                                 f"{proc.stderr.read()[-1000:]}")
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=10)
     # the last request was in flight; each earlier one was answered and saved first

@@ -56,6 +56,9 @@ def test_template_leak_default_label_and_planning():
     assert sel.prompt_template_leak(pair("### Instruction: hi", "x"))
     assert sel.not_default(pair("a", "b", cat="default")) == "task is default"
     assert sel.no_leftover_label(pair("a", "Revised Response: b"))
+    own = "Draft: teh cat.\nRevised response: The cat."  # the original's own label is data
+    assert sel.no_leftover_label(pair(own, "- Draft: teh cat.\n- Revised response: The cat.")) is None
+    assert sel.no_leftover_label(pair(own, "Revised response: - Draft.\nRevised response: The cat."))
     assert sel.planning_needs_a_plan(pair("a", "b", cat="planning", question="Organise my week"))
     assert sel.planning_needs_a_plan(pair("a", "b", cat="planning", question="Plan my week")) is None
 

@@ -16,6 +16,7 @@ from conftest import make_record, run_script, write_json
 from realign.endpoint import Breaker, EndpointError
 from realign.shards import failures_path, shard_path
 from test_endpoints import lines, reformat
+from realign.llm.shape import REASONING_ROOM
 from tests.servers.openai_fake import SERVER_CLASSES, OpenAIFake
 
 KEY = "sk-fake-SERVERS-7d6c5b4a3f2e1d0c"
@@ -70,7 +71,8 @@ def test_a_reasoning_model_is_learned_from_its_400s_once_and_said_so(tmp_path):
     assert len(rewritten(outputs(tmp_path / "out")[0])) == 40
     assert statuses[200] == 40 and statuses.get(400, 0) <= 2 * 4
     last = sent[-1]
-    assert "max_tokens" not in last and last["max_completion_tokens"] == 4096 and "temperature" not in last
+    assert "max_tokens" not in last and last["max_completion_tokens"] == 4096 + REASONING_ROOM
+    assert "temperature" not in last
     assert last["stream"] is False and "top_p" not in last and "n" not in last
     notes = [x for x in r.stdout.splitlines() if x.startswith("adapted to the server")]
     assert len(notes) == 2, r.stdout  # said once each, not per request
@@ -86,6 +88,20 @@ def test_a_known_reasoning_family_costs_no_refused_request(tmp_path):
     assert r.returncode == 0, r.stderr
     assert statuses == {200: 10}
     assert "adapted to the server: gpt-5-mini: token limit sent as max_completion_tokens" in r.stdout
+
+
+@pytest.mark.parametrize("model, thinks", [("gpt-5-mini", 5000), ("gpt-5-mini", 12000), ("corp-reasoner", 5000)])
+def test_a_reasoning_model_gets_room_to_think_beyond_the_target_length(tmp_path, model, thinks):
+    """A reasoning model spends max_completion_tokens on thinking first: 5,000 tokens of it used
+    to leave no room under --target_length 4096 (empty replies, cut). A known family gets room
+    from the start, an unknown one once its 400 says max_completion_tokens; a model thinking
+    more than that is given more after the first cut reply (said once) and the retry fits."""
+    inp = write_json(tmp_path / "in.json", records(8))
+    with OpenAIFake(reasoning=True, reasoning_tokens=thinks) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--model", model, "--concurrency", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(rewritten(outputs(tmp_path / "out")[0])) == 8
+    assert ("room to reason raised" in r.stdout) == (thinks > 4096 + REASONING_ROOM - 200), r.stdout
 
 
 def test_a_gateway_refusing_temperature_with_top_p_keeps_the_temperature(tmp_path):
@@ -141,8 +157,9 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     """Trailing end tokens are stripped; a reply running into a new turn, one cut by a content
     filter and one cut at the token limit in Gemini's upper case are not used (and the filtered
     one is not retried five times)."""
-    tags = {0: "[[im_end]]", 1: "[[run_on]]", 2: "[[content_filter]]", 3: "[[truncate]]"}
-    recs = records(6)
+    tags = {0: "[[im_end]]", 1: "[[run_on]]", 2: "[[content_filter]]", 3: "[[truncate]]", 6: "[[gemma_eos]]",
+            7: "[[llama4_eot]]", 8: "[[cohere_eot]]"}
+    recs = records(9)
     for i, tag in tags.items():
         recs[i]["items"][0]["value"] += f" {tag}"
     inp = write_json(tmp_path / "in.json", recs)
@@ -157,15 +174,51 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     assert reasons[2] == "cut by the provider's content filter (finish_reason content_filter) (after 2 attempts)"
     assert reasons[3] == "truncated at --target_length 4096 (after 2 attempts)"
     assert sum("[[content_filter]]" in a for a in asked) == 2  # one more try at most, not five
-    assert done[0]["id"] == 0
-    assert done[0]["items"][1]["revised_response"] == "- The answer is 0.\n- It follows from the rule."
+    assert sorted(reasons) == [1, 2, 3]
+    for rec in done:
+        if rec["id"] in (0, 6, 7, 8):  # end tokens of ChatML, Gemma, Llama 4, Command-R stripped
+            i = rec["id"]
+            assert rec["items"][1]["revised_response"] == f"- The answer is {i}.\n- It follows from the rule."
     merged, final = tmp_path / "merged.json", tmp_path / "final.json"
     assert run_script("parallel_data_merge.py", "--input_data_path", inp, "--output_directory", out,
                       "--final_output_path", merged, "--allow_partial").returncode == 0
     assert run_script("rewrite_data_selection.py", "--input_original_data_path", inp, "--input_rewrite_data_path",
                       merged, "--output_path", final).returncode == 0
     text = final.read_text(encoding="utf-8")
-    assert "<|" not in text and "DRAFT" not in text
+    assert "<|" not in text and "DRAFT" not in text and "<eos>" not in text and "<end_of_turn>" not in text
+
+
+def test_only_a_natural_stop_is_a_finished_reply(tmp_path):
+    """OpenRouter's "error", vLLM's "abort", Gemini's "OTHER", Cohere's ERROR_TOXIC, "incomplete",
+    "cancelled", a stream cut before its end, null content: none is used, each names its reason,
+    and none is tried more than twice. Gemini's "STOP" (any case) and Anthropic's "end_turn" are
+    finished answers; a 200 with no choices at all is no reason to ask one choice per call."""
+    tags = ["[[finish=error]]", "[[finish=abort]]", "[[finish=OTHER]]", "[[finish=ERROR_TOXIC]]",
+            "[[finish=incomplete]]", "[[finish=cancelled]]", "[[stream_cut]]", "[[null_content]]",
+            "[[finish=STOP]]", "[[finish=end_turn]]", "[[no_choices]]"]
+    recs = records(len(tags) + 3)
+    for i, tag in enumerate(tags):
+        recs[i]["items"][0]["value"] += f" {tag}"
+    inp = write_json(tmp_path / "in.json", recs)
+    with OpenAIFake(faithful=True) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--top_k", "2")
+        asked = [json.dumps(b) for b in bodies(srv)]
+    assert r.returncode == 1, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    reasons = {f["id"]: f["reason"] for f in failed}
+    cut = "cut by the server (finish_reason {!r}), not used (all 2 candidates) (after 2 attempts)"
+    assert reasons[0] == cut.format("error") and reasons[1] == cut.format("abort")
+    assert reasons[2] == cut.format("other") and reasons[4] == cut.format("incomplete")
+    assert reasons[5] == cut.format("cancelled") and reasons[6] == cut.format("stream ended early")
+    assert reasons[3] == ("cut by the provider's content filter (finish_reason content_filter) (all 2 candidates) "
+                          "(after 2 attempts)")
+    assert reasons[7] == "empty reply (no content) (all 2 candidates) (after 2 attempts)"
+    assert sorted(reasons) == [0, 1, 2, 3, 4, 5, 6, 7, 10]
+    for i, tag in enumerate(tags[:8]):
+        assert sum(tag in a for a in asked) == 2, tag  # one more try at most
+    assert sorted(d["id"] for d in rewritten(done)) == [8, 9, 11, 12, 13]
+    assert all(b.get("n") == 2 for b in map(json.loads, asked)), "one choice per call was wrongly learned"
+    assert "adapted to the server" not in r.stdout
 
 
 @pytest.mark.parametrize("original, reply, verdict, value", [
@@ -194,6 +247,34 @@ def test_protocol_markers_inside_the_data_are_data(original, reply, verdict, val
     assert read_reply(reply, original) == (verdict, value)
 
 
+def test_geminis_per_minute_429_worded_as_a_spent_quota_is_waited_for(tmp_path):
+    """Gemini's free tier answers a per-minute limit with "You exceeded your current quota …",
+    RESOURCE_EXHAUSTED and a RetryInfo delay: a rate limit, waited for, not a spent quota. The
+    429s come first and keep coming; every record is rewritten and the 429s are counted."""
+    inp = write_json(tmp_path / "in.json", records(12))
+    with OpenAIFake(gemini_rpm=(4, 2.0)) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--model", "gemini-2.0-flash", timeout=120)
+        statuses = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    assert len(rewritten(outputs(tmp_path / "out")[0])) == 12 and statuses.get(429, 0) >= 8
+    assert "quota is spent" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("body, spent", [
+    ('{"error": {"message": "You exceeded your current quota, please check your plan and billing details.", '
+     '"type": "insufficient_quota", "code": "insufficient_quota"}}', True),
+    ('[{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota. Please '
+     'retry in 7.96s."}}]', False),
+    ('[{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota.", '
+     '"details": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}, {"retryDelay": "50s"}]}}]', True),
+    ('{"error": {"message": "Rate limit reached for gpt-4o-mini", "code": "rate_limit_exceeded"}}', False),
+])
+def test_which_429s_mean_a_spent_quota(body, spent):
+    from realign.llm.openai_http import error_fields, quota_spent, retry_delay
+    message, code, _ = error_fields(json.loads(body))
+    assert quota_spent(code, message, retry_delay(body), body) is spent
+
+
 # ---------------------------------------------------------------- 3. a record's own refusal fails that record
 
 def _case(name):
@@ -218,17 +299,43 @@ def test_records_too_long_for_the_context_fail_alone_even_first_and_on_every_rer
     assert "4 of them do not fit the server's context" in r.stdout
 
 
-def test_a_prompt_content_filter_fails_only_the_flagged_records(tmp_path):
-    """turn3/flagged_first.json: 12 records trip Azure's prompt filter before 6 plain ones."""
+@pytest.mark.parametrize("style, said", [
+    ("azure", "HTTP 400: The response was filtered"),
+    ("openrouter", "HTTP 403: openai/gpt-4o-mini requires moderation on OpenRouter. Your input was flagged for "
+                   "\"violence\" (reasons: violence)")])
+def test_a_prompt_content_filter_fails_only_the_flagged_records(tmp_path, style, said):
+    """turn3/flagged_first.json: 12 records trip Azure's prompt filter (400 content_filter), or
+    OpenRouter's moderation (403 with metadata.reasons), before 6 plain ones; the rerun too."""
     inp = write_json(tmp_path / "in.json", _case("flagged_first.json"))
-    with OpenAIFake(prompt_filter="TRIGGER") as srv:
-        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out")
-        sent = srv.request_count
+    for rerun in (False, True):
+        with OpenAIFake(prompt_filter="TRIGGER", filter_style=style) as srv:
+            r = reformat(f"{srv.url}/v1", inp, tmp_path / "out")
+            sent = srv.request_count
+        assert r.returncode == 1, r.stderr
+        done, failed = outputs(tmp_path / "out")
+        assert len(rewritten(done)) == 6 and len(failed) == 12 and sent == (12 if rerun else 18)
+        assert all(f["reason"].startswith(f"prompt caught by a content filter: {said}") for f in failed), failed[0]
+
+
+@pytest.mark.parametrize("wording", ["old", "new"])
+def test_vllm_with_a_small_context_and_the_default_target_length_rewrites_every_record_that_fits(tmp_path, wording):
+    """vLLM --max-model-len 4096 with the default --target_length 4096: its 400 names the context
+    and the prompt's tokens, so the limit is lowered to what the context leaves (learned once,
+    said once); only a prompt that alone overflows the context fails its record."""
+    recs = records(30)
+    recs[4]["items"][1]["value"] = "Long. " * 4000  # about 6000 prompt tokens: over the context on its own
+    inp = write_json(tmp_path / "in.json", recs)
+    with OpenAIFake(faithful=True, context_tokens=4096, context_wording=wording) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", "--concurrency", "2")
+        statuses, sent = dict(srv.status_counts), bodies(srv)
     assert r.returncode == 1, r.stderr
     done, failed = outputs(tmp_path / "out")
-    assert len(rewritten(done)) == 6 and len(failed) == 12 and sent == 18
-    assert all(f["reason"].startswith("prompt caught by a content filter: HTTP 400: The response was filtered")
-               for f in failed)
+    assert len(rewritten(done)) == 29 and [f["id"] for f in failed] == [4]
+    assert failed[0]["reason"].startswith("context size exceeded: HTTP 400: This model's maximum context length")
+    assert statuses[400] <= 2 + 2 + 1  # the first wave, once learned the rest are sized before they are sent
+    assert all(0 < b["max_tokens"] < 4096 for b in sent[-10:])
+    notes = [x for x in r.stdout.splitlines() if x.startswith("adapted to the server")]
+    assert len(notes) == 1 and "4096-token context" in notes[0], r.stdout
 
 
 def test_an_nginx_413_page_fails_the_big_records_only(tmp_path):
@@ -353,6 +460,17 @@ def test_a_slow_server_that_answers_its_probe_is_waited_for(tmp_path):
     assert probed == ["/v1/models"]
 
 
+@pytest.mark.parametrize("style, said", [(True, "HTTP 200 carrying an error: Unexpected endpoint or method. "
+                                                 "(POST /chat/completions)"), ("404", "HTTP 404: Not Found")])
+def test_a_base_url_without_v1_is_one_line_with_the_v1_hint(tmp_path, style, said):
+    """LM Studio answers a path without /v1 with a 200 carrying an error; vLLM with a 404."""
+    inp = write_json(tmp_path / "in.json", records(10))
+    with OpenAIFake(require_v1=style) as srv:
+        r = reformat(srv.url, inp, tmp_path / "out")
+    assert r.returncode == 2 and len(stderr_lines(r)) == 1, r.stderr
+    assert said in r.stderr and f"did you mean --base_url {srv.url}/v1?" in r.stderr, r.stderr
+
+
 def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     now = [0.0]
     breaker = Breaker(clock=lambda: now[0])
@@ -361,19 +479,43 @@ def test_the_breaker_stops_a_server_down_for_minutes_but_rides_out_a_blip():
     for _ in range(200):  # a blip: many failures within a minute
         now[0] += 0.3
         breaker.transient(err)
-    assert breaker.stopped is None
+    assert breaker.stopped is None and breaker.down
+    assert breaker.may_send() and not breaker.may_send()  # down: one probe, then wait
+    now[0] += 1.0
+    assert breaker.may_send() and not breaker.may_send()
     breaker.success()
+    assert not breaker.down and breaker.may_send() and breaker.may_send()
     for _ in range(200):  # down: failures for over two minutes, no success
         now[0] += 1.0
         breaker.transient(err)
     assert breaker.stopped.startswith("no request has succeeded for 12") and "http://h/v1: HTTP 503" in \
         breaker.stopped
     fresh = Breaker(clock=lambda: now[0])
-    for _ in range(49):
+    for _ in range(100):  # at the start: many failures in seconds are not yet a dead server
+        now[0] += 0.05
         fresh.transient(err)
-    assert fresh.stopped is None
+    assert fresh.stopped is None and fresh.down
+    now[0] += 30
     fresh.transient(err)
-    assert fresh.stopped.startswith("no request has succeeded, 50 attempts failed")
+    assert fresh.stopped.startswith("no request has succeeded, 101 attempts failed in 35 s")
+
+
+@pytest.mark.parametrize("blip, records_n, extra", [
+    ((0, 5), 200, ()),                                               # 500s for the first 5 s
+    ((3, 23), 160, ("--concurrency", "8", "--rpm", "480")),          # 20 s of 500s mid-run
+])
+def test_a_blip_of_500s_fails_no_record(tmp_path, blip, records_n, extra):
+    """A server that answers 500 to everything for a while, at the start or mid-run, then
+    recovers: the run waits for it (one probe at a time, few requests), and every record is
+    rewritten in the same run."""
+    inp = write_json(tmp_path / "in.json", records(records_n))
+    with OpenAIFake(fail_during=blip, max_requests=5000) as srv:
+        r = reformat(f"{srv.url}/v1", inp, tmp_path / "out", *extra, timeout=120)
+        statuses = dict(srv.status_counts)
+    assert r.returncode == 0, r.stderr
+    done, failed = outputs(tmp_path / "out")
+    assert len(rewritten(done)) == records_n and failed == []
+    assert 0 < statuses.get(500, 0) <= 100, statuses  # a wave and the probes, not six tries a record
 
 
 # ---------------------------------------------------------------- the real llama.cpp server
@@ -406,7 +548,8 @@ def test_the_real_llama_cpp_server_with_a_small_context(tmp_path):
 
 @pytest.mark.parametrize("message, param, sent, change, after", [
     ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-     "max_tokens", {"max_tokens": 4096}, "max_tokens sent as max_completion_tokens", {"max_completion_tokens": 4096}),
+     "max_tokens", {"max_tokens": 4096}, "max_tokens sent as max_completion_tokens",
+     {"max_completion_tokens": 4096 + REASONING_ROOM}),
     ("Unsupported value: 'temperature' does not support 0.3 with this model. Only the default (1) value is "
      "supported.", "temperature", {"temperature": 0.3}, "temperature left to the server's default", {}),
     ("max_tokens is too large: 100000. This model supports at most 16384 completion tokens, whereas you provided "
@@ -453,9 +596,12 @@ def test_the_request_shape_learns_from_each_providers_wording(message, param, se
     (413, "<html><title>413 Request Entity Too Large</title></html>", "request too large"),
     (400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
      "prompt caught by a content filter"),
+    (403, "Input flagged by moderation (reasons: harassment)", "prompt caught by a content filter"),
+    (400, "Your request was rejected as a result of our safety system.", "prompt caught by a content filter"),
     (400, "Unsupported parameter: 'max_tokens' is not supported with this model.", None),
     (500, "Internal server error", None),
     (401, "Incorrect API key provided", None),
+    (403, "Project does not have access to model gpt-5", None),
 ])
 def test_which_refusals_are_about_one_record(status, message, what):
     from realign.endpoint import record_refusal

@@ -95,9 +95,19 @@ def test_the_reader_and_the_code_rule_read_one_fence():
     ("The answer is 4.<|im_end|>", "<|im_end|>"), ("Done.<|endoftext|>", "<|endoftext|>"),
     ("Done.<|eot_id|>", "<|eot_id|>"), ("Done.<end_of_turn>\n", "<end_of_turn>"), ("Done.</s>", "</s>"),
     ("Use <b>bold</b> and a | b.", None), ("x < y and [1, 2]", None),
+    ("Done.<eos>", "<eos>"), ("Done.<|eot|>", "<|eot|>"), ("Done.<|END_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+    ("x<|header_start|>user<|header_end|>", "<|header_start|>"), ("a <|channel|>final", "<|channel|>"),
+    ("a || b and x <| y |> z", None),
 ])
 def test_template_tokens(text, token):
     assert template_token(text) == token
+
+
+@pytest.mark.parametrize("end", ["<eos>", "<|eot|>", "<|eot_id|>", "<|END_OF_TURN_TOKEN|>", "</s>", "<end_of_turn>",
+                                 "<|end|>", "<end_of_turn>\n<eos>", "<|im_end|>\n<|endoftext|>", "<|return|>",
+                                 "<|eom_id|>", "<|end_of_text|>"])
+def test_every_families_end_tokens_trailing_a_reply_are_stripped(end):
+    assert read_reply(f"Revised response: - A.{end}\n", "A.") == (REPLY_OK, "- A.")
 
 
 def test_refusal_phrase_names_the_phrase():

@@ -41,7 +41,7 @@ def _bar(total, progress, unit):
 def overrule(result, texts, guard, model_dir=None):
     """Set aside (into result.overruled) the LLM's answers that the embedded model all but ruled
     out: a task it gives a probability under `guard` for that text. A weak LLM's stray answers
-    ("question_generation" for any question) go; a strong LLM loses little (on held-out
+    (question_generation for any question) go; a strong LLM loses little (on held-out
     human-written prompts the embedded model gives the right task 1 % or more 95 % of the time)."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 

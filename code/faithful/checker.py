@@ -1,26 +1,27 @@
 """Does a rewrite keep the meaning of its original? A small checker on CPU (onnxruntime + numpy, no torch).
 
     from realign.faithful import Checker
-    checker = Checker()                       # ~0.3 s: the classifier's sentence encoder and a head
+    checker = Checker()                       # ~0.3 s: the classifier's sentence encoder and a 1 KB model
     v = checker.check(question, original, rewrite, evidence=())
-    v.flagged, v.direction, v.sentence, v.score
+    v.flagged, v.kind, v.direction, v.sentence, v.detail, v.reason()
     verdicts = checker.score_many([(question, original, rewrite, evidence), ...])   # batched
 
-It judges in both directions, sentence by sentence (SummaC's idea; training on rule-made
-perturbations of our own texts is FactCC's):
-- "unsupported": every claim of the rewrite must be supported by question + original + evidence;
-- "lost": every claim of the original must still be supported by the rewrite;
-and one lexical check, "restates the request": a rewrite whose content words come from the
-request rather than the original (the incoming e-mail copied back, the asker's criteria listed).
-
-Each claim is read against its window: the K claims of the other side that share the most words
-with it (text.py). Claims the other side states word for word, or whose content words all stand in
-one sentence of the other side with the same negations and no order words, are settled without the
-model; the rest are scored in one batch. The shipped model (model/head.npz, train_head.py) is a
-logistic regression on alignment facts and the cosines of the sentence encoder the classifier
-already ships (features.py), so the checker adds about 1 KB to the package.
-A record is flagged when its lowest score in a direction is under that direction's threshold
-(model/meta.json, tuned on the dev sets: see bench/README.md, "faithfulness checker").
+It reads the rewrite against question + original + evidence, clause by clause, in both directions
+(SummaC's sentence-level idea; training on perturbations of our own texts is FactCC's):
+- word-alignment checks (align.py), certain enough to flag a record alone: a clause of the rewrite
+  that flips the polarity of its source clause (a negation added or taken away, an opposite word,
+  two words swapped, one option of the question put for the other) is a "contradiction"; a verdict
+  (yes/no, true/false/partly, positive/negative/mixed) not the original's is a "verdict";
+- "added": a rewrite clause whose content words the sources lack; "lost": an original clause whose
+  content words the rewrite lacks. These are weighed by a logistic model (model/head.npz,
+  train_head.py) on how many and how rare the missing words are and on the cosine, from the
+  sentence encoder the classifier already ships, of the clause with the other side's closest
+  sentences: a paraphrase scores low, an added claim or a dropped detail high;
+- "restates the request": a rewrite whose content words come from the request rather than the
+  original (the incoming e-mail copied back, the asker's criteria listed).
+The encoder reads only the clauses a word check cannot settle, each unique text once per batch.
+A record is flagged by its surest finding; thresholds in model/meta.json, tuned on the dev sets
+(bench/README.md, "faithfulness checker").
 """
 
 import json
@@ -30,75 +31,62 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realign.faithful.text import Source, bigrams, claims, stem, stems, words
+from realign.faithful.align import findings
+from realign.faithful.features import clause_features
+from realign.faithful.text import claims, stems
 
 MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
-HEAD_FILE = "head.npz"    # the head on the classifier's sentence encoder (train_head.py)
+HEAD_FILE = "head.npz"    # the clause model (train_head.py)
 META_FILE = "meta.json"
-K = 3              # claims of the other side in a premise window
-MAX_CLAIMS = 60    # claims read per side of a record (a longer text is judged on its first ones)
 MAX_CHARS = 20_000  # characters read of each text (question, original, rewrite, each passage): bounded work
 UNSUPPORTED, LOST, RESTATES = "unsupported", "lost", "restates the request"
-ORDER_WORDS = frozenset("before after then first last than until earlier later prior following".split())
-NEGATIONS = frozenset("not never no without nor none neither".split())
-# words of layout and lead-ins ("In short:", "Key points", "Step 2", "Answer"): a heading made of
-# them says nothing to check
-LAYOUT = frozenset(stem(w) for w in """short summary overview step steps tip tips note notes answer conclusion
-explanation example examples key point points detail details introduction option options final result results
-bottom line quick version here following below above follow these main takeaway takeaways why how what
-solution working method approach background context recap reminder important list""".split())
-DEFAULT_THRESHOLDS = {UNSUPPORTED: 0.5, LOST: 0.5, RESTATES: 0.6}
+ADDED_P, LOST_P = "added", "lost"            # threshold names: the model's P(flawed) for a finding
+ADDED_WORDS, LOST_WORDS = "added words", "lost words"   # missing (weighted) words for the model to read it
+DEFAULT_THRESHOLDS = {RESTATES: 0.6, ADDED_P: 0.8, LOST_P: 0.8, ADDED_WORDS: 1.0, LOST_WORDS: 1.0}
+COSINE_LOW = 0.0    # at or under the cosine of two sentences that share words (all-MiniLM-L6-v2: 99.5 % of
+#                     the windows of our sets score above 0.06, the lowest -0.01)
+EMBEDDING_CACHE = 20_000   # sentence embeddings kept per process (384 floats each: 30 MB)
 RESTATE_LEAST = 5  # content words from the request, at least, before a rewrite can count as restating it
+_CODE = re.compile(r"```|`[^`\n]{8,}`|^(?: {4}|\t)\S", re.M)
 
 
 @dataclass
 class Verdict:
     """What the checker found in one record. `direction` is None when nothing was flagged; else the
     flagged `sentence` (of the rewrite for "unsupported", of the original for "lost", the start of
-    the rewrite for "restates the request") and its `score` (P(supported), or for "restates the
-    request" the share of the rewrite's words that come from the request)."""
+    the rewrite for "restates the request"), its `score` (the model's P(flawed) for an added or
+    lost clause, 1.0 for a contradiction or a verdict, the share of the rewrite's words that come
+    from the request for "restates the request") and the `threshold` it passed."""
     flagged: bool = False
     direction: str = None
     sentence: str = None
     score: float = None
     threshold: float = None
-    lowest: dict = field(default_factory=dict)   # direction -> (score, sentence) of its lowest claim
-    pairs: int = 0                                # claims the model scored
+    findings: list = field(default_factory=list)  # every align.Finding of the record, surest first
+    pairs: int = 0                                 # clauses the encoder read
+    kind: str = None       # what was found: contradiction, verdict, added, lost, restates, model
+    detail: str = None     # how: "'smaller' became 'larger'", "new words: ...", "missing: ..."
+    top: dict = field(default_factory=dict)        # {"added"/"lost": the highest P(flawed) of that kind;
+    #                                                 for a finding the encoder did not need, its highest possible}
 
-
-def _negations(ws):
-    return sum(w in NEGATIONS for w in ws)
-
-
-_ARITHMETIC = re.compile(r"[=×÷+*/−^√]|\d\s*-\s*\d")
-_CODE = re.compile(r"```|`[^`\n]{8,}`")
-
-
-def settled_unsupported(ws, cs, src):
-    """Is a claim of the rewrite (its words `ws`, stems `cs`) plainly stated by `src` (question +
-    original + evidence): said word for word, or all its content words in one sentence there with
-    as many negations and no order words ("before", "then", "than")? A claim of one content word
-    that the source has (a heading) or of none (a filler line: "Here's how:") is settled too."""
-    named = {s for s in cs if not s.isdigit() and s not in LAYOUT}
-    if not named or (len(named) == 1 and named <= src.all_stems):
-        return True
-    if bigrams(ws) <= src.bigrams:
-        return True
-    if ORDER_WORDS.intersection(ws):
-        return False
-    negations = _negations(ws)
-    return any(cs <= src.stems[i] and negations == _negations(src.words[i]) for i in src.window(cs, K))
-
-
-def settled_lost(ws, cs, rsrc):
-    """Is a claim of the original (words `ws`, stems `cs`) plainly still in the rewrite `rsrc`:
-    said word for word, or all its content words in its window there?"""
-    if sum(not s.isdigit() for s in cs) < 2:
-        return True
-    if bigrams(ws) <= rsrc.bigrams:
-        return True
-    have = set().union(*(rsrc.stems[i] for i in rsrc.window(cs, K))) if rsrc.claims else set()
-    return cs <= have
+    def reason(self):
+        """One line for the report: what was found, how, and the sentence (None when not flagged)."""
+        if not self.flagged:
+            return None
+        said = repr(self.sentence[:200])
+        if self.kind == "restates":
+            return f"the checker: the rewrite restates the request instead of answering it ({self.detail}): {said}"
+        if self.kind == "contradiction":
+            return f"the checker: rewrite sentence contradicts the original ({self.detail}): {said}"
+        if self.kind == "verdict":
+            return f"the checker: the rewrite changes the original's verdict ({self.detail}): {said}"
+        if self.kind == "added":
+            return (f"the checker: rewrite sentence unsupported by the question, original or evidence "
+                    f"({self.detail}; score {self.score:.2f} >= {self.threshold:.2f}): {said}")
+        if self.kind == "lost":
+            return (f"the checker: original sentence lost in the rewrite ({self.detail}; "
+                    f"score {self.score:.2f} >= {self.threshold:.2f}): {said}")
+        return f"the checker: {self.direction}: {said}"
 
 
 def restated_share(question, original, rewrite, least=RESTATE_LEAST):
@@ -128,74 +116,78 @@ class Checker:
         self.encoder = SentenceEncoder(DEFAULT_MODEL_DIR, workers=self.workers)
         meta_path = os.path.join(folder, META_FILE)
         self.meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+        self._embedded = {}
         self.thresholds = {**DEFAULT_THRESHOLDS, **self.meta.get("thresholds", {}), **(thresholds or {})}
 
-    # ------------------------------------------------------------ the model
-
-    def score_pairs(self, pairs):
-        """P(supported) for each (direction, window, claim), float32 array, in input order."""
-        if not pairs:
-            return np.ones(0, dtype=np.float32)
-        return self._head(pairs)
-
-    def _head(self, pairs):
-        from realign.faithful.features import features
-
-        x = features(pairs, self.encoder)
-        if "cols" in self.head:
-            x = x[:, self.head["cols"]]
-        h = (x - self.head["mean"]) / self.head["scale"]
-        layer = 0
-        while f"w{layer + 1}" in self.head:
-            h = np.maximum(h @ self.head[f"w{layer}"] + self.head[f"b{layer}"], 0)
-            layer += 1
-        z = (h @ self.head[f"w{layer}"] + self.head[f"b{layer}"]).ravel()
-        return (1 / (1 + np.exp(-z))).astype(np.float32)
-
-    # ------------------------------------------------------------ records
+    def probability(self, kind, rows):
+        """The model's P(flawed) for feature rows (features.clause_features) of "added" or "lost"."""
+        if not len(rows):
+            return np.zeros(0, dtype=np.float32)
+        h = self.head
+        z = ((np.asarray(rows, dtype=np.float32) - h[f"{kind}_mean"]) / h[f"{kind}_scale"]) @ h[f"{kind}_w"]
+        return (1 / (1 + np.exp(-(z + h[f"{kind}_b"][0])))).astype(np.float32)
 
     def _plan(self, question, original, rewrite, evidence, arithmetic=False):
-        """The model inputs one record needs: [(direction, window, claim)], and a restates score."""
+        """One record's findings (align.py) and its restates score."""
         question, original, rewrite = question[:MAX_CHARS], original[:MAX_CHARS], rewrite[:MAX_CHARS]
         evidence = [e[:MAX_CHARS] for e in evidence]
         share = restated_share(question, original, rewrite)
-        src = Source([question, original, *evidence], code=True)
-        own = Source([rewrite])
-        rsrc = Source([rewrite], code=True)
-        todo = []
-        # the model reads prose, not code: a rewrite explaining the original's code ("both sort
-        # sizes largest first") cannot be judged against it, so such records are read one way only
-        explains_code = bool(_CODE.search(original))
-        for c, ws, cs in list(zip(own.claims, own.words, own.stems))[:0 if explains_code else MAX_CLAIMS]:
-            if arithmetic and _ARITHMETIC.search(c):
-                continue   # a worked step: the number rules check its numbers
-            if not settled_unsupported(ws, cs, src):
-                todo.append((UNSUPPORTED, [src.claims[i] for i in src.window(cs, K)], c))
-        osrc = Source([original])
-        for c, ws, cs in list(zip(osrc.claims, osrc.words, osrc.stems))[:MAX_CLAIMS]:
-            if not settled_lost(ws, cs, rsrc):
-                todo.append((LOST, [rsrc.claims[i] for i in rsrc.window(cs, K)], c))
-        return todo, share, rewrite
+        # a rewrite explaining the request's or the original's code in words cannot be checked
+        # against it word for word: no "added" clause is looked for there
+        code = bool(_CODE.search(original) or _CODE.search(question))
+        found = findings(question, original, rewrite, evidence, added_at=self.thresholds[ADDED_WORDS],
+                         lost_at=self.thresholds[LOST_WORDS], code=code, arithmetic=arithmetic)
+        return found, share, rewrite
 
-    def _verdict(self, todo, scores, share, rewrite):
-        v = Verdict(pairs=len(todo))
-        for (direction, _, claim), score in zip(todo, scores):
-            if direction not in v.lowest or score < v.lowest[direction][0]:
-                v.lowest[direction] = (float(score), claim)
+    def _embed(self, texts):
+        """Embeddings of `texts`, each run alone: the int8 encoder quantises its activations per
+        batch, so a text batched with others gets a slightly different vector (cosines move by up
+        to 0.03), and a record's verdict would depend on its neighbours in the run. Alone, it is
+        as fast on short sentences (no padding)."""
+        from concurrent.futures import ThreadPoolExecutor
+        run = self.encoder._run   # one session, one text a call
+        if self.workers == 1 or len(texts) < 8:
+            return [run([t])[0] for t in texts]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return [v[0] for v in pool.map(lambda t: run([t]), texts)]
+
+    def _cosines(self, found):
+        """{(clause, window): the highest cosine of the clause with its window's sentences}. Each
+        text is embedded once per process (up to EMBEDDING_CACHE texts are kept): a record's
+        windows share sentences, and a dataset repeats its lead-ins and boilerplate."""
+        texts = {t for f in found if f.window for t in (f.clause, *f.window)}
+        new = sorted(texts - self._embedded.keys())
+        if new:
+            if len(self._embedded) + len(new) > EMBEDDING_CACHE:
+                self._embedded.clear()
+            self._embedded.update(zip(new, self._embed(new)))
+        vec = self._embedded
+        return {(f.clause, tuple(f.window)): float(max(vec[w] @ vec[f.clause] for w in f.window))
+                for f in found if f.window}
+
+    def _verdict(self, found, scores, share, rewrite, settled=frozenset()):
         if share >= self.thresholds[RESTATES]:
             first = next(iter(claims(rewrite)), rewrite.strip()[:80])
-            return Verdict(True, RESTATES, first, round(share, 3), self.thresholds[RESTATES], v.lowest, v.pairs)
-        worst = None
-        for direction in (UNSUPPORTED, LOST):
-            if direction in v.lowest:
-                score, claim = v.lowest[direction]
-                margin = score - self.thresholds[direction]
-                if margin < 0 and (worst is None or margin < worst[0]):
-                    worst = (margin, direction, claim, score)
-        if worst:
-            _, v.direction, v.sentence, v.score = worst
-            v.flagged, v.threshold = True, self.thresholds[v.direction]
-        return v
+            return Verdict(True, RESTATES, first, round(share, 3), self.thresholds[RESTATES], found, 0,
+                           "restates", f"{share:.0%} of its own words are the request's")
+        read = sum(f.kind in ("added", "lost") and id(f) not in settled for f in found)
+        top = {}
+        for f in found:
+            if id(f) in scores:
+                top[f.kind] = max(top.get(f.kind, 0.0), scores[id(f)])
+        for f in found:
+            if f.kind in ("contradiction", "verdict"):
+                return Verdict(True, f.direction, f.sentence, 1.0, None, found, read, f.kind, f.detail, top)
+        best = None
+        for f in found:
+            if f.kind in ("added", "lost"):
+                p, limit = scores[id(f)], self.thresholds[ADDED_P if f.kind == "added" else LOST_P]
+                if p >= limit and (best is None or p > best[0]):
+                    best = (p, f, limit)
+        if best:
+            p, f, limit = best
+            return Verdict(True, f.direction, f.sentence, round(p, 3), limit, found, read, f.kind, f.detail, top)
+        return Verdict(findings=found, pairs=read, top=top)
 
     def check(self, question, original, rewrite, evidence=(), arithmetic=False):
         """The Verdict on one record (arithmetic=True for math tasks: worked steps are not read)."""
@@ -203,15 +195,33 @@ class Checker:
 
     def score_many(self, records, progress=None, arithmetic=False):
         """Verdicts for many records at once: records are (question, original, rewrite, evidence)
-        tuples, or with a fifth item, arithmetic (True for a math task: see check); all their model
-        inputs go through the model together."""
+        tuples, or with a fifth item, arithmetic (True for a math task: see check); the encoder
+        reads all their unsettled clauses together, each unique text once."""
         plans = [self._plan(*rec[:3], tuple(rec[3] or ()), rec[4] if len(rec) > 4 else arithmetic)
                  for rec in records]
-        scores = self.score_pairs([pair for todo, _, _ in plans for pair in todo])
-        out, at = [], 0
-        for todo, share, rewrite in plans:
-            out.append(self._verdict(todo, scores[at:at + len(todo)], share, rewrite))
-            at += len(todo)
+        # a record that restates the request, or holds a contradiction, needs no encoder
+        open_ = [f for found, share, _ in plans if share < self.thresholds[RESTATES]
+                 and not any(f.kind in ("contradiction", "verdict") for f in found)
+                 for f in found if f.kind in ("added", "lost")]
+        # the model's P(flawed) falls as the cosine rises: a finding under its threshold even at
+        # the lowest cosine is settled without the encoder (it cannot flag the record)
+        settled = set()
+        for kind in ("added", "lost"):
+            mine = [f for f in open_ if f.kind == kind]
+            limit = self.thresholds[ADDED_P if kind == "added" else LOST_P]
+            worst = self.probability(kind, [clause_features(f, COSINE_LOW) for f in mine])
+            best = self.probability(kind, [clause_features(f, 1.0) for f in mine])
+            settled.update(id(f) for f, w, b in zip(mine, worst, best) if w < limit and b < limit)
+        cos = self._cosines([f for f in open_ if id(f) not in settled])
+        scores = {}
+        for kind in ("added", "lost"):
+            mine = [f for f in open_ if f.kind == kind]
+            rows = [clause_features(f, cos.get((f.clause, tuple(f.window)), COSINE_LOW if id(f) in settled else None))
+                    for f in mine]
+            scores.update(zip(map(id, mine), map(float, self.probability(kind, rows))))
+        out = []
+        for found, share, rewrite in plans:
+            out.append(self._verdict(found, scores, share, rewrite, settled))
             if progress is not None:
                 progress.update(1)
         return out

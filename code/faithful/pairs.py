@@ -1,23 +1,19 @@
-"""Training pairs and held-out records for the faithfulness checker, made from our own texts.
+"""Training and held-out records for the faithfulness checker, made from our own texts.
 
-    python -m realign.faithful.pairs --out /tmp/pairs.jsonl     # the training pairs, one a line
+    python -m realign.faithful.pairs --out /tmp/records.jsonl     # the training records, one a line
 
 Sources: datasets/faithful/sources_*.txt, written by us (see the README there). Each item is a
-request (Q), an original answer (A), a faithful rewrite of it (R, every fact kept), plausible
-claims the answer does not make (C) and sentences that contradict it (X).
+request (Q), an original answer (A), faithful rewrites of it (R, R2: every fact kept), plausible
+claims the answer does not make (C), sentences that contradict it (X) and lines of R with one fact
+dropped or blurred (L).
 
-A pair is {"premise", "claim", "label", "kind", "direction"}: label 1 when the premise supports
-the claim. Both of the checker's directions are made the way checker.py reads a record:
-- "unsupported": a claim of a rewrite against its window in question + original;
-- "lost": a claim of the original against its window in the rewrite.
+A record is {"id", "question", "original", "rewrite", "kind", "flaw"} (item_records): the faithful
+rewrites, and rewrites with one flaw each: a C line put in, an X line in place of the sentence it
+contradicts, an L line in place of its sentence, a line dropped or a detail blurred (perturb.py),
+the last verdict, number or quantifier changed, the request restated.
 
-Negatives: the flaws of perturb.py on claims of R and A, the C and X sentences, claims of R whose
-support was taken out of the source, and, for "lost", rewrites with a claim dropped, blurred or
-contradicted. Positives: R's own claims (paraphrased and restructured by hand) and rule-made
-restructurings of A (lead-ins, split sentences, lists).
-
-Items are split by id: held_out(id) items are never trained on; bench/faithful_quality.py builds
-its record-level held-out set (heldout_records) from them.
+Items are split by id: held_out(id) items are never trained on; bench/faithful_quality.py's "own"
+set (heldout_records) is made from them, one record of each kind per item.
 """
 
 import argparse
@@ -29,15 +25,22 @@ import random
 import re
 
 from realign.faithful import perturb
-from realign.faithful.text import Source, claims, stems
+from realign.faithful.text import stems
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = os.path.join(ROOT, "datasets", "faithful")
-K = 3  # claims in a premise window (checker.py uses the same)
+
+
+_FIELD = re.compile(r"^(Q|A|R2|R|C|X|L): ?(.*)$")
+_TEXT_FIELDS = {"Q": "question", "A": "answer", "R": "rewrite", "R2": "rewrite2"}
+_LINE_FIELDS = {"C": "claims", "X": "contradictions", "L": "lost"}
 
 
 def parse_sources(folder=SOURCES):
-    """[{"id", "question", "answer", "rewrite", "claims": [...], "contradictions": [...]}]."""
+    """[{"id", "question", "answer", "rewrite", "rewrite2", "claims": [...], "contradictions": [...],
+    "lost": [...]}] from the sources_*.txt files of `folder` (block format: see the README there;
+    R2, a second faithful rewrite, and L, lines of R with a fact dropped or blurred, may be absent:
+    "" and [])."""
     items = []
     for path in sorted(glob.glob(os.path.join(folder, "sources_*.txt"))):
         item, field = None, None
@@ -45,25 +48,24 @@ def parse_sources(folder=SOURCES):
             for line in f:
                 line = line.rstrip("\n")
                 if line.startswith("### "):
-                    item = {"id": line[4:].strip(), "question": "", "answer": "", "rewrite": "",
-                            "claims": [], "contradictions": []}
+                    item = {"id": line[4:].strip(), "question": "", "answer": "", "rewrite": "", "rewrite2": "",
+                            "claims": [], "contradictions": [], "lost": []}
                     items.append(item)
                     field = None
                     continue
                 if item is None or (line.startswith("#") and field is None):
                     continue
-                m = re.match(r"^([QARCX]): ?(.*)$", line)
+                m = _FIELD.match(line)
                 if m:
                     field = m.group(1)
-                    if field in "CX":
-                        item["claims" if field == "C" else "contradictions"].append(m.group(2))
+                    if field in _LINE_FIELDS:
+                        item[_LINE_FIELDS[field]].append(m.group(2))
                     else:
-                        item[{"Q": "question", "A": "answer", "R": "rewrite"}[field]] = m.group(2)
-                elif field in ("Q", "A", "R"):
-                    key = {"Q": "question", "A": "answer", "R": "rewrite"}[field]
-                    item[key] += "\n" + line
+                        item[_TEXT_FIELDS[field]] = m.group(2)
+                elif field in _TEXT_FIELDS:
+                    item[_TEXT_FIELDS[field]] += "\n" + line
     for it in items:
-        for key in ("question", "answer", "rewrite"):
+        for key in _TEXT_FIELDS.values():
             it[key] = it[key].strip()
     return items
 
@@ -71,127 +73,6 @@ def parse_sources(folder=SOURCES):
 def held_out(item_id):
     """One item in five, by a hash of its id: never trained on."""
     return hashlib.md5(item_id.encode()).digest()[0] % 5 == 0
-
-
-def _Claims(claim_list):
-    """A Source made from a list of claims (rewrites with one claim dropped or edited)."""
-    return Source(claim_list=claim_list)
-
-
-def _pair(source, claim, label, kind, direction):
-    window = [source.claims[i] for i in source.window(set(stems(claim)), K)]
-    return {"premise": " ".join(window), "window": window, "claim": claim, "label": label, "kind": kind,
-            "direction": direction}
-
-
-def item_pairs(item, rng, others=()):
-    """The training pairs of one item (see the module docstring)."""
-    q, a, r = item["question"], item["answer"], item["rewrite"]
-    src = Source([q, a])
-    a_claims, r_claims = claims(a), claims(r)
-    out = []
-    # ---- unsupported direction: rewrite-side claims against question + original
-    for c in r_claims:
-        out.append(_pair(src, c, 1, "rewrite", "unsupported"))
-    for c in a_claims:
-        name = rng.choice(list(perturb.RESTRUCTURE))
-        new = perturb.RESTRUCTURE[name](c, rng)
-        if new:
-            out.append(_pair(src, new, 1, "restructure_" + name, "unsupported"))
-    if len(a_claims) > 1:
-        i = rng.randrange(len(a_claims) - 1)
-        out.append(_pair(src, a_claims[i].rstrip(".") + ", and " + a_claims[i + 1][0].lower() + a_claims[i + 1][1:],
-                         1, "merged", "unsupported"))
-    for c in rng.sample(r_claims + a_claims, min(len(r_claims + a_claims), 8)):
-        names = list(perturb.FLAWS)
-        rng.shuffle(names)
-        for name in names:
-            new = perturb.FLAWS[name](c, rng)
-            if new and new != c:
-                out.append(_pair(src, new, 0, name, "unsupported"))
-                break
-    for c in item["claims"]:
-        out.append(_pair(src, c, 0, "added", "unsupported"))
-        if r_claims and rng.random() < 0.5:   # an added claim tacked onto a faithful sentence
-            host = rng.choice(r_claims).rstrip(".")
-            out.append(_pair(src, f"{host}, and {c[0].lower()}{c[1:]}", 0, "added_joined", "unsupported"))
-    for c in item["contradictions"]:
-        out.append(_pair(src, c, 0, "contradiction", "unsupported"))
-    for c in r_claims:  # a rewrite claim whose support is taken out of the source
-        cs = set(stems(c))
-        if len(cs) < 3 or src.covered(cs, K) < 0.6:
-            continue
-        keep = [x for x in claims(q) + a_claims if len(set(stems(x)) & cs) < 2]
-        rest = _Claims(keep)
-        if keep and len(cs & rest.all_stems) / len(cs) < 0.5:
-            out.append(_pair(rest, c, 0, "support_removed", "unsupported"))
-    if others:
-        other = rng.choice(others)
-        pool = claims(other["answer"])
-        if pool:
-            out.append(_pair(src, rng.choice(pool), 0, "unrelated", "unsupported"))
-    # ---- lost direction: original claims against the rewrite
-    rsrc = _Claims(r_claims)
-    for c in a_claims:
-        out.append(_pair(rsrc, c, 1, "kept", "lost"))
-    restructured = []
-    for c in a_claims:
-        name = rng.choice(list(perturb.RESTRUCTURE))
-        restructured.append(perturb.RESTRUCTURE[name](c, rng) or c)
-    if restructured:
-        rs = _Claims(restructured)
-        for c in rng.sample(a_claims, min(2, len(a_claims))):
-            out.append(_pair(rs, c, 1, "kept_restructured", "lost"))
-        j = rng.randrange(len(a_claims))
-        dropped = _Claims(restructured[:j] + restructured[j + 1:])
-        cs = set(stems(a_claims[j]))
-        if cs and len(cs & dropped.all_stems) / len(cs) < 0.6:
-            out.append(_pair(dropped, a_claims[j], 0, "dropped", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(3, len(r_claims))):
-        minus = _Claims(r_claims[:j] + r_claims[j + 1:])
-        for c in a_claims:
-            cs = set(stems(c))
-            if not cs:
-                continue
-            full, part = rsrc.covered(cs, K), minus.covered(cs, K)
-            if full - part >= 0.3 and len(cs & minus.all_stems) / len(cs) < 0.6:
-                out.append(_pair(minus, c, 0, "dropped", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(4, len(r_claims))):
-        blurred = perturb.blur(r_claims[j], rng)
-        if not blurred:
-            continue
-        edited = _Claims(r_claims[:j] + [blurred] + r_claims[j + 1:])
-        gone = set(stems(r_claims[j])) - set(stems(blurred)) - edited.all_stems
-        gone -= {"and", "or"}
-        for c in a_claims:
-            if gone & set(stems(c)):
-                out.append(_pair(edited, c, 0, "blurred", "lost"))
-    for j in rng.sample(range(len(r_claims)), min(3, len(r_claims))):
-        names = list(perturb.FLAWS)
-        rng.shuffle(names)
-        for name in names:
-            new = perturb.FLAWS[name](r_claims[j], rng)
-            if new and new != r_claims[j]:
-                break
-        else:
-            continue
-        edited = _Claims(r_claims[:j] + [new] + r_claims[j + 1:])
-        rj = set(stems(r_claims[j]))
-        best = max(a_claims, key=lambda c: len(set(stems(c)) & rj) / (len(set(stems(c))) or 1), default=None)
-        if best and len(set(stems(best)) & rj) >= 0.6 * len(set(stems(best)) or {0}):
-            out.append(_pair(edited, best, 0, "contradicted_" + name, "lost"))
-    return out
-
-
-def training_pairs(items, rounds=3, seed=0):
-    """All training pairs of the items that are not held out, `rounds` draws of the rules each."""
-    train = [it for it in items if not held_out(it["id"])]
-    rng = random.Random(seed)
-    out = []
-    for _ in range(rounds):
-        for it in train:
-            out.extend(item_pairs(it, rng, [o for o in train if o is not it]))
-    return out
 
 
 def _insert_claim(rewrite, claim, rng):
@@ -252,45 +133,118 @@ def _restate(item):
     return "## Your request\n\n" + body
 
 
-def heldout_records(items, seed=1):
-    """Records {"question", "original", "rewrite", "kind"} made from the held-out items: the faithful
-    rewrite (kind "faithful") and one rewrite per flaw kind: added_claim, contradiction, lost_fact,
-    changed_conclusion, restates_request."""
-    rng = random.Random(seed)
-    out = []
-    for it in (x for x in items if held_out(x["id"])):
-        base = {"id": it["id"], "question": it["question"], "original": it["answer"]}
-        out.append({**base, "rewrite": it["rewrite"], "kind": "faithful"})
-        if it["claims"]:
-            out.append({**base, "rewrite": _insert_claim(it["rewrite"], it["claims"][0], rng), "kind": "added_claim"})
+_MARKER = re.compile(r"^(\s*(?:(?:[-*+•]|\d{1,3}[.)])\s+)?(?:\*\*[^*]{1,40}\*\*:?\s*)?)")
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
+
+
+def _replace_best(rewrite, sentence, must_lose=False):
+    """`rewrite` with its line or sentence that shares the most words with `sentence` replaced by
+    it (a hand-written contradiction X, or L: a line of R with a fact dropped). With must_lose, None
+    unless some content word of the rewrite is gone after the edit (else nothing was lost)."""
+    want = set(stems(sentence))
+    if not want:
+        return None
+    lines = rewrite.split("\n")
+    best = None
+    own_prefix = _MARKER.match(sentence).group(1)
+    for i, line in enumerate(lines):
+        prefix = _MARKER.match(line).group(1)
+        if own_prefix and own_prefix.strip() == prefix.strip():
+            prefix = ""   # the new text brings the line's own marker or label
+        body = line[len(prefix):]
+        parts = _SENT.split(body)
+        spans = [(body, 0, len(body))]
+        at = 0
+        for part in parts if len(parts) > 1 else []:
+            start = body.index(part, at)
+            spans.append((part, start, start + len(part)))
+            at = start + len(part)
+        for text, a, b in spans:
+            have = set(stems(text))
+            if not have:
+                continue
+            score = len(want & have) / len(want | have)
+            if best is None or score > best[0]:
+                best = (score, i, len(prefix) + a, len(prefix) + b)
+    if best is None or best[0] < 0.2:
+        return None
+    _, i, a, b = best
+    lines[i] = lines[i][:a] + sentence + lines[i][b:]
+    out = "\n".join(lines)
+    if must_lose and not set(stems(rewrite)) - set(stems(out)):
+        return None
+    return out
+
+
+def item_records(it, rng, every=True):
+    """Records {"id", "question", "original", "rewrite", "kind", "flaw"} made from one item: its
+    faithful rewrites R and R2 (kind "faithful") and flawed ones: added_claim (a C line put into
+    R or R2), contradiction (an X line in place of the sentence it contradicts, else a rule-made
+    negation, antonym or order swap), lost_fact (an L line in place of its sentence of R, or a
+    line dropped or blurred), changed_conclusion (the last verdict, number or quantifier changed)
+    and restates_request. `flaw` is the text put in (or for lost_fact, the R text edited away).
+    every=False makes one record of each kind; every=True one per C, X and L line."""
+    base = {"id": it["id"], "question": it["question"], "original": it["answer"]}
+    hosts = [r for r in (it["rewrite"], it.get("rewrite2")) if r]
+    out = [{**base, "rewrite": r, "kind": "faithful", "flaw": ""} for r in hosts]
+    for n, c in enumerate(it["claims"] if every else it["claims"][:1]):
+        out.append({**base, "rewrite": _insert_claim(hosts[n % len(hosts)], c, rng), "kind": "added_claim", "flaw": c})
+    made = 0
+    for x in it["contradictions"] if every else it["contradictions"][:1]:
+        flawed = _replace_best(it["rewrite"], x)
+        if flawed:
+            out.append({**base, "rewrite": flawed, "kind": "contradiction", "flaw": x})
+            made += 1
+    if not made:
         flawed = _edit_line(it["rewrite"], lambda s, g: perturb.FLAWS[g.choice(["negate", "antonym", "order"])](s, g),
                             rng)
         if flawed:
-            out.append({**base, "rewrite": flawed, "kind": "contradiction"})
+            out.append({**base, "rewrite": flawed, "kind": "contradiction", "flaw": ""})
+    made = 0
+    for line in it.get("lost", []):
+        if made and not every:
+            break
+        lost = _replace_best(it["rewrite"], line, must_lose=True)
+        if lost:
+            out.append({**base, "rewrite": lost, "kind": "lost_fact", "flaw": line})
+            made += 1
+    if not made or every:
         lost = _drop_fact(it, rng)
         if lost:
-            out.append({**base, "rewrite": lost, "kind": "lost_fact"})
-        changed = (_edit_line(it["rewrite"], perturb.flip_verdict, rng, last=True)
-                   or _edit_line(it["rewrite"], perturb.change_number, rng, last=True)
-                   or _edit_line(it["rewrite"], perturb.change_quantifier, rng, last=True))
-        if changed:
-            out.append({**base, "rewrite": changed, "kind": "changed_conclusion"})
-        out.append({**base, "rewrite": _restate(it), "kind": "restates_request"})
+            out.append({**base, "rewrite": lost, "kind": "lost_fact", "flaw": ""})
+    changed = (_edit_line(it["rewrite"], perturb.flip_verdict, rng, last=True)
+               or _edit_line(it["rewrite"], perturb.change_number, rng, last=True)
+               or _edit_line(it["rewrite"], perturb.change_quantifier, rng, last=True))
+    if changed:
+        out.append({**base, "rewrite": changed, "kind": "changed_conclusion", "flaw": ""})
+    out.append({**base, "rewrite": _restate(it), "kind": "restates_request", "flaw": ""})
     return out
+
+
+def heldout_records(items, seed=1):
+    """Records {"question", "original", "rewrite", "kind"} made from the held-out items, one of each
+    kind per item (item_records with every=False): bench/faithful_quality.py's "own" set."""
+    rng = random.Random(seed)
+    return [r for it in items if held_out(it["id"]) for r in item_records(it, rng, every=False)]
+
+
+def training_records(items, seed=0):
+    """Records of the items that are not held out, one per C, X and L line (item_records)."""
+    rng = random.Random(seed)
+    return [r for it in items if not held_out(it["id"]) for r in item_records(it, rng, every=True)]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="JSONL file for the training pairs")
-    ap.add_argument("--rounds", type=int, default=3, help="draws of the perturbation rules per item")
+    ap.add_argument("--out", required=True, help="JSONL file for the training records")
+    ap.add_argument("--sources", default=SOURCES, help="folder of sources_*.txt")
     args = ap.parse_args()
-    pairs = training_pairs(parse_sources(), args.rounds)
+    records = training_records(parse_sources(args.sources))
     with open(args.out, "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
     from collections import Counter
-    print(f"{len(pairs)} pairs, {sum(p['label'] for p in pairs)} supported;",
-          dict(Counter(p["kind"] for p in pairs).most_common()))
+    print(f"{len(records)} records;", dict(Counter(r["kind"] for r in records).most_common()))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,15 @@ these functions, so the model is trained on exactly the inputs it sees at run ti
 import heapq
 import math
 import re
+from functools import lru_cache
 from collections import defaultdict
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
 _PREFIX = re.compile(r"^[ \t>]*(?:#{1,6}[ \t]+|[-*+•·▪–][ \t]+|\(?\d{1,3}[.)][ \t]+|\(?[a-zA-Z][.)][ \t]+(?=\S))?")
+# a bold label before a dash ("**Choose the right channel** – talk in person") is a lead-in, as
+# one before a colon is: it names the item, the words after it say what it claims
+_BOLD_DASH = re.compile(r"\*\*([^*\n]{1,60}?)\*\*\s*[–—-]\s+")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)")
 _SYMBOLS = re.compile("[\U0001F000-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 _ARROW = re.compile(r"\s*(?:→|⇒|->|=>)\s*")
@@ -46,7 +50,11 @@ _NEGATION = {"not", "never", "no", "without", "nor", "none", "neither", "cannot"
 _NT = {"wo": "will", "ca": "can", "sha": "shall", "ai": "is"}
 
 
+_PROSE = re.compile(r"[.!?]\s+[A-Z]")
+
+
 def _clean(line):
+    line = _BOLD_DASH.sub(r"\1: ", line, count=1)
     line = _INLINE_CODE.sub(r"\1", line)
     line = _SYMBOLS.sub("", line)
     line = _ARROW.sub(": ", line)
@@ -67,6 +75,11 @@ def claims(text, code=False):
     """The statements of `text`, one string each, in order (see the module docstring). With
     code=True the lines of its ``` blocks come too, one claim each (a premise may need them: an
     original's inline command the rewrite moved into a block)."""
+    return list(_claims(text, code))
+
+
+@lru_cache(maxsize=256)   # the checker reads each text of a record from several sides
+def _claims(text, code):
     text = text.replace("\r\n", "\n")
     lines_of_code = [ln.strip() for b in _CODE_BLOCK.findall(text) for ln in b.strip("`").split("\n")[1:]
                      if ln.strip() and ln.strip() != "```"] if code else []
@@ -77,7 +90,8 @@ def claims(text, code=False):
     for raw in text.split("\n"):
         if not raw.strip() or _TABLE_RULE.match(raw):
             continue
-        if raw.strip().startswith("|") or raw.count("|") >= 2:   # a table row: its cells, header first
+        if raw.strip().startswith("|") or (raw.count("|") >= 2 and not _PROSE.search(raw)):   # a table row:
+            # its cells, header first (a sentence using "|" twice, "a | b", is no table)
             if pending is not None:
                 out.extend(_join(pending))
                 pending = None
@@ -109,7 +123,7 @@ def claims(text, code=False):
         out.extend(_sentences(line))
     if pending is not None:
         out.extend(_join(pending))
-    return [c for c in out + lines_of_code if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c)]
+    return tuple(c for c in out + lines_of_code if re.search(rf"[^\W\d_]{{2}}|[{_CJK}]", c))
 
 
 def _join(pending):
@@ -136,6 +150,7 @@ def words(text):
     return out
 
 
+@lru_cache(maxsize=200_000)
 def stem(w):
     """A crude stem: enough that "grinds", "grinding" and "grind", or "bake", "baked" and "baking" meet."""
     if w.endswith("ies") and len(w) > 4:

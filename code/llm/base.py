@@ -40,7 +40,7 @@ class Completion:
     """One generated candidate. `text` is the answer only ("" when the server sent none); a
     reasoning model's separate `reasoning_content`, or its thinking parts, are never put here."""
     text: str
-    finish_reason: str | None = None   # "stop", "length" (cut at max_tokens), "content_filter", ... lower-cased
+    finish_reason: str | None = None   # "stop", "length" (cut at max_tokens), "content_filter", ... (normal_finish)
     refusal: str | None = None         # a provider's refusal message, when it sent one
 
     @property
@@ -51,13 +51,29 @@ class Completion:
     def filtered(self):
         return self.finish_reason == "content_filter"
 
+    @property
+    def finished(self):
+        """Whether the reply is a whole answer (see `finished`): not cut by a limit, a filter, an
+        error upstream or a stream that broke off."""
+        return finished(self.finish_reason)
 
+
+# How servers say "the answer is finished": OpenAI/vLLM/llama.cpp/Ollama/Mistral "stop" (Gemini
+# "STOP": matched in any case), Anthropic/Bedrock "end_turn" and "stop_sequence", TGI "eos_token",
+# llama.cpp's native stop_type "eos" and "word", Cohere "complete". Only these (and no reason at
+# all in a whole JSON reply: minimal servers send none) count as a finished answer.
+_STOP_REASONS = {"stop", "end_turn", "stop_sequence", "eos", "eos_token", "word", "complete"}
 # How servers say "stopped at the token limit": OpenAI/vLLM/llama.cpp "length", Anthropic-style
-# "max_tokens" (Gemini "MAX_TOKENS": matched in any case), llama.cpp's native stop_type "limit".
+# "max_tokens" (Gemini "MAX_TOKENS"), llama.cpp's native stop_type "limit", Mistral "model_length".
 _LENGTH_REASONS = {"length", "max_tokens", "limit", "model_length"}
-# ... and "a filter cut the reply": OpenAI/Azure "content_filter", Gemini's block reasons.
+# ... and "a filter cut the reply": OpenAI/Azure "content_filter", Gemini's block reasons, Bedrock's
+# guardrails, Cohere's ERROR_TOXIC, Anthropic's "refusal".
 _FILTER_REASONS = {"content_filter", "safety", "recitation", "prohibited_content", "blocklist", "spii",
-                   "image_safety", "language"}
+                   "image_safety", "language", "guardrail_intervened", "content_filtered", "error_toxic", "refusal"}
+# Anything else ("error" and "abort" from OpenRouter and vLLM, Gemini's "OTHER", "incomplete",
+# "cancelled", "tool_calls", a stream that ended without its last event: STREAM_CUT) is a cut
+# reply: never used, its reason named (see `finished`).
+STREAM_CUT = "stream ended early"
 # Content parts (Mistral's Magistral, gateways, Anthropic-shaped replies): text parts are the answer,
 # thinking/reasoning parts never are.
 _TEXT_PARTS = {"text", "output_text"}
@@ -84,16 +100,34 @@ def content_text(content):
     return ("".join(texts) if texts else None), ("\n".join(refusals) or None)
 
 
-def finish_reason(choice):
-    """A choice's finish reason, lower-cased and mapped to OpenAI's words ("length",
-    "content_filter"); None when it gave none."""
-    reason = choice.get("finish_reason") or choice.get("stop_type")
-    reason = str(reason).lower() if reason is not None else None
-    if reason in _LENGTH_REASONS or choice.get("truncated") is True:
+def normal_finish(reason):
+    """A finish reason in OpenAI's words: lower-cased, "stop" for every way of saying the answer
+    is finished, "length" for a cut at the token limit, "content_filter" for a filter's cut, any
+    other reason as it is (lower-cased); None for none."""
+    if reason is None:
+        return None
+    reason = str(reason).strip().lower()
+    if reason in _STOP_REASONS:
+        return "stop"
+    if reason in _LENGTH_REASONS:
         return "length"
     if reason in _FILTER_REASONS:
         return "content_filter"
-    return reason
+    return reason or None
+
+
+def finished(reason):
+    """Whether a reply that ended with `reason` is a whole answer: only a natural stop is, and no
+    reason at all (a whole JSON reply from a server that sends none); "error", "abort", "other",
+    "incomplete", a cut stream (STREAM_CUT) and every reason we do not know are not."""
+    return normal_finish(reason) in (None, "stop")
+
+
+def finish_reason(choice):
+    """A choice's finish reason in OpenAI's words (normal_finish); None when it gave none."""
+    if choice.get("truncated") is True:
+        return "length"
+    return normal_finish(choice.get("finish_reason") or choice.get("stop_type"))
 
 
 def completion_from_choice(choice, chat=True):

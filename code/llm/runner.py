@@ -9,7 +9,10 @@ bad output retried (a fault that repeats itself at most `Unusable.retries` more 
 failures are retried; the rest feed a circuit breaker (realign.endpoint.Breaker):
 at the start of a run a misconfigured endpoint raises its BackendError within seconds, later K
 requests in a row failing the same way stop the run (stats.stopped), and so do transient
-failures with no success (a server answering 500 to everything). A server that answers nothing
+failures with no success (a server answering 500 to everything). While transient failures alone
+come back the server is down: requests go one probe at a time, spaced out, and the others wait
+without spending their retries, so a blip of seconds at the start or of half a minute later
+fails no record (Breaker.may_send). A server that answers nothing
 at all is asked once, PROBE_AFTER seconds in, whether it answers anything (backend.probe): if not,
 the run is refused then, not after the request timeouts. A record the server refuses for what
 it holds (too long for its context, too large, a content filter) fails alone, at once, and
@@ -75,7 +78,14 @@ async def _one(backend, request, check, *, limiter, policy, rpm, tpm, pace, brea
     """Retry one request until it succeeds, fails for good, retries run out, or the run stops."""
     # `timeout` is per call: a server that ignores `n` is asked up to n times within one attempt
     limit = timeout * request.sampling.n if timeout else None
+    reason = None
     for attempt in range(policy.max_retries + 1):
+        while not breaker.may_send():  # the server is down: one probe at a time, the rest wait here
+            if breaker.stopped:
+                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                return Outcome(request, error=reason + tries if reason else
+                               f"not sent: the run stopped ({breaker.stopped})")
+            await asyncio.sleep(_NAP)
         calls = backend.calls_per_attempt(request)
         if rpm:
             for _ in range(calls):

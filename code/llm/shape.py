@@ -10,7 +10,8 @@ at 1.0, every server's default), the token limit, and `"stream": false` (some se
 unless told not to). Models refuse different parts of that:
 
 - OpenAI's reasoning models (o1, o3, o4-mini, gpt-5) refuse `max_tokens` (they want
-  `max_completion_tokens`) and any temperature or top_p but the default;
+  `max_completion_tokens`, which also pays for their reasoning: REASONING_ROOM is added) and any
+  temperature or top_p but the default;
 - Claude behind a gateway (Bedrock, LiteLLM, Vertex) refuses `temperature` and `top_p` together;
 - llama.cpp's server, some gateways and Gemini refuse `n` above 1;
 - older servers refuse `max_completion_tokens`, or any field they do not know (pydantic's
@@ -31,7 +32,14 @@ from dataclasses import dataclass, field
 
 # (pattern on the model name, what the family refuses, why) — names may carry a gateway's prefix
 # ("openai/o3-mini", "azure/gpt-5", "bedrock/anthropic.claude-3-5-sonnet", "us.anthropic.claude-…").
-REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False}
+# A reasoning model spends part of max_completion_tokens thinking before it answers: the limit
+# sent is the answer's (--target_length) plus this many tokens of room to think, doubled (up to
+# MAX_REASONING_ROOM) when a reply comes back cut with its budget gone on reasoning. Only the
+# tokens used are paid for.
+REASONING_ROOM = 8192
+MAX_REASONING_ROOM = 32768
+REASONING = {"tokens_field": "max_completion_tokens", "temperature": False, "top_p": False,
+             "reasoning_room": REASONING_ROOM}
 KNOWN_FAMILIES = (
     (re.compile(r"(?:^|/)o[134](?:-|$)", re.I), REASONING,
      "OpenAI reasoning models take max_completion_tokens and only the default temperature"),
@@ -82,6 +90,7 @@ class RequestShape:
     n: bool = True                            # False: one choice per call
     stream: bool = True                       # send "stream": false
     response_format: bool = True              # send a request's response_format (structured output)
+    reasoning_room: int = 0                   # tokens added to max_completion_tokens for a reasoning model
     notes: list = field(default_factory=list)
     _refused_fields: set = field(default_factory=set)
 
@@ -109,7 +118,8 @@ class RequestShape:
             body["top_p"] = sampling.top_p
         if sampling.max_tokens and self.tokens_field:
             cap = self.max_tokens_cap
-            body[self.tokens_field] = min(sampling.max_tokens, cap) if cap else sampling.max_tokens
+            want = sampling.max_tokens + (self.reasoning_room if self.tokens_field == "max_completion_tokens" else 0)
+            body[self.tokens_field] = min(want, cap) if cap else want
         if self.stream:
             body["stream"] = False
         return body
@@ -148,11 +158,25 @@ class RequestShape:
             self._refused_fields.add(p)
             other = "max_tokens" if p == "max_completion_tokens" else "max_completion_tokens"
             self.tokens_field = None if other in self._refused_fields else other
+            if self.tokens_field == "max_completion_tokens" and not self.reasoning_room:
+                self.reasoning_room = REASONING_ROOM  # only OpenAI's reasoning models ask for it
+                return f"{p} sent as {other}, with {REASONING_ROOM} tokens of room to reason"
             return f"{p} sent as {other}" if self.tokens_field else "no token limit sent (both fields refused)"
         if p in _DROPPED and getattr(self, p):  # the shape's flag of the same name
             setattr(self, p, False)
             return _DROPPED[p]
         return None
+
+    def more_reasoning_room(self, used, limit):
+        """A reply came back cut after `used` reasoning tokens of the `limit` sent: double the room
+        to reason (up to MAX_REASONING_ROOM). The note of the change, or None when at the most."""
+        if self.tokens_field != "max_completion_tokens" or self.reasoning_room >= MAX_REASONING_ROOM:
+            return None
+        self.reasoning_room = min(MAX_REASONING_ROOM, max(REASONING_ROOM, 2 * self.reasoning_room))
+        note = (f"room to reason raised to {self.reasoning_room} tokens on top of --target_length (a reply was cut "
+                f"after {used} of its {limit} tokens went on reasoning)")
+        self.notes.append(note)
+        return note
 
     def _note(self, change, message):
         note = f"{change} (the server said: {' '.join(str(message).split())[:160]})"
@@ -163,7 +187,9 @@ class RequestShape:
 def _describe(changes):
     said = []
     if changes.get("tokens_field"):
-        said.append(f"token limit sent as {changes['tokens_field']}")
+        said.append(f"token limit sent as {changes['tokens_field']}"
+                    + (f" with {changes['reasoning_room']} tokens of room to reason" if changes.get("reasoning_room")
+                       else ""))
     if changes.get("temperature") is False:
         said.append("temperature and top_p left to the server's default")
     if changes.get("top_p_beside_temperature") is False:

@@ -9,6 +9,10 @@ which candidate is the longest. Knobs:
     rpm_cap          a server-side rate limit (token bucket, 1 s burst); excess gets 429 with
                      Retry-After / retry-after-ms saying when a slot frees up
     fail_first       the first k requests get 500
+    require_v1       serve only under /v1/: elsewhere LM Studio's HTTP 200 {"error": "Unexpected endpoint or
+                     method. (POST /chat/completions)"}, or with require_v1="404" vLLM's 404 {"detail": "Not Found"}
+    fail_during      (start, end): every request arriving between those seconds after the server
+                     started gets 500 (a blip: at the start, or mid-run)
     malformed_first  the first k requests get replies without a "Revised response:" part
     ignore_n         always answer one choice, whatever n asks (like some local servers)
     refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
@@ -34,6 +38,9 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
 
     reasoning        OpenAI's reasoning models (o1, o3, gpt-5): 400 unsupported_parameter for
                      max_tokens and top_p, 400 unsupported_value for any temperature but 1
+    reasoning_tokens with reasoning: the model spends this many tokens thinking before it answers; when
+                     max_completion_tokens leaves no room after them, the reply is empty and cut
+                     ("length"); usage.completion_tokens_details.reasoning_tokens says what it spent
     exclusive_sampling  Claude behind a gateway (Bedrock via LiteLLM): 400 when temperature and top_p
                      come together
     content_parts    Mistral's Magistral: content is a list, a thinking part then a text part
@@ -43,10 +50,19 @@ Servers as they really are, one knob per class (SERVER_CLASSES names them for th
     context_chars    a small-context llama.cpp server: a prompt longer than this many characters gets
                      llama.cpp's "exceeds the available context size", as `context_status` (400, or 500
                      as older builds send it)
+    context_tokens   vLLM with --max-model-len N: a prompt (len // 4 tokens) plus the token limit asked
+                     over N gets vLLM's 400 naming the numbers ("… you requested 4573 tokens (477 in
+                     the messages, 4096 in the completion)"; context_wording="new": "… and your request
+                     has 477 input tokens (4096 > 4096 - 477)")
     prompt_filter    Azure OpenAI's prompt content filter: a prompt holding this word gets 400
-                     content_filter (ResponsibleAIPolicyViolation)
+                     content_filter (ResponsibleAIPolicyViolation); with filter_style="openrouter",
+                     OpenRouter's moderation instead: 403 "… flagged by moderation" with
+                     metadata.reasons and flagged_input
     max_body         nginx in front: a body over this many bytes gets nginx's 413 HTML page
     error_200        (code, message): every request gets HTTP 200 carrying {"error": …} (OpenRouter)
+    gemini_rpm       (k, window): at most k requests per `window` s; the rest get Gemini's free-tier 429,
+                     [{"error": {"status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota
+                     …", "details": [RetryInfo retryDelay]}}] with the seconds left in the window
     echo_auth        the revised response repeats the request's Authorization header (a proxy or model
                      echoing it)
 
@@ -63,8 +79,13 @@ of the prompt handed back, [[new_number]] a number changed and one added, [[new_
 invented person and year, [[same]] one short text whatever the record, [[keep]] the valve
 line KEEP ORIGINAL, [[reasoning_content]] the answer as content and a draft in the separate
 `reasoning_content` field, [[im_end]] the chat template's end token after the answer,
+[[gemma_eos]], [[llama4_eot]], [[cohere_eot]] those families' end tokens after it (END_TOKENS),
 [[run_on]] the model running past its turn into a new one, [[content_filter]] a reply cut by
 the provider's filter (finish_reason content_filter), [[error200]] HTTP 200 carrying an error.
+[[finish=REASON]] half the reply with that finish reason, as sent (OpenRouter's "error", vLLM's
+"abort", Gemini's "OTHER", Cohere's "ERROR_TOXIC"); [[stream_cut]] half the reply as server-sent
+events that end with neither a finish reason nor `data: [DONE]` (a proxy cut the stream);
+[[no_choices]] HTTP 200 with `choices: []` (how a blocked prompt can look).
 """
 
 import hashlib
@@ -90,7 +111,8 @@ REFUSAL = "I'm sorry, but I can't help with that request."
 SAME_TEXT = "Sure! Here is a clear, well-structured answer to your question."
 MISBEHAVIOURS = ("think", "think_open", "think_unclosed", "truncate", "fence", "fence_revised", "refusal_field",
                  "null_content", "refuse_label", "echo", "new_number", "new_name", "same", "keep",
-                 "reasoning_content", "im_end", "run_on", "content_filter")
+                 "reasoning_content", "im_end", "run_on", "content_filter", "gemma_eos", "llama4_eot", "cohere_eot")
+END_TOKENS = {"gemma_eos": "<end_of_turn>\n<eos>", "llama4_eot": "<|eot|>", "cohere_eot": "<|END_OF_TURN_TOKEN|>"}
 NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
              b"Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n")
 CONTEXT_MESSAGE = "the request exceeds the available context size, try increasing it"
@@ -167,11 +189,23 @@ def planted_reply(tag, prompt):
         return reply, {"reasoning_content": "Revised response: DRAFT-NOT-FINAL"}, "stop"
     if tag == "im_end":
         return f"{reply}<|im_end|>\n<|endoftext|>", {}, "stop"
+    if tag in END_TOKENS:
+        return f"{reply}{END_TOKENS[tag]}", {}, "stop"
     if tag == "run_on":
         return f"{reply}<|im_end|>\n<|im_start|>user\nThanks! Now add a joke.<|im_end|>", {}, "stop"
     if tag == "content_filter":
         return reply[: len(reply) - max(3, len(good) // 2)], {}, "content_filter"
     raise ValueError(tag)
+
+
+_FINISH_TAG = re.compile(r"\[\[finish=([\w-]+)\]\]")
+
+
+def cut_reply(prompt):
+    """The faithful reply cut in half (what a provider that stops mid-answer sends)."""
+    good = faithful_text(prompt)
+    reply = f"Reasoning: the layout asks for a list, so each sentence becomes a bullet.\n\nRevised response: {good}"
+    return reply[: len(reply) - max(3, len(good) // 2)]
 
 
 def revised_text(prompt, i):
@@ -186,11 +220,17 @@ class OpenAIFake(FakeServer):
                  random_429=0.0, azure=False, deployment="gpt-4o-dep", faithful=False, replay=None,
                  reasoning=False, exclusive_sampling=False, content_parts=False, stream=None, upper_finish=False,
                  context_chars=None, context_status=400, prompt_filter=None, max_body=None, error_200=None,
-                 echo_auth=False, **kw):
+                 echo_auth=False, filter_style="azure", gemini_rpm=None, fail_during=None, context_tokens=None,
+                 context_wording="old", require_v1=False,
+                 reasoning_tokens=0, **kw):
         super().__init__(**kw)
         self.reasoning, self.exclusive_sampling, self.content_parts = reasoning, exclusive_sampling, content_parts
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
+        self.filter_style, self.gemini_rpm, self._window = filter_style, gemini_rpm, [time.monotonic(), 0]
+        self.fail_during, self._born = fail_during, time.monotonic()
+        self.context_tokens, self.context_wording, self.require_v1 = context_tokens, context_wording, require_v1
+        self.reasoning_tokens = reasoning_tokens
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
         self.refuse, self.refuse_after, self.html, self.hang_all = refuse, refuse_after, html, hang_all
         self.no_system_role, self.ratelimit_headers = no_system_role, ratelimit_headers
@@ -285,6 +325,10 @@ class OpenAIFake(FakeServer):
                 return refused
         elif method != "POST" or not path.rstrip("/").endswith(("/chat/completions", "/completions")):
             return self._error(404, f"no route {method} {path}")
+        elif self.require_v1 and not path.startswith("/v1/"):
+            if self.require_v1 == "404":
+                return self._reply(404, {"detail": "Not Found"})
+            return self._reply(200, {"error": f"Unexpected endpoint or method. ({method} {path})"})
         sent_key = (headers.get("Authorization") or headers.get("authorization") or "").removeprefix("Bearer ")
         if self.api_key is not None and not self.azure and sent_key != self.api_key:
             return self._error(401, f"Incorrect API key provided: {sent_key}.")
@@ -295,6 +339,10 @@ class OpenAIFake(FakeServer):
             status, message, *code = self.refuse
             return self._reply(status, {"error": {"message": message, "type": code[0] if code else "invalid_request_error",
                                                   "code": code[0] if code else None}})
+        if self.gemini_rpm:
+            refused = self._gemini_rpm()
+            if refused:
+                return refused
         if nth <= self.throttle_first:
             return self._error(429, "Rate limit reached (test)", {"Retry-After": self.retry_after})
         if self.random_429:
@@ -326,12 +374,25 @@ class OpenAIFake(FakeServer):
             return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
             raise Hang()
-        if nth <= self.fail_first or "[[error500]]" in prompt:
+        blip = self.fail_during and self.fail_during[0] <= time.monotonic() - self._born < self.fail_during[1]
+        if nth <= self.fail_first or "[[error500]]" in prompt or blip:
             detail = f" (key {sent_key})" if self.echo_key else ""
             return self._error(500, f"Internal server error{detail}")
         if self.latency:
             time.sleep(self.latency)
         malformed = nth <= self.malformed_first or "[[malformed]]" in prompt
+        chat = "messages" in req
+        if "[[no_choices]]" in prompt:
+            return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion", "choices": []})
+        odd_finish = _FINISH_TAG.search(prompt)
+        if odd_finish or "[[stream_cut]]" in prompt:
+            finish = odd_finish.group(1) if odd_finish else None
+            choices = [{"index": i, "finish_reason": finish,
+                        "message": {"role": "assistant", "content": cut_reply(prompt)}}
+                       for i in range(int(req.get("n") or 1))]
+            if odd_finish:
+                return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion", "choices": choices})
+            return self._events(choices, chat, done=False)
         n = 1 if self.ignore_n else int(req.get("n") or 1)
         tag = misbehaviour(prompt)
         replies = [planted_reply(tag, prompt) if tag else
@@ -341,7 +402,6 @@ class OpenAIFake(FakeServer):
                     f"Reasoning: the layout asks for a direct answer first.\nRevised response: {revised_text(prompt, i)}",
                     {}, "stop")
                    for i in range(n)]
-        chat = "messages" in req
         if self.echo_auth:
             replies = [(f"{t}\n(sent with {headers.get('Authorization') or headers.get('authorization')})", extra, f)
                        for t, extra, f in replies]
@@ -351,13 +411,41 @@ class OpenAIFake(FakeServer):
                     **({"message": {"role": "assistant", "content": self._content(t), **extra}} if chat
                        else {"text": t or ""})}
                    for i, (t, extra, finish) in enumerate(replies)]
+        usage_details = {}
+        if self.reasoning_tokens:
+            budget = req.get("max_completion_tokens") or 0
+            spent = min(budget, self.reasoning_tokens)
+            usage_details = {"completion_tokens_details": {"reasoning_tokens": spent}}
+            if budget < self.reasoning_tokens + 200:  # no room left to answer
+                choices = [{**c, "finish_reason": "length", "message": {"role": "assistant", "content": ""}}
+                           for c in choices]
         if self.stream == "always" or (self.stream == "default" and req.get("stream") is not False):
             return self._events(choices, chat)
         return self._reply(200, {"id": f"fake-{nth}", "object": "chat.completion" if chat else "text_completion",
                                  "created": int(time.time()), "model": req.get("model", "fake"),
                                  "choices": choices,
                                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 10 * n,
-                                           "total_tokens": len(prompt.split()) + 10 * n}}, limit_headers)
+                                           "total_tokens": len(prompt.split()) + 10 * n, **usage_details}},
+                           limit_headers)
+
+    def _gemini_rpm(self):
+        """Gemini's per-minute 429 (worded as a spent quota) beyond k requests a window, else None."""
+        k, window = self.gemini_rpm
+        with self.lock:
+            now = time.monotonic()
+            if now - self._window[0] >= window:
+                self._window[:] = [now, 0]
+            self._window[1] += 1
+            if self._window[1] <= k:
+                return None
+            left = max(1, math.ceil(window - (now - self._window[0])))
+        return self._reply(429, [{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": (
+            "You exceeded your current quota, please check your plan and billing details. For more information on "
+            "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."), "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                 "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{left}s"}]}}])
 
     def _refuses(self, req, prompt):
         """The refusal of a server class for this request (see the knobs), or None."""
@@ -383,6 +471,30 @@ class OpenAIFake(FakeServer):
             return self._reply(self.context_status, {"error": {
                 "code": self.context_status, "message": CONTEXT_MESSAGE, "type": "exceed_context_size_error",
                 "n_prompt_tokens": len(prompt) // 4, "n_ctx": self.context_chars // 4}})
+        if self.context_tokens:
+            size, prompt_tokens = self.context_tokens, len(prompt) // 4
+            want = req.get("max_tokens") or req.get("max_completion_tokens") or 0
+            if prompt_tokens > size:
+                message = (f"This model's maximum context length is {size} tokens. However, your request has "
+                           f"{prompt_tokens} input tokens. Please reduce the length of the input messages.")
+            elif prompt_tokens + want > size and self.context_wording == "new":
+                message = (f"'max_tokens' or 'max_completion_tokens' is too large: {want}. This model's maximum "
+                           f"context length is {size} tokens and your request has {prompt_tokens} input tokens "
+                           f"({want} > {size} - {prompt_tokens}). None")
+            elif prompt_tokens + want > size:
+                message = (f"This model's maximum context length is {size} tokens. However, you requested "
+                           f"{prompt_tokens + want} tokens ({prompt_tokens} in the messages, {want} in the "
+                           f"completion). Please reduce the length of the messages or completion.")
+            else:
+                message = None
+            if message:
+                return self._reply(400, {"object": "error", "message": message, "type": "BadRequestError",
+                                         "param": None, "code": 400})
+        if self.prompt_filter and self.prompt_filter in prompt and self.filter_style == "openrouter":
+            return self._reply(403, {"error": {"code": 403, "message": "openai/gpt-4o-mini requires moderation on "
+                                               "OpenRouter. Your input was flagged for \"violence\"", "metadata": {
+                                                   "reasons": ["violence"], "flagged_input": prompt[-100:],
+                                                   "provider_name": "OpenAI", "model_slug": "openai/gpt-4o-mini"}}})
         if self.prompt_filter and self.prompt_filter in prompt:
             return self._reply(400, {"error": {"message": AZURE_FILTER_MESSAGE, "type": None, "param": "prompt",
                                                "code": "content_filter", "status": 400, "innererror": {
@@ -401,8 +513,9 @@ class OpenAIFake(FakeServer):
         return [{"type": "thinking", "thinking": [{"type": "text", "text": "Revised response: DRAFT-NOT-FINAL"}]},
                 {"type": "text", "text": text}]
 
-    def _events(self, choices, chat):
-        """The choices as server-sent events: a role chunk, the content in pieces, the finish reason."""
+    def _events(self, choices, chat, done=True):
+        """The choices as server-sent events: a role chunk, the content in pieces, the finish reason
+        (none when it is None), then `data: [DONE]` (not when `done` is False: a cut stream)."""
         self._count(200)
         events = []
         for c in choices:
@@ -411,8 +524,9 @@ class OpenAIFake(FakeServer):
             for piece in pieces:
                 delta = {"delta": {"content": piece}} if chat else {"text": piece}
                 events.append({"choices": [{"index": c["index"], **delta, "finish_reason": None}]})
-            events.append({"choices": [{"index": c["index"], "delta": {}, "finish_reason": c["finish_reason"]}]})
-        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            if c["finish_reason"] is not None:
+                events.append({"choices": [{"index": c["index"], "delta": {}, "finish_reason": c["finish_reason"]}]})
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ("data: [DONE]\n\n" if done else "")
         return 200, {"Content-Type": "text/event-stream"}, body.encode()
 
 
