@@ -68,14 +68,24 @@ def load_set(name):
 
 
 def table(name, records, flagged_checker, flagged_rules):
+    """Rejected / records by kind; for a flaw kind also its precision: of the records rejected,
+    the share that hold the flaw, counting the faithful ones rejected at the faithful rate for as
+    many faithful records as the kind has (the kinds have different sizes)."""
     kinds = Counter(r["kind"] for r in records)
-    print(f"\n{name}: rejected / records by kind (checker alone | whole preset)")
+    good = [i for i, r in enumerate(records) if r["kind"] == "faithful"]
+    print(f"\n{name}: rejected / records by kind (checker alone | whole preset); precision of a kind: against "
+          f"as many faithful records")
     for kind in sorted(kinds, key=lambda k: (k != "faithful", k)):
         idx = [i for i, r in enumerate(records) if r["kind"] == kind]
-        a = sum(flagged_checker[i] for i in idx)
-        b = sum(flagged_rules[i] for i in idx)
-        print(f"  {kind:<22} {a:>3} / {len(idx):<3} {100 * a / len(idx):5.1f}%  |  {b:>3} / {len(idx):<3} "
-              f"{100 * b / len(idx):5.1f}%")
+        cols = []
+        for flags in (flagged_checker, flagged_rules):
+            got = sum(flags[i] for i in idx)
+            col = f"{got:>3} / {len(idx):<3} {100 * got / len(idx):5.1f}%"
+            if kind != "faithful" and good:
+                false = sum(flags[i] for i in good) / len(good) * len(idx)
+                col += f"  P {100 * got / (got + false) if got + false else float('nan'):5.1f}%"
+            cols.append(col)
+        print(f"  {kind:<22} {cols[0]:<28}|  {cols[1]}")
     bad = [i for i, r in enumerate(records) if r["kind"] != "faithful"]
     good = [i for i, r in enumerate(records) if r["kind"] == "faithful"]
     for label, flags in (("checker", flagged_checker), ("preset", flagged_rules)):

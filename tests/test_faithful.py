@@ -105,6 +105,20 @@ def test_catches_a_lost_fact(checker):
     assert v.flagged and v.direction == LOST and v.kind == "lost" and "thorn" in v.sentence, v
 
 
+def test_catches_a_lost_fact_in_everyday_words(checker):
+    """A dropped sentence with no rare word ("write down", "ask", "forget") is still read."""
+    q = "How should I prepare for a job interview?"
+    a = ("Read about the company before the day. Practise answers to common questions out loud. Write down a few "
+         "things you want to ask them, since you will forget them when you are nervous. Arrive ten minutes early.")
+    kept = ("## Before the interview\n\n- Research the company beforehand.\n- Practise your answers to common "
+            "questions aloud.\n- Note a few things you want to ask them: nerves will make you forget them.\n"
+            "- Get there ten minutes early.")
+    assert not checker.check(q, a, kept).flagged
+    v = checker.check(q, a, kept.replace("\n- Note a few things you want to ask them: nerves will make you forget "
+                                         "them.", ""))
+    assert v.flagged and v.kind == "lost" and v.sentence.startswith("Write down"), v
+
+
 def test_catches_a_changed_verdict(checker):
     q = "Is it true that bats are blind?"
     a = "False. Bats can see; many also use echolocation to hunt at night."

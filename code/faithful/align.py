@@ -457,6 +457,7 @@ def verdict_changed(original, rewrite):
 
 ADDED_AT = 2.0      # rarity-weighted new words in one rewrite clause, at least, for "added"
 LOST_AT = 2.0       # ... missing words of one original clause, for "lost"
+PLAIN_AT = 4        # or this many content words, half the clause's or more, however common
 ALIGNED = 0.6       # share of a rewrite clause's stems its source clause holds, for a flip or a swap
 NEGATION_ALIGNED = 0.75   # ... for a negation added or taken away
 
@@ -470,6 +471,12 @@ def heading(sentence):
     to check, in either direction."""
     s = sentence.rstrip()
     return len(words(s)) <= HEADING_WORDS and s[-1:] not in ".!?。！？"
+
+
+def plain(missing, clause):
+    """Does a clause miss enough everyday words to be read anyway ("Write down what you learn,
+    since you'll forget it": no rare word, but most of it is gone)?"""
+    return len(missing) >= PLAIN_AT and len(missing) >= 0.5 * len(clause.stems)
 
 
 def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_at=LOST_AT, code=False,
@@ -519,7 +526,7 @@ def findings(question, original, rewrite, evidence=(), added_at=ADDED_AT, lost_a
         if c.head or heading(c.sentence):
             continue
         score, gone, total = novelty(c, rsrc, qstems)
-        if score >= lost_at:
+        if score >= lost_at or plain(gone, c):
             out.append(Finding("lost", "lost", c.sentence, score, "missing: " + ", ".join(gone), c.text,
                                rsrc.window(c), (score, len(gone), total, len(c.stems)), tuple(gone)))
     out.sort(key=lambda f: -f.score)
