@@ -40,10 +40,10 @@ from realign.classifier.model import FALLBACK_BELOW, FALLBACK_GUARD  # noqa: E40
 from realign.llm.base import BackendConfig  # noqa: E402
 
 
-def cascade(test, below, llm):
+def cascade(test, below, llm, model_dir=None):
     """(embedded labels, sent indices, LLMLabels, LLM seconds)."""
     texts = [p["text"] for p in test]
-    labels, conf = classify_embedded(texts, progress=False)
+    labels, conf = classify_embedded(texts, model_dir, progress=False)
     sent = [i for i, c in enumerate(conf) if c < below]
     start = time.monotonic()
     result = llm([texts[i] for i in sent])
@@ -86,6 +86,9 @@ def main():
     ap.add_argument("--guard", type=float, default=FALLBACK_GUARD, help="classify.py's --fallback_guard")
     ap.add_argument("--sample", type=int, default=None, help="local: this many TEST prompts, drawn with seed 0")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model_dir", default=None,
+                    help="the embedded model (default: the shipped one, which has seen TEST; for held-out numbers "
+                         "use one from `bench/classify_human.py build --dev_only`)")
     args = ap.parse_args()
     prompts, labellers = load_set(args.texts)
     test = [p for p in prompts if part(p["uid"]) == "test"]
@@ -98,12 +101,13 @@ def main():
         truth = {p["text"].strip(): p["labels"][0] for p in test}
         with ClassifierFake(answer=lambda q: truth.get(q.strip()), max_seconds=3600) as srv:
             config = BackendConfig(model="oracle", base_url=f"{srv.url}/v1", api_key="none", request_timeout=30)
-            run = cascade(test, args.below, lambda texts: classify_llm(texts, config, LLMSettings(progress=False)))
+            run = cascade(test, args.below, lambda texts: classify_llm(texts, config, LLMSettings(progress=False)),
+                          args.model_dir)
         show("oracle fake (answers labeller A's task)", test, *run, args.guard)
     else:
         config = BackendConfig(model="default", options={"threads": args.threads}, request_timeout=600)
         settings = LLMSettings(backend="local", progress=False)
-        run = cascade(test, args.below, lambda texts: classify_llm(texts, config, settings))
+        run = cascade(test, args.below, lambda texts: classify_llm(texts, config, settings), args.model_dir)
         show(f"embedded GGUF model (local, {args.threads} threads), sample of {len(test)}", test, *run, args.guard)
     return 0
 

@@ -1,7 +1,7 @@
 """The embedded classifier on prompts written by people: calibrate it on one part, measure it on the other.
 
     python bench/classify_human.py report --texts human_prompts.jsonl [--model_dir DIR] [--reference_dir DIR]
-    python bench/classify_human.py build  --texts human_prompts.jsonl [--save_model DIR]
+    python bench/classify_human.py build  --texts human_prompts.jsonl [--save_model DIR] [--dev_only]
     python bench/classify_human.py split  --texts human_prompts.jsonl --out DIR   # the files `build` uses
 
 The set is bench/data/classify_human/: about a thousand public prompts written by people
@@ -13,10 +13,13 @@ texts are rebuilt with bench/classify_human_set.py (--texts is its output).
 The split is fixed by the prompt's uid: a third of the prompts (sha1(uid) % 3 == 0) is the TEST
 part, never trained on, never used to fit anything, never read prompt by prompt while building
 the model; the rest is the DEV part. `build` trains the shipped model
-(`classify.py --train ... --calibrate DEV`): the temperature, class bias and confidence map are
-fitted on DEV (K-fold), and the DEV prompts whose licence allows it (self-instruct, Vicuna,
+(`classify.py --train ... --calibrate ALL`): the temperature, class bias and confidence map are
+fitted on every source but Koala, on scores from models that did not see the prompt's source
+(one source left out at a time), and the prompts whose licence allows it (self-instruct, Vicuna,
 MT-bench: Apache-2.0; Dolly: CC BY-SA 3.0; not Koala, WizardLM or LIMA) are trained on as well.
-`report` measures a model on TEST against each labeller and against both (a prompt the two
+Such a model has seen TEST, so its held-out numbers come from bench/classify_sources.py (each
+source measured by a model built without it); `build --dev_only` makes the older DEV-only model
+that `report` can measure on TEST. `report` measures a model on TEST against each labeller and against both (a prompt the two
 labelled differently counts half right for either label: the confidence estimates agreement with
 a labeller), and prints the accuracy-against-coverage table and the reliability of the confidence.
 """
@@ -40,6 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUMAN = os.path.join(ROOT, "bench", "data", "classify_human")
 TRAIN = os.path.join(ROOT, "datasets", "classification", "task_classifier_train_dataset.json")
 TRAINABLE_SOURCES = ("self_instruct", "vicuna", "mt_bench", "dolly")  # licences that allow training
+NOT_FITTED = ("koala",)  # its authors ask that it not be trained on: never fitted on, only measured
 WEAK = ("default", "open_qa", "advice_giving", "rejecting", "general_classification", "language_classification")
 OVER = ("topic_classification", "ml_ai_language_model_tutor", "code_to_text_translation", "text_summarization")
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -71,14 +75,16 @@ def load_set(texts_path):
             for r in index if r["uid"] in texts and len(labels[r["uid"]]) == len(labellers)], labellers
 
 
-def real_rows(prompts, trainable=True):
-    """Rows of the --calibrate format: one per distinct label of a prompt, weights summing to 1."""
+def real_rows(prompts, trainable=True, group=False):
+    """Rows of the --calibrate format: one per distinct label of a prompt, weights summing to 1
+    (with `group`, each row's group is its source: calibration folds leave one source out)."""
     rows = []
     for p in prompts:
         counts = Counter(p["labels"])
         for label, n in counts.items():
             rows.append({"instruction": p["text"], "category": label, "weight": n / len(p["labels"]),
-                         "train": trainable and p["source"] in TRAINABLE_SOURCES})
+                         "train": trainable and p["source"] in TRAINABLE_SOURCES,
+                         **({"group": p["source"]} if group else {})})
     return rows
 
 
@@ -99,6 +105,9 @@ def coverage_rows(right, confidence, thresholds=THRESHOLDS):
 
 def report_model(name, folder, test):
     model = TaskClassifier.load(folder)
+    if model.meta.get("calibration", {}).get("file") == "human_all.json":
+        print(f"warning: {folder} was fitted on every source, TEST included: these numbers are not held out; "
+              "bench/classify_sources.py gives held-out ones, or build with --dev_only", file=sys.stderr)
     texts = [p["text"] for p in test]
     start = time.monotonic()
     pred, conf = model.classify(texts)
@@ -169,12 +178,15 @@ def report(args):
 # ---------------------------------------------------------------- build
 
 def write_split(texts_path, out):
-    """Write the --calibrate file of the DEV part (and the TEST part, for --eval) into `out`."""
+    """Write into `out` the --calibrate files: human_dev.json (the DEV part), human_test.json (the
+    TEST part, for --eval) and human_all.json (every prompt but Koala's, grouped by source)."""
     prompts, _ = load_set(texts_path)
     os.makedirs(out, exist_ok=True)
     paths = {}
-    for name in ("dev", "test"):
-        rows = real_rows([p for p in prompts if part(p["uid"]) == name], trainable=name == "dev")
+    for name in ("dev", "test", "all"):
+        chosen = [p for p in prompts if p["source"] not in NOT_FITTED] if name == "all" else \
+            [p for p in prompts if part(p["uid"]) == name]
+        rows = real_rows(chosen, trainable=name != "test", group=name == "all")
         paths[name] = os.path.join(out, f"human_{name}.json")
         with open(paths[name], "w", encoding="utf-8") as f:
             json.dump(rows, f, ensure_ascii=False)
@@ -182,10 +194,13 @@ def write_split(texts_path, out):
 
 
 def build(args):
+    """The shipped model: trained on our data and the permitted human prompts of every source,
+    calibrated on every source but Koala with one source left out at a time (--dev_only: DEV part
+    only, folds by text, so that `report` on TEST stays held out)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_split(args.texts, tmp)
-        cmd = [sys.executable, os.path.join(ROOT, "classify.py"), "--train", TRAIN, "--calibrate", paths["dev"],
-               "--save_model", args.save_model, "--quiet"]
+        cmd = [sys.executable, os.path.join(ROOT, "classify.py"), "--train", TRAIN,
+               "--calibrate", paths["dev" if args.dev_only else "all"], "--save_model", args.save_model, "--quiet"]
         return subprocess.call(cmd)
 
 
@@ -196,6 +211,7 @@ def main():
     ap.add_argument("--model_dir", default=DEFAULT_MODEL_DIR)
     ap.add_argument("--reference_dir", default=None, help="report: a second model beside (e.g. the previous one)")
     ap.add_argument("--save_model", default=DEFAULT_MODEL_DIR, help="build: where the model goes")
+    ap.add_argument("--dev_only", action="store_true", help="build: fit on the DEV part only (see build)")
     ap.add_argument("--out", default=None, help="split: folder for human_dev.json and human_test.json")
     args = ap.parse_args()
     if args.command == "report":

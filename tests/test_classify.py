@@ -16,6 +16,7 @@ from realign.classifier.backends import LLMSettings, classify_llm, classify_requ
 from realign.classifier.data import load_labeled, load_real
 from realign.classifier.features import fit_ngrams
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
+from realign.errors import DataError
 from realign.llm.base import BackendConfig
 from realign.prompts import PROMPT_INPUT_FOR_TASK_CLS, build_classifier_prompt
 from tests.servers.classifier_fake import ClassifierFake
@@ -200,13 +201,30 @@ def test_calibrating_on_real_prompts_fits_bias_and_map_and_trains_on_the_marked_
     c = small.meta["calibration"]
     assert c["prompts"] == n and c["rows"] == 2 * n and c["trained_on"] == (n + 1) // 2
     assert small.meta["trained_on"] == len(train_t) + 2 * ((n + 1) // 2)
-    assert len(small.meta["confidence_map"]) == 3 and small.bias.shape == (len(small.classes),)
+    # the shared curve, then an offset per task the model may choose
+    assert len(small.meta["confidence_map"]) == 3 + len(small.classes) and small.bias.shape == (len(small.classes),)
     assert 0.0 < c["held_out_accuracy"] <= 1.0
     small.save(tmp_path / "m")
     again = TaskClassifier.load(tmp_path / "m")
     assert np.allclose(again.bias, small.bias) and again.meta["confidence_map"] == small.meta["confidence_map"]
     labels_, conf = again.classify(real_t[:10])
     assert labels_ == small.classify(real_t[:10])[0] and all(0.0 < x < 1.0 for x in conf)
+
+
+def test_calibration_groups_leave_one_source_out(tmp_path, model):
+    """Rows with a `group` (the prompt's source) are scored by models that never saw their group."""
+    texts, labels = load_labeled(HELD_OUT)
+    rows = [{"instruction": t, "category": lab, "train": i % 2 == 0, "group": f"source{i % 3}"}
+            for i, (t, lab) in enumerate(zip(texts[1::6], labels[1::6]))]
+    real = load_real(write_json(tmp_path / "real.json", rows))
+    assert real.groups == [r["group"] for r in rows]
+    small = TaskClassifier(encoder_dir=model.encoder_dir).fit(texts[::6], labels[::6], real=real)
+    c = small.meta["calibration"]
+    assert c["folds"] == 3 and c["folds_by"] == "group" and len(small.meta["confidence_map"]) == 3 + len(small.classes)
+    del rows[0]["group"]  # given on some rows only: refused
+    with pytest.raises(DataError, match="'group' is given on some records"):
+        load_real(write_json(tmp_path / "mixed.json", rows))
+    assert load_real(write_json(tmp_path / "none.json", [{"instruction": "x", "category": "default"}])).groups is None
 
 
 def test_confidence_map_is_monotone_in_the_probability():
@@ -217,9 +235,20 @@ def test_confidence_map_is_monotone_in_the_probability():
     assert [c for _, c in decide(prob, classes)] == pytest.approx([0.5, 0.7, 0.95])  # no map: the probability
 
 
+def test_confidence_map_offsets_depend_on_the_chosen_task():
+    """Same probabilities, different chosen task: the task's offset moves the confidence."""
+    classes = ["a", "b", "c"]
+    prob = np.array([[0.6, 0.3, 0.1], [0.3, 0.6, 0.1]])
+    shared = [c for _, c in decide(prob, classes, confidence_map=[-1.0, 1.5, 0.5])]
+    assert shared[0] == pytest.approx(shared[1])
+    (la, ca), (lb, cb) = decide(prob, classes, confidence_map=[-1.0, 1.5, 0.5, 1.0, -1.0, 0.0])
+    assert (la, lb) == ("a", "b") and ca > shared[0] > cb
+
+
 @pytest.mark.parametrize("rows, needle", [
     ([{"instruction": "hi", "category": "default", "weight": -1}], "'weight' must be a positive number"),
     ([{"instruction": "hi", "category": "default", "train": "yes"}], "'train' must be true or false"),
+    ([{"instruction": "hi", "category": "default", "group": 3}], "'group' must be a string"),
 ])
 def test_bad_calibration_file_is_exit_2(tmp_path, rows, needle):
     train = write_json(tmp_path / "train.json", [{"instruction": "hello there", "category": "default"},

@@ -8,10 +8,11 @@ import pytest
 
 import classify
 from conftest import make_record, run_script, write_json
-from realign.classifier.backends import classify_request, prompt_for
+from realign.classifier.backends import THINKING_MAX_TOKENS, classify_request, prompt_for
 from realign.classifier.model import FALLBACK_BELOW, TaskClassifier
 from realign.constant import TASK_DESCRIPTIONS, TASKS
-from realign.prompts import TASK_ANSWER_SCHEMA, build_task_messages, read_task
+from realign.llm.shape import REASONING_ROOM
+from realign.prompts import CLASSIFIER_MAX_TOKENS, TASK_ANSWER_SCHEMA, build_task_messages, read_task
 from tests.servers.classifier_fake import CHATTY, ClassifierFake, query_of
 
 TEMPLATE = (Path(__file__).parent / "fixtures" / "classifier_prompt.txt").read_text(encoding="utf-8")
@@ -325,28 +326,40 @@ def llm_only(capsys, srv, tmp_path, model, questions, *flags):
 
 
 def test_a_reasoning_model_by_its_name_gets_its_shape_and_room_to_think(tmp_path, capsys):
-    """o3-mini: max_completion_tokens with room to think, default temperature: nothing refused, nothing cut."""
+    """o3-mini: max_completion_tokens with the shape's room to think, default temperature: nothing
+    refused, nothing cut."""
     with ClassifierFake(answer=lambda q: "open_qa", reasoning=True, thinks=300) as srv:
         code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "o3-mini", ["q1", "q2"])
     assert code == 0 and labels == ["open_qa", "open_qa"], stdout
-    assert [b["max_completion_tokens"] for b in bodies] == [2048, 2048]
+    assert [b["max_completion_tokens"] for b in bodies] == [CLASSIFIER_MAX_TOKENS + REASONING_ROOM] * 2
     assert all("max_tokens" not in b and "temperature" not in b for b in bodies)
     assert "2 records sent, 2 labelled, 0 unreadable replies, 0 failed; 2 requests" in stdout
 
 
-def test_a_reasoning_model_under_an_unknown_name_is_learned_from_its_refusals_and_its_cut_replies(tmp_path, capsys):
-    """A name no table knows: its refusals teach max_completion_tokens and the default temperature;
-    it thinks for 300 tokens, so the first reply comes back empty, cut at 50: that record is asked
-    once more with a larger limit, and every request made after that gets it from the start."""
+def test_a_reasoning_model_under_an_unknown_name_is_learned_from_its_refusals(tmp_path, capsys):
+    """A name no table knows: its refusals teach max_completion_tokens (with the shape's room to
+    reason, so a model that thinks for 300 tokens is not cut) and the default temperature."""
     with ClassifierFake(answer=lambda q: "math_puzzles", reasoning=True, thinks=300) as srv:
         code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "house-reasoner", ["q1", "q2", "q3"])
     assert code == 0 and labels == ["math_puzzles"] * 3, stdout
     assert "adapted to the server: max_tokens sent as max_completion_tokens" in stdout
     assert "adapted to the server: temperature left to the server's default" in stdout
     limits = [b.get("max_completion_tokens") for b in bodies]
-    assert limits[0] is None and limits[-2:] == [2048, 2048]  # first max_tokens (refused), last the larger room
-    assert limits.count(2048) == 3  # one retry per cut record, then the rest asked with room from the start
+    assert limits[0] is None and limits[-3:] == [CLASSIFIER_MAX_TOKENS + REASONING_ROOM] * 3
     assert "temperature" not in bodies[-1]
+
+
+def test_a_model_that_thinks_within_max_tokens_is_asked_again_with_room(tmp_path, capsys):
+    """A model that takes max_tokens but thinks for 300 tokens first: the first reply comes back
+    empty, cut at the classifier's limit; a cut record is asked once more with THINKING_MAX_TOKENS,
+    and requests made after that get it from the start (one already on its way may still go at the
+    small limit, and is asked again the same way)."""
+    with ClassifierFake(answer=lambda q: "math_puzzles", thinks=300) as srv:
+        code, stdout, _, labels, bodies = llm_only(capsys, srv, tmp_path, "house-thinker", ["q1", "q2", "q3"])
+    assert code == 0 and labels == ["math_puzzles"] * 3, stdout
+    limits = [b.get("max_tokens") for b in bodies]
+    assert limits[0] == CLASSIFIER_MAX_TOKENS and limits.count(THINKING_MAX_TOKENS) == 3, limits
+    assert set(limits) == {CLASSIFIER_MAX_TOKENS, THINKING_MAX_TOKENS} and len(limits) < 6, limits
 
 
 @pytest.mark.parametrize("knobs", [dict(exclusive_sampling=True), dict(stream="always"), dict(content_parts=True),

@@ -41,7 +41,7 @@ def _bar(total, progress, unit):
 def overrule(result, texts, guard, model_dir=None):
     """Set aside (into result.overruled) the LLM's answers that the embedded model all but ruled
     out: a task it gives a probability under `guard` for that text. A weak LLM's stray answers
-    ("question_generation" for any question) go; a strong LLM loses little (on held-out
+    (question_generation for any question) go; a strong LLM loses little (on held-out
     human-written prompts the embedded model gives the right task 1 % or more 95 % of the time)."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
@@ -169,9 +169,11 @@ async def classify_with_backend(texts, backend, settings, rpm=True):
             result.failures[i] = outcome.error
         bar.update()
 
-    shape = getattr(backend, "shape", None)  # a reasoning model by its name thinks before it answers
-    room = {"max_tokens": THINKING_MAX_TOKENS if getattr(shape, "tokens_field", None) == "max_completion_tokens"
-            else CLASSIFIER_MAX_TOKENS}
+    # A reasoning model by its name thinks before it answers; the request shape (llm/shape.py) adds
+    # its room to reason where it knows one, else the limit starts at THINKING_MAX_TOKENS.
+    shape = getattr(backend, "shape", None)
+    thinker = getattr(shape, "tokens_field", None) == "max_completion_tokens" and not getattr(shape, "reasoning_room", 0)
+    room = {"max_tokens": THINKING_MAX_TOKENS if thinker else CLASSIFIER_MAX_TOKENS}
 
     def check(completions, request):
         """A reply cut at the token limit before it named a task (the model thought first) is asked

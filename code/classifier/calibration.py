@@ -11,9 +11,11 @@ without having trained on them (K-fold):
      and `default` are common, language_classification rare), and the bias moves the
      decision toward what real prompts are. T and alpha minimise the log-loss (grid search).
   2. a confidence map: the probability that the chosen task is right, a logistic function of
-     log p (the chosen task's probability) and log p - log q (q: the best other task's), fitted
-     to whether the choice was right. This is what `category_confidence` reports; on held-out
-     real prompts a confidence of 0.8 means right about 4 times in 5.
+     log p (the chosen task's probability), log p - log q (q: the best other task's) and which
+     task was chosen (an offset per task: a 0.6 on math_puzzles is right more often than a 0.6
+     on default; regularised toward 0, so a task seldom chosen keeps about the shared curve),
+     fitted to whether the choice was right. This is what `category_confidence` reports; on
+     held-out real prompts a confidence of 0.8 means right about 4 times in 5.
 
 Real prompts may carry more than one label (two labellers who disagree): each label is a row
 with its share of the weight, so the confidence estimates agreement with a labeller.
@@ -74,21 +76,28 @@ def map_features(p, q):
     return np.column_stack([lp, lp - np.log(np.maximum(q, 1e-12))])
 
 
-def fit_confidence_map(p, q, correct, weights):
+def fit_confidence_map(p, q, correct, weights, chosen=None, classes=0):
     """[w0, w1, w2] of P(right) = sigmoid(w0 + w1 log p + w2 (log p - log q)), weighted logistic
-    regression (mildly regularised) on held-out choices."""
+    regression (mildly regularised) on held-out choices; with `chosen` (the chosen class index per
+    row) and `classes` (how many), followed by one offset per class added for rows that chose it."""
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1.0).fit(map_features(p, q), correct.astype(int), sample_weight=weights)
+    x = map_features(p, q)
+    if chosen is not None:
+        x = np.hstack([x, np.eye(classes)[chosen]])
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(x, correct.astype(int), sample_weight=weights)
     return [float(lr.intercept_[0]), *map(float, lr.coef_[0])]
 
 
-def apply_confidence_map(weights, p, q):
-    """The confidence of choices whose probability is p (best other q), by a fitted map; p itself
-    without one."""
+def apply_confidence_map(weights, p, q, chosen=None):
+    """The confidence of choices whose probability is p (best other q), by a fitted map (its
+    per-class offsets used when it has them and `chosen` gives the class indices); p itself
+    without a map."""
     if not weights:
         return p
-    z = weights[0] + map_features(p, q) @ np.asarray(weights[1:], dtype=np.float64)
+    z = weights[0] + map_features(p, q) @ np.asarray(weights[1:3], dtype=np.float64)
+    if len(weights) > 3 and chosen is not None:
+        z = z + np.asarray(weights[3:], dtype=np.float64)[chosen]
     return 1.0 / (1.0 + np.exp(-z))
 
 

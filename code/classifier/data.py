@@ -5,7 +5,9 @@ task_classifier_{train,test}_dataset.json. Extra fields are ignored.
 Real prompts to calibrate on (`classify.py --train FILE --calibrate REAL`) use the same format
 with two optional fields: `weight` (a positive number, default 1: a prompt two labellers
 labelled differently is two rows of weight 0.5) and `train` (true: train on it as well, when its
-licence allows; default false: calibrate only).
+licence allows; default false: calibrate only), `group` (a string, e.g. the prompt's source: when
+given, the calibration's held-out scores come from leaving out one group at a time, so the
+confidence is fitted on prompts whose source the model never trained on, as a new user's will be).
 """
 
 from dataclasses import dataclass
@@ -49,18 +51,25 @@ class RealPrompts:
     labels: list
     weights: np.ndarray
     train: np.ndarray
+    groups: list = None  # a group name per row (e.g. the source), or None: folds by text
 
 
 def load_real(path):
     """RealPrompts from a labelled file with optional `weight` and `train` fields."""
     texts, labels, rows = _rows(path)
-    weights, train = [], []
+    weights, train, groups = [], [], []
     for i, row in enumerate(rows):
-        w, t = row.get("weight", 1), row.get("train", False)
+        w, t, g = row.get("weight", 1), row.get("train", False), row.get("group")
+        if g is not None and not isinstance(g, str):
+            raise DataError(f"{where(path, i, row)}: 'group' must be a string, got {g!r}")
+        groups.append(g)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
             raise DataError(f"{where(path, i, row)}: 'weight' must be a positive number, got {w!r}")
         if not isinstance(t, bool):
             raise DataError(f"{where(path, i, row)}: 'train' must be true or false, got {t!r}")
         weights.append(float(w))
         train.append(t)
-    return RealPrompts(texts, labels, np.array(weights), np.array(train, dtype=bool))
+    if any(g is not None for g in groups) and None in groups:
+        raise DataError(f"{path}: 'group' is given on some records and not on others: give it on all or none")
+    return RealPrompts(texts, labels, np.array(weights), np.array(train, dtype=bool),
+                       groups if groups and groups[0] is not None else None)

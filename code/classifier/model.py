@@ -61,6 +61,8 @@ EMBEDDING_WEIGHT = 1.0  # scale of the embedding block next to the two unit-leng
 CHUNK = 4096  # instructions predicted at a time
 CALIBRATION_FOLDS = 5  # K of the K-fold scores the temperature is fitted on
 MIN_REJECT_CONFIDENCE = 0.7  # `rejecting` only from this confidence up (see bench/README.md)
+CLASS_OFFSETS = True  # the confidence map has an offset per chosen task (calibration.py)
+REAL_WEIGHT = 1.0  # training weight of a real prompt (--calibrate rows with "train": true) next to one of ours
 FALLBACK_BELOW = 0.8  # classify.py --fallback_model: records under this confidence go to the LLM
 FALLBACK_GUARD = 0.01  # ...and its answer is taken unless the embedded model gives that task less
 REJECTING = "rejecting"
@@ -109,7 +111,7 @@ class TaskClassifier:
             texts = list(texts) + [real.texts[i] for i in pick]
             labels = list(labels) + [real.labels[i] for i in pick]
             embedding = np.vstack([embedding, real_embedding[pick]])
-            weights = np.concatenate([weights, real.weights[pick]])
+            weights = np.concatenate([weights, REAL_WEIGHT * real.weights[pick]])
         elif calibrate:
             self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, csr_matrix(embedding)))
         self.blocks, svm = _fit_svm(texts, labels, csr_matrix(embedding), weights)
@@ -122,7 +124,8 @@ class TaskClassifier:
     def _calibrate_on_real(self, texts, labels, embedding, real, real_embedding, folds=CALIBRATION_FOLDS):
         """Fit temperature, class bias and confidence map on held-out scores of the real prompts:
         each fold's prompts scored by a model trained on the training set plus the other folds'
-        trainable real prompts."""
+        trainable real prompts. Folds are the real prompts' groups when they have them (one group
+        left out at a time: scores on a source the model never saw), else K folds by text."""
         from scipy.sparse import csr_matrix
 
         trained = [*labels, *(real.labels[i] for i in np.flatnonzero(real.train))]
@@ -130,14 +133,18 @@ class TaskClassifier:
         unknown = sorted(set(real.labels) - set(classes))
         if unknown:
             raise ValueError(f"the real prompts use tasks the training data has no example of: {unknown}")
-        fold = np.array([fold_of(t, folds) for t in real.texts])
+        if real.groups is not None:
+            names = sorted(set(real.groups))
+            fold, folds = np.array([names.index(g) for g in real.groups]), len(names)
+        else:
+            fold = np.array([fold_of(t, folds) for t in real.texts])
         scores = np.zeros((len(real.texts), len(classes)), dtype=np.float64)
         for f in range(folds):
             extra = np.flatnonzero(real.train & (fold != f))
             part_texts = list(texts) + [real.texts[i] for i in extra]
             part_labels = list(labels) + [real.labels[i] for i in extra]
             x = csr_matrix(np.vstack([embedding, real_embedding[extra]]))
-            w = np.concatenate([np.ones(len(texts)), real.weights[extra]])
+            w = np.concatenate([np.ones(len(texts)), REAL_WEIGHT * real.weights[extra]])
             blocks, svm = _fit_svm(part_texts, part_labels, x, w)
             test = np.flatnonzero(fold == f)
             if not len(test):
@@ -147,22 +154,24 @@ class TaskClassifier:
             cols = [classes.index(c) for c in svm.classes_]
             scores[np.ix_(test, cols)] = got
         gold = np.array([classes.index(label) for label in real.labels])
-        train_weights = np.concatenate([np.ones(len(labels)), real.weights[real.train]])
+        train_weights = np.concatenate([np.ones(len(labels)), REAL_WEIGHT * real.weights[real.train]])
         log_ratio = np.log(shares(real.labels, classes, real.weights) / shares(trained, classes, train_weights))
         temperature, alpha = fit_scaling(scores, gold, real.weights, log_ratio)
         prob = softmax(scores / temperature + alpha * log_ratio)
         chosen = prob.argmax(axis=1)
         p, q = top_two(prob, chosen)
-        self.meta["confidence_map"] = fit_confidence_map(p, q, chosen == gold, real.weights)
+        self.meta["confidence_map"] = fit_confidence_map(p, q, chosen == gold, real.weights,
+                                                         *((chosen, len(classes)) if CLASS_OFFSETS else ()))
         self.held_out = prob  # the real prompts' held-out probabilities, for benches (not saved)
         self.meta["temperature"] = temperature
         self.bias = (alpha * log_ratio).astype(np.float32)
-        confidence = apply_confidence_map(self.meta["confidence_map"], p, q)
+        confidence = apply_confidence_map(self.meta["confidence_map"], p, q, chosen)
         right, sure = (chosen == gold), confidence >= 0.8
         w = real.weights
         self.meta["calibration"] = {
             "prompts": len(set(real.texts)), "rows": len(real.texts), "trained_on": int(len(set(
                 real.texts[i] for i in np.flatnonzero(real.train)))), "alpha": alpha, "folds": folds,
+            "folds_by": "group" if real.groups is not None else "text",
             "held_out_accuracy": round(float((w * right).sum() / w.sum()), 4),
             "coverage_at_0.8": round(float((w * sure).sum() / w.sum()), 4),
             "accuracy_at_0.8": round(float((w * right * sure).sum() / max((w * sure).sum(), 1e-9)), 4)}
@@ -263,12 +272,12 @@ def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_C
         return []
     order = np.argsort(-prob, axis=1, kind="stable")
     best = order[:, 0].copy()
-    confidence = apply_confidence_map(confidence_map, *top_two(prob, best))
+    confidence = apply_confidence_map(confidence_map, *top_two(prob, best), best)
     if REJECTING in classes and prob.shape[1] > 1:
         passed = (best == classes.index(REJECTING)) & (confidence < min_reject_confidence)
         if passed.any():
             best[passed] = order[passed, 1]
-            confidence = apply_confidence_map(confidence_map, *top_two(prob, best))
+            confidence = apply_confidence_map(confidence_map, *top_two(prob, best), best)
     return [(classes[b] if c >= min_confidence else DEFAULT_TASK, float(c)) for b, c in zip(best, confidence)]
 
 
