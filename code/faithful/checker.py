@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realign.faithful.align import findings
+from realign.faithful.align import Finding, findings
+from realign.faithful.details import details
 from realign.faithful.features import clause_features
 from realign.faithful.text import claims, stems
 
@@ -47,6 +48,7 @@ COSINE_LOW = 0.0    # at or under the cosine of two sentences that share words (
 #                     the windows of our sets score above 0.06, the lowest -0.01)
 EMBEDDING_CACHE = 20_000   # sentence embeddings kept per process (384 floats each: 30 MB)
 RESTATE_LEAST = 5  # content words from the request, at least, before a rewrite can count as restating it
+SURE = ("contradiction", "verdict", "dropped", "conclusion")   # findings that flag a record alone
 _CODE = re.compile(r"```|`[^`\n]{8,}`|^(?: {4}|\t)\S", re.M)
 
 
@@ -80,6 +82,10 @@ class Verdict:
             return f"the checker: rewrite sentence contradicts the original ({self.detail}): {said}"
         if self.kind == "verdict":
             return f"the checker: the rewrite changes the original's verdict ({self.detail}): {said}"
+        if self.kind == "dropped":
+            return f"the checker: a detail of the original is lost in the rewrite ({self.detail}): {said}"
+        if self.kind == "conclusion":
+            return f"the checker: the rewrite changes the original's conclusion ({self.detail}): {said}"
         if self.kind == "added":
             return (f"the checker: rewrite sentence unsupported by the question, original or evidence "
                     f"({self.detail}; score {self.score:.2f} >= {self.threshold:.2f}): {said}")
@@ -137,6 +143,9 @@ class Checker:
         code = bool(_CODE.search(original) or _CODE.search(question))
         found = findings(question, original, rewrite, evidence, added_at=self.thresholds[ADDED_WORDS],
                          lost_at=self.thresholds[LOST_WORDS], code=code, arithmetic=arithmetic)
+        # sure word checks for a field, an item or a recommendation (details.py), ahead of the rest
+        found[:0] = [Finding(kind, direction, sentence, 1.0, detail)
+                     for kind, direction, sentence, detail in details(question, original, rewrite)]
         return found, share, rewrite
 
     def _embed(self, texts):
@@ -176,7 +185,7 @@ class Checker:
             if id(f) in scores:
                 top[f.kind] = max(top.get(f.kind, 0.0), scores[id(f)])
         for f in found:
-            if f.kind in ("contradiction", "verdict"):
+            if f.kind in SURE:
                 return Verdict(True, f.direction, f.sentence, 1.0, None, found, read, f.kind, f.detail, top)
         best = None
         for f in found:
@@ -201,7 +210,7 @@ class Checker:
                  for rec in records]
         # a record that restates the request, or holds a contradiction, needs no encoder
         open_ = [f for found, share, _ in plans if share < self.thresholds[RESTATES]
-                 and not any(f.kind in ("contradiction", "verdict") for f in found)
+                 and not any(f.kind in SURE for f in found)
                  for f in found if f.kind in ("added", "lost")]
         # the model's P(flawed) falls as the cosine rises: a finding under its threshold even at
         # the lowest cosine is settled without the encoder (it cannot flag the record)

@@ -1,0 +1,147 @@
+"""Sure word checks for a detail lost or a conclusion changed, where the clause checks of align.py
+see too little (the rest of the clause stays, so its missing share is small):
+
+- "dropped" (direction "lost"): the rewrite keeps a field of the original ("Location: ...") but
+  drops two or more of its value's words ("the north entrance of Riverside Park, next to the
+  playground" -> "Riverside Park"); a condition of the original ("if the air is dry") whose words
+  the rewrite lacks; an item of an enumeration in the original ("flour, sugar, salt and butter")
+  whose words the rewrite lacks.
+- "conclusion" (direction "unsupported"): the original recommends one thing ("I'd go with the
+  refurbished business laptop") and the rewrite's recommendation names another thing of the
+  original and nothing of the one recommended ("Recommendation: the Chromebook").
+
+A word counts as present when its stem (or its first five letters) is anywhere in the rewrite, so a
+restructured or reordered rewrite passes; a word of the question is never counted as lost. Each
+check was kept only where it flagged none of the faithful rewrites of the dev sets (bench/README.md,
+"faithfulness checker").
+"""
+
+import re
+
+from realign.textchecks import CARDINAL_WORDS
+from realign.faithful.text import STOP, claims, stem, words
+
+# a field of an extraction ("Date: Saturday 12 April. Location: ...", "**Location:** ..."): its label and value
+_FIELD = re.compile(r"(?:^|(?<=[.;\n])\s*)[-*•]?\s*\**([A-Z][A-Za-z ]{1,30}?)\**\s*:\s*\**\s*([^\n.;]+)", re.M)
+# a condition: "if ...", "unless ...", "only when ...", up to its comma or the clause's end
+_CONDITION = re.compile(r"\b(?:if|unless|as long as|provided that|only when)\s+([^,.;:!?\n]{3,80})", re.I)
+# an enumeration: three or more short items, "a, b, c and d" / "a, b or c"
+_ITEM = r"[A-Za-z][A-Za-z'\- ]{1,30}?"
+_ENUM = re.compile(rf"({_ITEM}(?:,\s*{_ITEM}){{1,8}},?\s+(?:and|or)\s+{_ITEM})(?=[.,;:!?)\n]|$)")
+_RECOMMEND = re.compile(r"(?:\bI'?d (?:go with|recommend|choose|pick|suggest)|\bI would (?:go with|recommend|choose|"
+                        r"pick|suggest)|\bI recommend|\bmy (?:pick|recommendation|choice) is|\bthe better (?:choice|"
+                        r"option|pick|bet|value) is|\bthe best (?:choice|option|pick|bet) is|\bgo with)\s+(.{3,80}?)"
+                        r"(?=[:.;!?]|,|\s+(?:because|since|as|for|over|rather|instead)\b|$)", re.I | re.M)
+_REC_LINE = re.compile(r"^\W*(?:recommendation|my pick|my recommendation|best choice|best pick|pick|verdict|"
+                       r"bottom line|choose|go with)\W*?:\s*(.{2,80}?)(?=[:.;!?]|\s+(?:because|since|for|over)\b|$)",
+                       re.I | re.M)
+_VAGUE = frozenset("""other some many more most certain such all any various several few different""".split())
+
+
+class _Present:
+    """The stems of a text, with a look-up that also accepts a stem's first five letters."""
+
+    def __init__(self, *texts):
+        self.stems = {stem(w) for t in texts for w in words(t)}
+        self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
+
+    def has(self, w):
+        st = stem(w)
+        return st in self.stems or (len(st) >= 5 and st[:5] in self.prefixes)
+
+
+def _content(text):
+    return [w for w in words(text) if w not in STOP and w.isalpha() and len(w) > 2]
+
+
+def _fields(text):
+    return {" ".join(words(m.group(1))): m.group(2).strip() for m in _FIELD.finditer(text)
+            if len(words(m.group(1))) <= 4}
+
+
+def dropped_field(original, rewrite, have, asked):
+    """A field the rewrite keeps with two or more of its value's words gone from the rewrite."""
+    mine = _fields(rewrite)
+    for label, value in _fields(original).items():
+        if label not in mine:
+            continue
+        gone = [w for w in _content(value) if not have.has(w)]   # (the question often holds the text)
+        if len(gone) >= 2:
+            return f"the {label!r} field lost: {', '.join(gone)}", f"{label}: {value}"
+    return None
+
+
+def dropped_condition(original, have, asked):
+    """A condition of the original ("if the air is dry") with a content word the rewrite lacks."""
+    for m in _CONDITION.finditer(original):
+        cond = m.group(1)
+        gone = [w for w in _content(cond) if w not in _VAGUE and not have.has(w) and not asked.has(w)]
+        if gone and len(_content(cond)) >= 1:
+            return f"the condition {m.group(0).strip()!r} lost: {', '.join(gone)}", m.group(0).strip()
+    return None
+
+
+def dropped_item(original, have, asked):
+    """An item of an enumeration in the original ("salt" of "flour, sugar, salt and butter")
+    whose content words are all missing from the rewrite."""
+    for line in original.split("\n"):
+        for m in _ENUM.finditer(line):
+            items = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1))
+            items = [i.strip() for i in items if i.strip()]
+            if len(items) < 3 or any(len(words(i)) > 3 or not _content(i) or any(w in CARDINAL_WORDS for w in words(i))
+                                     for i in items[1:]):
+                continue
+            kept = [i for i in items if any(have.has(w) for w in _content(i))]
+            if len(kept) < 2:
+                continue   # the rewrite does not give this list: another finding's business
+            for item in items[1:]:
+                ws = _content(item)
+                if ws and not any(have.has(w) or asked.has(w) for w in ws):
+                    return f"the item {item!r} of {m.group(1).strip()!r} lost", m.group(1).strip()
+    return None
+
+
+def _key(text):
+    return {stem(w) for w in _content(text) if w not in _VAGUE}
+
+
+def changed_recommendation(original, rewrite):
+    """The rewrite's recommendation names something of the original other than what the original
+    recommends, and nothing of that."""
+    o = [m.group(1) for m in _RECOMMEND.finditer(original)]
+    r = [m.group(1) for m in _REC_LINE.finditer(rewrite)] + [m.group(1) for m in _RECOMMEND.finditer(rewrite)]
+    if not o or not r:
+        return None
+    okey = set().union(*map(_key, o))
+    ostems = {stem(w) for w in words(original)}
+    for pick in r:
+        rkey = _key(pick)
+        other = (rkey & ostems) - okey
+        if okey and rkey and not (rkey & okey) and other:
+            return f"the original recommends {o[0].strip()!r}, the rewrite {pick.strip()!r}", pick
+    return None
+
+
+def details(question, original, rewrite):
+    """[(kind, direction, sentence, detail)] of one record: see the module docstring."""
+    if not original or not rewrite:
+        return []
+    have, asked = _Present(rewrite), _Present(question)
+    out = []
+    for check in (lambda: dropped_field(original, rewrite, have, asked),
+                  lambda: dropped_item(original, have, asked)):
+        got = check()
+        if got:
+            out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))
+            break
+    got = changed_recommendation(original, rewrite)
+    if got:
+        out.append(("conclusion", "unsupported", _sentence_of(rewrite, got[1]), got[0]))
+    return out
+
+
+def _sentence_of(text, part):
+    """The claim of `text` holding `part` (the first one sharing its words), else `part`."""
+    want = set(words(part))
+    best = max(claims(text), key=lambda c: len(want & set(words(c))), default=part)
+    return best
