@@ -18,6 +18,7 @@ check was kept only where it flagged none of the faithful rewrites of the dev se
 
 import re
 
+from realign.faithful.align import rarity
 from realign.textchecks import CARDINAL_WORDS
 from realign.faithful.text import STOP, claims, stem, words
 
@@ -35,7 +36,9 @@ _RECOMMEND = re.compile(r"(?:\bI'?d (?:go with|recommend|choose|pick|suggest)|\b
 _REC_LINE = re.compile(r"^\W*(?:recommendation|my pick|my recommendation|best choice|best pick|pick|verdict|"
                        r"bottom line|choose|go with)\W*?:\s*(.{2,80}?)(?=[:.;!?]|\s+(?:because|since|for|over)\b|$)",
                        re.I | re.M)
-_VAGUE = frozenset("""other some many more most certain such all any various several few different""".split())
+RARE = 0.3   # rarity (align.rarity) of a word, at least, for a lost item or a turned-round comparison to count
+_VAGUE = frozenset("""other some many more most certain such all any various several few different plus minus times
+divided multiplied equals""".split())
 
 
 class _Present:
@@ -88,15 +91,15 @@ def dropped_item(original, have, asked):
         for m in _ENUM.finditer(line):
             items = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1))
             items = [i.strip() for i in items if i.strip()]
-            if len(items) < 3 or any(len(words(i)) > 3 or not _content(i) or any(w in CARDINAL_WORDS for w in words(i))
+            if len(items) < 3 or any(len(words(i)) > 2 or not _content(i) or any(w in CARDINAL_WORDS for w in words(i))
                                      for i in items[1:]):
                 continue
             kept = [i for i in items if any(have.has(w) for w in _content(i))]
-            if len(kept) < 2:
+            if len(kept) < len(items) - 1:
                 continue   # the rewrite does not give this list: another finding's business
             for item in items[1:]:
                 ws = _content(item)
-                if ws and not any(have.has(w) or asked.has(w) for w in ws):
+                if ws and not any(have.has(w) or asked.has(w) for w in ws) and max(map(rarity, ws)) >= RARE:
                     return f"the item {item!r} of {m.group(1).strip()!r} lost", m.group(1).strip()
     return None
 
@@ -134,6 +137,9 @@ def details(question, original, rewrite):
         if got:
             out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))
             break
+    got = turned_round(question + "\n" + original, rewrite)
+    if got:
+        out.append(("contradiction", "unsupported", got, got))
     got = changed_recommendation(original, rewrite)
     if got:
         out.append(("conclusion", "unsupported", _sentence_of(rewrite, got[1]), got[0]))
@@ -145,3 +151,69 @@ def _sentence_of(text, part):
     want = set(words(part))
     best = max(claims(text), key=lambda c: len(want & set(words(c))), default=part)
     return best
+
+
+# ---------------------------------------------------------------- a comparison or a preference turned round
+
+_MARK = re.compile(r"\b(rather than|instead of|than|not)\b")
+_PREFER = ("rather than", "instead of", "not")
+_REACH_BEFORE, _REACH_AFTER = 10, 6
+
+
+def _sides(text):
+    """(marker, compared word, stems before, stems after) of each comparison ("X helps more than
+    Y": "than", "more"), preference ("X rather than Y", "X instead of Y", "X, not Y") and, for a
+    word compared with no "than" ("the steel pan lasts longer"), ("", word, before, {})."""
+    out = []
+    for c in claims(text):
+        low = c.lower().replace("’", "'")
+        for m in _MARK.finditer(low):
+            before = [w for w in words(_clause_before(low[:m.start()])) if w not in STOP]
+            after_text = re.split(r"[.;:!?]|,\s", low[m.end():], maxsplit=1)[0]
+            after = [w for w in words(after_text) if w not in STOP and w != "not"][:_REACH_AFTER]
+            comp = before[-1] if before and m.group(1) == "than" else ""
+            out.append((m.group(1), comp, {stem(w) for w in before[-_REACH_BEFORE:] if w != comp and w != "not"},
+                        {stem(w): w for w in after}))
+    return out
+
+
+def _compared(text, word):
+    """(stems before, stems after "than") of each claim of `text` that uses the compared `word`."""
+    out = []
+    for c in claims(text):
+        low = c.lower().replace("’", "'")
+        m = re.search(rf"\b{re.escape(word)}\b", low)
+        if m:
+            before = [w for w in words(_clause_before(low[:m.start()])) if w not in STOP and w != "not"][-_REACH_BEFORE:]
+            rest = re.match(r"\s+(?:\w+\s+)?than\b([^.;:!?]*)", low[m.end():])
+            after = [w for w in words(re.split(r",\s", rest.group(1))[0]) if w not in STOP and w != "not"][
+                :_REACH_AFTER] if rest else []
+            out.append(({stem(w) for w in before}, {stem(w) for w in after}))
+    return out
+
+
+def _clause_before(text):
+    """The words of `text` in the clause that ends it: after its last ";", ":", dash or "than"."""
+    return re.split(r"[;:–—]|\s-\s|\bthan\b", text)[-1]
+
+
+def turned_round(source, rewrite):
+    """The rewrite says "A more than B" (or "A rather than B") where the source says "B more than A"
+    ("B rather than A", "B, not A") and nowhere what the rewrite says: the thing the rewrite puts
+    second is the source's first, and none of it is the source's second."""
+    for mark, comp, before, after in _sides(rewrite):
+        if mark == "not" or not after or not before:
+            continue
+        if mark == "than":
+            if not comp:
+                continue
+            theirs = _compared(source, comp)
+        else:
+            theirs = [(b, set(a)) for m, _, b, a in _sides(source) if m in _PREFER]
+        second = set(after)
+        if any(second & a for _, a in theirs):
+            continue   # the source does say the rewrite's second thing comes second somewhere
+        for b, a in theirs:
+            if any(rarity(after[st]) >= RARE for st in second & b) and (before & b) - second and (before - b):
+                return f"{' '.join(after.values())!r} comes first in the original"
+    return None
