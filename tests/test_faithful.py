@@ -211,3 +211,83 @@ def test_training_never_sees_held_out_items():
         assert not any(c in seen for c in claims(it["rewrite"]) if len(c) > 60), it["id"]
     kinds = {r["kind"] for r in heldout_records(items)}
     assert kinds == {"faithful", "added_claim", "contradiction", "lost_fact", "changed_conclusion", "restates_request"}
+
+
+# ---------------------------------------------------------------- details.py: sure word checks (checker v3)
+
+Q_NOTICE = ("Pull out the time, place and organiser: 'The book swap is on Friday at 6 pm in the east wing "
+            "of Hillcrest Library, by the reading room. Ask Dana Reyes at the front desk.'")
+A_NOTICE = ("Time: Friday at 6 pm. Place: the east wing of Hillcrest Library, by the reading room. "
+            "Organiser: Dana Reyes, at the front desk.")
+R_NOTICE = "- **Time:** Friday, 6 pm\n- **Place:** the east wing of Hillcrest Library, by the reading room\n" \
+           "- **Organiser:** Dana Reyes, at the front desk"
+
+
+def test_a_field_value_blurred_is_lost(checker):
+    assert not checker.check(Q_NOTICE, A_NOTICE, R_NOTICE).flagged
+    v = checker.check(Q_NOTICE, A_NOTICE, R_NOTICE.replace("the east wing of Hillcrest Library, by the reading room",
+                                                           "Hillcrest Library"))
+    assert v.flagged and v.kind == "dropped" and v.direction == LOST and "place" in v.detail, v
+    assert "detail of the original is lost" in v.reason()
+
+
+def test_a_place_blurred_into_its_whole_in_prose():
+    from realign.faithful.details import details
+    q = "Where do we meet for the walk?"
+    a = "We meet at the south gate of Elmwood Cemetery at ten, then walk to the river."
+    assert not details(q, a, "Meet at ten at the south gate of Elmwood Cemetery; from there you walk to the river.")
+    (kind, direction, _, detail), = details(q, a, "Meet at Elmwood Cemetery at ten; from there you walk to the river.")
+    assert kind == "dropped" and direction == LOST and "Elmwood Cemetery" in detail
+
+
+def test_an_enumeration_item_dropped_is_lost():
+    from realign.faithful.details import details
+    q = "What do I need for the glaze?"
+    a = "You need icing sugar, lemon juice, poppy seeds and butter, mixed until smooth."
+    assert not details(q, a, "Mix until smooth:\n- icing sugar\n- lemon juice\n- poppy seeds\n- butter")
+    found = details(q, a, "Mix until smooth:\n- icing sugar\n- lemon juice\n- butter")
+    assert found and found[0][0] == "dropped" and "poppy" in found[0][3]
+
+
+def test_a_list_line_dropped_is_lost():
+    from realign.faithful.details import details
+    q = "What should go in a first-aid kit?"
+    a = "The basics:\n- plasters\n- antiseptic wipes\n- tweezers\n- gauze pads\n- scissors\nCheck it twice a year."
+    assert not details(q, a, "Pack plasters, antiseptic wipes, tweezers, gauze pads and scissors, and check it twice a year.")
+    found = details(q, a, "Pack plasters, antiseptic wipes, gauze pads and scissors, and check it twice a year.")
+    assert found and "tweezers" in found[0][3]
+
+
+def test_a_comparison_turned_round_is_a_contradiction(checker):
+    q = "How can I sleep better?"
+    a = ("Keep the bedroom cool and dark. A short walk in the afternoon helps more than a late workout, "
+         "and reading paper books works better than scrolling on a phone.")
+    good = "Keep your bedroom cool and dark. An afternoon walk helps more than a late workout; paper books beat scrolling."
+    assert not checker.check(q, a, good).flagged
+    v = checker.check(q, a, good.replace("An afternoon walk helps more than a late workout",
+                                         "A late workout helps more than an afternoon walk"))
+    assert v.flagged and v.kind == "contradiction" and "afternoon walk" in v.detail, v
+    assert v.sentence.startswith("A late workout helps more")
+
+
+def test_a_preference_turned_round_is_a_contradiction():
+    from realign.faithful.details import details
+    q = "How do I clean a cast iron pan?"
+    a = "Scrub it with coarse salt and a little oil, not with dish soap, then dry it on the hob."
+    assert not details(q, a, "Scrub with coarse salt and some oil rather than dish soap, then dry it on the hob.")
+    found = details(q, a, "Scrub with dish soap rather than coarse salt and oil, then dry it on the hob.")
+    assert found and found[0][0] == "contradiction"
+
+
+def test_a_recommendation_switched_is_a_changed_conclusion(checker):
+    q = "Should I get a gas or an induction hob for my small flat?"
+    a = ("Gas heats instantly and works with any pan, but it needs ventilation and a gas supply. Induction is "
+         "just as fast, safer, and easy to clean, though it needs magnetic pans. I'd go with induction: in a small "
+         "flat the safety and the easy cleaning matter most.")
+    good = ("- Gas: instant heat, any pan, but it needs ventilation and a gas supply.\n- Induction: as fast, safer, "
+            "easy to clean; needs magnetic pans.\n\n**Recommendation:** induction, since in a small flat safety and "
+            "easy cleaning matter most.")
+    assert not checker.check(q, a, good).flagged
+    v = checker.check(q, a, good.replace("**Recommendation:** induction", "**Recommendation:** gas"))
+    assert v.flagged and v.kind == "conclusion" and v.direction == UNSUPPORTED, v
+    assert "changes the original's conclusion" in v.reason()
