@@ -31,8 +31,9 @@ from realign.faithful.text import STOP, claims, stem, words
 # a field of an extraction ("Date: Saturday 12 April. Location: ...", "**Location:** ..."): its label and value
 _FIELD = re.compile(r"(?:^|(?<=[.;\n])\s*)[-*•]?\s*\**([A-Z][A-Za-z ]{1,30}?)\**\s*:\s*\**\s*([^\n.;]+)", re.M)
 # an enumeration: three or more short items, "a, b, c and d" / "a, b or c"
-_ITEM = r"[A-Za-z][A-Za-z'\- ]{1,30}?"
-_ENUM = re.compile(rf"({_ITEM}(?:,\s*{_ITEM}){{1,8}},?\s+(?:and|or)\s+{_ITEM})(?=[.,;:!?)\n]|$)")
+_W = r"[A-Za-z][A-Za-z'\-]*"
+_ENUM = re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W})?){{1,8}},?\s+(?:and|or)\s+{_W}(?:\s{_W})?)"
+                   rf"(?=[.,;:!?)\n]|$)")
 _RECOMMEND = re.compile(r"(?:\bI'?d (?:go with|recommend|choose|pick|suggest)|\bI would (?:go with|recommend|choose|"
                         r"pick|suggest)|\bI recommend|\bmy (?:pick|recommendation|choice) is|\bthe better (?:choice|"
                         r"option|pick|bet|value) is|\bthe best (?:choice|option|pick|bet) is|\bgo with)\s+(.{3,80}?)"
@@ -49,10 +50,12 @@ class _Present:
     """The stems of a text, with a look-up that also accepts a stem's first five letters."""
 
     def __init__(self, *texts):
-        self.stems = {stem(w) for t in texts for w in words(t)}
-        self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
+        self.texts, self.stems = texts, None   # read on first use: most records need no look-up
 
     def has(self, w):
+        if self.stems is None:
+            self.stems = {stem(w) for t in self.texts for w in words(t)}
+            self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
         st = stem(w)
         return st in self.stems or (len(st) >= 5 and st[:5] in self.prefixes)
 
@@ -62,6 +65,8 @@ def _content(text):
 
 
 def _fields(text):
+    if ":" not in text:
+        return {}
     return {" ".join(words(m.group(1))): m.group(2).strip() for m in _FIELD.finditer(text)
             if len(words(m.group(1))) <= 4}
 
@@ -82,6 +87,8 @@ def dropped_item(original, have, asked):
     """An item of an enumeration in the original ("salt" of "flour, sugar, salt and butter")
     whose content words are all missing from the rewrite."""
     for line in original.split("\n"):
+        if ", " not in line or not (" and " in line or " or " in line):
+            continue
         for m in _ENUM.finditer(line):
             items = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1))
             items = [i.strip() for i in items if i.strip()]
@@ -177,7 +184,7 @@ def details(question, original, rewrite):
         if got:
             out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))
             break
-    got = turned_round(question + "\n" + original, rewrite)
+    got = turned_round((question, original), rewrite)
     if got:
         out.append(("contradiction", "unsupported", got[1], got[0]))
     got = changed_recommendation(original, rewrite)
@@ -200,14 +207,18 @@ _PREFER = ("rather than", "instead of", "not")
 _REACH_BEFORE, _REACH_AFTER = 10, 6
 
 
-def _sides(text):
+def _sides(text, marks=None):
     """(marker, compared word, stems before, {stem: word} after, the claim) of each comparison ("X helps more than
     Y": "than", "more"), preference ("X rather than Y", "X instead of Y", "X, not Y") and, for a
     word compared with no "than" ("the steel pan lasts longer"), ("", word, before, {})."""
     out = []
+    if not _MARK.search(text):
+        return out
     for c in claims(text):
         low = c.lower().replace("’", "'")
         for m in _MARK.finditer(low):
+            if marks and m.group(1) not in marks:
+                continue
             before = [w for w in words(_clause_before(low[:m.start()])) if w not in STOP]
             after_text = re.split(r"[.;:!?]|,\s", low[m.end():], maxsplit=1)[0]
             after = [w for w in words(after_text) if w not in STOP and w != "not"][:_REACH_AFTER]
@@ -220,6 +231,8 @@ def _sides(text):
 def _compared(text, word):
     """(stems before, stems after "than") of each claim of `text` that uses the compared `word`."""
     out = []
+    if word not in text.lower():
+        return out
     for c in claims(text):
         low = c.lower().replace("’", "'")
         m = re.search(rf"\b{re.escape(word)}\b", low)
@@ -237,20 +250,23 @@ def _clause_before(text):
     return re.split(r"[;:–—]|\s-\s|\bthan\b", text)[-1]
 
 
-def turned_round(source, rewrite):
+def turned_round(source, rewrite):   # source: the texts (question, original)
     """The rewrite says "A more than B" (or "A rather than B") where the source says "B more than A"
     ("B rather than A", "B, not A") and nowhere what the rewrite says: the thing the rewrite puts
     second is the source's first (a word of it not an everyday one), and none of it is the source's
     second. (detail, the rewrite's sentence) or None."""
-    for mark, comp, before, after, sentence in _sides(rewrite):
+    theirs_prefer = None
+    for mark, comp, before, after, sentence in _sides(rewrite, ("than", "rather than", "instead of")):
         if mark == "not" or not after or not before:
             continue
         if mark == "than":
             if not comp:
                 continue
-            theirs = _compared(source, comp)
+            theirs = [x for t in source for x in _compared(t, comp)]
         else:
-            theirs = [(b, set(a)) for m, _, b, a, _ in _sides(source) if m in _PREFER]
+            if theirs_prefer is None:
+                theirs_prefer = [(b, set(a)) for t in source for m, _, b, a, _ in _sides(t, _PREFER)]
+            theirs = theirs_prefer
         second = set(after)
         if any(second & a for _, a in theirs):
             continue   # the source does say the rewrite's second thing comes second somewhere
