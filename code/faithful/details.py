@@ -73,8 +73,9 @@ def _fields(text):
 
 def dropped_field(original, rewrite, have, asked):
     """A field the rewrite keeps with two or more of its value's words gone from the rewrite."""
-    mine = _fields(rewrite)
-    for label, value in _fields(original).items():
+    theirs = _fields(original)
+    mine = _fields(rewrite) if theirs else {}
+    for label, value in theirs.items():
         if label not in mine:
             continue
         gone = [w for w in _content(value) if not have.has(w) and w not in _VAGUE]   # (the question often holds the text)
@@ -112,7 +113,7 @@ def dropped_qualifier(original, have):
     """A place or a part named by its whole ("the north entrance of Riverside Park") that the
     rewrite blurs into the whole alone ("Riverside Park"): the name is kept, none of the words
     before "of" is, and one of them is not an everyday word."""
-    for m in _OF_NAME.finditer(original):
+    for m in _OF_NAME.finditer(original) if " of " in original else ():
         mods = [w for w in _content(m.group(1)) if w not in _VAGUE and w not in CARDINAL_WORDS and w != "percent"]
         name = [w for w in words(m.group(2)) if w not in STOP]
         if (mods and name and all(have.has(w) for w in name) and not any(have.has(w) for w in mods)
@@ -212,7 +213,8 @@ def _sides(text, marks=None):
     Y": "than", "more"), preference ("X rather than Y", "X instead of Y", "X, not Y") and, for a
     word compared with no "than" ("the steel pan lasts longer"), ("", word, before, {})."""
     out = []
-    if not _MARK.search(text):
+    low_text = text.lower()
+    if not (any(m in low_text for m in marks) if marks else _MARK.search(low_text)):
         return out
     for c in claims(text):
         low = c.lower().replace("’", "'")
