@@ -226,7 +226,8 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
         return REPLY_BAD, "the reply is only a <think> block, no answer after it"
     token = template_token(answer)
     if token and token not in original:
-        return REPLY_BAD, f"the reply holds the chat-template token {token!r} (the model ran past its turn)"
+        # the server's chat template, not chance: it would happen again, so retried once at most like a cut
+        return REPLY_TRUNCATED, f"the reply holds the chat-template token {token!r} (the model ran past its turn)"
     answer = unwrap_fence(answer, original)
     own = len(_LABEL_AT_LINE_START.findall(original))  # the original's own "Revised response:" lines: data
     labels = len(_LABEL_AT_LINE_START.findall(answer))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401
+import pytest
 
 from conftest import make_record, run_script, write_json
 
@@ -96,37 +97,24 @@ def test_a_number_that_overflows_to_infinity_is_refused_like_nan(tmp_path):
                         "a number too large for a double", "strict JSON does not allow")
 
 
-def test_a_number_that_underflows_to_zero_is_refused_like_one_that_overflows(tmp_path):
-    for name, text in [("in.json", '[{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}, '
-                                   '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}]'),
-                       ("in.jsonl", '{"id": 1, "instruction": "a", "output": "b", "meta": {"p": 1e-400}}\n'
-                                    '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}\n')]:
+@pytest.mark.parametrize("bad_value, said", [
+    ('"meta": {"p": 1e-400}', "'meta.p' is 1e-400, a number too small for a double"),  # read as 0.0 silently
+    ('"input": "a \\ud83d"', "holds an unpaired UTF-16 surrogate"),
+])
+def test_an_underflowing_number_or_a_lone_surrogate_is_one_line_or_set_aside(tmp_path, bad_value, said):
+    bad = '{"id": 1, "instruction": "a", "output": "b", ' + bad_value + '}'
+    good = '{"id": 2, "instruction": "c", "output": "d", "meta": {"p": 1e-300}}'  # 1e-300: an ordinary double
+    for name, text in [("in.json", f"[{bad}, {good}]"), ("in.jsonl", f"{bad}\n{good}\n")]:
         inp = tmp_path / name
         inp.write_text(text)
         out = tmp_path / f"out-{name}.jsonl"
-        one_line_exit_2(classify(inp, out), "record 0", "'meta.p' is 1e-400, a number too small for a double")
+        one_line_exit_2(classify(inp, out), "record 0", said)
         r = classify(inp, out, "--skip_bad_records")
         assert r.returncode == 0, r.stderr
-        (kept,) = read_jsonl(out)  # 1e-300 is an ordinary double
+        (kept,) = read_jsonl(out)
         assert kept["id"] == 2 and kept["meta"]["p"] == 1e-300
-        (bad,) = read_jsonl(f"{out}.rejected.jsonl")
-        assert bad["id"] == 1 and bad["record"]["meta"]["p"] == "1e-400"
-
-
-def test_a_lone_surrogate_is_one_line_or_set_aside_with_skip_bad_records(tmp_path):
-    for name, text in [("in.json", '[{"id": 1, "instruction": "a \\ud83d", "output": "b"}, '
-                                   '{"id": 2, "instruction": "c", "output": "d"}]'),
-                       ("in.jsonl", '{"id": 1, "instruction": "a \\ud83d", "output": "b"}\n'
-                                    '{"id": 2, "instruction": "c", "output": "d"}\n')]:
-        inp = tmp_path / name
-        inp.write_text(text)
-        out = tmp_path / f"out-{name}.jsonl"
-        one_line_exit_2(classify(inp, out), "record 0", "unpaired UTF-16 surrogate")
-        r = classify(inp, out, "--skip_bad_records")
-        assert r.returncode == 0, r.stderr
-        assert [x["id"] for x in read_jsonl(out)] == [2]
-        (bad,) = read_jsonl(f"{out}.rejected.jsonl")
-        assert bad["id"] == 1 and "unpaired UTF-16 surrogate" in bad["reason"]
+        (rejected,) = read_jsonl(f"{out}.rejected.jsonl")
+        assert rejected["id"] == 1 and said in rejected["reason"]
 
 
 def test_ids_an_output_table_cannot_hold_are_refused_before_any_work(tmp_path):

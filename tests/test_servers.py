@@ -170,7 +170,8 @@ def test_no_template_token_filtered_or_cut_reply_reaches_the_final_data(tmp_path
     assert r.returncode == 1, r.stderr
     done, failed = outputs(out)
     reasons = {f["id"]: f["reason"] for f in failed}
-    assert reasons[1].startswith("the reply holds the chat-template token '<|im_end|>' (the model ran past its turn)")
+    assert reasons[1] == "the reply holds the chat-template token '<|im_end|>' (the model ran past its turn) " \
+                         "(after 2 attempts)"  # the template's doing: one more try at most
     assert reasons[2] == "cut by the provider's content filter (finish_reason content_filter) (after 2 attempts)"
     assert reasons[3] == "truncated at --target_length 4096 (after 2 attempts)"
     assert sum("[[content_filter]]" in a for a in asked) == 2  # one more try at most, not five
@@ -239,7 +240,7 @@ def test_only_a_natural_stop_is_a_finished_reply(tmp_path):
     ("A.", "Revised response: - A.<|im_end|>\n<|endoftext|>", "ok", "- A."),
     ("A.", "Revised response: - A.<end_of_turn>", "ok", "- A."),
     ("Use <s>old</s> for struck text.", "Revised response: - Use <s>old</s>", "ok", "- Use <s>old</s>"),
-    ("A.", "Revised response: - A.<|eot_id|><|start_header_id|>user<|end_header_id|>", "bad",
+    ("A.", "Revised response: - A.<|eot_id|><|start_header_id|>user<|end_header_id|>", "truncated",
      "the reply holds the chat-template token '<|eot_id|>' (the model ran past its turn)"),
 ])
 def test_protocol_markers_inside_the_data_are_data(original, reply, verdict, value):

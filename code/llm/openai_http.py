@@ -450,7 +450,7 @@ class OpenAIBackend(Backend):
         if self.context is None:
             self.shape.notes.append(
                 f"{field} lowered per request to what the model's {context}-token context leaves after the prompt "
-                f"(the server said: {err.reason[:160]})")
+                f"(the server said: {err.reason.removeprefix('context size exceeded: ')[:160]})")
         self.context = min(self.context or context, context)
         return room
 

@@ -11,8 +11,8 @@ which candidate is the longest. Knobs:
     fail_first       the first k requests get 500
     require_v1       serve only under /v1/: elsewhere LM Studio's HTTP 200 {"error": "Unexpected endpoint or
                      method. (POST /chat/completions)"}, or with require_v1="404" vLLM's 404 {"detail": "Not Found"}
-    fail_during      (start, end): every request arriving between those seconds after the server
-                     started gets 500 (a blip: at the start, or mid-run)
+    fail_during      (start, end): every request arriving between those seconds after the first
+                     request gets 500 (a blip: at the start, or mid-run)
     malformed_first  the first k requests get replies without a "Revised response:" part
     ignore_n         always answer one choice, whatever n asks (like some local servers)
     refuse_n         answer 400 to any n other than 1 (like llama.cpp's server)
@@ -228,7 +228,7 @@ class OpenAIFake(FakeServer):
         self.stream, self.upper_finish = stream, upper_finish
         self.context_chars, self.context_status, self.prompt_filter = context_chars, context_status, prompt_filter
         self.filter_style, self.gemini_rpm, self._window = filter_style, gemini_rpm, [time.monotonic(), 0]
-        self.fail_during, self._born = fail_during, time.monotonic()
+        self.fail_during, self._born = fail_during, None  # blip times count from the first request
         self.context_tokens, self.context_wording, self.require_v1 = context_tokens, context_wording, require_v1
         self.reasoning_tokens = reasoning_tokens
         self.max_body, self.error_200, self.echo_auth = max_body, error_200, echo_auth
@@ -374,6 +374,9 @@ class OpenAIFake(FakeServer):
             return self._error(400, "Only one completion choice is allowed")
         if "[[hang]]" in prompt:
             raise Hang()
+        if self.fail_during:
+            with self.lock:
+                self._born = self._born or time.monotonic()
         blip = self.fail_during and self.fail_during[0] <= time.monotonic() - self._born < self.fail_during[1]
         if nth <= self.fail_first or "[[error500]]" in prompt or blip:
             detail = f" (key {sent_key})" if self.echo_key else ""
