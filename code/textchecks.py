@@ -387,11 +387,65 @@ def _word_number(m):
                   (value, a, b), word=True, ordinal=m.group(2).lower() in ORDINAL_WORDS)
 
 
+# Chinese numerals (十二, 两, 一百二十, 三万五千, 二〇二四): a run of two or more with a place unit
+# (十 百 千 万 亿), or any run followed by a counter or unit (三天, 五个, 两小时). One digit alone
+# stays a word ("统一", "一起", "三心二意"), and so do the idioms below ("十分" is "very").
+_CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+             "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+_CN_BIG = {"万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
+_CN_RUN = "".join([*_CN_DIGIT, *_CN_UNIT, *_CN_BIG])
+_CN_COUNTER = ("个|個|位|名|人|岁|歲|年|月|日|天|周|週|星期|小时|小時|分钟|分鐘|秒|次|遍|倍|元|块|塊|角|米|公里|千米|"
+               "厘米|毫米|公斤|千克|克|斤|吨|噸|升|毫升|度|步|本|只|隻|条|條|张|張|件|种|種|份|页|頁|章|节|節|层|層|"
+               "家|辆|輛|台|臺|杯|碗|瓶|颗|顆|片|行|段|句|点|點|分|岁|号|號|季|代|届|屆|场|場|项|項|座|所|株|棵|头|頭")
+_CN_NUMBER = re.compile(rf"(?<![{_CN_RUN}\d])(?P<run>[{_CN_RUN}]+)(?P<counter>{_CN_COUNTER})?")
+_CN_IDIOM = re.compile(r"万一|一一|十分(?!钟|鐘)|千万(?=[不别別要记記])|一(?=[些起样樣直定般切旦边邊同共])|七八|三三两两")
+
+
+_CN_CHARS = re.compile(f"[{_CN_RUN}]")
+
+
+def _cn_value(run):
+    """The value of a run of Chinese numerals: 十二 12, 一百零五 105, 三万五千 35000, 二〇二四 2024."""
+    if not any(ch in _CN_UNIT or ch in _CN_BIG for ch in run):
+        return float("".join(str(_CN_DIGIT[ch]) for ch in run))   # digit by digit: a year, a code
+    total, section, digit = 0.0, 0.0, 0
+    for ch in run:
+        if ch in _CN_DIGIT:
+            digit = _CN_DIGIT[ch]
+        elif ch in _CN_UNIT:
+            section += (digit or 1) * _CN_UNIT[ch]
+            digit = 0
+        else:
+            big = _CN_BIG[ch]
+            if total and total < big:   # 三千万: the earlier sections are scaled too
+                total = (total + section + digit) * big
+            else:
+                total += (section + digit or 1) * big
+            section, digit = 0.0, 0
+    return total + section + digit
+
+
+def _cn_numbers(text):
+    """The Chinese-numeral Numbers of `text` (see _CN_NUMBER); word=True, ordinal after 第."""
+    out = []
+    for m in _CN_NUMBER.finditer(text):
+        run = m.group("run")
+        if _CN_IDIOM.match(text, m.start()) or not (
+                m.group("counter") or len(run) >= 2 and any(ch in _CN_UNIT or ch in _CN_BIG for ch in run)):
+            continue
+        value = _cn_value(run)
+        out.append(Number(m.start(), m.end("run"), m.start(), run, run, value, (value,), word=True,
+                          ordinal=text[m.start() - 1:m.start()] == "第"))
+    return out
+
+
 def numbers(text, words=True):
     """Every number `text` states, in order: digits in any script, with thousands commas,
     decimals, a fraction, a currency sign, a percent or a scale (1,200; $5; 3/4; 50%; 3k;
     2 million; 3万), also glued to CJK text (12小时); and, with words=True, number words (twelve,
-    twenty-five, two million, half). One pass over the text for each kind."""
+    twenty-five, two million, half) and Chinese numerals (十二小时, 三万五千). One pass over the text
+    for each kind."""
     found = [n for n in map(_digits_number, _NUMBER.finditer(text)) if n is not None]
     if words:
         spans = iter(found)
@@ -402,6 +456,8 @@ def numbers(text, words=True):
                 span = next(spans, None)
             if span is None or m.end() <= span.start:
                 word_numbers.append(_word_number(m))
+        if _CN_CHARS.search(text):   # Chinese numerals not inside a digit number's span (3万)
+            word_numbers += [n for n in _cn_numbers(text) if not any(d.start < n.end and n.start < d.end for d in found)]
         if word_numbers:
             found = sorted(found + word_numbers, key=lambda n: n.start)
     return found

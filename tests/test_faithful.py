@@ -291,3 +291,28 @@ def test_a_recommendation_switched_is_a_changed_conclusion(checker):
     v = checker.check(q, a, good.replace("**Recommendation:** induction", "**Recommendation:** gas"))
     assert v.flagged and v.kind == "conclusion" and v.direction == UNSUPPORTED, v
     assert "changes the original's conclusion" in v.reason()
+
+
+def test_two_words_trading_places_are_found_and_a_long_clause_stays_linear():
+    """align.swapped: a swap is found even when the moved word sits where the rewrite still reads
+    like the source ("the code" twice); on one long clause it tries only the words where the
+    rewrite leaves the source (every pair of words was tried before: a 250-word line took 9 s,
+    a 1 MB one-line answer over 20 minutes). The sizes grow 16x; the time is bounded loosely."""
+    from realign.faithful.align import findings, swapped
+
+    class Clause:
+        def __init__(self, text):
+            self.tokens = text.split()
+
+    source = Clause("comments that repeat the code stay accurate when the code changes")
+    assert swapped(Clause("comments that repeat the code changes accurate when the code stay"), source)
+    assert not swapped(Clause("comments that repeat the code stay accurate when the code changes"), source)
+    assert not swapped(Clause("comments that repeat the code stay correct when the code changes"), source)
+    for n in (1_000, 16_000):
+        line = ["".join(chr(97 + (k // 26 ** p) % 26) for p in range(3)) + "o" for k in range(n)]  # made-up words
+        moved = list(line)
+        moved[n // 3], moved[2 * n // 3] = moved[2 * n // 3], moved[n // 3]
+        start = time.perf_counter()
+        found = findings("Summarise the log.", " ".join(line) + ".", "## Log\n\n" + " ".join(moved) + ".")
+        assert time.perf_counter() - start < 60
+        assert any("trade places" in f.detail for f in found), found

@@ -127,6 +127,8 @@ from realign.textchecks import final_number, numbers  # noqa: E402
     ("3k, 50%, $5, 3/4 cup, 2 million, 3万", [3000, 50, 5, 0.75, 2e6, 3e4]),
     ("twelve, twenty-five, two million", [12, 25, 2e6]),
     ("H2O, mp3, v1.5.3, B12", []),                         # inside words and version strings
+    ("浸泡十二小时，约三万五千人，二〇二四年，两个，一百零五", [12, 35000, 2024, 2, 105]),   # Chinese numerals
+    ("这十分重要，千万不要，万一下雨，统一，一起，一些", []),          # idioms and words, not numbers
 ])
 def test_numbers_in_every_script(text, values):
     assert [n.value for n in numbers(text)] == values
@@ -151,6 +153,14 @@ def test_a_changed_number_is_seen_in_every_script(tmp_path, script):
     decisions = {d["id"]: d for d in json.loads(rep.read_text())["decisions"]}
     assert {rid for rid, d in decisions.items() if d["accepted"]} == {"d3"}
     assert "'18'" in decisions["d5"]["reason"] and "'twelve'" in decisions["d6"]["reason"]
+
+
+def test_a_number_changed_in_chinese_numerals_is_seen_and_the_same_number_in_digits_is_kept():
+    """breakit-20 F7: 十二小时 -> 十八小时 was accepted; 十二 and 12 are the same number."""
+    original = "把咖啡粉用冷水浸泡十二小时，然后过滤。"
+    assert sel.numbers_kept(pair(original, "1. 用冷水浸泡咖啡粉十八小时。\n2. 过滤。")) is not None
+    assert sel.numbers_kept(pair(original, "1. 用冷水浸泡咖啡粉12小时。\n2. 过滤。")) is None
+    assert sel.numbers_kept(pair(original, "1. 用冷水浸泡咖啡粉十二小时。\n2. 这一步十分重要：然后过滤。")) is None
 
 
 def test_number_words_must_survive_but_a_rewrite_may_count_its_parts():

@@ -206,6 +206,7 @@ def _sentence_of(text, part):
 _MARK = re.compile(r"\b(rather than|instead of|than|not)\b")
 _PREFER = ("rather than", "instead of", "not")
 _REACH_BEFORE, _REACH_AFTER = 10, 6
+_NEAR = 300   # characters read on each side of a marker: the work stays linear in a one-line answer
 
 
 def _sides(text, marks=None):
@@ -221,8 +222,8 @@ def _sides(text, marks=None):
         for m in _MARK.finditer(low):
             if marks and m.group(1) not in marks:
                 continue
-            before = [w for w in words(_clause_before(low[:m.start()])) if w not in STOP]
-            after_text = re.split(r"[.;:!?]|,\s", low[m.end():], maxsplit=1)[0]
+            before = [w for w in words(_clause_before(low[max(0, m.start() - _NEAR):m.start()])) if w not in STOP]
+            after_text = re.split(r"[.;:!?]|,\s", low[m.end():m.end() + _NEAR], maxsplit=1)[0]
             after = [w for w in words(after_text) if w not in STOP and w != "not"][:_REACH_AFTER]
             comp = before[-1] if before and m.group(1) == "than" else ""
             out.append((m.group(1), comp, {stem(w) for w in before[-_REACH_BEFORE:] if w != comp and w != "not"},
@@ -239,8 +240,9 @@ def _compared(text, word):
         low = c.lower().replace("’", "'")
         m = re.search(rf"\b{re.escape(word)}\b", low)
         if m:
-            before = [w for w in words(_clause_before(low[:m.start()])) if w not in STOP and w != "not"][-_REACH_BEFORE:]
-            rest = re.match(r"\s+(?:\w+\s+)?than\b([^.;:!?]*)", low[m.end():])
+            before = [w for w in words(_clause_before(low[max(0, m.start() - _NEAR):m.start()]))
+                      if w not in STOP and w != "not"][-_REACH_BEFORE:]
+            rest = re.match(r"\s+(?:\w+\s+)?than\b([^.;:!?]*)", low[m.end():m.end() + _NEAR])
             after = [w for w in words(re.split(r",\s", rest.group(1))[0]) if w not in STOP and w != "not"][
                 :_REACH_AFTER] if rest else []
             out.append(({stem(w) for w in before}, {stem(w) for w in after}))
