@@ -151,7 +151,7 @@ def print_dry_run(plan, args, done):
 def main(argv=None):
     args = parse_args(argv)
     check_flags(args, at_least={"top_k": 1, "target_length": 1, "max_retries": 0, "concurrency": 1, "limit": 1},
-                positive=("request_timeout", "rpm", "tpm"))
+                positive=("request_timeout", "rpm", "tpm"), within={"temperature": (0, 2), "top_p": (0, 1)})
     azure = args.api_type == "azure"
     if azure and not args.base_url and not args.dry_run:
         raise UsageError("--api_type azure needs the resource's endpoint: --base_url https://RESOURCE.openai.azure.com")

@@ -48,9 +48,9 @@ from realign.records import check_data_output, load_records, write_records
 from realign.report import write_report
 from realign.selection import (ACCEPT, IDENTICAL, batched, join_by_id, kept_line, reject,  # noqa: F401
                                select, stats_as_json)
-from realign.textchecks import (answer_marked, answer_numbers, code_from, echoed_prompt, ends_mid_sentence,
-                                final_number, has_code, numbers, open_code_block, refusal_phrase, same_value,
-                                unwrap_prose_fence)
+from realign.textchecks import (answer_marked, answer_numbers, code_from, code_layout_lost, echoed_prompt,
+                                ends_mid_sentence, final_number, has_code, numbers, open_code_block, question_line,
+                                refusal_phrase, same_value, unwrap_prose_fence)
 
 
 # ---------------------------------------------------------------- faithfulness rules (every preset)
@@ -73,6 +73,13 @@ def prompt_echo(p):
     phrase = echoed_prompt(p.rewrite, exclude=p.question + "\n" + p.original)
     if phrase:
         return f"the rewrite echoes our prompt: {phrase!r}"
+
+
+def question_repeated(p):
+    """The rewrite copies the question as one of its lines, where the original did not."""
+    line = question_line(p.rewrite, p.question, p.original)
+    if line:
+        return f"the rewrite repeats the question word for word: {line[:80]!r}"
 
 
 def same_rewrite_many_records(p):
@@ -150,6 +157,9 @@ def code_consistency(p):
         return "the original has code, the rewrite does not"
     if after and not before and not code_from(p.rewrite, p.question + "\n" + p.original):
         return "the rewrite adds code the original did not have"
+    lost = before and code_layout_lost(p.original, p.rewrite)
+    if lost:
+        return f"the rewrite lost the code's layout: {lost[:60]!r} is no longer a code line with its indentation"
 
 
 def exam_original_too_short(p):
@@ -229,7 +239,7 @@ def final_answer_kept(p):
 # from 4 to 5" says more than "states '5'". meaning_kept, the slowest, runs after the cheaper
 # rules, so the model reads only what they let through, but before an outright accept: a rewrite
 # of a True/False original must not flip its verdict.
-FAITHFUL = [empty_original, refusal_added, prompt_echo, no_leftover_label, same_rewrite_many_records,
+FAITHFUL = [empty_original, refusal_added, prompt_echo, question_repeated, no_leftover_label, same_rewrite_many_records,
             truncated, final_answer_kept, new_facts, numbers_kept]
 
 RULESETS = {

@@ -61,13 +61,19 @@ def check_not_input(outputs, inputs):
                              f"choose another path")
 
 
-def check_flags(args, at_least=None, positive=()):
-    """UsageError for a numeric flag under its least value ({name: least}) or, for `positive`
-    ones, not above 0 (0 would silently mean "no cap" or "no time"). None means unset."""
+def check_flags(args, at_least=None, positive=(), within=None):
+    """UsageError for a numeric flag under its least value ({name: least}), for `positive` ones
+    not above 0 (0 would silently mean "no cap" or "no time"), or outside its range ({name: (low,
+    high)}, both included: a typo such as --temperature 5 would otherwise be refused by one
+    server and silently replaced by another). None means unset."""
     for name, least in (at_least or {}).items():
         value = getattr(args, name)
         if value is not None and value < least:
             raise UsageError(f"--{name} must be >= {least}, got {value}")
+    for name, (low, high) in (within or {}).items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"--{name} must be between {low:g} and {high:g}, got {value:g}")
     for name in positive:
         value = getattr(args, name)
         if value is not None and not value > 0:

@@ -11,7 +11,9 @@ echo of our prompt, a fence or a number reads the same in every step:
     whole_fence(text)                 (tag, inside) of a text wrapped whole in one ``` fence, or None
     unwrap_prose_fence(text)          the inside of such a fence when it holds prose, not code
     has_code / code_blocks / code_from / mask_code
-    numbers(text)                     every number stated: digits of any script, 3k, 50%, twelve, 12小时
+    code_layout_lost(original, rewrite)  an indented code line of the original the rewrite un-indented
+    question_line(text, question)     a line of text that copies the question, or None
+    numbers(text)                     every number stated: digits of any script, 3k, 50%, twelve, 12小时, 十二
     final_number / answer_numbers     the number a worked solution ends on
     open_code_block / ends_mid_sentence
     repeats_itself(text)              True when text ends in a loop (a model stuck until its limit)
@@ -545,3 +547,37 @@ _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’
 def normalized(text):
     """`text` compared loosely: case, punctuation, markdown and whitespace do not count."""
     return " ".join(text.translate(_PUNCTUATION).casefold().split())
+
+
+_LABEL = re.compile(r"^\W*(?:question|q|request|prompt)\s*:", re.I)
+
+
+def question_line(text, question, original=""):
+    """The line of `text` that repeats the single-line `question` (five words or more) word for
+    word, markdown and a "Question:" label aside, where `original` has no such line; else None.
+    An answer that opens by copying the request teaches a model to echo its prompt."""
+    asked = normalized(question)
+    if "\n" in question.strip() or len(asked.split()) < 5:
+        return None
+    def repeats(t):
+        return next((line for line in t.splitlines() if normalized(_LABEL.sub("", line)) == asked), None)
+    line = repeats(text)
+    return line.strip() if line and not repeats(original) else None
+
+
+
+def code_layout_lost(original, rewrite):
+    """The first indented line of the original's fenced code that the rewrite no longer has as a
+    line at least as indented ("    return a + b" became "- return a + b": the block is no longer
+    code), when half or more of those lines are so lost; else None. Tabs count as 4 spaces;
+    comment lines are left out (a rewrite may drop or reword them)."""
+    lines = [ln.rstrip().expandtabs(4) for block in code_blocks(original) for ln in block.splitlines()]
+    indented = [ln for ln in lines if ln[:1] == " " and ln.strip() and not ln.strip().startswith(("#", "//"))]
+    if not indented:
+        return None
+    have = {}
+    for ln in rewrite.splitlines():
+        ln = ln.rstrip().expandtabs(4)
+        have.setdefault(ln.strip(), []).append(len(ln) - len(ln.lstrip()))
+    lost = [ln for ln in indented if not any(d >= len(ln) - len(ln.lstrip()) for d in have.get(ln.strip(), ()))]
+    return lost[0].strip() if lost and 2 * len(lost) >= len(indented) else None

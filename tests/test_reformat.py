@@ -365,6 +365,8 @@ def test_dry_run_after_a_partial_run_prices_only_what_is_left(tmp_path):
     (None, ["--rpm", "-1"], "--rpm"),
     (None, ["--rpm", "0"], "--rpm"),
     (None, ["--tpm", "-5"], "--tpm"),
+    (None, ["--temperature", "5"], "--temperature must be between 0 and 2, got 5"),
+    (None, ["--top_p", "2"], "--top_p must be between 0 and 1, got 2"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, content, flags, message):
     inp = tmp_path / "in.json"

@@ -182,3 +182,27 @@ def test_the_prompt_wording_is_the_rewrite_prompts_only():
         if label.lower() + ":" not in own:
             assert label.lower() + ":" not in w.phrases and not (w.line_labels and w.line_labels.search(label.lower() + ":"))
     assert echoed_prompt("revised response: x") and "revised response:" in w.phrases
+
+
+def test_a_rewrite_that_copies_the_question_as_a_line_is_rejected():
+    """newcomer-final #1: the demo's houseplant rewrite opened with the question word for word."""
+    q = "Can you recommend some houseplants that are hard to kill?"
+    original = "Snake plants and pothos survive low light and irregular watering."
+    assert sel.question_repeated(pair(original, f"{q}\n1. Snake plant: survives low light.\n2. Pothos: survives "
+                                                "irregular watering.", question=q))
+    assert sel.question_repeated(pair(original, f"**Question:** {q.lower()}\n\nSnake plants and pothos.", question=q))
+    assert not sel.question_repeated(pair(original, "## Hard-to-kill houseplants\n1. Snake plant\n2. Pothos",
+                                          question=q))
+    assert not sel.question_repeated(pair(f"{q}\n{original}", f"{q}\n- {original}", question=q))  # the original did too
+    assert not sel.question_repeated(pair("Yes.", "Yes.\nSummarise this", question="Summarise this"))  # too short
+
+
+def test_code_that_loses_its_indentation_is_no_longer_the_same_code():
+    """newcomer-final #2: a rewrite put '- ' before every line, fences included; the code block is gone."""
+    original = "Fixed:\n```python\ndef add(a, b):\n    return a + b\n```\nIt used to subtract."
+    broken = "- Fixed:\n- ```python\n- def add(a, b):\n- return a + b\n- ```\n- It used to subtract."
+    assert "return a + b" in sel.code_consistency(pair(original, broken))
+    listed = "1. The fix:\n\n   ```python\n   def add(a, b):\n       return a + b\n   ```\n2. It used to subtract."
+    assert sel.code_consistency(pair(original, listed)) is None   # indented inside a list item: still code
+    tabs = "## Fix\n```python\ndef add(a, b):\n\treturn a + b\n```\nIt used to subtract."
+    assert sel.code_consistency(pair(original, tabs)) is None
