@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started in the background of a shell without job control (`bash .ci/run &`) inherits
+# SIGINT ignored, and so would every step it starts: the steps keep the Unix convention and
+# ignore Ctrl-C then, so the Ctrl-C tests could not reach them. The tests' own process takes the
+# default back, and the steps it starts get Python's usual handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_script(script, *args, env=None, timeout=120, cwd=None):
