@@ -36,21 +36,29 @@ def records_of(n, cat="planning"):
     return [make_record(i, q=f"Plan step {i} of my week.", a=f"Rest on day {i}. Study after.", cat=cat) for i in range(n)]
 
 
-def test_an_edited_answer_is_redone_and_its_stale_rewrite_never_merged(tmp_path):
-    v1 = shutil.copy(CASES / "resume_input_v1.json", tmp_path / "v1.json")
-    v2 = shutil.copy(CASES / "resume_input_v2_edited.json", tmp_path / "v2.json")
+def run_edit_rerun(tmp_path, v1_case, v2_case):
+    """reformat on case v1, then merge against case v2 (the input edited after the run), then
+    reformat on v2. Returns (v2, out, final, requests before the rerun, that merge, the rerun,
+    the request bodies the rerun sent)."""
+    v1 = shutil.copy(CASES / v1_case, tmp_path / "v1.json")
+    v2 = shutil.copy(CASES / v2_case, tmp_path / "v2.json")
     out, final = tmp_path / "out", tmp_path / "final.json"
     with OpenAIFake(latency=0.01) as srv:
         assert reformat(srv, v1, out).returncode == 0
         first = len(srv.requests)
-
-        r = merge(v2, out, final)  # the user edited answer 1 after the run: its rewrite is stale
-        assert r.returncode == 2 and "1 records changed since reformat.py" in r.stderr and "(1)" in r.stderr
-        assert not final.exists()
-
-        r = reformat(srv, v2, out)  # the rerun redoes exactly the edited record
-        assert r.returncode == 0, r.stderr
+        stale = merge(v2, out, final)
+        rerun = reformat(srv, v2, out)
         redone = [json.loads(req["body"]) for req in srv.requests[first:]]
+    return v2, out, final, first, stale, rerun, redone
+
+
+def test_an_edited_answer_is_redone_and_its_stale_rewrite_never_merged(tmp_path):
+    v2, out, final, first, stale, r, redone = run_edit_rerun(tmp_path, "resume_input_v1.json",
+                                                             "resume_input_v2_edited.json")
+    # the user edited answer 1 after the run: its rewrite is stale, and merge refuses before writing
+    assert stale.returncode == 2 and "1 records changed since reformat.py" in stale.stderr and "(1)" in stale.stderr
+    assert not final.exists()
+    assert r.returncode == 0, r.stderr  # the rerun redoes exactly the edited record
     assert first == 2 and len(redone) == 1  # advice_giving is passed through, not rewritten
     assert len(redone) == 1 and "6 minutes for a soft yolk" in redone[0]["messages"][-1]["content"]
     assert "1 redone because their input changed" in r.stdout and "2 already done" in r.stdout
@@ -67,15 +75,9 @@ def test_an_edited_answer_is_redone_and_its_stale_rewrite_never_merged(tmp_path)
 
 def test_a_changed_system_prompt_category_or_evidence_is_redone(tmp_path):
     """turn3/stale_resume: classify.py --overwrite and retrieval.py between two runs change record 1."""
-    v1 = shutil.copy(CASES / "stale_resume_v1.json", tmp_path / "v1.json")
-    v2 = shutil.copy(CASES / "stale_resume_v2_system_category_evidence.json", tmp_path / "v2.json")
-    out, final = tmp_path / "out", tmp_path / "final.json"
-    with OpenAIFake(latency=0.01) as srv:
-        assert reformat(srv, v1, out).returncode == 0
-        first = len(srv.requests)
-        assert merge(v2, out, final).returncode == 2  # the old rewrite of record 1 is not merged
-        r = reformat(srv, v2, out)
-        redone = [json.loads(req["body"]) for req in srv.requests[first:]]
+    v2, out, final, _, stale, r, redone = run_edit_rerun(tmp_path, "stale_resume_v1.json",
+                                                         "stale_resume_v2_system_category_evidence.json")
+    assert stale.returncode == 2  # the old rewrite of record 1 is not merged
     assert r.returncode == 0, r.stderr
     assert len(redone) == 1 and "1 redone because their input changed" in r.stdout
     sent = "\n".join(m["content"] for m in redone[0]["messages"])
