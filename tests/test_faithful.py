@@ -316,3 +316,38 @@ def test_two_words_trading_places_are_found_and_a_long_clause_stays_linear():
         found = findings("Summarise the log.", " ".join(line) + ".", "## Log\n\n" + " ".join(moved) + ".")
         assert time.perf_counter() - start < 60
         assert any("trade places" in f.detail for f in found), found
+
+
+def test_wordnet_opposites_ship_with_their_licence_and_skip_quantifiers():
+    """antonyms.py reads model/opposites.tsv (make_opposites.py, from WordNet 3.0): direct pairs
+    and indirect ones through "similar to" (humid ~ wet <-> dry), inflected; never quantifiers
+    or function words, which a paraphrase trades freely."""
+    from realign.faithful.antonyms import HAND, OPPOSITE, WORDNET_FILE
+
+    head = open(WORDNET_FILE, encoding="utf-8").read(4000)
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in head and "make_opposites.py" in head
+    assert len(OPPOSITE) > 10 * len(HAND)
+    assert "dry" in OPPOSITE["humid"] and "wet" in OPPOSITE["arid"]          # indirect
+    assert "domestic" in OPPOSITE["foreign"] and "oldest" in OPPOSITE["youngest"]   # direct, inflected
+    for w in ("any", "no", "ever", "same", "in", "out"):
+        assert not OPPOSITE.get(w, set()) - HAND.get(w, set()), w
+
+
+@pytest.mark.parametrize("old, new", [
+    ("The flat faces a quiet courtyard at the back.", "The flat faces a quiet courtyard at the front."),
+    ("Most of the cost fell on domestic buyers.", "Most of the cost fell on foreign buyers."),
+    ("Keep the seedlings somewhere humid while they root.", "Keep the seedlings somewhere dry while they root."),
+])
+def test_an_opposite_word_from_wordnet_is_a_contradiction(checker, old, new):
+    q = "Can you tidy up this note for me?"
+    v = checker.check(q, f"Here is the note. {old} That is all.", f"**Note**\n\n- {new}\n- That is all.")
+    assert v.flagged and v.kind == "contradiction", v
+    assert not checker.check(q, f"Here is the note. {old} That is all.", f"**Note**\n\n- {old}\n- That is all.").flagged
+
+
+def test_early_and_late_are_not_synonyms_through_a_far_fetched_shared_opposite(checker):
+    """Both are WordNet opposites of "mid": the synonym guard reads the hand list only."""
+    a = "See a doctor soon, since antiviral drugs work best if they are started early."
+    v = checker.check("When should I take antivirals for flu?", a,
+                      "See a doctor soon: antiviral drugs work best if they are started late.")
+    assert v.flagged and v.kind == "contradiction" and "'early' became 'late'" in v.detail, v

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from realign.faithful.antonyms import OPPOSITE
+from realign.faithful.antonyms import HAND, OPPOSITE
 from realign.textchecks import CARDINAL_WORDS
 from realign.faithful.text import STOP, claims, stem, words
 
@@ -280,9 +280,11 @@ def _stands_unnegated(scope, tokens):
 
 
 def _synonym_in(w, words_):
-    """Does `words_` hold another word with the same opposite as `w` ("large" for "big")?"""
-    opp = OPPOSITE.get(w, set())
-    return any(u != w and OPPOSITE.get(u, set()) & opp for u in words_)
+    """Does `words_` hold another word with the same opposite as `w` ("large" for "big")? Read in
+    the hand list only: WordNet's indirect pairs give far-fetched shared opposites ("early" and
+    "late" are both opposite to "mid"; "much" and "larger" to "little")."""
+    opp = HAND.get(w, set())
+    return bool(opp) and any(u != w and HAND.get(u, set()) & opp for u in words_)
 
 
 def english(clause):
