@@ -351,3 +351,25 @@ def test_early_and_late_are_not_synonyms_through_a_far_fetched_shared_opposite(c
     v = checker.check("When should I take antivirals for flu?", a,
                       "See a doctor soon: antiviral drugs work best if they are started late.")
     assert v.flagged and v.kind == "contradiction" and "'early' became 'late'" in v.detail, v
+
+
+def test_a_negation_taken_away_is_read_across_inflections(checker):
+    """"does not tell you" -> "tells you": the negation's words stand in the rewrite in another
+    inflection; a negation between them ("non-crackers") or a counterfactual ("would have
+    earned" for "didn't earn") keeps a paraphrase a paraphrase."""
+    q = "Does a cancelled match mean it rained?"
+    a = ("The match could have been cancelled for another reason, such as a waterlogged pitch, so knowing it was "
+         "cancelled does not tell you it rained.")
+    v = checker.check(q, a, "**Answer:** knowing the match was cancelled tells you that it rained.")
+    assert v.flagged and v.kind == "contradiction" and "negation taken away" in v.detail, v
+    assert not checker.check(q, a, "**Answer:** the match may have been cancelled for another reason, such as a "
+                                   "waterlogged pitch, so the cancellation does not tell you it rained.").flagged
+    q2 = "Does cracking your knuckles cause arthritis?"
+    a2 = ("No. Several studies comparing habitual knuckle-crackers with people who don't crack their knuckles found "
+          "no difference in rates of arthritis in the hands.")
+    assert not checker.check(q2, a2, "**No.**\n\nSeveral studies comparing habitual knuckle-crackers with "
+                                     "non-crackers found no difference in rates of hand arthritis.").flagged
+    q3 = "What is the opportunity cost of going to the barbecue instead of my shift?"
+    a3 = "If you go to the barbecue, its opportunity cost is the eighty pounds you didn't earn at your shift."
+    assert not checker.check(q3, a3, "Go to the barbecue and you've given up the eighty pounds you would have "
+                                     "earned at your shift: that is its opportunity cost.").flagged

@@ -227,15 +227,21 @@ def _negations(ws):
     return sum(w in NEGATORS for w in ws)
 
 
-def _negated(tokens, i, reach=4):
-    """Is token i under a negation: a negator (or a word like "avoid", "instead") in the `reach`
-    tokens before it, within its clause?"""
+_COUNTERFACTUAL = frozenset("would could might should".split())
+
+
+def _negated(tokens, i, reach=4, counterfactual=False):
+    """Is token i under a negation: a negator (or a word like "avoid", "instead"; with
+    counterfactual=True also "would have": it did not happen) in the `reach` tokens before it,
+    within its clause?"""
     for k in range(i - 1, max(-1, i - reach - 1), -1):
         t = tokens[k]
         if t in ",;:":
             break
         if t in NEGATORS or t in NEGATIVE_MEANING or t.endswith("n't"):
             return True
+        if counterfactual and t == "have" and k > 0 and tokens[k - 1] in _COUNTERFACTUAL:
+            return True   # "you would have earned": it did not happen
     return False
 
 
@@ -260,21 +266,33 @@ def _scopes(tokens):
     return out
 
 
+def _inflected(a, b):
+    """Are `a` and `b` one word, or one word in two inflections ("tell"/"tells", "earn"/"earned",
+    "make"/"making")? Not a derived word ("crack"/"crackers": "non-crackers" are people who don't)."""
+    if a == b:
+        return True
+    if len(a) < len(b):
+        a, b = b, a
+    return any(a.endswith(suf) and a[:-len(suf)] in (b, b[:-1] if b.endswith("e") else b)
+               for suf in ("s", "es", "ed", "d", "ing"))
+
+
 def _stands_unnegated(scope, tokens):
     """Do the words of a negation's `scope` stand in `tokens`, in order and close together (two of
-    them, or the one), with no negation before them?"""
+    them, or the one; a word in another inflection counts), with no negation before them?"""
     need = min(2, len(scope))
     for i, t in enumerate(tokens):
-        if t != scope[0] and (len(scope) < 2 or t != scope[1]):
+        if not _inflected(t, scope[0]) and (len(scope) < 2 or not _inflected(t, scope[1])):
             continue
-        got, k, j = 0, i, scope.index(t)
+        got, k, j, last = 0, i, 0 if _inflected(t, scope[0]) else 1, i
         while k < len(tokens) and k <= i + 5 and j < len(scope):
-            if tokens[k] == scope[j]:
-                got += 1
-                j += 1
+            if _inflected(tokens[k], scope[j]):
+                got, j, last = got + 1, j + 1, k
             k += 1
         after = tokens[k:k + 4]
-        if got >= need and not _negated(tokens, i) and not NEGATIVE_MEANING.intersection(after):
+        inside = tokens[i:last]   # a negation between the words governs them too ("knuckle-crackers with non-crackers found")
+        if (got >= need and not _negated(tokens, i, counterfactual=True) and not NEGATIVE_MEANING.intersection(after)
+                and not any(t in NEGATORS or t == "non" or t.endswith("n't") for t in inside)):
             return True   # ("very high heat is off-limits" keeps the negation after the words)
     return False
 
