@@ -373,3 +373,22 @@ def test_a_negation_taken_away_is_read_across_inflections(checker):
     a3 = "If you go to the barbecue, its opportunity cost is the eighty pounds you didn't earn at your shift."
     assert not checker.check(q3, a3, "Go to the barbecue and you've given up the eighty pounds you would have "
                                      "earned at your shift: that is its opportunity cost.").flagged
+
+
+def test_an_opposite_under_the_same_negation_and_a_swap_beside_a_list_word(checker):
+    """"too big" -> "too small" flips (both words under the same "too"); two words trading places
+    across "and" flip ("red on the outside and violet on the inside"), while two neighbours
+    trading places are style ("water only" -> "only water") and a reordered list is a list."""
+    q = "Explain gradient descent's learning rate."
+    a = "Steps that are too big can jump right over the valley, and steps that are too small take forever."
+    v = checker.check(q, a, "- Steps that are too small can jump right over the valley.\n- Steps that are too big take forever.")
+    assert v.flagged and v.kind == "contradiction", v
+    q2 = "Why is a rainbow red on the outside?"
+    a2 = "Each colour comes back at a slightly different angle, with red on the outside and violet on the inside of the bow."
+    v = checker.check(q2, a2, "**Why:** each colour comes back at a slightly different angle, with violet on the outside "
+                              "and red on the inside of the bow.")
+    assert v.flagged and v.kind == "contradiction" and "trade places" in v.detail, v
+    q3 = "How often should I water a fiddle-leaf fig?"
+    a3 = "Water only when the top few centimetres of soil are dry, and never let the pot stand in water."
+    assert not checker.check(q3, a3, "- Only water when the top few centimetres of soil are dry.\n"
+                                     "- Never let the pot stand in water.").flagged

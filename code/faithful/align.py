@@ -329,7 +329,7 @@ def polarity_flip(r, s, share=1.0):
         for o in opp:
             if o in sw and o not in rw:
                 j = s.tokens.index(o) if o in s.tokens else -1
-                if not _negated(r.tokens, i) and not (j >= 0 and _negated(s.tokens, j)):
+                if _negated(r.tokens, i) == (j >= 0 and _negated(s.tokens, j)):   # both or neither: "too big" -> "too small"
                     details.append(f"{o!r} became {w!r}")
                 break
     if details:
@@ -389,8 +389,8 @@ def swapped(r, s):
         for w in fit - {rt[i]}:
             pairs.update((min(i, j), max(i, j)) for j in where.get(w, ())[:200])
     for i, j in sorted(pairs):
-        if any(rt[k] in listy for k in (i - 1, i + 1, j - 1, j + 1) if 0 <= k < len(rt)):
-            continue
+        if j == i + 1 or all(any(rt[k] in listy for k in (x - 1, x + 1) if 0 <= k < len(rt)) for x in (i, j)):
+            continue   # two neighbours ("water only" -> "only water": style), or two items of a list reordered
         tok = {i: rt[j], j: rt[i]}
         pos = sorted({k for c in (i, j) for k in range(c - 2, c + 1) if 0 <= k <= last})
         delta = Counter(tuple(tok.get(x, rt[x]) for x in (k, k + 1, k + 2)) for k in pos)
