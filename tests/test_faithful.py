@@ -392,3 +392,22 @@ def test_an_opposite_under_the_same_negation_and_a_swap_beside_a_list_word(check
     a3 = "Water only when the top few centimetres of soil are dry, and never let the pot stand in water."
     assert not checker.check(q3, a3, "- Only water when the top few centimetres of soil are dry.\n"
                                      "- Never let the pot stand in water.").flagged
+
+
+@pytest.mark.parametrize("old, new, faithful", [
+    ("keep it out of direct sun for about a week while it settles", "keep it out of direct sun for a while as it settles", False),
+    ("check the kit twice a year and replace anything that has expired", "check the kit regularly and replace anything that has expired", False),
+    ("leave the house by eight-fifteen, which gives you a buffer for a late bus", "leave the house in good time, which gives you a buffer for a late bus", False),
+    ("send the invitations about two weeks before the party", "send the invitations a fortnight in advance of the party", True),
+    ("send the invitations about two weeks before the party", "send the invitations about 2 weeks before the party, a few days after you book the hall", True),
+])
+def test_an_amount_or_time_blurred_into_a_vague_word_is_lost(checker, old, new, faithful):
+    """details.blurred: a specific amount, time or frequency gone, its sentence now vague; a
+    number kept in digits or as "a fortnight" is kept."""
+    q = "Can you turn my notes into a short checklist?"
+    a = f"First, {old}. Then tidy up."
+    v = checker.check(q, a, f"**Checklist**\n\n1. {new[0].upper() + new[1:]}.\n2. Tidy up.")
+    if faithful:
+        assert not (v.flagged and v.kind == "dropped"), v
+    else:
+        assert v.flagged and v.kind == "dropped" and "blurred into" in v.detail, v
