@@ -411,3 +411,23 @@ def test_an_amount_or_time_blurred_into_a_vague_word_is_lost(checker, old, new, 
         assert not (v.flagged and v.kind == "dropped"), v
     else:
         assert v.flagged and v.kind == "dropped" and "blurred into" in v.detail, v
+
+
+def test_rather_than_and_instead_of_are_negations(checker):
+    """What follows "rather than" or "instead of" is not done: said plainly, it is a
+    contradiction; set on a comparison's lesser side ("works better than X") it is not, and a
+    negation's reach ends at a full stop ("let instead of var. let is block-scoped")."""
+    q = "My dog ate a grape. What should I do?"
+    a = "If your dog eats any grapes, call your vet straight away rather than waiting for symptoms to appear."
+    v = checker.check(q, a, "**What to do:** if your dog eats any grapes, wait for symptoms to appear before calling your vet.")
+    assert v.flagged and v.kind == "contradiction" and "negation taken away" in v.detail, v
+    assert not checker.check(q, a, "**What to do:** if your dog eats any grapes, call your vet straight away; "
+                                   "don't wait for symptoms to appear.").flagged
+    q2 = "How should I learn German grammar?"
+    a2 = "Learn example sentences rather than memorising lists of rules; for many learners it works better."
+    assert not checker.check(q2, a2, "**Study tip:** learning example sentences works better for many learners "
+                                     "than memorising lists of rules.").flagged
+    q3 = "Why does this loop print 5 five times?"
+    a3 = "The simplest fix is to declare the loop variable with let instead of var. let is block-scoped, so each callback gets its own copy."
+    assert not checker.check(q3, a3, "- Fix: declare the loop variable with `let`, not `var`.\n- `let` is block-scoped, "
+                                     "so each callback gets its own copy.").flagged

@@ -50,7 +50,7 @@ GENERIC_RANK = 2600   # vocabulary ranks under this are everyday words: a paraph
 RARE_RANK = 7000      # ranks from this on (and words the vocabulary splits) weigh 1
 _CLAUSE_SPLIT = re.compile(r"\s*(;|:\s|\s[–—-]\s|,\s*(?=(?:and|but|so|which|while|because|though|although|whereas|"
                            r"since|yet|or|whereby|meaning|making|so that)\b))\s*")
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[,;:]")
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[,;:]|[.!?](?=\s|$)")   # a full stop ends a negation's reach
 
 
 @dataclass
@@ -227,6 +227,16 @@ def _negations(ws):
     return sum(w in NEGATORS for w in ws)
 
 
+def _contrast(tokens, i):
+    """Is token i the end of "rather than" or "instead of"? What follows is not done: a negation."""
+    return i > 0 and ((tokens[i] == "than" and tokens[i - 1] == "rather") or
+                      (tokens[i] == "of" and tokens[i - 1] == "instead"))
+
+
+def _contrasts(tokens):
+    return sum(_contrast(tokens, i) for i in range(1, len(tokens)))
+
+
 _COUNTERFACTUAL = frozenset("would could might should".split())
 
 
@@ -236,7 +246,7 @@ def _negated(tokens, i, reach=4, counterfactual=False):
     within its clause?"""
     for k in range(i - 1, max(-1, i - reach - 1), -1):
         t = tokens[k]
-        if t in ",;:":
+        if t in ",;:.!?":
             break
         if t in NEGATORS or t in NEGATIVE_MEANING or t.endswith("n't"):
             return True
@@ -250,14 +260,14 @@ able get gets go make makes""".split())
 
 
 def _scopes(tokens):
-    """For each negation of `tokens`, the content words right after it (its scope, up to 3);
-    none for a double negative ("don't forget", "never fail to")."""
+    """For each negation of `tokens` ("rather than" and "instead of" too), the content words right
+    after it (its scope, up to 3); none for a double negative ("don't forget", "never fail to")."""
     out = []
     for i, t in enumerate(tokens):
-        if t in NEGATORS or t.endswith("n't"):
+        if t in NEGATORS or t.endswith("n't") or _contrast(tokens, i):
             scope = []
             for u in tokens[i + 1:]:
-                if u in ",;:" or len(scope) == 3:
+                if u in ",;:.!?" or len(scope) == 3:
                     break
                 if u not in STOP and u not in NEGATORS and u not in _AUXILIARY:
                     scope.append(u)
@@ -277,6 +287,11 @@ def _inflected(a, b):
                for suf in ("s", "es", "ed", "d", "ing"))
 
 
+# a comparison's lesser side ("works better than memorising lists", "beats one long session"):
+# a negation's words said there are still not recommended
+_LESSER = frozenset("than over beats beat versus vs unlike".split())
+
+
 def _stands_unnegated(scope, tokens):
     """Do the words of a negation's `scope` stand in `tokens`, in order and close together (two of
     them, or the one; a word in another inflection counts), with no negation before them?"""
@@ -292,6 +307,7 @@ def _stands_unnegated(scope, tokens):
         after = tokens[k:k + 4]
         inside = tokens[i:last]   # a negation between the words governs them too ("knuckle-crackers with non-crackers found")
         if (got >= need and not _negated(tokens, i, counterfactual=True) and not NEGATIVE_MEANING.intersection(after)
+                and not _LESSER.intersection(tokens[max(0, i - 4):i])
                 and not any(t in NEGATORS or t == "non" or t.endswith("n't") for t in inside)):
             return True   # ("very high heat is off-limits" keeps the negation after the words)
     return False
@@ -334,7 +350,7 @@ def polarity_flip(r, s, share=1.0):
                 break
     if details:
         return "; ".join(details)
-    neg_r, neg_s = _negations(r.words), _negations(s.words)
+    neg_r, neg_s = _negations(r.words) + _contrasts(r.tokens), _negations(s.words) + _contrasts(s.tokens)
     if neg_r != neg_s and share >= NEGATION_ALIGNED:
         more, fewer, label = (s.tokens, r.tokens, "a negation taken away") if neg_s > neg_r else (
             r.tokens, s.tokens, "a negation added")
@@ -374,7 +390,7 @@ def swapped(r, s):
     stops = ("for", "since", "before", "after", "from", "to", "than", "more", "less")
     where = {}   # word -> its positions that may take part in a swap
     for x, t in enumerate(rt):
-        if t in shared and t not in ",;:" and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
+        if t in shared and t not in ",;:.!?" and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
             where.setdefault(t, []).append(x)
     listy = {",", "and", "or", "&"}
     last = len(rt) - 3
