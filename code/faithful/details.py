@@ -34,10 +34,19 @@ from realign.faithful.text import STOP, claims, stem, words
 
 # a field of an extraction ("Date: Saturday 12 April. Location: ...", "**Location:** ..."): its label and value
 _FIELD = re.compile(r"(?:^|(?<=[.;\n])\s*)[-*•]?\s*\**([A-Z][A-Za-z ]{1,30}?)\**\s*:\s*\**\s*([^\n.;]+)", re.M)
+ITEM_WORDS = 4   # words of an enumeration's item, at most
+# words of a clause, not of a listed thing ("parking is scarce", "so it is faster"): no item holds one
+_CLAUSE_WORDS = frozenset("""is are was were be been being has have had so but which that it its they we you he she
+can will would should could may might must does did do than""".split())
 # an enumeration: three or more short items, "a, b, c and d" / "a, b or c"
 _W = r"[A-Za-z][A-Za-z'\-]*"
-_ENUM = re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W})?){{1,8}},?\s+(?:and|or)\s+{_W}(?:\s{_W})?)"
-                   rf"(?=[.,;:!?)\n]|$)")
+def _enumeration(item_words):
+    return re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W}){{0,{item_words - 1}}}){{1,8}},?\s+"
+                      rf"(?:and|or)\s+{_W}(?:\s{_W}){{0,{item_words - 1}}})(?=[.,;:!?)\n]|$)")
+
+
+# items of two words, then of up to ITEM_WORDS (a longer match may swallow a shorter list and fail)
+_ENUMS = (_enumeration(2), _enumeration(ITEM_WORDS))
 _RECOMMEND = re.compile(r"(?:\bI'?d (?:go with|recommend|choose|pick|suggest)|\bI would (?:go with|recommend|choose|"
                         r"pick|suggest)|\bI recommend|\bmy (?:pick|recommendation|choice) is|\bthe better (?:choice|"
                         r"option|pick|bet|value) is|\bthe best (?:choice|option|pick|bet) is|\bgo with)\s+(.{3,80}?)"
@@ -94,12 +103,13 @@ def dropped_item(original, have, asked):
     for line in original.split("\n"):
         if ", " not in line or not (" and " in line or " or " in line):
             continue
-        for m in _ENUM.finditer(line):
+        for long, m in ((long, m) for long, enum in enumerate(_ENUMS) for m in enum.finditer(line)):
             items = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1))
             items = [i.strip() for i in items if i.strip()]
-            if len(items) < 3 or any(len(words(i)) > 2 or not _content(i) or any(w in CARDINAL_WORDS for w in words(i))
-                                     for i in items[1:]):
-                continue
+            if len(items) < 3 or any(not _content(i) or any(w in CARDINAL_WORDS for w in words(i)) or (long and (
+                    any(w in _CLAUSE_WORDS for w in words(i)) or words(i)[0].endswith("ed")))
+                                     for i in items[1:]):   # (longer items: "parking is scarce" is a clause,
+                continue                                    # "mashed and mixed with lime" a process, not things)
             kept = [i for i in items if any(have.has(w) for w in _content(i))]
             if len(kept) < len(items) - 1:
                 continue   # the rewrite does not give this list: another finding's business
