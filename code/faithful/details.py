@@ -191,7 +191,7 @@ _VAGUE_PHRASES = re.compile(r"\b(" + "|".join(sorted("""for a while|a while|a li
 at some point|from time to time|now and then|every so often|occasionally|periodically|regularly|in good time|
 early enough|ahead of time|in advance|a bit|a little|a number of|various|certain|several|a few|some|
 briefly|shortly|soon|eventually|later|for some time|a period|a short time|a long time|a good while|
-a couple of""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
+a couple of|over time|in time|sometimes|at times|often|usually|frequently|recently|a few times""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
 _TIME_WORDS = frozenset("""second seconds minute minutes hour hours day days week weeks month months year years
 night nights overnight daily weekly monthly yearly annually hourly fortnight decade decades""".split())
 
