@@ -8,6 +8,8 @@ Each finding flags a record alone (score 1.0):
   - a part named by its whole ("the north entrance of Riverside Park") blurred into the whole;
   - an item of an enumeration ("flour, sugar, poppy seeds and butter") or a short line of a
     bulleted list whose words the rewrite lacks, where it keeps the other items;
+  - the second of two things joined by "and"/"or" ("blackout curtains or an eye mask") gone while
+    the rest of its sentence stays;
   - an amount, a time or a frequency blurred: gone from the rewrite, whose sentence saying the rest
     uses a vague word the original does not ("for about a week" -> "for a while", "twice a year"
     -> "regularly");
@@ -243,6 +245,40 @@ def _vague_in(text):
     return {m.group(1).lower() for m in _VAGUE_PHRASES.finditer(text)}
 
 
+_PAIR = re.compile(rf"(?<![A-Za-z'\-])({_W}(?:\s{_W}){{0,2}})\s+(and|or)\s+({_W}(?:\s{_W}){{0,3}})(?=[.,;:!?)\n]|$)")
+PAIR_KEPT = 0.7   # share of the sentence's other content words in the rewrite, at least
+
+
+def _thing(ws):
+    """Do the words read as a thing ("an eye mask", "crop failures"), not a quality or an act
+    ("steady", "expensive to collect", "click Done", "on your finances")? A word-level guess: an
+    article first, or a plural last."""
+    return bool(ws) and (ws[0] in ("a", "an") or (ws[-1].endswith("s") and not ws[-1].endswith("ss")
+                                                   and ws[0] not in STOP and len(ws) <= 3))
+
+
+def dropped_pair_item(original, have, asked):
+    """The second of two things joined by "and"/"or" ("old photographs and maps") gone from the
+    rewrite while it keeps the first and most of the sentence. (detail, sentence) or None."""
+    for sentence in claims(original):
+        if " and " not in sentence and " or " not in sentence:
+            continue
+        content = _content(sentence)
+        for m in _PAIR.finditer(sentence):
+            first, second = _content(m.group(1))[-1:], _content(m.group(3))
+            if (not first or not second or any(w in _CLAUSE_WORDS or w in CARDINAL_WORDS for w in words(m.group(3)))
+                    or not _thing(words(m.group(3)))):
+                continue
+            if not have.has(first[0]) or any(have.has(w) or asked.has(w) for w in second):
+                continue
+            if max(map(rarity, second)) < 0.5:
+                continue
+            rest = [w for w in content if w not in second]
+            if rest and sum(have.has(w) for w in rest) >= PAIR_KEPT * len(rest):
+                return f"{m.group(3)!r} of {m.group(0)!r} lost", sentence
+    return None
+
+
 def details(question, original, rewrite):
     """[(kind, direction, sentence, detail)] of one record: see the module docstring."""
     if not original or not rewrite:
@@ -253,7 +289,8 @@ def details(question, original, rewrite):
                   lambda: dropped_qualifier(original, have),
                   lambda: dropped_item(original, have, asked),
                   lambda: dropped_list_line(original, have, asked),
-                  lambda: blurred(question, original, rewrite, have, asked)):
+                  lambda: blurred(question, original, rewrite, have, asked),
+                  lambda: dropped_pair_item(original, have, asked)):
         got = check()
         if got:
             out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))
