@@ -175,6 +175,11 @@ def read_sentence(s):
     return tuple(clauses), Clause(s[len(head) + 1:].strip() if head else s, s)
 
 
+@lru_cache(maxsize=50_000)
+def _opposite_stems(w):
+    return frozenset(stem(o) for o in OPPOSITE.get(w, ()))
+
+
 class Side:
     """One side of a record (say question + original + evidence), read for alignment: its
     sentences, its clauses, and all its stems."""
@@ -212,7 +217,7 @@ class Side:
         best, share, held = None, 0.0, 0
         if not clause.stems:
             return None, 0.0, 0
-        opposite = {stem(o) for w in clause.words for o in OPPOSITE.get(w, ())}
+        opposite = set().union(*map(_opposite_stems, clause.words))
         for c in (self.whole if whole else self.clauses):
             common = len(clause.stems & c.stems) + len(opposite & c.stems)
             if not common:

@@ -41,7 +41,7 @@ ITEM_WORDS = 4   # words of an enumeration's item, at most
 _CLAUSE_WORDS = frozenset("""is are was were be been being has have had so but which that it its they we you he she
 can will would should could may might must does did do than""".split())
 # an enumeration: three or more short items, "a, b, c and d" / "a, b or c"
-_W = r"[A-Za-z][A-Za-z'\-]*"
+_W = r"[A-Za-z][A-Za-z'\-]*+"   # possessive: a word never gives letters back (no backtracking)
 def _enumeration(item_words):
     return re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W}){{0,{item_words - 1}}}){{1,8}},?\s+"
                       rf"(?:and|or)\s+{_W}(?:\s{_W}){{0,{item_words - 1}}})(?=[.,;:!?)\n]|$)")
@@ -189,11 +189,13 @@ def changed_recommendation(original, rewrite):
 
 # indefinite amounts, times and frequencies: a fact blurred is a specific amount, time or frequency
 # of the original ("for around a week", "twice a year", "by eight-fifteen") put as one of these
-_VAGUE_PHRASES = re.compile(r"\b(" + "|".join(sorted("""for a while|a while|a little while|some time|sometime|
-at some point|from time to time|now and then|every so often|occasionally|periodically|regularly|in good time|
-early enough|ahead of time|in advance|a bit|a little|a number of|various|certain|several|a few|some|
-briefly|shortly|soon|eventually|later|for some time|a period|a short time|a long time|a good while|
-a couple of|over time|in time|sometimes|at times|often|usually|frequently|recently|a few times""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
+_INDEFINITE = """for a while|a while|a little while|some time|sometime|at some point|from time to time|now and then|
+every so often|occasionally|periodically|regularly|in good time|early enough|ahead of time|in advance|a bit|a little|
+a number of|various|certain|several|a few|some|briefly|shortly|soon|eventually|later|for some time|a period|
+a short time|a long time|a good while|a couple of|over time|in time|sometimes|at times|often|usually|frequently|
+recently|a few times""".replace("\n", "").split("|")
+_VAGUE_PHRASES = re.compile(r"\b(" + "|".join(sorted(_INDEFINITE, key=len, reverse=True)) + r")\b")   # on lower case
+_VAGUE_LAST = frozenset(p.split()[-1] for p in _INDEFINITE)   # a text holds none of these: no regex to run
 _TIME_WORDS = frozenset("""second seconds minute minutes hour hours day days week weeks month months year years
 night nights overnight daily weekly monthly yearly annually hourly fortnight decade decades""".split())
 
@@ -210,7 +212,8 @@ def blurred(question, original, rewrite, have, asked):
     (detail, the original's sentence) or None. Linear in the texts: each rewrite sentence with a
     new vague word finds its original sentence through an index of their words."""
     low_r = rewrite.lower()
-    new = _vague_in(rewrite) - _vague_in(original + "\n" + question)
+    said = (original + "\n" + question).lower()
+    new = {v for v in _vague_in(rewrite) if not re.search(rf"\b{re.escape(v)}\b", said)}
     if not new:
         return None
     theirs, index = claims(original), {}
@@ -219,14 +222,14 @@ def blurred(question, original, rewrite, have, asked):
             index.setdefault(st, []).append(k)
     kept = None
     for c in claims(rewrite):
-        vague = next((m.group(1).lower() for m in _VAGUE_PHRASES.finditer(c) if m.group(1).lower() in new), None)
+        vague = next((m.group(1).lower() for m in _VAGUE_PHRASES.finditer(c.lower()) if m.group(1).lower() in new), None)
         if not vague:
             continue
         cs = {stem(w) for w in _content(c)} - {stem(w) for w in words(vague)}
         votes = Counter(k for st in cs for k in index.get(st, ())[:50])   # a word in 50 sentences aligns nothing
         if not votes:
             continue
-        k, shared = votes.most_common(1)[0]
+        k, shared = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))   # ties: the first sentence (deterministic)
         if shared < 2 or shared < 0.5 * len(cs):
             continue   # the rewrite's sentence does not say what one of the original says
         if kept is None:
@@ -242,7 +245,10 @@ def blurred(question, original, rewrite, have, asked):
 
 
 def _vague_in(text):
-    return {m.group(1).lower() for m in _VAGUE_PHRASES.finditer(text)}
+    low = text.lower()
+    if _VAGUE_LAST.isdisjoint(words(low)):
+        return set()
+    return {m.group(1) for m in _VAGUE_PHRASES.finditer(low)}
 
 
 _PAIR = re.compile(rf"(?<![A-Za-z'\-])({_W}(?:\s{_W}){{0,2}})\s+(and|or)\s+({_W}(?:\s{_W}){{0,3}})(?=[.,;:!?)\n]|$)")
