@@ -9,6 +9,8 @@ Sets (each prints rejected / records by kind, with the checker alone and with th
             changed_conclusion, restates_request). Precision and recall of "unfaithful" by kind.
 - dev, test: bench/data/semantic_eval_dev.jsonl / semantic_eval_test.jsonl, written by a separate
             writer (thresholds are tuned on dev only; test is measured once).
+- extra:    bench/data/semantic_eval_extra.jsonl, a second dev set of contradictions and lost facts
+            (same shape; written before the rules it checks, see bench/README.md).
 - faithful: bench/data/filter_faithful.jsonl, faithful restructurings: every rejection is false.
 --speed: load time, pairs/s and records/s of the checker, and records/s of the whole preset through
 `select`, on the records of the sets read (repeated to at least 300 records).
@@ -59,7 +61,7 @@ def semantic_set(path):
 def load_set(name):
     if name == "own":
         return heldout_records(parse_sources())
-    if name in ("dev", "test"):
+    if name in ("dev", "test", "extra"):
         path = os.path.join(DATA, f"semantic_eval_{name}.jsonl")
         return semantic_set(path) if os.path.exists(path) else None
     if name == "faithful":
@@ -100,7 +102,7 @@ def table(name, records, flagged_checker, flagged_rules):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", default="open_platypus", help="preset of rewrite_data_selection.py (default: the CLI's)")
-    ap.add_argument("--sets", default="own,dev,faithful", help="comma-separated: own, dev, test, faithful")
+    ap.add_argument("--sets", default="own,dev,faithful", help="comma-separated: own, dev, extra, test, faithful")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each flagged or missed record of the sets (not test)")
     ap.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",

@@ -199,10 +199,12 @@ def check_reply(completions, request=None):
     c = completions[0]
     if c.truncated:
         raise Unusable("the judge's reply was cut at --judge_max_tokens", retries=1)
-    if getattr(c, "filtered", False):
+    if c.filtered:
         raise Unusable("the judge's reply was cut by a content filter", retries=0)
     if c.refusal:
         raise Unusable(f"the judge refused: {' '.join(c.refusal.split())[:80]!r}", retries=0)
+    if not c.finished:  # "error", "abort", a stream cut off: half a verdict can read as a whole one
+        raise Unusable(f"the judge's reply was {c.cut_reason}", retries=1)
     return read_verdict(c.text)
 
 

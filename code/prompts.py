@@ -38,7 +38,7 @@ from constant.py. `read_task` reads either model's reply leniently and says when
 import re
 
 from realign.constant import DEFAULT_TASK, TASK_DESCRIPTIONS, TASK_FORMATS, TASK_SET, TASKS
-from realign.llm.base import finished
+from realign.llm.base import cut_reason, finished
 from realign.textchecks import (echoed_prompt, refusal_phrase, repeats_itself, strip_end_tokens, template_token,
                                 whole_fence)
 
@@ -218,7 +218,7 @@ def read_reply(text, original="", finish_reason=None, refusal=None, max_tokens=N
     if refusal:
         return REPLY_REFUSED, f"the model refused: {quote(refusal)}"
     if not finished(finish_reason):  # "error", "abort", "other", a stream cut off: a cut reply
-        return REPLY_TRUNCATED, f"cut by the server (finish_reason {finish_reason!r}), not used"
+        return REPLY_TRUNCATED, f"{cut_reason(finish_reason)}, not used"
     if not isinstance(text, str) or not text.strip():  # retried once at most, like a cut
         return REPLY_TRUNCATED, "empty reply (no content)"
     answer = strip_end_tokens(strip_think(text, original), original)

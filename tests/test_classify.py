@@ -176,6 +176,20 @@ def test_embedded_model_beats_the_floor_on_our_held_out_set(model):
     assert acc >= EMBEDDED_FLOOR, f"held-out accuracy {acc:.1%}"
 
 
+def test_a_prompt_gets_the_same_label_and_confidence_whatever_else_is_in_the_file(model):
+    """The int8 encoder quantises per run: batched with longer neighbours, a prompt's vector (and
+    sometimes its label) used to change. Alone, in any company and in any order, it is the same."""
+    probe = "Can you suggest a few names for a bakery that sells only sourdough bread?"
+    others = ["Write a haiku about winter.", "Translate 'good night' into German.",
+              "Explain in detail how a transformer language model is trained, step by step, with the loss, "
+              "the optimizer, batching and the learning-rate schedule, and what can go wrong in each part."] * 3
+    alone = model.classify([probe])
+    for company in (others + [probe], [probe] + others, others[::-1] + [probe] + others):
+        labels, confidences = model.classify(company)
+        i = company.index(probe)
+        assert (labels[i], confidences[i]) == (alone[0][0], alone[1][0])
+
+
 def test_embedded_model_gets_the_spec_example(model):
     assert model.predict(["Give three tips for staying healthy."]) == ["advice_giving"]
 

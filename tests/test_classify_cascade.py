@@ -384,3 +384,18 @@ def test_a_gateway_error_inside_a_200_fails_those_records_and_keeps_the_embedded
     assert code == 1 and "1 records could not be classified (they keep the embedded model's label)" in stdout
     assert "Provider returned error" in stdout
     assert [f["category_source"] for f in firsts(out)] == ["embedded"] * 4
+
+
+def test_an_answer_the_server_says_broke_off_is_not_taken(tmp_path, capsys, confidences):
+    """finish_reason "error" (OpenRouter; vLLM says "abort"): the text may be a task name cut short
+    ("open_q...") or the start of a longer answer. Asked again once, then the record fails and
+    keeps the embedded label, and a rerun sends it again."""
+    inp = write_json(tmp_path / "in.json", [{"instruction": UNSURE[0] + " [[abort]]", "output": "x"}])
+    out = tmp_path / "out.json"
+    with ClassifierFake(answer=lambda q: "open_qa") as srv:
+        code, stdout, _ = run_classify(capsys, "--input_data_path", inp, "--output_path", out, "--quiet",
+                                       "--fallback_model", "m", "--base_url", f"{srv.url}/v1", "--fallback_below", 1.0)
+        assert len(srv.queries) == 2
+    assert code == 1 and "1 records could not be classified" in stdout, stdout
+    assert "cut by the server (finish_reason 'error')" in stdout
+    assert [f["category_source"] for f in firsts(out)] == ["embedded"]

@@ -316,3 +316,118 @@ def test_two_words_trading_places_are_found_and_a_long_clause_stays_linear():
         found = findings("Summarise the log.", " ".join(line) + ".", "## Log\n\n" + " ".join(moved) + ".")
         assert time.perf_counter() - start < 60
         assert any("trade places" in f.detail for f in found), found
+
+
+def test_wordnet_opposites_ship_with_their_licence_and_skip_quantifiers():
+    """antonyms.py reads model/opposites.tsv (make_opposites.py, from WordNet 3.0): direct pairs
+    and indirect ones through "similar to" (humid ~ wet <-> dry), inflected; never quantifiers
+    or function words, which a paraphrase trades freely."""
+    from realign.faithful.antonyms import HAND, OPPOSITE, WORDNET_FILE
+
+    head = open(WORDNET_FILE, encoding="utf-8").read(4000)
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in head and "make_opposites.py" in head
+    assert len(OPPOSITE) > 10 * len(HAND)
+    assert "dry" in OPPOSITE["humid"] and "wet" in OPPOSITE["arid"]          # indirect
+    assert "domestic" in OPPOSITE["foreign"] and "oldest" in OPPOSITE["youngest"]   # direct, inflected
+    for w in ("any", "no", "ever", "same", "in", "out"):
+        assert not OPPOSITE.get(w, set()) - HAND.get(w, set()), w
+
+
+@pytest.mark.parametrize("old, new", [
+    ("The flat faces a quiet courtyard at the back.", "The flat faces a quiet courtyard at the front."),
+    ("Most of the cost fell on domestic buyers.", "Most of the cost fell on foreign buyers."),
+    ("Keep the seedlings somewhere humid while they root.", "Keep the seedlings somewhere dry while they root."),
+])
+def test_an_opposite_word_from_wordnet_is_a_contradiction(checker, old, new):
+    q = "Can you tidy up this note for me?"
+    v = checker.check(q, f"Here is the note. {old} That is all.", f"**Note**\n\n- {new}\n- That is all.")
+    assert v.flagged and v.kind == "contradiction", v
+    assert not checker.check(q, f"Here is the note. {old} That is all.", f"**Note**\n\n- {old}\n- That is all.").flagged
+
+
+def test_early_and_late_are_not_synonyms_through_a_far_fetched_shared_opposite(checker):
+    """Both are WordNet opposites of "mid": the synonym guard reads the hand list only."""
+    a = "See a doctor soon, since antiviral drugs work best if they are started early."
+    v = checker.check("When should I take antivirals for flu?", a,
+                      "See a doctor soon: antiviral drugs work best if they are started late.")
+    assert v.flagged and v.kind == "contradiction" and "'early' became 'late'" in v.detail, v
+
+
+def test_a_negation_taken_away_is_read_across_inflections(checker):
+    """"does not tell you" -> "tells you": the negation's words stand in the rewrite in another
+    inflection; a negation between them ("non-crackers") or a counterfactual ("would have
+    earned" for "didn't earn") keeps a paraphrase a paraphrase."""
+    q = "Does a cancelled match mean it rained?"
+    a = ("The match could have been cancelled for another reason, such as a waterlogged pitch, so knowing it was "
+         "cancelled does not tell you it rained.")
+    v = checker.check(q, a, "**Answer:** knowing the match was cancelled tells you that it rained.")
+    assert v.flagged and v.kind == "contradiction" and "negation taken away" in v.detail, v
+    assert not checker.check(q, a, "**Answer:** the match may have been cancelled for another reason, such as a "
+                                   "waterlogged pitch, so the cancellation does not tell you it rained.").flagged
+    q2 = "Does cracking your knuckles cause arthritis?"
+    a2 = ("No. Several studies comparing habitual knuckle-crackers with people who don't crack their knuckles found "
+          "no difference in rates of arthritis in the hands.")
+    assert not checker.check(q2, a2, "**No.**\n\nSeveral studies comparing habitual knuckle-crackers with "
+                                     "non-crackers found no difference in rates of hand arthritis.").flagged
+    q3 = "What is the opportunity cost of going to the barbecue instead of my shift?"
+    a3 = "If you go to the barbecue, its opportunity cost is the eighty pounds you didn't earn at your shift."
+    assert not checker.check(q3, a3, "Go to the barbecue and you've given up the eighty pounds you would have "
+                                     "earned at your shift: that is its opportunity cost.").flagged
+
+
+def test_an_opposite_under_the_same_negation_and_a_swap_beside_a_list_word(checker):
+    """"too big" -> "too small" flips (both words under the same "too"); two words trading places
+    across "and" flip ("red on the outside and violet on the inside"), while two neighbours
+    trading places are style ("water only" -> "only water") and a reordered list is a list."""
+    q = "Explain gradient descent's learning rate."
+    a = "Steps that are too big can jump right over the valley, and steps that are too small take forever."
+    v = checker.check(q, a, "- Steps that are too small can jump right over the valley.\n- Steps that are too big take forever.")
+    assert v.flagged and v.kind == "contradiction", v
+    q2 = "Why is a rainbow red on the outside?"
+    a2 = "Each colour comes back at a slightly different angle, with red on the outside and violet on the inside of the bow."
+    v = checker.check(q2, a2, "**Why:** each colour comes back at a slightly different angle, with violet on the outside "
+                              "and red on the inside of the bow.")
+    assert v.flagged and v.kind == "contradiction" and "trade places" in v.detail, v
+    q3 = "How often should I water a fiddle-leaf fig?"
+    a3 = "Water only when the top few centimetres of soil are dry, and never let the pot stand in water."
+    assert not checker.check(q3, a3, "- Only water when the top few centimetres of soil are dry.\n"
+                                     "- Never let the pot stand in water.").flagged
+
+
+@pytest.mark.parametrize("old, new, faithful", [
+    ("keep it out of direct sun for about a week while it settles", "keep it out of direct sun for a while as it settles", False),
+    ("check the kit twice a year and replace anything that has expired", "check the kit regularly and replace anything that has expired", False),
+    ("leave the house by eight-fifteen, which gives you a buffer for a late bus", "leave the house in good time, which gives you a buffer for a late bus", False),
+    ("send the invitations about two weeks before the party", "send the invitations a fortnight in advance of the party", True),
+    ("send the invitations about two weeks before the party", "send the invitations about 2 weeks before the party, a few days after you book the hall", True),
+])
+def test_an_amount_or_time_blurred_into_a_vague_word_is_lost(checker, old, new, faithful):
+    """details.blurred: a specific amount, time or frequency gone, its sentence now vague; a
+    number kept in digits or as "a fortnight" is kept."""
+    q = "Can you turn my notes into a short checklist?"
+    a = f"First, {old}. Then tidy up."
+    v = checker.check(q, a, f"**Checklist**\n\n1. {new[0].upper() + new[1:]}.\n2. Tidy up.")
+    if faithful:
+        assert not (v.flagged and v.kind == "dropped"), v
+    else:
+        assert v.flagged and v.kind == "dropped" and "blurred into" in v.detail, v
+
+
+def test_rather_than_and_instead_of_are_negations(checker):
+    """What follows "rather than" or "instead of" is not done: said plainly, it is a
+    contradiction; set on a comparison's lesser side ("works better than X") it is not, and a
+    negation's reach ends at a full stop ("let instead of var. let is block-scoped")."""
+    q = "My dog ate a grape. What should I do?"
+    a = "If your dog eats any grapes, call your vet straight away rather than waiting for symptoms to appear."
+    v = checker.check(q, a, "**What to do:** if your dog eats any grapes, wait for symptoms to appear before calling your vet.")
+    assert v.flagged and v.kind == "contradiction" and "negation taken away" in v.detail, v
+    assert not checker.check(q, a, "**What to do:** if your dog eats any grapes, call your vet straight away; "
+                                   "don't wait for symptoms to appear.").flagged
+    q2 = "How should I learn German grammar?"
+    a2 = "Learn example sentences rather than memorising lists of rules; for many learners it works better."
+    assert not checker.check(q2, a2, "**Study tip:** learning example sentences works better for many learners "
+                                     "than memorising lists of rules.").flagged
+    q3 = "Why does this loop print 5 five times?"
+    a3 = "The simplest fix is to declare the loop variable with let instead of var. let is block-scoped, so each callback gets its own copy."
+    assert not checker.check(q3, a3, "- Fix: declare the loop variable with `let`, not `var`.\n- `let` is block-scoped, "
+                                     "so each callback gets its own copy.").flagged

@@ -110,6 +110,16 @@ def test_a_server_without_structured_output_is_read_leniently(tmp_path, script):
     assert srv.formats[0] is True and sum(srv.formats) <= len(RECORDS) + 1, srv.formats
 
 
+def test_a_verdict_the_server_says_broke_off_is_asked_again_not_used(tmp_path, script):
+    """finish_reason "error" (OpenRouter, vLLM's "abort") means the generation broke off upstream:
+    its "nothing wrong" verdict would let an unfaithful rewrite through. Asked again, one at a time."""
+    with JudgeFake(api_key=KEY, abort_first=1) as srv:
+        r, out = run_filter(script, tmp_path, srv, "--judge_concurrency", "1")
+        assert srv.request_count == len(RECORDS) + 1
+    assert r.returncode == 0, r.stderr
+    assert [rec["tag"] for rec in json.loads(out.read_text())] == ["rewrite", "original", "original"]
+
+
 def test_the_refusal_of_structured_output_is_learned_once_for_the_run(tmp_path, script):
     """One request at a time, the send order is the arrival order: after the first 400 no request
     carries response_format, the refused one re-sent and every later rewrite's first ask alike."""

@@ -1,6 +1,9 @@
 """The rewrite prompt, the reply parser, token lengths and secret scrubbing."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -92,6 +95,39 @@ def test_bad_tokenizer_path_is_a_usage_error(tmp_path):
     except ImportError:
         with pytest.raises(UsageError, match="tokenizer.json"):
             make_length_fn(str(tmp_path / "missing-dir"))
+
+
+def hf_cache_with(tmp_path, repo, tokenizer):
+    """A Hugging Face cache folder (HF_HUB_CACHE layout) holding `repo`'s tokenizer.json, as a
+    machine that once downloaded the model has it."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = tmp_path / "hub" / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    tokenizer.save(str(snapshot / "tokenizer.json"))
+    return tmp_path / "hub"
+
+
+def test_a_hub_model_name_is_read_from_the_hf_cache_and_fails_in_one_line_when_absent(tmp_path):
+    """The spec's `--tokenizer_path meta-llama/Llama-2-7b-chat-hf`: a Hub name, not a local path.
+    Offline (no network in tests), a cached tokenizer.json is used; a missing one is one line.
+    In a child process: huggingface_hub reads HF_HUB_CACHE and HF_HUB_OFFLINE when imported."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"hello": 0, "world": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    env = {**os.environ, "HF_HUB_CACHE": str(hf_cache_with(tmp_path, "meta-llama/Llama-2-7b-chat-hf", tok)),
+           "HF_HUB_OFFLINE": "1"}
+    code = ("import sys\nfrom realign.errors import UsageError\nfrom realign.lengths import make_length_fn\n"
+            "print(make_length_fn('meta-llama/Llama-2-7b-chat-hf')('hello world hello'))\n"
+            "try:\n    make_length_fn('meta-llama/Llama-2-13b-chat-hf')\nexcept UsageError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    count, message = r.stdout.splitlines()
+    assert count == "3"
+    assert message.startswith("--tokenizer_path meta-llama/Llama-2-13b-chat-hf: not a local path") and "HF_TOKEN" in message
 
 
 def test_scrub_masks_registered_and_key_shaped_secrets():

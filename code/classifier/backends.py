@@ -185,6 +185,9 @@ async def classify_with_backend(texts, backend, settings, rpm=True):
             request.sampling = replace(request.sampling, max_tokens=THINKING_MAX_TOKENS)
             raise Unusable(f"cut at {CLASSIFIER_MAX_TOKENS} tokens before naming a task; asked again with "
                            f"{THINKING_MAX_TOKENS}", retries=1)
+        if first is not None and not first.finished and not first.truncated:
+            # "error", "abort", a stream cut off, a filter: "open_q" cut short must not read as a task
+            raise Unusable(f"the reply was {first.cut_reason}", retries=0 if first.filtered else 1)
         return completions
 
     requests = (classify_request(i, t, prompt, settings.chat, settings.structured, room["max_tokens"])

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from realign.faithful.antonyms import OPPOSITE
+from realign.faithful.antonyms import HAND, OPPOSITE
 from realign.textchecks import CARDINAL_WORDS
 from realign.faithful.text import STOP, claims, stem, words
 
@@ -50,7 +50,7 @@ GENERIC_RANK = 2600   # vocabulary ranks under this are everyday words: a paraph
 RARE_RANK = 7000      # ranks from this on (and words the vocabulary splits) weigh 1
 _CLAUSE_SPLIT = re.compile(r"\s*(;|:\s|\s[–—-]\s|,\s*(?=(?:and|but|so|which|while|because|though|although|whereas|"
                            r"since|yet|or|whereby|meaning|making|so that)\b))\s*")
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[,;:]")
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[,;:]|[.!?](?=\s|$)")   # a full stop ends a negation's reach
 
 
 @dataclass
@@ -227,15 +227,31 @@ def _negations(ws):
     return sum(w in NEGATORS for w in ws)
 
 
-def _negated(tokens, i, reach=4):
-    """Is token i under a negation: a negator (or a word like "avoid", "instead") in the `reach`
-    tokens before it, within its clause?"""
+def _contrast(tokens, i):
+    """Is token i the end of "rather than" or "instead of"? What follows is not done: a negation."""
+    return i > 0 and ((tokens[i] == "than" and tokens[i - 1] == "rather") or
+                      (tokens[i] == "of" and tokens[i - 1] == "instead"))
+
+
+def _contrasts(tokens):
+    return sum(_contrast(tokens, i) for i in range(1, len(tokens)))
+
+
+_COUNTERFACTUAL = frozenset("would could might should".split())
+
+
+def _negated(tokens, i, reach=4, counterfactual=False):
+    """Is token i under a negation: a negator (or a word like "avoid", "instead"; with
+    counterfactual=True also "would have": it did not happen) in the `reach` tokens before it,
+    within its clause?"""
     for k in range(i - 1, max(-1, i - reach - 1), -1):
         t = tokens[k]
-        if t in ",;:":
+        if t in ",;:.!?":
             break
         if t in NEGATORS or t in NEGATIVE_MEANING or t.endswith("n't"):
             return True
+        if counterfactual and t == "have" and k > 0 and tokens[k - 1] in _COUNTERFACTUAL:
+            return True   # "you would have earned": it did not happen
     return False
 
 
@@ -244,14 +260,14 @@ able get gets go make makes""".split())
 
 
 def _scopes(tokens):
-    """For each negation of `tokens`, the content words right after it (its scope, up to 3);
-    none for a double negative ("don't forget", "never fail to")."""
+    """For each negation of `tokens` ("rather than" and "instead of" too), the content words right
+    after it (its scope, up to 3); none for a double negative ("don't forget", "never fail to")."""
     out = []
     for i, t in enumerate(tokens):
-        if t in NEGATORS or t.endswith("n't"):
+        if t in NEGATORS or t.endswith("n't") or _contrast(tokens, i):
             scope = []
             for u in tokens[i + 1:]:
-                if u in ",;:" or len(scope) == 3:
+                if u in ",;:.!?" or len(scope) == 3:
                     break
                 if u not in STOP and u not in NEGATORS and u not in _AUXILIARY:
                     scope.append(u)
@@ -260,29 +276,49 @@ def _scopes(tokens):
     return out
 
 
+def _inflected(a, b):
+    """Are `a` and `b` one word, or one word in two inflections ("tell"/"tells", "earn"/"earned",
+    "make"/"making")? Not a derived word ("crack"/"crackers": "non-crackers" are people who don't)."""
+    if a == b:
+        return True
+    if len(a) < len(b):
+        a, b = b, a
+    return any(a.endswith(suf) and a[:-len(suf)] in (b, b[:-1] if b.endswith("e") else b)
+               for suf in ("s", "es", "ed", "d", "ing"))
+
+
+# a comparison's lesser side ("works better than memorising lists", "beats one long session"):
+# a negation's words said there are still not recommended
+_LESSER = frozenset("than over beats beat versus vs unlike".split())
+
+
 def _stands_unnegated(scope, tokens):
     """Do the words of a negation's `scope` stand in `tokens`, in order and close together (two of
-    them, or the one), with no negation before them?"""
+    them, or the one; a word in another inflection counts), with no negation before them?"""
     need = min(2, len(scope))
     for i, t in enumerate(tokens):
-        if t != scope[0] and (len(scope) < 2 or t != scope[1]):
+        if not _inflected(t, scope[0]) and (len(scope) < 2 or not _inflected(t, scope[1])):
             continue
-        got, k, j = 0, i, scope.index(t)
+        got, k, j, last = 0, i, 0 if _inflected(t, scope[0]) else 1, i
         while k < len(tokens) and k <= i + 5 and j < len(scope):
-            if tokens[k] == scope[j]:
-                got += 1
-                j += 1
+            if _inflected(tokens[k], scope[j]):
+                got, j, last = got + 1, j + 1, k
             k += 1
         after = tokens[k:k + 4]
-        if got >= need and not _negated(tokens, i) and not NEGATIVE_MEANING.intersection(after):
+        inside = tokens[i:last]   # a negation between the words governs them too ("knuckle-crackers with non-crackers found")
+        if (got >= need and not _negated(tokens, i, counterfactual=True) and not NEGATIVE_MEANING.intersection(after)
+                and not _LESSER.intersection(tokens[max(0, i - 4):i])
+                and not any(t in NEGATORS or t == "non" or t.endswith("n't") for t in inside)):
             return True   # ("very high heat is off-limits" keeps the negation after the words)
     return False
 
 
 def _synonym_in(w, words_):
-    """Does `words_` hold another word with the same opposite as `w` ("large" for "big")?"""
-    opp = OPPOSITE.get(w, set())
-    return any(u != w and OPPOSITE.get(u, set()) & opp for u in words_)
+    """Does `words_` hold another word with the same opposite as `w` ("large" for "big")? Read in
+    the hand list only: WordNet's indirect pairs give far-fetched shared opposites ("early" and
+    "late" are both opposite to "mid"; "much" and "larger" to "little")."""
+    opp = HAND.get(w, set())
+    return bool(opp) and any(u != w and HAND.get(u, set()) & opp for u in words_)
 
 
 def english(clause):
@@ -309,12 +345,12 @@ def polarity_flip(r, s, share=1.0):
         for o in opp:
             if o in sw and o not in rw:
                 j = s.tokens.index(o) if o in s.tokens else -1
-                if not _negated(r.tokens, i) and not (j >= 0 and _negated(s.tokens, j)):
+                if _negated(r.tokens, i) == (j >= 0 and _negated(s.tokens, j)):   # both or neither: "too big" -> "too small"
                     details.append(f"{o!r} became {w!r}")
                 break
     if details:
         return "; ".join(details)
-    neg_r, neg_s = _negations(r.words), _negations(s.words)
+    neg_r, neg_s = _negations(r.words) + _contrasts(r.tokens), _negations(s.words) + _contrasts(s.tokens)
     if neg_r != neg_s and share >= NEGATION_ALIGNED:
         more, fewer, label = (s.tokens, r.tokens, "a negation taken away") if neg_s > neg_r else (
             r.tokens, s.tokens, "a negation added")
@@ -354,7 +390,7 @@ def swapped(r, s):
     stops = ("for", "since", "before", "after", "from", "to", "than", "more", "less")
     where = {}   # word -> its positions that may take part in a swap
     for x, t in enumerate(rt):
-        if t in shared and t not in ",;:" and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
+        if t in shared and t not in ",;:.!?" and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
             where.setdefault(t, []).append(x)
     listy = {",", "and", "or", "&"}
     last = len(rt) - 3
@@ -369,8 +405,8 @@ def swapped(r, s):
         for w in fit - {rt[i]}:
             pairs.update((min(i, j), max(i, j)) for j in where.get(w, ())[:200])
     for i, j in sorted(pairs):
-        if any(rt[k] in listy for k in (i - 1, i + 1, j - 1, j + 1) if 0 <= k < len(rt)):
-            continue
+        if j == i + 1 or all(any(rt[k] in listy for k in (x - 1, x + 1) if 0 <= k < len(rt)) for x in (i, j)):
+            continue   # two neighbours ("water only" -> "only water": style), or two items of a list reordered
         tok = {i: rt[j], j: rt[i]}
         pos = sorted({k for c in (i, j) for k in range(c - 2, c + 1) if 0 <= k <= last})
         delta = Counter(tuple(tok.get(x, rt[x]) for x in (k, k + 1, k + 2)) for k in pos)

@@ -1,8 +1,19 @@
-"""Words and their opposites, for the contradiction check (align.py) and the rule-made flaws
-(perturb.py). Ours, plain English words only; each line one pair, inflected forms listed too.
+"""Words and their opposites, for the contradiction check (align.py). Two sources:
+- PAIRS below: ours, plain English words only; each line one pair, inflected forms listed too;
+- model/opposites.tsv: some 15,000 pairs derived from WordNet 3.0 (Princeton University; licence in
+  the file's header) by make_opposites.py: direct antonyms and indirect ones ("humid" ~ "wet" <->
+  "dry"), common senses only, with inflected forms. Function words (text.STOP: "in", "out", "up")
+  and quantifiers ("any", "no", "ever") are left out of it: their adjective senses are not what a
+  sentence means by them.
 
     OPPOSITE["smaller"] -> {"larger", "bigger"}
 """
+
+import os
+
+from realign.faithful.text import STOP
+
+WORDNET_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model", "opposites.tsv")
 
 PAIRS = """
 more less|more fewer|most least|increase decrease|increases decreases|increased decreased|increasing decreasing
@@ -65,5 +76,24 @@ for _line in PAIRS.strip().split("\n"):
     for _pair in _line.split("|"):
         _a, _b = _pair.strip().split(None, 1)
         _b = _b.strip()
+        OPPOSITE.setdefault(_a, set()).add(_b)
+        OPPOSITE.setdefault(_b, set()).add(_a)
+
+
+def _wordnet_pairs(path=WORDNET_FILE):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [ln.split("\t") for ln in f.read().split("\n") if ln and not ln.startswith("#")]
+
+
+# quantifiers and negations: WordNet pairs them as adjectives (any <-> no, ever <-> never, other <->
+# same), but a rewrite trades them freely ("no fast access" for "without any fast access"); a changed
+# quantifier is the number rules' and the hand list's to read
+QUANTIFIERS = frozenset("""no not none never ever any some each every all both either neither many few much
+little more less most least several other same another such enough only own certain""".split())
+HAND = {w: set(o) for w, o in OPPOSITE.items()}   # the hand list alone
+for _a, _b in _wordnet_pairs():
+    if not {_a, _b} & (STOP | QUANTIFIERS):
         OPPOSITE.setdefault(_a, set()).add(_b)
         OPPOSITE.setdefault(_b, set()).add(_a)

@@ -8,6 +8,9 @@ Each finding flags a record alone (score 1.0):
   - a part named by its whole ("the north entrance of Riverside Park") blurred into the whole;
   - an item of an enumeration ("flour, sugar, poppy seeds and butter") or a short line of a
     bulleted list whose words the rewrite lacks, where it keeps the other items;
+  - an amount, a time or a frequency blurred: gone from the rewrite, whose sentence saying the rest
+    uses a vague word the original does not ("for about a week" -> "for a while", "twice a year"
+    -> "regularly");
 - "contradiction" (direction "unsupported"): a comparison or preference turned round ("a late
   workout helps more than a walk" where the original says the walk helps more than a late workout;
   "dish soap rather than salt" where it says "salt, not dish soap");
@@ -23,9 +26,10 @@ faithful rewrite of the dev sets; on the 626 faithful rewrites of our training i
 """
 
 import re
+from collections import Counter
 
 from realign.faithful.align import rarity
-from realign.textchecks import CARDINAL_WORDS
+from realign.textchecks import CARDINAL_WORDS, numbers
 from realign.faithful.text import STOP, claims, stem, words
 
 # a field of an extraction ("Date: Saturday 12 April. Location: ...", "**Location:** ..."): its label and value
@@ -171,6 +175,64 @@ def changed_recommendation(original, rewrite):
     return None
 
 
+# indefinite amounts, times and frequencies: a fact blurred is a specific amount, time or frequency
+# of the original ("for around a week", "twice a year", "by eight-fifteen") put as one of these
+_VAGUE_PHRASES = re.compile(r"\b(" + "|".join(sorted("""for a while|a while|a little while|some time|sometime|
+at some point|from time to time|now and then|every so often|occasionally|periodically|regularly|in good time|
+early enough|ahead of time|in advance|a bit|a little|a number of|various|certain|several|a few|some|
+briefly|shortly|soon|eventually|later|for some time|a period|a short time|a long time|a good while|
+a couple of""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
+_TIME_WORDS = frozenset("""second seconds minute minutes hour hours day days week weeks month months year years
+night nights overnight daily weekly monthly yearly annually hourly fortnight decade decades""".split())
+
+
+def _values(text):
+    return {v for n in numbers(text) for v in n.values}
+
+
+def blurred(question, original, rewrite, have, asked):
+    """A specific amount, time or frequency of the original ("for around a week", "twice a year",
+    "by eight-fifteen") gone from the rewrite, whose sentence saying the rest of it uses a vague
+    word that the original and the request do not ("for a while", "regularly", "in good time").
+    A number counts as kept when its value is anywhere in the rewrite ("thirty per cent" = "30%").
+    (detail, the original's sentence) or None. Linear in the texts: each rewrite sentence with a
+    new vague word finds its original sentence through an index of their words."""
+    low_r = rewrite.lower()
+    new = _vague_in(rewrite) - _vague_in(original + "\n" + question)
+    if not new:
+        return None
+    theirs, index = claims(original), {}
+    for k, c in enumerate(theirs):
+        for st in {stem(w) for w in _content(c)}:
+            index.setdefault(st, []).append(k)
+    kept = None
+    for c in claims(rewrite):
+        vague = next((m.group(1).lower() for m in _VAGUE_PHRASES.finditer(c) if m.group(1).lower() in new), None)
+        if not vague:
+            continue
+        cs = {stem(w) for w in _content(c)} - {stem(w) for w in words(vague)}
+        votes = Counter(k for st in cs for k in index.get(st, ())[:50])   # a word in 50 sentences aligns nothing
+        if not votes:
+            continue
+        k, shared = votes.most_common(1)[0]
+        if shared < 2 or shared < 0.5 * len(cs):
+            continue   # the rewrite's sentence does not say what one of the original says
+        if kept is None:
+            kept = _values(rewrite) | _values(question) | ({2, 14} if "fortnight" in low_r else set())
+        # (one and two are left out: "one" is also a pronoun, "two" is "both")
+        gone = [n.surface for n in numbers(theirs[k]) if not set(n.values) & (kept | {1, 2})]
+        gone += [w for w in re.findall(r"(?<![\w-])[a-z]+(?![\w-])", theirs[k].lower())   # not "seven-year-olds"
+                 if w in _TIME_WORDS and not have.has(w) and not asked.has(w)
+                 and not (w.startswith("week") and "fortnight" in low_r)]
+        if gone:
+            return f"{', '.join(gone)!r} blurred into {vague!r}", theirs[k]
+    return None
+
+
+def _vague_in(text):
+    return {m.group(1).lower() for m in _VAGUE_PHRASES.finditer(text)}
+
+
 def details(question, original, rewrite):
     """[(kind, direction, sentence, detail)] of one record: see the module docstring."""
     if not original or not rewrite:
@@ -180,7 +242,8 @@ def details(question, original, rewrite):
     for check in (lambda: dropped_field(original, rewrite, have, asked),
                   lambda: dropped_qualifier(original, have),
                   lambda: dropped_item(original, have, asked),
-                  lambda: dropped_list_line(original, have, asked)):
+                  lambda: dropped_list_line(original, have, asked),
+                  lambda: blurred(question, original, rewrite, have, asked)):
         got = check()
         if got:
             out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))

@@ -135,9 +135,12 @@ def _join(pending):
 
 def words(text):
     """Lower-case words of `text`, with "n't" written out as "not"."""
-    out = []
     text = _THOUSANDS.sub("", text.lower().replace("’", "'"))
-    for w in _WORD.findall(text):
+    found = _WORD.findall(text)
+    if "'" not in text and "cannot" not in text:  # most texts: nothing to write out
+        return found
+    out = []
+    for w in found:
         if w.endswith("n't"):
             base = w[:-3]
             out += [_NT.get(base, base), "not"]

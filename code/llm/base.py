@@ -57,6 +57,11 @@ class Completion:
         error upstream or a stream that broke off."""
         return finished(self.finish_reason)
 
+    @property
+    def cut_reason(self):
+        """Why the reply is not a whole answer, on one line (see `cut_reason`); None when it is."""
+        return cut_reason(self.finish_reason)
+
 
 # How servers say "the answer is finished": OpenAI/vLLM/llama.cpp/Ollama/Mistral "stop" (Gemini
 # "STOP": matched in any case), Anthropic/Bedrock "end_turn" and "stop_sequence", TGI "eos_token",
@@ -121,6 +126,21 @@ def finished(reason):
     reason at all (a whole JSON reply from a server that sends none); "error", "abort", "other",
     "incomplete", a cut stream (STREAM_CUT) and every reason we do not know are not."""
     return normal_finish(reason) in (None, "stop")
+
+
+def cut_reason(reason):
+    """Why a reply that ended with `reason` is not a whole answer, on one line: "cut at the token
+    limit", "cut by the provider's content filter" or "cut by the server (finish_reason 'error')";
+    None when it is finished (`finished`). Every step that reads replies (rewrites, the judge, the
+    classifier's LLM) names a cut this way."""
+    if finished(reason):
+        return None
+    kind = normal_finish(reason)
+    if kind == "length":
+        return "cut at the token limit"
+    if kind == "content_filter":
+        return "cut by the provider's content filter"
+    return f"cut by the server (finish_reason {reason!r})"
 
 
 def finish_reason(choice):

@@ -8,7 +8,8 @@ the way real chat models answer:
     [[bold]]       **open_qa**                     [[sentence]]  The task is: open_qa.
     [[spaced]]     Open QA                         [[think]]     <think>…closed_qa?…</think> open_qa
     [[chatty]]     a paragraph naming no task      [[json]]      {"task": "open_qa"}
-    [[empty]]      an empty reply
+    [[empty]]      an empty reply                  [[abort]]     open_qa, finish_reason "error"
+                                                   (the generation broke off upstream: OpenRouter)
 
 Knobs: `answer` (query -> task name, or None for the fallback `default`), `schema_400` (answer
 400 "response_format is not supported" to a request asking for structured output, as some
@@ -76,7 +77,7 @@ class ClassifierFake(OpenAIFake):
         task = self.answer(query) or "default"
         text = (json.dumps({"task": task}) if self.schema_json and req.get("response_format")
                 else decorate(task, query))
-        finish = "stop"
+        finish = "error" if "[[abort]]" in query else "stop"
         limit = req.get("max_completion_tokens") or req.get("max_tokens")
         if self.thinks and limit and limit < self.thinks:  # a reasoning model spent the budget thinking
             text, finish = "", "length"

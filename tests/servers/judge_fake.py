@@ -14,6 +14,8 @@ word the edited answer does not use is "lost". Knobs:
     throttle_first the first k requests get 429 with Retry-After: 1
     malformed_first the first k requests get a reply with no JSON in it
     truncate_first the first k requests get half a verdict and finish_reason "length"
+    abort_first    the next k requests get a verdict finding nothing wrong and finish_reason "error"
+                   (OpenRouter's word for a generation that broke off upstream)
     api_key        when set, other keys get 401
     latency        seconds before each answer
 
@@ -68,10 +70,11 @@ def judge_text(prompt):
 
 class JudgeFake(FakeServer):
     def __init__(self, structured=True, style="json", throttle_first=0, malformed_first=0, truncate_first=0,
-                 api_key=None, latency=0.0, **kw):
+                 abort_first=0, api_key=None, latency=0.0, **kw):
         super().__init__(**kw)
         self.structured, self.style, self.api_key, self.latency = structured, style, api_key, latency
         self.throttle_first, self.malformed_first, self.truncate_first = throttle_first, malformed_first, truncate_first
+        self.abort_first = abort_first
         self.formats = []
         self._n = 0
         self._count_lock = threading.Lock()
@@ -113,6 +116,8 @@ class JudgeFake(FakeServer):
             text = "The edited answer looks fine to me overall."
         elif nth <= self.malformed_first + self.truncate_first:
             text, finish = text[: len(text) // 2], "length"
+        elif nth <= self.malformed_first + self.truncate_first + self.abort_first:
+            text, finish = self._verdict_text({"unsupported": [], "lost": []}), "error"
         return self.json_body({"id": f"judge-{nth}", "object": "chat.completion", "created": int(time.time()),
                                "model": req.get("model", "fake-judge"),
                                "choices": [{"index": 0, "finish_reason": finish,
