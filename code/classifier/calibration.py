@@ -92,7 +92,9 @@ def knn_log_votes(query, index, labels, weights, classes, k=KNN_K, temperature=K
     out = np.zeros((len(query), classes), dtype=np.float64)
     k = min(k, len(index))
     for start in range(0, len(query), KNN_BLOCK):
-        sims = np.asarray(query[start:start + KNN_BLOCK], np.float32) @ index.T
+        # one matrix-vector product per row: a batched product rounds differently with the batch's
+        # shape, and a prompt must get the same numbers in any company
+        sims = np.stack([index @ q for q in np.asarray(query[start:start + KNN_BLOCK], index.dtype)])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(sims, top, axis=1)
         w = np.exp((near - near.max(axis=1, keepdims=True)) / temperature) * weights[top]

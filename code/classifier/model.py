@@ -218,7 +218,9 @@ class TaskClassifier:
         try:
             embedding = pool.submit(self._embed, texts, progress, stop)
             out = sum(block.dot(texts, w) for block, w in zip(self.blocks.values(), w_blocks))
-            out += embedding.result() @ w_emb
+            # row by row: a batched product rounds with the batch's shape, and a prompt must get the
+            # same numbers in any company
+            out += np.array([e @ w_emb for e in embedding.result()], dtype=np.float32).reshape(out.shape)
         except BaseException:
             stop.set()  # Ctrl-C: the encoder stops after its batches in flight, and nobody waits for them
             pool.shutdown(wait=False)
