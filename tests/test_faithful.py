@@ -431,3 +431,33 @@ def test_rather_than_and_instead_of_are_negations(checker):
     a3 = "The simplest fix is to declare the loop variable with let instead of var. let is block-scoped, so each callback gets its own copy."
     assert not checker.check(q3, a3, "- Fix: declare the loop variable with `let`, not `var`.\n- `let` is block-scoped, "
                                      "so each callback gets its own copy.").flagged
+
+
+def test_a_longer_item_of_an_enumeration_dropped_is_lost(checker):
+    """Items of up to four words ("trips to the countryside"); a list of clauses ("parking is
+    scarce and expensive") or of steps ("mashed and mixed with lime juice") is not a list of things."""
+    q = "Is it worth learning to drive if I live in the city?"
+    a = "A licence gives you options: you can rent a car for holidays, trips to the countryside or moving house."
+    v = checker.check(q, a, "**Why learn:** a licence gives you options: you can rent a car for holidays or moving house.")
+    assert v.flagged and v.kind == "dropped" and "trips to the countryside" in v.detail, v
+    assert not checker.check(q, a, "**Why learn:** a licence gives you options – renting a car for holidays, for "
+                                   "trips to the countryside or for moving house.").flagged
+    q2 = "What is guacamole made of?"
+    a2 = "The main ingredient of guacamole is avocado, mashed and mixed with lime juice, salt, onion and cilantro."
+    assert not checker.check(q2, a2, "**Main ingredient:** avocado\n\n**Other ingredients:**\n- Lime juice\n- Salt\n"
+                                     "- Onion\n- Cilantro").flagged
+
+
+def test_the_second_of_two_things_dropped_is_lost(checker):
+    """details.dropped_pair_item: "X or an eye mask" -> "X" while the sentence stays; a quality
+    ("low and steady") or an act ("and click Done") is not a thing to list."""
+    q = "How can I sleep better on night shifts?"
+    a = "Make the bedroom as dark as possible with blackout curtains or an eye mask, and keep it cool."
+    v = checker.check(q, a, "- **Darkness:** make the bedroom as dark as possible with blackout curtains.\n- **Cool:** keep it cool.")
+    assert v.flagged and v.kind == "dropped" and "an eye mask" in v.detail, v
+    assert not checker.check(q, a, "- **Darkness:** make the bedroom as dark as possible: blackout curtains or an "
+                                   "eye mask.\n- **Cool:** keep it cool.").flagged
+    q2 = "What do central banks aim for?"
+    a2 = "A little inflation is considered normal, and most central banks aim to keep it low and steady."
+    assert not checker.check(q2, a2, "**Short answer:** a little inflation is normal; most central banks aim to "
+                                     "keep it low and stable.").flagged

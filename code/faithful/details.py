@@ -8,6 +8,8 @@ Each finding flags a record alone (score 1.0):
   - a part named by its whole ("the north entrance of Riverside Park") blurred into the whole;
   - an item of an enumeration ("flour, sugar, poppy seeds and butter") or a short line of a
     bulleted list whose words the rewrite lacks, where it keeps the other items;
+  - the second of two things joined by "and"/"or" ("blackout curtains or an eye mask") gone while
+    the rest of its sentence stays;
   - an amount, a time or a frequency blurred: gone from the rewrite, whose sentence saying the rest
     uses a vague word the original does not ("for about a week" -> "for a while", "twice a year"
     -> "regularly");
@@ -34,10 +36,19 @@ from realign.faithful.text import STOP, claims, stem, words
 
 # a field of an extraction ("Date: Saturday 12 April. Location: ...", "**Location:** ..."): its label and value
 _FIELD = re.compile(r"(?:^|(?<=[.;\n])\s*)[-*•]?\s*\**([A-Z][A-Za-z ]{1,30}?)\**\s*:\s*\**\s*([^\n.;]+)", re.M)
+ITEM_WORDS = 4   # words of an enumeration's item, at most
+# words of a clause, not of a listed thing ("parking is scarce", "so it is faster"): no item holds one
+_CLAUSE_WORDS = frozenset("""is are was were be been being has have had so but which that it its they we you he she
+can will would should could may might must does did do than""".split())
 # an enumeration: three or more short items, "a, b, c and d" / "a, b or c"
 _W = r"[A-Za-z][A-Za-z'\-]*"
-_ENUM = re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W})?){{1,8}},?\s+(?:and|or)\s+{_W}(?:\s{_W})?)"
-                   rf"(?=[.,;:!?)\n]|$)")
+def _enumeration(item_words):
+    return re.compile(rf"(?<![A-Za-z'\-])((?:{_W}\s){{0,2}}{_W}(?:,\s*{_W}(?:\s{_W}){{0,{item_words - 1}}}){{1,8}},?\s+"
+                      rf"(?:and|or)\s+{_W}(?:\s{_W}){{0,{item_words - 1}}})(?=[.,;:!?)\n]|$)")
+
+
+# items of two words, then of up to ITEM_WORDS (a longer match may swallow a shorter list and fail)
+_ENUMS = (_enumeration(2), _enumeration(ITEM_WORDS))
 _RECOMMEND = re.compile(r"(?:\bI'?d (?:go with|recommend|choose|pick|suggest)|\bI would (?:go with|recommend|choose|"
                         r"pick|suggest)|\bI recommend|\bmy (?:pick|recommendation|choice) is|\bthe better (?:choice|"
                         r"option|pick|bet|value) is|\bthe best (?:choice|option|pick|bet) is|\bgo with)\s+(.{3,80}?)"
@@ -94,12 +105,13 @@ def dropped_item(original, have, asked):
     for line in original.split("\n"):
         if ", " not in line or not (" and " in line or " or " in line):
             continue
-        for m in _ENUM.finditer(line):
+        for long, m in ((long, m) for long, enum in enumerate(_ENUMS) for m in enum.finditer(line)):
             items = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1))
             items = [i.strip() for i in items if i.strip()]
-            if len(items) < 3 or any(len(words(i)) > 2 or not _content(i) or any(w in CARDINAL_WORDS for w in words(i))
-                                     for i in items[1:]):
-                continue
+            if len(items) < 3 or any(not _content(i) or any(w in CARDINAL_WORDS for w in words(i)) or (long and (
+                    any(w in _CLAUSE_WORDS for w in words(i)) or words(i)[0].endswith("ed")))
+                                     for i in items[1:]):   # (longer items: "parking is scarce" is a clause,
+                continue                                    # "mashed and mixed with lime" a process, not things)
             kept = [i for i in items if any(have.has(w) for w in _content(i))]
             if len(kept) < len(items) - 1:
                 continue   # the rewrite does not give this list: another finding's business
@@ -181,7 +193,7 @@ _VAGUE_PHRASES = re.compile(r"\b(" + "|".join(sorted("""for a while|a while|a li
 at some point|from time to time|now and then|every so often|occasionally|periodically|regularly|in good time|
 early enough|ahead of time|in advance|a bit|a little|a number of|various|certain|several|a few|some|
 briefly|shortly|soon|eventually|later|for some time|a period|a short time|a long time|a good while|
-a couple of""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
+a couple of|over time|in time|sometimes|at times|often|usually|frequently|recently|a few times""".replace("\n", "").split("|"), key=len, reverse=True)) + r")\b", re.I)
 _TIME_WORDS = frozenset("""second seconds minute minutes hour hours day days week weeks month months year years
 night nights overnight daily weekly monthly yearly annually hourly fortnight decade decades""".split())
 
@@ -233,6 +245,40 @@ def _vague_in(text):
     return {m.group(1).lower() for m in _VAGUE_PHRASES.finditer(text)}
 
 
+_PAIR = re.compile(rf"(?<![A-Za-z'\-])({_W}(?:\s{_W}){{0,2}})\s+(and|or)\s+({_W}(?:\s{_W}){{0,3}})(?=[.,;:!?)\n]|$)")
+PAIR_KEPT = 0.7   # share of the sentence's other content words in the rewrite, at least
+
+
+def _thing(ws):
+    """Do the words read as a thing ("an eye mask", "crop failures"), not a quality or an act
+    ("steady", "expensive to collect", "click Done", "on your finances")? A word-level guess: an
+    article first, or a plural last."""
+    return bool(ws) and (ws[0] in ("a", "an") or (ws[-1].endswith("s") and not ws[-1].endswith("ss")
+                                                   and ws[0] not in STOP and len(ws) <= 3))
+
+
+def dropped_pair_item(original, have, asked):
+    """The second of two things joined by "and"/"or" ("old photographs and maps") gone from the
+    rewrite while it keeps the first and most of the sentence. (detail, sentence) or None."""
+    for sentence in claims(original):
+        if " and " not in sentence and " or " not in sentence:
+            continue
+        content = _content(sentence)
+        for m in _PAIR.finditer(sentence):
+            first, second = _content(m.group(1))[-1:], _content(m.group(3))
+            if (not first or not second or any(w in _CLAUSE_WORDS or w in CARDINAL_WORDS for w in words(m.group(3)))
+                    or not _thing(words(m.group(3)))):
+                continue
+            if not have.has(first[0]) or any(have.has(w) or asked.has(w) for w in second):
+                continue
+            if max(map(rarity, second)) < 0.5:
+                continue
+            rest = [w for w in content if w not in second]
+            if rest and sum(have.has(w) for w in rest) >= PAIR_KEPT * len(rest):
+                return f"{m.group(3)!r} of {m.group(0)!r} lost", sentence
+    return None
+
+
 def details(question, original, rewrite):
     """[(kind, direction, sentence, detail)] of one record: see the module docstring."""
     if not original or not rewrite:
@@ -243,7 +289,8 @@ def details(question, original, rewrite):
                   lambda: dropped_qualifier(original, have),
                   lambda: dropped_item(original, have, asked),
                   lambda: dropped_list_line(original, have, asked),
-                  lambda: blurred(question, original, rewrite, have, asked)):
+                  lambda: blurred(question, original, rewrite, have, asked),
+                  lambda: dropped_pair_item(original, have, asked)):
         got = check()
         if got:
             out.append(("dropped", "lost", _sentence_of(original, got[1]), got[0]))
