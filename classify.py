@@ -16,6 +16,9 @@ The embedded model (the default: CPU, no key) also writes items[0]["category_con
 calibrated probability (0-1) that its task is right, and items[0]["category_source"]: "embedded".
 --min_confidence P sends predictions under P to `default` (left as they are by the rewrite);
 `rejecting` is only chosen at --min_reject_confidence or above, otherwise the next task.
+Datasets differ in their task mix, so the embedded model re-estimates the mix of the records it
+labels together (up to 4096 at a time; 30 or more) and leans toward it: a record's label can
+depend on the others in the file. --no_mix_adaptation labels each record on its own.
 
 The cascade: with --fallback_model, the records the embedded model is unsure of (confidence under
 --fallback_below, default 0.8) go to that LLM (an OpenAI-compatible endpoint at --base_url, vLLM on
@@ -91,6 +94,9 @@ def parse_args(argv=None):
     p.add_argument("--min_reject_confidence", type=float, default=MIN_REJECT_CONFIDENCE, metavar="P",
                    help="embedded: choose `rejecting` only from this confidence up, else the next task "
                         f"(default {MIN_REJECT_CONFIDENCE})")
+    p.add_argument("--no_mix_adaptation", action="store_true",
+                   help="embedded: label each record on its own, not adapted to the task mix of the records "
+                        "labelled with it (slightly less accurate on real data; see bench/README.md)")
 
     g = p.add_argument_group("the cascade: an LLM for the records the embedded model is unsure of")
     g.add_argument("--fallback_model", default=None, metavar="M",
@@ -179,7 +185,8 @@ class Classifiers:
 
     def __init__(self, args, key, model_dir):
         self.args, self.model_dir = args, model_dir
-        self.rules = {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence}
+        self.rules = {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence,
+                      "adapt": not args.no_mix_adaptation}
         self.backend = llm_backend(args)
         self.model = args.fallback_model or args.model
         if self.backend == "local" and self.model == GAIR_MODEL:
@@ -310,7 +317,8 @@ def evaluate(args, clf):
     print()
     if args.min_confidence > 0:  # the coverage table is about the labels before --min_confidence's default
         guesses = classify_embedded(texts, args.model_dir, progress=False,
-                                    rules={"min_reject_confidence": args.min_reject_confidence})
+                                    rules={"min_reject_confidence": args.min_reject_confidence,
+                                           "adapt": not args.no_mix_adaptation})
     else:
         guesses = labels, confidences
     print(coverage_report(gold, *guesses, sorted({*THRESHOLDS, args.min_confidence, args.fallback_below})))

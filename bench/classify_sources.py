@@ -15,6 +15,8 @@ labelled differently counts half right for either label).
 
 --calibrate_only: train on our own data only, fit only the confidence on the other sources.
 --fold_by text: the calibration's inner folds are by text (the old way) instead of by source.
+--no_mix_adaptation: label the held-out source's prompts each on its own (TaskClassifier.classify
+adapts a batch to its task mix by default; the held-out source is one batch, as a user's file is).
 
 Sentence embeddings are computed once and cached in --cache (a numpy file keyed by text).
 """
@@ -90,6 +92,7 @@ def main():
     ap.add_argument("--dump", default=None, help="write every held-out prediction here (JSONL: uid, labels, pred, conf)")
     ap.add_argument("--fast", action="store_true",
                     help="accuracy only: no calibration (no class bias, no confidence map), one fit per source")
+    ap.add_argument("--no_mix_adaptation", action="store_true", help="do not adapt to the held-out source's task mix")
     ap.add_argument("--cache", default=os.path.join("/tmp", "classify_sources_embeddings.npz"))
     args = ap.parse_args()
 
@@ -123,14 +126,16 @@ def main():
             pred, conf = [str(svm.classes_[j]) for j in got.argmax(axis=1)], np.zeros(len(test))
         else:
             model.fit(texts, labels, real=real)
-            pred, conf = model.classify([p["text"] for p in test])
+            pred, conf = model.classify([p["text"] for p in test], adapt=not args.no_mix_adaptation)
         save_cache(args.cache)
         soft = np.array([soft_right(y, p["labels"]) for y, p in zip(pred, test)])
         conf = np.array(conf)
         sure = conf >= 0.8
         rows.append((held, len(test), soft.mean(), sure.mean(), soft[sure].mean() if sure.any() else float("nan")))
+        fitted = "" if args.fast else (f"  [knn weight {model.meta.get('knn_weight')}, "
+                                       f"mix strength {model.meta.get('mix_strength')}]")
         print(f"  held out {held:<14} n={len(test):>4}  accuracy {soft.mean():6.1%}  "
-              f"conf>=0.8 covers {sure.mean():6.1%} at {rows[-1][4]:6.1%}  ({time.monotonic() - start:.0f} s)",
+              f"conf>=0.8 covers {sure.mean():6.1%} at {rows[-1][4]:6.1%}  ({time.monotonic() - start:.0f} s){fitted}",
               flush=True)
         dumped += [{"uid": p["uid"], "labels": p["labels"], "pred": y, "conf": round(float(c), 4)}
                    for p, y, c in zip(test, pred, conf)]

@@ -15,6 +15,7 @@ from realign.classifier import metrics
 from realign.classifier.backends import LLMSettings, classify_llm, classify_request
 from realign.classifier.data import load_labeled, load_real
 from realign.classifier.features import fit_ngrams
+from realign.classifier.calibration import adapt_to_mix, knn_log_votes, reweight
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
 from realign.errors import DataError
 from realign.llm.base import BackendConfig
@@ -127,6 +128,41 @@ def test_temperature_fit_recovers_the_temperature_labels_were_drawn_with():
     assert fit_temperature(scores, gold) == pytest.approx(2.0, rel=0.1)
 
 
+def test_mix_adaptation_moves_toward_the_batch_mix_and_the_pseudo_count_holds_it_back():
+    """Rows from a batch that is 80 % class 0, scored by a model calibrated on an even mix: EM
+    finds the batch's mix; a large pseudo-count keeps the calibration mix."""
+    rng = np.random.default_rng(0)
+    gold = (rng.random(2000) > 0.8).astype(int)
+    prob = np.where(gold[:, None] == 0, [0.6, 0.4], [0.4, 0.6])  # a weak, calibrated-on-even classifier
+    adjusted, mix = adapt_to_mix(prob, [0.5, 0.5], strength=0.0)
+    assert mix[0] > 0.7 and np.allclose(adjusted.sum(axis=1), 1.0)
+    assert (adjusted.argmax(axis=1) == 0).all()  # the 0.4 of class 0 is now the likelier reading
+    held, mix = adapt_to_mix(prob, [0.5, 0.5], strength=1000.0)
+    assert abs(mix[0] - 0.5) < 0.01 and np.allclose(held, prob, atol=0.02)
+    assert np.allclose(reweight(prob, [0.5, 0.5], [0.5, 0.5]), prob)
+
+
+def test_nearest_neighbours_vote_for_their_tasks():
+    index = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    labels, weights = np.array([0, 0, 1]), np.ones(3)
+    votes = np.exp(knn_log_votes(np.array([[1.0, 0.0], [0.0, 1.0]]), index, labels, weights, 3, k=2, smoothing=1e-9))
+    assert votes[0].argmax() == 0 and votes[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert votes[1].argmax() == 1 and votes[1, 2] < 1e-6  # nobody voted for class 2
+
+
+def test_a_batch_is_adapted_to_its_mix_and_a_small_one_is_not(tmp_path, model):
+    """With mix_strength set, the labels of a batch of 30+ depend on the batch; a batch of 29
+    keeps the calibration mix (adapt=False gives the same)."""
+    texts, _ = load_labeled(HELD_OUT)
+    m = TaskClassifier.load()
+    m.meta = {**m.meta, "mix_strength": 0.0, "mix_prior": [1 / len(m.classes)] * len(m.classes)}
+    small = texts[:29]
+    assert m.classify(small) == m.classify(small, adapt=False)
+    batch = texts[:200]
+    plain, adapted = m.classify(batch, adapt=False), m.classify(batch)
+    assert plain != adapted
+
+
 # ---------------------------------------------------------------- the embedded model
 
 @pytest.fixture(scope="module")
@@ -235,6 +271,12 @@ def test_calibration_groups_leave_one_source_out(tmp_path, model):
     small = TaskClassifier(encoder_dir=model.encoder_dir).fit(texts[::6], labels[::6], real=real)
     c = small.meta["calibration"]
     assert c["folds"] == 3 and c["folds_by"] == "group" and len(small.meta["confidence_map"]) == 3 + len(small.classes)
+    # grouped rows also choose how far to adapt to a batch's task mix (None: not at all) and the vote's weight
+    assert "mix_strength" in small.meta and len(small.meta["mix_prior"]) == len(small.classes)
+    assert small.meta["knn_weight"] in (0.0, 0.1, 0.2, 0.3, 0.5)
+    small.save(tmp_path / "m")
+    again = TaskClassifier.load(tmp_path / "m")
+    assert (again.knn is None) == (small.knn is None) and again.classify(texts[:40]) == small.classify(texts[:40])
     del rows[0]["group"]  # given on some rows only: refused
     with pytest.raises(DataError, match="'group' is given on some records"):
         load_real(write_json(tmp_path / "mixed.json", rows))
@@ -320,6 +362,19 @@ def test_formats_in_realign_out(tmp_path, capsys, fmt):
     if fmt == "sharegpt":
         assert recs[0]["system"] == "Be brief." and len(recs[0]["items"]) == 4
         assert recs[0]["items"][0]["category"] == "code_correction"
+
+
+def test_no_mix_adaptation_labels_each_record_as_if_alone(tmp_path, capsys):
+    """Forty records labelled together with --no_mix_adaptation get the labels each gets alone."""
+    texts, _ = load_labeled(HELD_OUT)
+    texts = texts[::20][:40]
+    inp = write_json(tmp_path / "in.json", [{"instruction": t, "output": "x"} for t in texts])
+    out = tmp_path / "out.json"
+    code, _ = classify_main(capsys, "--input_data_path", inp, "--output_path", out, "--quiet", "--no_mix_adaptation")
+    assert code == 0
+    model = TaskClassifier.load()
+    alone = [model.classify([t])[0][0] for t in texts[:8]]
+    assert [rec["items"][0]["category"] for rec in read(out)][:8] == alone
 
 
 def test_confidence_is_written_and_min_confidence_sends_the_unsure_to_default(tmp_path, capsys):

@@ -7,11 +7,13 @@ word n-gram blocks read only the first and the last 150 characters, where the as
 with pasted material usually is. The measurements behind the choices are in bench/README.md
 (classify section).
 
-Confidence: the SVM's scores divided by a temperature, plus a bias per task, put through a
-softmax give a probability per task; a confidence map turns the chosen task's probability into
-the probability that the choice is right. Given labelled prompts written by people (`real`),
-`fit` fits all three on scores those prompts got from models that did not train on them (K-fold;
-see calibration.py), and may train on some of them too. Without them, only the temperature is
+Confidence: the SVM's scores divided by a temperature, plus a bias per task, plus a weighted
+vote of the nearest training prompts, put through a softmax give a probability per task; a
+confidence map turns the chosen task's probability into the probability that the choice is
+right. Given labelled prompts written by people (`real`), `fit` fits them all on scores those
+prompts got from models that did not train on them (K-fold, or one source left out at a time;
+see calibration.py), and may train on some of them too; with sources, it also chooses how far
+`classify` adapts to the task mix of the batch it labels. Without them, only the temperature is
 fitted, on held-out scores of the training set itself, which flatters the model on real prompts;
 bench/README.md reports both. `classify` turns probabilities into labels with two rules:
 `rejecting` is chosen only at `min_reject_confidence` or above (a harmless request labelled
@@ -23,7 +25,8 @@ tokenizers and onnxruntime, so the model loads fast.
 
 An artifact is a folder:
   head.npz        vocabularies and idf weights of the n-gram blocks, the SVM's weights
-                  (float16) and biases, the class names, the class bias. No pickle.
+                  (float16) and biases, the class names, the class bias, the neighbour
+                  index (training prompts' embeddings, float16, tasks and weights). No pickle.
   meta.json       settings, temperature, confidence map, what the model was trained and
                   calibrated on.
   encoder.int8.onnx, tokenizer.json   the sentence encoder (see encoder.py).
@@ -38,8 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from realign.classifier.calibration import (apply_confidence_map, fit_confidence_map, fit_scaling, fold_of,
-                                            shares, softmax, top_two)
+from realign.classifier.calibration import (MIN_MIX_RECORDS, adapt_to_mix, apply_confidence_map,
+                                            choose_mix_strength, fit_confidence_map, fit_scaling, fold_of,
+                                            knn_log_votes, reweight, shares, softmax, top_two)
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
 from realign.classifier.features import NgramTfidf, fit_ngrams
 from realign.constant import DEFAULT_TASK
@@ -71,12 +75,14 @@ REJECTING = "rejecting"
 class TaskClassifier:
     """fit(texts, labels) / predict(texts); save(folder) / TaskClassifier.load(folder)."""
 
-    def __init__(self, encoder_dir, blocks=None, classes=None, coef=None, intercept=None, meta=None, bias=None):
+    def __init__(self, encoder_dir, blocks=None, classes=None, coef=None, intercept=None, meta=None, bias=None,
+                 knn=None):
         self.encoder_dir = encoder_dir
         self.encoder = None
         self.blocks = blocks  # {name: NgramTfidf}, in NGRAM_BLOCKS order (older models: word and char only)
         self.classes, self.coef, self.intercept = classes, coef, intercept
         self.bias = bias  # per task, added to the scaled scores (calibration.py); None: no bias
+        self.knn = knn  # (embeddings, task indices, weights) of the neighbour index; None: no vote
         self.meta = {"embedding_weight": EMBEDDING_WEIGHT, "temperature": 1.0, "confidence_map": None,
                      **(meta or {})}
         self._weights = None  # coef split per feature block, float32; made on first use
@@ -102,8 +108,10 @@ class TaskClassifier:
         embedding = self._embed(texts, progress)
         weights = np.ones(len(texts))
         self.meta.pop("calibration", None)
-        self.bias = None
+        self.bias = self.knn = None
         self.meta["confidence_map"] = None
+        for key in ("knn_weight", "mix_strength", "mix_prior"):
+            self.meta.pop(key, None)
         if real is not None:
             real_embedding = self._embed(real.texts, progress)
             self._calibrate_on_real(texts, labels, embedding, real, real_embedding)
@@ -116,6 +124,9 @@ class TaskClassifier:
             self.meta["temperature"] = fit_temperature(*held_out_scores(texts, labels, csr_matrix(embedding)))
         self.blocks, svm = _fit_svm(texts, labels, csr_matrix(embedding), weights)
         self.classes = [str(c) for c in svm.classes_]
+        if self.meta.get("knn_weight"):
+            self.knn = (_unit(embedding).astype(np.float16).astype(np.float32),  # as save/load will give it
+                        np.array([self.classes.index(x) for x in labels]), weights.astype(np.float16).astype(np.float32))
         self.coef, self.intercept = svm.coef_.astype(np.float16), svm.intercept_.astype(np.float32)
         self._weights = None
         self.meta.update(trained_on=len(texts), tasks=len(self.classes), trained_at=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -139,6 +150,10 @@ class TaskClassifier:
         else:
             fold = np.array([fold_of(t, folds) for t in real.texts])
         scores = np.zeros((len(real.texts), len(classes)), dtype=np.float64)
+        votes = np.zeros_like(scores)  # the nearest prompts' vote, from the same training prompts as the scores
+        index = _unit(np.vstack([embedding, real_embedding]))
+        index_labels = np.array([classes.index(x) for x in [*labels, *real.labels]])
+        index_weights = np.concatenate([np.ones(len(labels)), real.weights])
         for f in range(folds):
             extra = np.flatnonzero(real.train & (fold != f))
             part_texts = list(texts) + [real.texts[i] for i in extra]
@@ -153,11 +168,20 @@ class TaskClassifier:
             got = svm.decision_function(_features(blocks, held, csr_matrix(real_embedding[test])))
             cols = [classes.index(c) for c in svm.classes_]
             scores[np.ix_(test, cols)] = got
+            seen = np.concatenate([np.arange(len(labels)), len(labels) + extra])
+            votes[test] = knn_log_votes(_unit(real_embedding[test]), index[seen], index_labels[seen],
+                                        index_weights[seen], len(classes))
         gold = np.array([classes.index(label) for label in real.labels])
         train_weights = np.concatenate([np.ones(len(labels)), REAL_WEIGHT * real.weights[real.train]])
         log_ratio = np.log(shares(real.labels, classes, real.weights) / shares(trained, classes, train_weights))
-        temperature, alpha = fit_scaling(scores, gold, real.weights, log_ratio)
-        prob = softmax(scores / temperature + alpha * log_ratio)
+        temperature, alpha, beta = fit_scaling(scores, gold, real.weights, log_ratio, votes)
+        prob = softmax(scores / temperature + alpha * log_ratio + beta * votes)
+        strength = None
+        if real.groups is not None:  # how far to adapt to a batch's task mix: the best on held-out sources
+            prob, strength, prior = _fit_mix(prob, real, gold)
+            self.meta["mix_prior"] = [max(round(float(x), 6), 1e-6) for x in prior]
+        self.meta["mix_strength"] = strength
+        self.meta["knn_weight"] = beta
         chosen = prob.argmax(axis=1)
         p, q = top_two(prob, chosen)
         self.meta["confidence_map"] = fit_confidence_map(p, q, chosen == gold, real.weights,
@@ -171,6 +195,7 @@ class TaskClassifier:
         self.meta["calibration"] = {
             "prompts": len(set(real.texts)), "rows": len(real.texts), "trained_on": int(len(set(
                 real.texts[i] for i in np.flatnonzero(real.train)))), "alpha": alpha, "folds": folds,
+            "knn_weight": beta, "mix_strength": strength,
             "folds_by": "group" if real.groups is not None else "text",
             "held_out_accuracy": round(float((w * right).sum() / w.sum()), 4),
             "coverage_at_0.8": round(float((w * sure).sum() / w.sum()), 4),
@@ -180,6 +205,10 @@ class TaskClassifier:
 
     def scores(self, texts, progress=None):
         """(len(texts), tasks) decision values; the n-grams are scored while the encoder runs."""
+        return self._scores(texts, progress)[0]
+
+    def _scores(self, texts, progress=None):
+        """(decision values, sentence embeddings) of the texts."""
         if self._weights is None:
             w = self.coef.T.astype(np.float32)
             ends = np.cumsum([0] + [len(b) for b in self.blocks.values()])
@@ -189,27 +218,48 @@ class TaskClassifier:
         try:
             embedding = pool.submit(self._embed, texts, progress, stop)
             out = sum(block.dot(texts, w) for block, w in zip(self.blocks.values(), w_blocks))
-            out += embedding.result() @ w_emb
+            # row by row: a batched product rounds with the batch's shape, and a prompt must get the
+            # same numbers in any company
+            out += np.array([e @ w_emb for e in embedding.result()], dtype=np.float32).reshape(out.shape)
         except BaseException:
             stop.set()  # Ctrl-C: the encoder stops after its batches in flight, and nobody waits for them
             pool.shutdown(wait=False)
             raise
         pool.shutdown()
-        return out + self.intercept
+        return out + self.intercept, embedding.result()
 
     def probabilities(self, texts, progress=None):
-        """(len(texts), tasks) probabilities, columns in the order of self.classes."""
-        z = self.scores(texts, progress) / np.float32(self.meta["temperature"])
-        return softmax(z + self.bias if self.bias is not None else z)
+        """(len(texts), tasks) probabilities, columns in the order of self.classes (each text on its
+        own: no adaptation to the batch's task mix, see classify)."""
+        scores, embedding = self._scores(texts, progress)
+        z = scores / np.float32(self.meta["temperature"])
+        if self.bias is not None:
+            z = z + self.bias
+        if self.knn is not None and self.meta.get("knn_weight") and len(texts):
+            index, labels, weights = self.knn
+            z = z + self.meta["knn_weight"] * knn_log_votes(_unit(embedding), index, labels, weights, len(self.classes))
+        return softmax(z)
 
-    def classify(self, texts, progress=None, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE):
+    def classify(self, texts, progress=None, min_confidence=0.0, min_reject_confidence=MIN_REJECT_CONFIDENCE,
+                 adapt=True):
         """(labels, confidences): the most probable task and the confidence that it is right,
         `rejecting` only at min_reject_confidence or above (else the next task), `default` under
         min_confidence. The confidence is always that of the task the model picked, so a record
-        sent to `default` shows how unsure it was. Worked through in chunks: memory stays flat."""
+        sent to `default` shows how unsure it was. Worked through in chunks of CHUNK: memory stays
+        flat. With `adapt` and a model calibrated by source (meta mix_strength), each chunk of at
+        least MIN_MIX_RECORDS texts is adapted to its own task mix (calibration.adapt_to_mix), so a
+        text's label can depend on the others labelled with it; a smaller chunk takes the mix of
+        the chunk before, or none."""
         labels, confidences = [], []
+        strength, mix = self.meta.get("mix_strength") if adapt else None, None
         for start in range(0, len(texts), CHUNK):
             prob = self.probabilities(texts[start:start + CHUNK], progress)
+            if strength is not None:
+                prior = self.meta["mix_prior"]
+                if len(prob) >= MIN_MIX_RECORDS:
+                    prob, mix = adapt_to_mix(prob, prior, strength)
+                elif mix is not None:
+                    prob = reweight(prob, prior, mix)
             for label, confidence in decide(prob, self.classes, min_confidence, min_reject_confidence,
                                             self.meta.get("confidence_map")):
                 labels.append(label)
@@ -228,8 +278,14 @@ class TaskClassifier:
         with atomic_open(os.path.join(folder, "head.npz"), "wb") as f:
             vocabularies = {f"{name}_{what}": np.array(block.vocab) if what == "vocab" else block.idf
                             for name, block in self.blocks.items() for what in ("vocab", "idf")}
+            knn = {}
+            if self.knn is not None:
+                index, labels, weights = self.knn
+                knn = {"knn_embedding": index.astype(np.float16), "knn_labels": labels.astype(np.int16),
+                       "knn_weights": weights.astype(np.float16)}
             np.savez_compressed(f, classes=np.array(self.classes), **vocabularies, coef=self.coef,
-                                intercept=self.intercept, **({"bias": self.bias} if self.bias is not None else {}))
+                                intercept=self.intercept, **({"bias": self.bias} if self.bias is not None else {}),
+                                **knn)
         meta = {**self.meta, "blocks": list(self.blocks), **{f"{name}_ngrams": block.params for name, block in
                                                               self.blocks.items()},
                 "svm_c": SVM_C, "calibration_folds": CALIBRATION_FOLDS}
@@ -257,7 +313,11 @@ class TaskClassifier:
             blocks = {name: NgramTfidf(meta[f"{name}_ngrams"], z[f"{name}_vocab"], z[f"{name}_idf"])
                       for name in meta.get("blocks", ("word", "char"))}
             bias = z["bias"] if "bias" in z.files else None
-            return cls(folder, blocks, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta, bias)
+            knn = None
+            if "knn_embedding" in z.files:
+                knn = (z["knn_embedding"].astype(np.float32), z["knn_labels"].astype(np.int64),
+                       z["knn_weights"].astype(np.float32))
+            return cls(folder, blocks, [str(c) for c in z["classes"]], z["coef"], z["intercept"], meta, bias, knn)
         except (KeyError, ValueError, OSError) as e:
             raise DataError(f"{folder}: damaged classifier model ({type(e).__name__}: {e})") from None
 
@@ -282,6 +342,36 @@ def decide(prob, classes, min_confidence=0.0, min_reject_confidence=MIN_REJECT_C
 
 
 # ------------------------------------------------------------ training helpers
+
+def _unit(embedding):
+    """Rows scaled to unit length (the embedding block is scaled by the model's embedding weight)."""
+    norm = np.linalg.norm(embedding, axis=1, keepdims=True)
+    return embedding / np.maximum(norm, 1e-12)
+
+
+def _fit_mix(prob, real, gold):
+    """(probabilities adapted to each group's task mix, strength, calibration mix) for the real
+    prompts' held-out probabilities; the strength is calibration.choose_mix_strength's, over
+    prompts (a prompt two labellers split is one prompt, half right for either label)."""
+    first = {}
+    for i, t in enumerate(real.texts):
+        first.setdefault(t, i)
+    rows = np.array(list(first.values()))
+    of = np.array([first[t] for t in real.texts])  # each row's prompt, as an index into rows
+    where = {r: k for k, r in enumerate(rows)}
+    share = np.zeros((len(rows), prob.shape[1]))
+    for i, label in enumerate(gold):
+        share[where[of[i]], label] += real.weights[i]
+    share /= share.sum(axis=1, keepdims=True)
+    groups = np.array([real.groups[r] for r in rows])
+    strength, prior = choose_mix_strength(prob[rows], lambda chosen: share[np.arange(len(rows)), chosen], groups)
+    adapted = prob[rows].copy()
+    if strength is not None:
+        for g in set(groups):
+            inside = groups == g
+            adapted[inside] = adapt_to_mix(prob[rows][inside], prior, strength)[0]
+    return adapted[[where[o] for o in of]], strength, prior
+
 
 def _features(blocks, texts, embedding):
     """The sparse feature matrix (training only): every n-gram block, then the embedding rows."""
