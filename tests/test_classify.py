@@ -15,7 +15,7 @@ from realign.classifier import metrics
 from realign.classifier.backends import LLMSettings, classify_llm, classify_request
 from realign.classifier.data import load_labeled, load_real
 from realign.classifier.features import fit_ngrams
-from realign.classifier.calibration import adapt_to_mix, knn_log_votes, reweight
+from realign.classifier.calibration import MIN_MIX_RECORDS, adapt_to_mix, knn_log_votes, reweight
 from realign.classifier.model import CHAR_NGRAMS, WORD_NGRAMS, TaskClassifier, decide, fit_temperature, softmax
 from realign.errors import DataError
 from realign.llm.base import BackendConfig
@@ -178,12 +178,15 @@ def test_embedded_model_beats_the_floor_on_our_held_out_set(model):
 
 def test_a_prompt_gets_the_same_label_and_confidence_whatever_else_is_in_the_file(model):
     """The int8 encoder quantises per run: batched with longer neighbours, a prompt's vector (and
-    sometimes its label) used to change. Alone, in any company and in any order, it is the same."""
+    sometimes its label) used to change. Now only the task-mix adaptation, which starts at 30
+    records (its own tests below), makes the company count: in a file smaller than that, in any
+    company and in any order, a prompt gets what it gets alone."""
     probe = "Can you suggest a few names for a bakery that sells only sourdough bread?"
     others = ["Write a haiku about winter.", "Translate 'good night' into German.",
               "Explain in detail how a transformer language model is trained, step by step, with the loss, "
               "the optimizer, batching and the learning-rate schedule, and what can go wrong in each part."] * 3
     alone = model.classify([probe])
+    assert len(others) * 2 + 1 < MIN_MIX_RECORDS
     for company in (others + [probe], [probe] + others, others[::-1] + [probe] + others):
         labels, confidences = model.classify(company)
         i = company.index(probe)
