@@ -56,22 +56,26 @@ class SentenceEncoder:
     def encode(self, texts, progress=None, stop=None):
         """Embed texts (BATCH at a time, by length), returned in input order.
         `stop` (a threading.Event), or an exception here (Ctrl-C), ends it after the batches in
-        flight: the ones not started are dropped, not run to the end."""
+        flight: the ones not started are dropped, not run to the end. One worker, or a handful of
+        batches, runs in this thread: a pool's threads would cost more than they give."""
         order = np.argsort([len(t) for t in texts], kind="stable")
         batches = [order[i:i + BATCH] for i in range(0, len(texts), BATCH)]
         out = np.zeros((len(texts), 384), dtype=np.float32)
-        pool = ThreadPoolExecutor(self.workers)
+        run = lambda b: self._run([texts[i] for i in b])  # noqa: E731
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 and len(batches) >= 8 else None
         try:
-            for idx, vectors in zip(batches, pool.map(lambda b: self._run([texts[i] for i in b]), batches)):
+            for idx, vectors in zip(batches, pool.map(run, batches) if pool else map(run, batches)):
                 out[idx] = vectors
                 if progress is not None:
                     progress.update(len(idx))
                 if stop is not None and stop.is_set():
                     break
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: nobody waits for the batches in flight
+            if pool:
+                pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: nobody waits for the batches in flight
             raise
-        pool.shutdown(cancel_futures=True)
+        if pool:
+            pool.shutdown(cancel_futures=True)
         return out
 
 

@@ -149,16 +149,10 @@ class Checker:
         return found, share, rewrite
 
     def _embed(self, texts):
-        """Embeddings of `texts`, each run alone: the int8 encoder quantises its activations per
-        batch, so a text batched with others gets a slightly different vector (cosines move by up
-        to 0.03), and a record's verdict would depend on its neighbours in the run. Alone, it is
-        as fast on short sentences (no padding)."""
-        from concurrent.futures import ThreadPoolExecutor
-        run = self.encoder._run   # one session, one text a call
-        if self.workers == 1 or len(texts) < 8:
-            return [run([t])[0] for t in texts]
-        with ThreadPoolExecutor(self.workers) as pool:
-            return [v[0] for v in pool.map(lambda t: run([t]), texts)]
+        """Embeddings of `texts`, each run alone (encoder.BATCH is 1): the int8 encoder quantises
+        its activations per run, so batched with others a text's vector, and a record's verdict,
+        would depend on its neighbours in the run."""
+        return self.encoder.encode(texts)
 
     def _cosines(self, found):
         """{(clause, window): the highest cosine of the clause with its window's sentences}. Each
