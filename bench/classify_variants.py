@@ -35,8 +35,8 @@ from classify_human import TRAIN, TRAINABLE_SOURCES, load_set  # noqa: E402
 from classify_sources import NOT_FITTED, CachedEmbeddings, load_cache, real_prompts, save_cache  # noqa: E402
 
 import realign.classifier.model as M  # noqa: E402
-from realign.classifier.calibration import (MIN_MIX_RECORDS, adapt_to_mix, apply_confidence_map,  # noqa: E402
-                                            choose_mix_strength, fit_confidence_map, fit_scaling,
+from realign.classifier.calibration import (MIN_MIX_RECORDS, adapt_each_group, adapt_to_mix,  # noqa: E402
+                                            apply_confidence_map, choose_mix_strength, fit_confidence_map, fit_scaling,
                                             knn_log_votes, shares, softmax, top_two)
 from realign.classifier.data import load_labeled  # noqa: E402
 
@@ -215,9 +215,7 @@ def run_variant(c, t, reject, offsets=None, extra=(), C=1.0, votes=False, mix=Fa
     if mix:
         strength, prior = choose_mix_strength(prob, lambda ch: c["y"][np.arange(len(ch)), ch], c["src"])
         if strength is not None:
-            for g in set(c["src"]):
-                m = c["src"] == g
-                prob[m] = adapt_to_mix(prob[m], prior, strength)[0]
+            prob = adapt_each_group(prob, c["src"], prior, strength)
             if len(prob_t) >= MIN_MIX_RECORDS:
                 prob_t = adapt_to_mix(prob_t, prior, strength)[0]
     chosen = prob[prompt].argmax(1)

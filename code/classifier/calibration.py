@@ -112,8 +112,7 @@ def adapt_to_mix(prob, prior, strength, iterations=MIX_ITERATIONS):
     mix, adjusted = prior, prob
     pseudo = strength * len(prob)
     for _ in range(iterations):
-        adjusted = prob * (mix / prior)
-        adjusted = adjusted / adjusted.sum(axis=1, keepdims=True)
+        adjusted = reweight(prob, prior, mix)
         mix = (adjusted.sum(axis=0) + pseudo * prior) / (len(prob) + pseudo)
     return adjusted, mix
 
@@ -124,6 +123,18 @@ def reweight(prob, prior, mix):
     return adjusted / adjusted.sum(axis=1, keepdims=True)
 
 
+def adapt_each_group(prob, groups, prior, strength):
+    """A copy of `prob` with each group's rows (groups: (n,) names) adapted to that group's own
+    mix (adapt_to_mix); as it is for strength None."""
+    adapted = prob.copy()
+    if strength is not None:
+        groups = np.asarray(groups)
+        for g in set(groups):
+            inside = groups == g
+            adapted[inside] = adapt_to_mix(prob[inside], prior, strength)[0]
+    return adapted
+
+
 def choose_mix_strength(prob, right_of, groups, strengths=MIX_STRENGTHS):
     """The strength (None: no adaptation) under which adapting each group's rows to its own mix
     labels them best. prob (n, classes) holds one row per prompt, right_of(chosen) the share right
@@ -131,11 +142,7 @@ def choose_mix_strength(prob, right_of, groups, strengths=MIX_STRENGTHS):
     prior = prob.mean(axis=0)
     best = None
     for strength in strengths:
-        adapted = prob.copy()
-        if strength is not None:
-            for g in set(groups):
-                inside = np.asarray(groups) == g
-                adapted[inside] = adapt_to_mix(prob[inside], prior, strength)[0]
+        adapted = adapt_each_group(prob, groups, prior, strength)
         score = float(right_of(adapted.argmax(axis=1)).mean())
         if best is None or score > best[0] + 1e-9:
             best = (score, strength)

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from realign.classifier.calibration import (MIN_MIX_RECORDS, adapt_to_mix, apply_confidence_map,
+from realign.classifier.calibration import (MIN_MIX_RECORDS, adapt_each_group, adapt_to_mix, apply_confidence_map,
                                             choose_mix_strength, fit_confidence_map, fit_scaling, fold_of,
                                             knn_log_votes, reweight, shares, softmax, top_two)
 from realign.classifier.encoder import ONNX_FILE, TOKENIZER_FILE, SentenceEncoder, has_encoder
@@ -365,12 +365,7 @@ def _fit_mix(prob, real, gold):
     share /= share.sum(axis=1, keepdims=True)
     groups = np.array([real.groups[r] for r in rows])
     strength, prior = choose_mix_strength(prob[rows], lambda chosen: share[np.arange(len(rows)), chosen], groups)
-    adapted = prob[rows].copy()
-    if strength is not None:
-        for g in set(groups):
-            inside = groups == g
-            adapted[inside] = adapt_to_mix(prob[rows][inside], prior, strength)[0]
-    return adapted[[where[o] for o in of]], strength, prior
+    return adapt_each_group(prob[rows], groups, prior, strength)[[where[o] for o in of]], strength, prior
 
 
 def _features(blocks, texts, embedding):
