@@ -232,6 +232,14 @@ def _negations(ws):
     return sum(w in NEGATORS for w in ws)
 
 
+_PUNCT = frozenset(",;:.!?")   # the punctuation tokens of _TOKEN; a negation's reach ends at one
+
+
+def _negator(t):
+    """Is token `t` a negation word ("not", "never", ...) or a contraction of one ("don't")?"""
+    return t in NEGATORS or t.endswith("n't")
+
+
 def _contrast(tokens, i):
     """Is token i the end of "rather than" or "instead of"? What follows is not done: a negation."""
     return i > 0 and ((tokens[i] == "than" and tokens[i - 1] == "rather") or
@@ -251,9 +259,9 @@ def _negated(tokens, i, reach=4, counterfactual=False):
     within its clause?"""
     for k in range(i - 1, max(-1, i - reach - 1), -1):
         t = tokens[k]
-        if t in ",;:.!?":
+        if t in _PUNCT:
             break
-        if t in NEGATORS or t in NEGATIVE_MEANING or t.endswith("n't"):
+        if _negator(t) or t in NEGATIVE_MEANING:
             return True
         if counterfactual and t == "have" and k > 0 and tokens[k - 1] in _COUNTERFACTUAL:
             return True   # "you would have earned": it did not happen
@@ -269,10 +277,10 @@ def _scopes(tokens):
     after it (its scope, up to 3); none for a double negative ("don't forget", "never fail to")."""
     out = []
     for i, t in enumerate(tokens):
-        if t in NEGATORS or t.endswith("n't") or _contrast(tokens, i):
+        if _negator(t) or _contrast(tokens, i):
             scope = []
             for u in tokens[i + 1:]:
-                if u in ",;:.!?" or len(scope) == 3:
+                if u in _PUNCT or len(scope) == 3:
                     break
                 if u not in STOP and u not in NEGATORS and u not in _AUXILIARY:
                     scope.append(u)
@@ -313,7 +321,7 @@ def _stands_unnegated(scope, tokens):
         inside = tokens[i:last]   # a negation between the words governs them too ("knuckle-crackers with non-crackers found")
         if (got >= need and not _negated(tokens, i, counterfactual=True) and not NEGATIVE_MEANING.intersection(after)
                 and not _LESSER.intersection(tokens[max(0, i - 4):i])
-                and not any(t in NEGATORS or t == "non" or t.endswith("n't") for t in inside)):
+                and not any(_negator(t) or t == "non" for t in inside)):
             return True   # ("very high heat is off-limits" keeps the negation after the words)
     return False
 
@@ -395,7 +403,7 @@ def swapped(r, s):
     stops = ("for", "since", "before", "after", "from", "to", "than", "more", "less")
     where = {}   # word -> its positions that may take part in a swap
     for x, t in enumerate(rt):
-        if t in shared and t not in ",;:.!?" and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
+        if t in shared and t not in _PUNCT and t not in ("and", "or", "the", "a") and (t not in STOP or t in stops):
             where.setdefault(t, []).append(x)
     listy = {",", "and", "or", "&"}
     last = len(rt) - 3
