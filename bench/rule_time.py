@@ -3,7 +3,7 @@
     python bench/rule_time.py [--words 4000,16000,64000,256000] [--rules open_platypus] [--lines] [--other]
 
 Builds one record whose original is a single line of N words (prose with numbers in every
-script — 1,200, 50%, 3k, twelve, 12小时, ١٨ — capitalised names, URLs, a little code), and a
+script — 1,200, 50%, 3k, twelve, 12小时, 十二小时, ١٨ — capitalised names, URLs, a little code), and a
 rewrite that keeps it all under a heading (--other: a rewrite that is another such text, so
 that most of its numbers and names are new: the worst case for the fact rules). Times every
 rule of the preset on that one record
@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ("the water should steep for hours before you strain it and the grounds stay coarse so the brew "
          "tastes smooth while a paper filter catches the fine silt").split()
 NAMES = ["Lisbon", "Kilimanjaro", "Marie Curie", "HydroPeak", "Oslo", "Ming", "Rayleigh"]
-NUMBERS = ["1,200", "50%", "3k", "twelve", "12小时", "١٨", "4.5", "$30", "1999", "eighteen", "7 million"]
+NUMBERS = ["1,200", "50%", "3k", "twelve", "12小时", "١٨", "4.5", "$30", "1999", "eighteen", "7 million", "十二小时",
+           "三万五千"]
 
 
 def _name(rng):

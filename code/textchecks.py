@@ -450,19 +450,28 @@ def numbers(text, words=True):
     for each kind."""
     found = [n for n in map(_digits_number, _NUMBER.finditer(text)) if n is not None]
     if words:
-        spans = iter(found)
-        span = next(spans, None)
-        word_numbers = []
-        for m in _NUMBER_WORD.finditer(text):  # "million" of "2 million" is part of that number
-            while span is not None and span.end <= m.start():
-                span = next(spans, None)
-            if span is None or m.end() <= span.start:
-                word_numbers.append(_word_number(m))
-        if _CN_CHARS.search(text):   # Chinese numerals not inside a digit number's span (3万)
-            word_numbers += [n for n in _cn_numbers(text) if not any(d.start < n.end and n.start < d.end for d in found)]
+        # "million" of "2 million" is part of that number, and so is 万 of 3万
+        word_numbers = [_word_number(m) for m in _outside(found, _NUMBER_WORD.finditer(text), lambda m: m.span())]
+        if _CN_CHARS.search(text):
+            word_numbers += _outside(found, _cn_numbers(text), lambda n: (n.start, n.end))
         if word_numbers:
             found = sorted(found + word_numbers, key=lambda n: n.start)
     return found
+
+
+def _outside(spans, items, bounds):
+    """The items that overlap none of `spans` (Numbers in text order, not overlapping each other);
+    items come in text order too, bounds(item) -> (start, end). One pass over both: linear."""
+    spans = iter(spans)
+    span = next(spans, None)
+    out = []
+    for item in items:
+        start, end = bounds(item)
+        while span is not None and span.end <= start:
+            span = next(spans, None)
+        if span is None or end <= span.start:
+            out.append(item)
+    return out
 
 
 _FINAL_MARK = re.compile(r"(?:final answer|the answer is|answer\s*:|####|\\boxed\{)", re.I)
@@ -563,7 +572,6 @@ def question_line(text, question, original=""):
         return next((line for line in t.splitlines() if normalized(_LABEL.sub("", line)) == asked), None)
     line = repeats(text)
     return line.strip() if line and not repeats(original) else None
-
 
 
 def code_layout_lost(original, rewrite):
