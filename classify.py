@@ -47,10 +47,11 @@ import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from realign.bars import progress_bar
 from realign.classifier.backends import (GAIR_MODEL, PROMPTS, LLMLabels, LLMSettings, classify_embedded,
-                                         classify_llm, estimate_llm, overrule, prompt_for)
+                                         classify_llm, estimate_llm, load_embedded, overrule, prompt_for)
 from realign.classifier.data import load_labeled, load_real
 from realign.classifier.metrics import THRESHOLDS, accuracy, coverage_report, report
 from realign.classifier.model import FALLBACK_BELOW, FALLBACK_GUARD, MIN_REJECT_CONFIDENCE
@@ -185,6 +186,7 @@ class Classifiers:
 
     def __init__(self, args, key, model_dir):
         self.args, self.model_dir = args, model_dir
+        self._loading = None  # the Future of the embedded model (start_loading)
         self.rules = {"min_confidence": args.min_confidence, "min_reject_confidence": args.min_reject_confidence,
                       "adapt": not args.no_mix_adaptation}
         self.backend = llm_backend(args)
@@ -200,6 +202,19 @@ class Classifiers:
                                     structured=not args.no_structured_output, concurrency=args.concurrency,
                                     rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
 
+    def start_loading(self):
+        """Load the embedded model in a background thread (the head and the encoder's session, about
+        0.3 s) while the input is read; `model()` waits for it."""
+        if self._loading is None and self.args.engine != "ray":
+            pool = ThreadPoolExecutor(1)
+            self._loading = pool.submit(load_embedded, self.model_dir)
+            pool.shutdown(wait=False)
+
+    def model_loaded(self):
+        """The embedded model (loaded here if start_loading was not called); a load error is raised here."""
+        self.start_loading()
+        return self._loading.result()
+
     def embedded(self, texts):
         """(labels, confidences) from the embedded model."""
         if self.args.engine == "ray":
@@ -207,7 +222,7 @@ class Classifiers:
 
             return classify_embedded_ray(texts, self.model_dir, self.rules, not self.args.quiet,
                                          ray_settings(self.args))
-        return classify_embedded(texts, self.model_dir, progress=not self.args.quiet, rules=self.rules)
+        return classify_embedded(texts, progress=not self.args.quiet, rules=self.rules, model=self.model_loaded())
 
     def llm(self, texts):
         """LLMLabels from the LLM."""
@@ -221,7 +236,8 @@ class Classifiers:
 
     def guarded(self, result, texts):
         """The LLM's answers with those the embedded model all but ruled out set aside."""
-        return overrule(result, texts, self.args.fallback_guard, self.model_dir)
+        model = self.model_loaded() if self.args.engine != "ray" and self.args.fallback_guard else None
+        return overrule(result, texts, self.args.fallback_guard, self.model_dir, model)
 
     def estimate(self, texts):
         return estimate_llm(texts, self.model, self.settings)
@@ -401,6 +417,8 @@ def dry_run(args, clf, records, todo):
 
 
 def classify(args, clf):
+    if not args.dry_run and not (clf.backend and not args.fallback_model):
+        clf.start_loading()  # the model loads while the input is read
     records, fmt, rejected = load_input(args)
     if not args.dry_run:
         check_ids_fit(args.output_path, records)  # a .parquet/.csv output that cannot hold them: before the work
@@ -408,7 +426,7 @@ def classify(args, clf):
     if args.dry_run:
         return dry_run(args, clf, records, todo)
     start = time.monotonic()
-    failures, result, sent = {}, None, []
+    failures, result, sent, loading = {}, None, [], 0.0
     texts = [question(records[i]) for i in todo]
     if clf.backend and not args.fallback_model:  # an LLM alone labels everything
         result = clf.llm(texts)
@@ -419,6 +437,9 @@ def classify(args, clf):
         failures = {todo[n]: why for n, why in result.failures.items()}
         warn_unreadable(result, f"are labelled {DEFAULT_TASK}")
     else:
+        if todo and args.engine != "ray":
+            clf.model_loaded()
+            loading = time.monotonic() - start  # what the load took beyond the reading of the input
         labels, confidences = clf.embedded(texts) if todo else ([], [])
         for i, label, confidence in zip(todo, labels, confidences):
             set_label(records[i], label, EMBEDDED, confidence)
@@ -433,7 +454,7 @@ def classify(args, clf):
             warn_unreadable(result, "keep the embedded model's label")
     write_records(args.output_path, records)
     seconds = time.monotonic() - start
-    print_summary(args, clf, records, fmt, rejected, todo, sent, result, failures, seconds)
+    print_summary(args, clf, records, fmt, rejected, todo, sent, result, failures, seconds, loading)
     if failures:
         i = min(failures)
         why = failures[i]
@@ -445,7 +466,10 @@ def classify(args, clf):
     return 0
 
 
-def print_summary(args, clf, records, fmt, rejected, todo, sent, result, failures, seconds):
+def print_summary(args, clf, records, fmt, rejected, todo, sent, result, failures, seconds, loading=0.0):
+    """The category distribution and the step's summary line. The rate leaves out `loading`, the
+    seconds spent waiting for the embedded model to load (said apart): it is the same for 100
+    records or a million."""
     counts = Counter(category(rec) or "(none)" for rec in records)
     print("category distribution:")
     for task, n in counts.most_common():
@@ -455,7 +479,10 @@ def print_summary(args, clf, records, fmt, rejected, todo, sent, result, failure
         print(f"{low} records under --min_confidence {args.min_confidence:g} labelled default")
     if result is not None:
         print(llm_line(args, clf, len(sent), result))
-    rate = f", {len(todo) / seconds:.0f}/s" if todo and seconds > 0 else ""
+    work = seconds - loading
+    rate = f", {len(todo) / work:.0f}/s" if todo and work > 0 else ""
+    if loading >= 0.05:
+        rate += f" ({loading:.1f} s of it loading the model)"
     tasks = [category(rec) for rec in records if category(rec)]
     print(f"output: {args.output_path}")
     if rejected:

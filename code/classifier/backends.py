@@ -38,7 +38,7 @@ def _bar(total, progress, unit):
     return progress_bar(total, unit, enabled=progress and total >= 200)
 
 
-def overrule(result, texts, guard, model_dir=None):
+def overrule(result, texts, guard, model_dir=None, model=None):
     """Set aside (into result.overruled) the LLM's answers that the embedded model all but ruled
     out: a task it gives a probability under `guard` for that text. A weak LLM's stray answers
     (question_generation for any question) go; a strong LLM loses little (on held-out
@@ -48,7 +48,7 @@ def overrule(result, texts, guard, model_dir=None):
     named = [i for i, label in enumerate(result.labels) if label is not None]
     if not guard or not named:
         return result
-    model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
+    model = model or TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
     prob = model.probabilities([texts[i] for i in named])
     for row, i in zip(prob, named):
         task = result.labels[i]
@@ -58,12 +58,21 @@ def overrule(result, texts, guard, model_dir=None):
     return result
 
 
-def classify_embedded(texts, model_dir=None, progress=True, rules=None):
-    """Task names and confidences from the embedded model; returns (labels, confidences).
-    `rules` are TaskClassifier.classify's min_confidence / min_reject_confidence."""
+def load_embedded(model_dir=None):
+    """The TaskClassifier in model_dir (default: the shipped one) with its encoder session started:
+    about 0.3 s, which classify.py spends while it reads the input."""
     from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
     model = TaskClassifier.load(model_dir or DEFAULT_MODEL_DIR)
+    model._encoder()
+    return model
+
+
+def classify_embedded(texts, model_dir=None, progress=True, rules=None, model=None):
+    """Task names and confidences from the embedded model; returns (labels, confidences).
+    `rules` are TaskClassifier.classify's min_confidence / min_reject_confidence; `model` one
+    already loaded (load_embedded), else the one in model_dir is loaded."""
+    model = model or load_embedded(model_dir)
     with _bar(len(texts), progress, "instr") as bar:
         return model.classify(texts, bar, **(rules or {}))
 
