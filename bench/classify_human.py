@@ -1,7 +1,7 @@
 """The embedded classifier on prompts written by people: calibrate it on one part, measure it on the other.
 
     python bench/classify_human.py report --texts human_prompts.jsonl [--model_dir DIR] [--reference_dir DIR]
-    python bench/classify_human.py build  --texts human_prompts.jsonl [--save_model DIR] [--dev_only]
+    python bench/classify_human.py build  --texts human_prompts.jsonl [--gair gair_prompts.jsonl] [--save_model DIR] [--dev_only]
     python bench/classify_human.py split  --texts human_prompts.jsonl --out DIR   # the files `build` uses
 
 The set is bench/data/classify_human/: about a thousand public prompts written by people
@@ -41,8 +41,10 @@ from realign.classifier.model import DEFAULT_MODEL_DIR, TaskClassifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUMAN = os.path.join(ROOT, "bench", "data", "classify_human")
+GAIR = os.path.join(ROOT, "bench", "data", "classify_gair")
 TRAIN = os.path.join(ROOT, "datasets", "classification", "task_classifier_train_dataset.json")
-TRAINABLE_SOURCES = ("self_instruct", "vicuna", "mt_bench", "dolly")  # licences that allow training
+# licences that allow training; GAIR's prompts were published as the task classifier's training data
+TRAINABLE_SOURCES = ("self_instruct", "vicuna", "mt_bench", "dolly", "gair_a", "gair_b")
 NOT_FITTED = ("koala",)  # its authors ask that it not be trained on: never fitted on, only measured
 WEAK = ("default", "open_qa", "advice_giving", "rejecting", "general_classification", "language_classification")
 OVER = ("topic_classification", "ml_ai_language_model_tutor", "code_to_text_translation", "text_summarization")
@@ -54,9 +56,41 @@ def part(uid):
     return "test" if int(hashlib.sha1(uid.encode("utf-8")).hexdigest(), 16) % 3 == 0 else "dev"
 
 
-def load_set(texts_path):
+def load_set(texts_path, gair_path=None):
     """[{uid, source, text, labels: [label A, label B]}] for the prompts whose text is in texts_path
-    (labels: whichever labellers' files exist)."""
+    (labels: whichever labellers' files exist), and with gair_path the GAIR prompts after them
+    (see load_gair)."""
+    prompts, labellers = _load_human(texts_path)
+    if gair_path:
+        prompts += load_gair(gair_path, len(labellers), {_norm(p["text"]) for p in prompts})
+    return prompts, labellers
+
+
+def _norm(text):
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def gair_group(uid):
+    """"gair_a" or "gair_b": two fixed halves, so that one half is measured by a model trained on
+    the other, as the original's test set stands to its training set."""
+    return "gair_a" if int(hashlib.sha1(uid.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "gair_b"
+
+
+def load_gair(texts_path, n_labels, exclude=()):
+    """The original project's public classifier training prompts (bench/data/classify_gair), each
+    with the original's own label (repeated n_labels times, to stand beside two labellers), in two
+    halves (gair_group). A prompt whose text, lower-cased without punctuation, is in `exclude` (one
+    of our human-written prompts) is left out, so that no text is on both sides of a held-out source."""
+    with open(texts_path, encoding="utf-8") as f:
+        texts = {row["uid"]: row["text"] for row in map(json.loads, filter(str.strip, f))}
+    with open(os.path.join(GAIR, "index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    return [{"uid": r["uid"], "source": gair_group(r["uid"]), "text": texts[r["uid"]],
+             "labels": [r["category"]] * n_labels}
+            for r in index if r["uid"] in texts and _norm(texts[r["uid"]]) not in exclude]
+
+
+def _load_human(texts_path):
     with open(texts_path, encoding="utf-8") as f:
         texts = {row["uid"]: row for row in map(json.loads, filter(str.strip, f))}
     labellers = [name for name in ("labels_a.json", "labels_b.json") if os.path.exists(os.path.join(HUMAN, name))]
@@ -194,12 +228,23 @@ def write_split(texts_path, out):
 
 
 def build(args):
-    """The shipped model: trained on our data and the permitted human prompts of every source,
-    calibrated on every source but Koala with one source left out at a time (--dev_only: DEV part
-    only, folds by text, so that `report` on TEST stays held out)."""
+    """The shipped model: trained on our data, the permitted human prompts of every source and (with
+    --gair) the original's public training prompts, calibrated on every human source but Koala with
+    one source left out at a time (--dev_only: DEV part only, folds by text, so that `report` on
+    TEST stays held out). The GAIR prompts are training data only: the confidence is fitted on
+    prompts written by people, which they mostly are not."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_split(args.texts, tmp)
-        cmd = [sys.executable, os.path.join(ROOT, "classify.py"), "--train", TRAIN,
+        train = TRAIN
+        if args.gair:  # the original's training prompts join our training file (not the calibration)
+            with open(TRAIN, encoding="utf-8") as f:
+                rows = json.load(f)
+            human = {_norm(p["text"]) for p in load_set(args.texts)[0]}
+            rows += [{"instruction": p["text"], "category": p["labels"][0]} for p in load_gair(args.gair, 1, human)]
+            train = os.path.join(tmp, "train_with_gair.json")
+            with open(train, "w", encoding="utf-8") as f:
+                json.dump(rows, f, ensure_ascii=False)
+        cmd = [sys.executable, os.path.join(ROOT, "classify.py"), "--train", train,
                "--calibrate", paths["dev" if args.dev_only else "all"], "--save_model", args.save_model, "--quiet"]
         return subprocess.call(cmd)
 
@@ -208,6 +253,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=("report", "build", "split"))
     ap.add_argument("--texts", required=True, help="the prompts' texts: the output of bench/classify_human_set.py")
+    ap.add_argument("--gair", default=None, help="build: train on the original's training prompts as well "
+                    "(the output of bench/classify_human_set.py --index bench/data/classify_gair/index.json)")
     ap.add_argument("--model_dir", default=DEFAULT_MODEL_DIR)
     ap.add_argument("--reference_dir", default=None, help="report: a second model beside (e.g. the previous one)")
     ap.add_argument("--save_model", default=DEFAULT_MODEL_DIR, help="build: where the model goes")

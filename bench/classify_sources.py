@@ -93,12 +93,21 @@ def main():
     ap.add_argument("--fast", action="store_true",
                     help="accuracy only: no calibration (no class bias, no confidence map), one fit per source")
     ap.add_argument("--no_mix_adaptation", action="store_true", help="do not adapt to the held-out source's task mix")
+    ap.add_argument("--gair", default=None, help="the original's public training prompts too, as two sources "
+                    "gair_a and gair_b (classify_human.load_gair; the output of bench/classify_human_set.py "
+                    "--index bench/data/classify_gair/index.json)")
+    ap.add_argument("--gair_train_only", action="store_true",
+                    help="with --gair: train on them (the half not held out) as part of the training file, but fit "
+                         "the confidence on the human-written sources only")
+    ap.add_argument("--gair_measure_only", action="store_true",
+                    help="with --gair: never train or calibrate on them, only measure (the model as it is built without them)")
     ap.add_argument("--cache", default=os.path.join("/tmp", "classify_sources_embeddings.npz"))
     args = ap.parse_args()
 
     if args.real_weight is not None:
         classifier_model.REAL_WEIGHT = args.real_weight
-    prompts, _ = load_set(args.texts)
+    prompts, _ = load_set(args.texts, args.gair)
+    not_fitted = NOT_FITTED + (("gair_a", "gair_b") if args.gair_measure_only or args.gair_train_only else ())
     texts, labels = load_labeled(args.train)
     load_cache(args.cache)
     sources = sorted({p["source"] for p in prompts})
@@ -110,10 +119,14 @@ def main():
     start = time.monotonic()
     soft_all, conf_all, rows, dumped = [], [], [], []
     for held in held_sources:
-        fit_on = [p for p in prompts if p["source"] != held and p["source"] not in NOT_FITTED]
+        fit_on = [p for p in prompts if p["source"] != held and p["source"] not in not_fitted]
         test = [p for p in prompts if p["source"] == held]
         model = CachedEmbeddings(encoder_dir=DEFAULT_MODEL_DIR)
         real = real_prompts(fit_on, not args.calibrate_only, args.fold_by)
+        base_texts, base_labels = texts, labels
+        if args.gair_train_only:  # the GAIR prompts not held out join the training file
+            extra = [p for p in prompts if p["source"].startswith("gair") and p["source"] != held]
+            texts, labels = base_texts + [p["text"] for p in extra], base_labels + [p["labels"][0] for p in extra]
         if args.fast:  # the SVM alone: argmax of its scores
             pick = np.flatnonzero(real.train)
             all_texts = texts + [real.texts[i] for i in pick]
@@ -127,6 +140,7 @@ def main():
         else:
             model.fit(texts, labels, real=real)
             pred, conf = model.classify([p["text"] for p in test], adapt=not args.no_mix_adaptation)
+        texts, labels = base_texts, base_labels
         save_cache(args.cache)
         soft = np.array([soft_right(y, p["labels"]) for y, p in zip(pred, test)])
         conf = np.array(conf)
@@ -142,25 +156,35 @@ def main():
         soft_all.append(soft)
         conf_all.append(conf)
     soft, conf = np.concatenate(soft_all), np.concatenate(conf_all)
+    gair = np.array([row["uid"].startswith("gair") for row in dumped])
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in dumped)
     print(f"\n{'held-out source':<16} {'n':>5} {'accuracy':>9} {'cov@0.8':>8} {'acc@0.8':>8}")
     for held, n, acc, cov, acc8 in rows:
         print(f"{held:<16} {n:>5} {acc:>9.1%} {cov:>8.1%} {acc8:>8.1%}")
-    sure = conf >= 0.8
-    print(f"{'pooled':<16} {len(soft):>5} {soft.mean():>9.1%} {sure.mean():>8.1%} "
-          f"{soft[sure].mean() if sure.any() else float('nan'):>8.1%}")
-    print("\naccuracy against coverage, pooled over the held-out sources:")
-    print(f"  {'confidence >=':>13} {'coverage':>9} {'accuracy':>9} {'n':>5}")
-    for t, cov, acc, n in coverage_rows(soft, conf):
-        print(f"  {t:>13.2f} {cov:>9.1%} {acc:>9.1%} {n:>5}")
-    by_bin = defaultdict(list)
-    for s, c in zip(soft, conf):
-        by_bin[min(int(c * 10), 9)].append((s, c))
-    print("\nreliability (pooled): " + ", ".join(
-        f"{b / 10:.1f}-{(b + 1) / 10:.1f}: conf {np.mean([c for _, c in v]):.2f} right {np.mean([s for s, _ in v]):.2f} "
-        f"(n={len(v)})" for b, v in sorted(by_bin.items())))
+    # the human-written sources pooled, and the original's prompts pooled apart: they are another
+    # kind of text (mostly written by a model) labelled by other people
+    groups = [("pooled", ~gair)] + ([("pooled gair", gair)] if gair.any() else [])
+    for name, keep in groups:
+        if keep.any():
+            s, c = soft[keep], conf[keep]
+            sure = c >= 0.8
+            print(f"{name:<16} {len(s):>5} {s.mean():>9.1%} {sure.mean():>8.1%} "
+                  f"{s[sure].mean() if sure.any() else float('nan'):>8.1%}")
+    for name, keep in groups:
+        if not keep.any():
+            continue
+        print(f"\naccuracy against coverage, {name} over the held-out sources:")
+        print(f"  {'confidence >=':>13} {'coverage':>9} {'accuracy':>9} {'n':>5}")
+        for t, cov, acc, n in coverage_rows(soft[keep], conf[keep]):
+            print(f"  {t:>13.2f} {cov:>9.1%} {acc:>9.1%} {n:>5}")
+        by_bin = defaultdict(list)
+        for s, c in zip(soft[keep], conf[keep]):
+            by_bin[min(int(c * 10), 9)].append((s, c))
+        print(f"\nreliability ({name}): " + ", ".join(
+            f"{b / 10:.1f}-{(b + 1) / 10:.1f}: conf {np.mean([c for _, c in v]):.2f} right {np.mean([s for s, _ in v]):.2f} "
+            f"(n={len(v)})" for b, v in sorted(by_bin.items())))
     return 0
 
 
