@@ -203,9 +203,9 @@ class Classifiers:
                                     rpm=args.rpm, max_retries=args.max_retries, progress=not args.quiet)
 
     def start_loading(self):
-        """Load the embedded model in a background thread (the head and the encoder's session, about
-        0.3 s) while the input is read; `model()` waits for it."""
-        if self._loading is None and self.args.engine != "ray":
+        """Load the embedded model here in a background thread (the head and the encoder's session,
+        about 0.3 s), e.g. while the input is read; `model_loaded()` waits for it."""
+        if self._loading is None:
             pool = ThreadPoolExecutor(1)
             self._loading = pool.submit(load_embedded, self.model_dir)
             pool.shutdown(wait=False)
@@ -332,7 +332,7 @@ def evaluate(args, clf):
     print(report(gold, labels))
     print()
     if args.min_confidence > 0:  # the coverage table is about the labels before --min_confidence's default
-        guesses = classify_embedded(texts, args.model_dir, progress=False,
+        guesses = classify_embedded(texts, progress=False, model=clf.model_loaded(),
                                     rules={"min_reject_confidence": args.min_reject_confidence,
                                            "adapt": not args.no_mix_adaptation})
     else:
@@ -417,7 +417,7 @@ def dry_run(args, clf, records, todo):
 
 
 def classify(args, clf):
-    if not args.dry_run and not (clf.backend and not args.fallback_model):
+    if not args.dry_run and args.engine != "ray" and not (clf.backend and not args.fallback_model):
         clf.start_loading()  # the model loads while the input is read
     records, fmt, rejected = load_input(args)
     if not args.dry_run:
