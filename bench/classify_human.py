@@ -44,7 +44,8 @@ HUMAN = os.path.join(ROOT, "bench", "data", "classify_human")
 GAIR = os.path.join(ROOT, "bench", "data", "classify_gair")
 TRAIN = os.path.join(ROOT, "datasets", "classification", "task_classifier_train_dataset.json")
 # licences that allow training; GAIR's prompts were published as the task classifier's training data
-TRAINABLE_SOURCES = ("self_instruct", "vicuna", "mt_bench", "dolly", "gair_a", "gair_b")
+GAIR_SOURCES = ("gair_a", "gair_b")  # the two fixed halves of the original's prompts (gair_group)
+TRAINABLE_SOURCES = ("self_instruct", "vicuna", "mt_bench", "dolly", *GAIR_SOURCES)
 NOT_FITTED = ("koala",)  # its authors ask that it not be trained on: never fitted on, only measured
 WEAK = ("default", "open_qa", "advice_giving", "rejecting", "general_classification", "language_classification")
 OVER = ("topic_classification", "ml_ai_language_model_tutor", "code_to_text_translation", "text_summarization")
@@ -73,7 +74,7 @@ def _norm(text):
 def gair_group(uid):
     """"gair_a" or "gair_b": two fixed halves, so that one half is measured by a model trained on
     the other, as the original's test set stands to its training set."""
-    return "gair_a" if int(hashlib.sha1(uid.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "gair_b"
+    return GAIR_SOURCES[int(hashlib.sha1(uid.encode("utf-8")).hexdigest(), 16) % 2]
 
 
 def load_gair(texts_path, n_labels, exclude=()):
@@ -239,8 +240,8 @@ def build(args):
         if args.gair:  # the original's training prompts join our training file (not the calibration)
             with open(TRAIN, encoding="utf-8") as f:
                 rows = json.load(f)
-            human = {_norm(p["text"]) for p in load_set(args.texts)[0]}
-            rows += [{"instruction": p["text"], "category": p["labels"][0]} for p in load_gair(args.gair, 1, human)]
+            rows += [{"instruction": p["text"], "category": p["labels"][0]}
+                     for p in load_set(args.texts, args.gair)[0] if p["source"] in GAIR_SOURCES]
             train = os.path.join(tmp, "train_with_gair.json")
             with open(train, "w", encoding="utf-8") as f:
                 json.dump(rows, f, ensure_ascii=False)

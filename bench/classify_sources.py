@@ -34,7 +34,7 @@ from scipy.sparse import csr_matrix
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from classify_human import TRAIN, TRAINABLE_SOURCES, coverage_rows, load_set, soft_right  # noqa: E402
+from classify_human import GAIR_SOURCES, TRAIN, TRAINABLE_SOURCES, coverage_rows, load_set, soft_right  # noqa: E402
 
 import realign.classifier.model as classifier_model  # noqa: E402
 from realign.classifier.data import RealPrompts, load_labeled  # noqa: E402
@@ -107,7 +107,7 @@ def main():
     if args.real_weight is not None:
         classifier_model.REAL_WEIGHT = args.real_weight
     prompts, _ = load_set(args.texts, args.gair)
-    not_fitted = NOT_FITTED + (("gair_a", "gair_b") if args.gair_measure_only or args.gair_train_only else ())
+    not_fitted = NOT_FITTED + (GAIR_SOURCES if args.gair_measure_only or args.gair_train_only else ())
     texts, labels = load_labeled(args.train)
     load_cache(args.cache)
     sources = sorted({p["source"] for p in prompts})
@@ -123,24 +123,23 @@ def main():
         test = [p for p in prompts if p["source"] == held]
         model = CachedEmbeddings(encoder_dir=DEFAULT_MODEL_DIR)
         real = real_prompts(fit_on, not args.calibrate_only, args.fold_by)
-        base_texts, base_labels = texts, labels
+        train_texts, train_labels = texts, labels
         if args.gair_train_only:  # the GAIR prompts not held out join the training file
-            extra = [p for p in prompts if p["source"].startswith("gair") and p["source"] != held]
-            texts, labels = base_texts + [p["text"] for p in extra], base_labels + [p["labels"][0] for p in extra]
+            extra = [p for p in prompts if p["source"] in GAIR_SOURCES and p["source"] != held]
+            train_texts, train_labels = texts + [p["text"] for p in extra], labels + [p["labels"][0] for p in extra]
         if args.fast:  # the SVM alone: argmax of its scores
             pick = np.flatnonzero(real.train)
-            all_texts = texts + [real.texts[i] for i in pick]
-            weights = np.concatenate([np.ones(len(texts)), classifier_model.REAL_WEIGHT * real.weights[pick]])
-            blocks, svm = classifier_model._fit_svm(all_texts, labels + [real.labels[i] for i in pick],
+            all_texts = train_texts + [real.texts[i] for i in pick]
+            weights = np.concatenate([np.ones(len(train_texts)), classifier_model.REAL_WEIGHT * real.weights[pick]])
+            blocks, svm = classifier_model._fit_svm(all_texts, train_labels + [real.labels[i] for i in pick],
                                                     csr_matrix(model._embed(all_texts, None)), weights)
             held_texts = [p["text"] for p in test]
             got = svm.decision_function(classifier_model._features(blocks, held_texts,
                                                                    csr_matrix(model._embed(held_texts, None))))
             pred, conf = [str(svm.classes_[j]) for j in got.argmax(axis=1)], np.zeros(len(test))
         else:
-            model.fit(texts, labels, real=real)
+            model.fit(train_texts, train_labels, real=real)
             pred, conf = model.classify([p["text"] for p in test], adapt=not args.no_mix_adaptation)
-        texts, labels = base_texts, base_labels
         save_cache(args.cache)
         soft = np.array([soft_right(y, p["labels"]) for y, p in zip(pred, test)])
         conf = np.array(conf)
